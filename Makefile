@@ -1,0 +1,36 @@
+# tuban: `make demo` and `make test` work on a fresh Debian machine with Python 3.11.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_DIR ?= demo-workspace
+
+.PHONY: demo test setup system-deps lint typecheck clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e ".[all,test]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+system-deps:
+	scripts/install-system-deps
+
+demo: setup
+	$(BIN)/tuban demo --workspace $(DEMO_DIR)
+
+test: setup system-deps
+	$(BIN)/ruff check src tests bench
+	scripts/run-tests
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+
+typecheck: setup
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) artifacts .pytest_cache .mypy_cache .ruff_cache

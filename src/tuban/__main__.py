@@ -1,0 +1,5 @@
+import sys
+
+from tuban.cli import main
+
+sys.exit(main())
