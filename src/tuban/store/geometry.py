@@ -35,9 +35,6 @@ class _PostGISGeometry(UserDefinedType[Any]):
     def bind_expression(self, bindvalue: Any) -> Any:
         return func.ST_GeomFromWKB(bindvalue, SRID)
 
-    def column_expression(self, colexpr: Any) -> Any:
-        return func.ST_AsBinary(colexpr)
-
 
 class GeometryType(TypeDecorator[Any]):
     """A shapely geometry stored as PostGIS geometry or SQLite WKB BLOB (EPSG:4490)."""
@@ -49,6 +46,12 @@ class GeometryType(TypeDecorator[Any]):
         if dialect.name == "postgresql":
             return dialect.type_descriptor(_PostGISGeometry())
         return dialect.type_descriptor(LargeBinary())
+
+    def column_expression(self, colexpr: Any) -> Any:
+        # this runs on the dialect-specific copy: its impl tells the backend
+        if isinstance(self.impl_instance, _PostGISGeometry):
+            return func.ST_AsBinary(colexpr, type_=self)
+        return colexpr
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> bytes | None:
         if value is None:

@@ -376,4 +376,3 @@ class AuditEntry(Base):
     division_code: Mapped[str | None] = mapped_column(String(12), index=True)
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-
