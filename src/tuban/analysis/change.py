@@ -1,0 +1,84 @@
+"""Change type (QDTYPE 扰动变化类型) against the previous round, with lineage links.
+
+Our rule (domain.md §5): a current patch matches the previous patches it overlaps
+(intersection area above ``overlap_min_m2``). None → 新增. Otherwise its area is compared
+with the total area of the matched previous patches: above +expand_share → 续建（范围扩大）,
+below −shrink_share → 续建（范围缩小）, else 续建（范围不变）. A previous patch that no
+current patch overlaps is 完工 (reported separately, not among the current patches).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+
+from tuban.analysis.rules import RuleSet
+
+__all__ = [
+    "COMPLETED",
+    "CONTINUED_EXPANDED",
+    "CONTINUED_SAME",
+    "CONTINUED_SHRUNK",
+    "NEW",
+    "ChangeArrays",
+    "classify_change",
+]
+
+NEW = "新增"
+CONTINUED_EXPANDED = "续建（范围扩大）"
+CONTINUED_SHRUNK = "续建（范围缩小）"
+CONTINUED_SAME = "续建（范围不变）"
+COMPLETED = "完工"
+
+
+@dataclass(slots=True)
+class ChangeArrays:
+    qdtype: np.ndarray  # per current patch
+    previous_area_m2: np.ndarray  # total area of the matched previous patches (0 for 新增)
+    change_share: np.ndarray  # (area − previous) / previous; nan for 新增
+    pair_current: np.ndarray  # lineage links, sorted by current patch then overlap (descending)
+    pair_previous: np.ndarray
+    pair_overlap_m2: np.ndarray
+    completed: np.ndarray  # indices of previous patches with no current match (完工)
+
+
+def classify_change(
+    current: np.ndarray,
+    previous: np.ndarray,
+    rules: RuleSet,
+    *,
+    current_area_m2: np.ndarray,
+    previous_area_m2: np.ndarray | None = None,
+) -> ChangeArrays:
+    """QDTYPE for metric *current* patches against metric *previous* patches."""
+    n = len(current)
+    prev_area = shapely.area(previous) if previous_area_m2 is None else previous_area_m2
+    shapely.prepare(previous)
+    ctree = shapely.STRtree(current)
+    pj, ci = ctree.query(previous, predicate="intersects")
+    ov = shapely.area(shapely.intersection(current[ci], previous[pj]))
+    keep = ov > rules.overlap_min_m2
+    ci, pj, ov = ci[keep], pj[keep], ov[keep]
+    order = np.lexsort((pj, -ov, ci))
+    ci, pj, ov = ci[order], pj[order], ov[order]
+    matched_prev = np.bincount(ci, weights=prev_area[pj], minlength=n)
+    matched = np.bincount(ci, minlength=n) > 0
+    share = np.full(n, np.nan)
+    share[matched] = (current_area_m2[matched] - matched_prev[matched]) / matched_prev[matched]
+    qdtype = np.full(n, NEW, dtype=object)
+    qdtype[matched] = CONTINUED_SAME
+    qdtype[matched & (share > rules.expand_share)] = CONTINUED_EXPANDED
+    qdtype[matched & (share < -rules.shrink_share)] = CONTINUED_SHRUNK
+    has_successor = np.zeros(len(previous), dtype=bool)
+    has_successor[pj] = True
+    return ChangeArrays(
+        qdtype=qdtype,
+        previous_area_m2=matched_prev,
+        change_share=share,
+        pair_current=ci,
+        pair_previous=pj,
+        pair_overlap_m2=ov,
+        completed=np.flatnonzero(~has_successor),
+    )

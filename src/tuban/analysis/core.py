@@ -1,0 +1,361 @@
+"""``analyse``: patches × scopes × divisions × previous round → compliance, QDTYPE, XZQDM.
+
+Every layer passes the geometry policy (:mod:`tuban.analysis.geometry`), is projected
+once to one local metric CRS, and then the kernels (:mod:`~tuban.analysis.overlay`,
+:mod:`~tuban.analysis.divisions`, :mod:`~tuban.analysis.change`) work on arrays. The
+result is columnar; :meth:`AnalysisResult.to_geodataframe` adds the official columns,
+the numbers as JSON and the sentences.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyproj
+import shapely
+
+from tuban.analysis.change import COMPLETED, ChangeArrays, classify_change
+from tuban.analysis.divisions import DivisionArrays, assign_divisions
+from tuban.analysis.explain import HINT_R5_ZH, explain_rule
+from tuban.analysis.geometry import CGCS2000, PreparedLayer, local_crs, prepare_layer, project
+from tuban.analysis.overlay import M2_PER_HA, RULE_BYD, ComplianceArrays, classify_compliance
+from tuban.analysis.rules import RuleSet, load_rules
+from tuban.errors import FieldError
+
+__all__ = ["AnalysisResult", "analyse", "prepare_inputs"]
+
+PATCH_REQUIRED = ("QDNM",)
+SCOPE_REQUIRED = ("SWC_P_ID", "PRO_NAME", "RP_NUM", "VEC_TYPE")
+SCOPE_OPTIONAL = ("CS_UNIT", "RP_TIME")
+DIVISION_REQUIRED = ("XZQDM", "XZQMC")
+XZQDM_SEP = ","
+
+
+@dataclass(slots=True)
+class AnalysisResult:
+    """Columnar analysis result; ``to_geodataframe()`` gives the per-patch table."""
+
+    patches: gpd.GeoDataFrame
+    scopes: pd.DataFrame  # SWC_P_ID, PRO_NAME, CS_UNIT, RP_NUM, RP_TIME, VEC_TYPE, approved, counting
+    division_codes: np.ndarray
+    work_crs: pyproj.CRS
+    area_m2: np.ndarray
+    compliance: ComplianceArrays
+    divisions: DivisionArrays
+    change: ChangeArrays | None
+    previous_ids: np.ndarray | None
+    previous: gpd.GeoDataFrame | None
+    rules: RuleSet
+    geometry_notes: dict[int, str] = field(default_factory=dict)
+
+    # -- tables ----------------------------------------------------------------------
+    @property
+    def byd(self) -> np.ndarray:
+        return np.array([RULE_BYD[r] for r in self.compliance.rule], dtype=object)
+
+    def lineage(self) -> pd.DataFrame:
+        """Lineage links: current QDNM ↔ previous QDNM with their overlap in ha."""
+        if self.change is None:
+            return pd.DataFrame({"QDNM": [], "PREV_QDNM": [], "overlap_ha": []})
+        ch = self.change
+        return pd.DataFrame({
+            "QDNM": self.patches["QDNM"].to_numpy()[ch.pair_current],
+            "PREV_QDNM": self.previous_ids[ch.pair_previous],
+            "overlap_ha": ch.pair_overlap_m2 / M2_PER_HA,
+        })
+
+    def completed(self) -> gpd.GeoDataFrame:
+        """Previous-round patches with no current disturbance (QDTYPE 完工)."""
+        if self.change is None or self.previous is None:
+            return gpd.GeoDataFrame({"QDNM": [], "QDTYPE": []}, geometry=[], crs=CGCS2000)
+        out = self.previous.iloc[self.change.completed].copy()
+        out["QDTYPE"] = COMPLETED
+        return out
+
+    def numbers(self) -> list[dict[str, Any]]:
+        """Per patch: the numbers behind the decision (serialised to ``NUMBERS`` as JSON)."""
+        return _numbers(self)
+
+    def to_geodataframe(self, *, with_text: bool = True) -> gpd.GeoDataFrame:
+        """Every input patch (same order, same columns) plus the analysis columns.
+
+        Adds BYD, RULE_ID, QAREA, EAREA (ha), QDTYPE, XZQDM (codes joined by ``,``, lead first),
+        PRID, PRNM, PREV_QDNM, NUMBERS (JSON), EXPLAIN_ZH, EXPLAIN_EN, HINT and GEOM_NOTE.
+        QAREA is recomputed from the geometry in the local metric CRS.
+        """
+        comp = self.compliance
+        out = self.patches.copy()
+        out["BYD"] = self.byd
+        out["RULE_ID"] = comp.rule
+        out["QAREA"] = self.area_m2 / M2_PER_HA
+        out["EAREA"] = comp.outside_m2 / M2_PER_HA
+        out["QDTYPE"] = self.change.qdtype if self.change is not None else None
+        out["XZQDM"] = _xzqdm(self)
+        lead = comp.lead_scope
+        has = lead >= 0
+        prid = np.full(len(out), None, dtype=object)
+        prnm = np.full(len(out), None, dtype=object)
+        prid[has] = self.scopes["SWC_P_ID"].to_numpy()[lead[has]]
+        prnm[has] = self.scopes["PRO_NAME"].to_numpy()[lead[has]]
+        out["PRID"], out["PRNM"] = prid, prnm
+        if self.change is not None:
+            prev = _group_strings(self.change.pair_current, self.previous_ids[self.change.pair_previous], len(out))
+            out["PREV_QDNM"] = prev
+        numbers = self.numbers()
+        out["NUMBERS"] = [json.dumps(n, ensure_ascii=False) for n in numbers]
+        if with_text:
+            qdnm = out["QDNM"].to_numpy()
+            out["EXPLAIN_ZH"] = [explain_rule(r, n, q, "zh") for r, n, q in zip(comp.rule, numbers, qdnm, strict=True)]
+            out["EXPLAIN_EN"] = [explain_rule(r, n, q, "en") for r, n, q in zip(comp.rule, numbers, qdnm, strict=True)]
+        out["HINT"] = np.where(comp.rule == "R5", HINT_R5_ZH, None)
+        notes = np.full(len(out), None, dtype=object)
+        for pos, note in self.geometry_notes.items():
+            notes[pos] = note
+        out["GEOM_NOTE"] = notes
+        return out
+
+
+def _group_strings(group: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    out = np.full(n, None, dtype=object)
+    if len(group):
+        starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+        for s, e in zip(starts, np.r_[starts[1:], len(group)], strict=True):
+            out[group[s]] = XZQDM_SEP.join(str(v) for v in values[s:e])
+    return out
+
+
+def _xzqdm(res: AnalysisResult) -> np.ndarray:
+    d = res.divisions
+    return _group_strings(d.pair_patch, res.division_codes[d.pair_division], len(res.area_m2))
+
+
+def _split(group: np.ndarray, n: int) -> list[np.ndarray]:
+    """Row indices of *group* (sorted) per value 0…n-1."""
+    bounds = np.searchsorted(group, np.arange(n + 1))
+    return [np.arange(bounds[i], bounds[i + 1]) for i in range(n)]
+
+
+def _numbers(res: AnalysisResult) -> list[dict[str, Any]]:
+    comp, n = res.compliance, len(res.area_m2)
+    r = res.rules
+    sc = res.scopes
+    sid, rp, name, vec = (sc[c].to_numpy() for c in ("SWC_P_ID", "RP_NUM", "PRO_NAME", "VEC_TYPE"))
+    approved = sc["approved"].to_numpy()
+    area_ha = res.area_m2 / M2_PER_HA
+    scope_rows = _split(comp.pair_patch, n)
+    div_rows = _split(res.divisions.pair_patch, n)
+    prev_rows = _split(res.change.pair_current, n) if res.change is not None else None
+    out = []
+    for i in range(n):
+        a = float(area_ha[i])
+        num: dict[str, Any] = {
+            "rules_version": r.version,
+            "area_ha": a,
+            "covered_ha": float(comp.covered_m2[i] / M2_PER_HA),
+            "outside_ha": float(comp.outside_m2[i] / M2_PER_HA),
+            "outside_pct": float(100 * comp.outside_m2[i] / res.area_m2[i]) if res.area_m2[i] > 0 else 0.0,
+            "tolerance_ha": float(comp.tolerance_m2[i] / M2_PER_HA),
+            "radius_m": r.site_change_radius_m,
+        }
+        rows = scope_rows[i]
+        counting = rows[comp.pair_counting[rows]]
+        num["scopes"] = [
+            {"SWC_P_ID": sid[j], "RP_NUM": rp[j], "overlap_ha": float(ov / M2_PER_HA),
+             "overlap_pct": float(100 * ov / res.area_m2[i])}
+            for j, ov in zip(comp.pair_scope[counting], comp.pair_overlap_m2[counting], strict=True)
+        ]
+        lead = comp.lead_scope[i]
+        projects: list[dict[str, Any]] = []
+        if lead >= 0:
+            projects.append({"SWC_P_ID": sid[lead], "RP_NUM": rp[lead], "PRO_NAME": name[lead]})
+            seen = {sid[lead]}
+            for s in num["scopes"]:
+                if s["SWC_P_ID"] not in seen:
+                    seen.add(s["SWC_P_ID"])
+                    projects.append({"SWC_P_ID": s["SWC_P_ID"], "RP_NUM": s["RP_NUM"]})
+        num["projects"] = projects
+        if comp.rule[i] == "R3":
+            num["site_change_distance_m"] = float(comp.site_change_m[i])
+        near = comp.nearest_scope[i]
+        if comp.rule[i] in ("R3", "R4", "R5") and near >= 0:
+            num["nearest_scope"] = {"SWC_P_ID": sid[near], "RP_NUM": rp[near],
+                                    "distance_m": float(comp.nearest_m[i]),
+                                    "disturbed": bool(comp.nearest_disturbed[i])}
+        others = rows[~comp.pair_counting[rows]]
+        num["suggested"] = [
+            {"SWC_P_ID": sid[j], "PRO_NAME": name[j], "VEC_TYPE": vec[j], "approved": bool(approved[j]),
+             "overlap_ha": float(ov / M2_PER_HA)}
+            for j, ov in zip(comp.pair_scope[others], comp.pair_overlap_m2[others], strict=True)
+        ]
+        drows = div_rows[i]
+        num["divisions"] = [
+            {"XZQDM": str(res.division_codes[j]), "share_pct": float(100 * ov / res.area_m2[i])}
+            for j, ov in zip(res.divisions.pair_division[drows], res.divisions.pair_overlap_m2[drows], strict=True)
+        ]
+        if prev_rows is not None and res.change is not None:
+            prow = prev_rows[i]
+            num["previous"] = [
+                {"QDNM": str(res.previous_ids[j]), "overlap_ha": float(ov / M2_PER_HA)}
+                for j, ov in zip(res.change.pair_previous[prow], res.change.pair_overlap_m2[prow], strict=True)
+            ]
+            num["previous_area_ha"] = float(res.change.previous_area_m2[i] / M2_PER_HA)
+            share = res.change.change_share[i]
+            num["area_change_pct"] = float(100 * share) if np.isfinite(share) else None
+        out.append(num)
+    return out
+
+
+# -- inputs ----------------------------------------------------------------------------
+
+
+def _require(frame: pd.DataFrame, columns: tuple[str, ...], layer: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise FieldError(
+            f"layer {layer} lacks the official field(s) {', '.join(missing)}; it has: "
+            f"{', '.join(str(c) for c in frame.columns if c != frame.geometry.name)}",
+            hint="rename the columns to the official codes (domain.md §3)",
+        )
+
+
+def _source(source_crs: str | Mapping[str, str] | None, layer: str) -> str | None:
+    if source_crs is None or isinstance(source_crs, str):
+        return source_crs
+    return source_crs.get(layer)
+
+
+def _text(values: pd.Series) -> np.ndarray:
+    out = values.astype(object).where(values.notna(), None).to_numpy(dtype=object)
+    return np.array([None if v is None or str(v).strip() == "" else str(v).strip() for v in out], dtype=object)
+
+
+def prepare_inputs(
+    patches: gpd.GeoDataFrame,
+    scopes: gpd.GeoDataFrame,
+    divisions: gpd.GeoDataFrame,
+    previous: gpd.GeoDataFrame | None = None,
+    *,
+    source_crs: str | Mapping[str, str] | None = None,
+) -> dict[str, PreparedLayer]:
+    """Check fields and the geometry policy for every layer; geometries come back in EPSG:4490."""
+    _require(patches, PATCH_REQUIRED, "patches")
+    _require(scopes, SCOPE_REQUIRED, "scopes")
+    _require(divisions, DIVISION_REQUIRED, "divisions")
+    qdnm = patches["QDNM"]
+    if qdnm.isna().any() or (qdnm.astype(str).str.strip() == "").any():
+        rows = np.flatnonzero(qdnm.isna().to_numpy() | (qdnm.astype(str).str.strip() == "").to_numpy())
+        raise FieldError(f"layer patches: {len(rows)} row(s) without QDNM (rows {rows[:10].tolist()})",
+                         hint="every patch needs its number QDNM")
+    dup = qdnm[qdnm.duplicated()].unique()
+    if len(dup):
+        raise FieldError(f"layer patches: QDNM not unique: {', '.join(map(str, dup[:10]))}",
+                         hint="QDNM must be unique within a round")
+    layers = {
+        "patches": prepare_layer(patches.geometry.to_numpy(), qdnm.to_numpy(), patches.crs, layer="patches",
+                                 source_crs=_source(source_crs, "patches")),
+        "scopes": prepare_layer(scopes.geometry.to_numpy(), scopes["SWC_P_ID"].to_numpy(), scopes.crs,
+                                layer="scopes", source_crs=_source(source_crs, "scopes"), allow_missing=True),
+        "divisions": prepare_layer(divisions.geometry.to_numpy(), divisions["XZQDM"].to_numpy(), divisions.crs,
+                                   layer="divisions", source_crs=_source(source_crs, "divisions")),
+    }
+    if previous is not None:
+        _require(previous, PATCH_REQUIRED, "previous")
+        layers["previous"] = prepare_layer(previous.geometry.to_numpy(), previous["QDNM"].to_numpy(),
+                                           previous.crs, layer="previous",
+                                           source_crs=_source(source_crs, "previous"))
+    return layers
+
+
+def analyse(
+    patches: gpd.GeoDataFrame,
+    scopes: gpd.GeoDataFrame,
+    divisions: gpd.GeoDataFrame,
+    previous: gpd.GeoDataFrame | None = None,
+    *,
+    rules: RuleSet | None = None,
+    source_crs: str | Mapping[str, str] | None = None,
+    work_crs: object = None,
+) -> AnalysisResult:
+    """Classify every patch (R1–R5), find its divisions and its change type.
+
+    Parameters
+    ----------
+    patches
+        Disturbance patches with QDNM (unique); polygons with a CRS.
+    scopes
+        Project scopes with SWC_P_ID, PRO_NAME, CS_UNIT, RP_NUM, RP_TIME, VEC_TYPE; a row
+        without geometry (无红线) is kept but cannot explain a patch.
+    divisions
+        County polygons with XZQDM and XZQMC.
+    previous
+        The previous round's patches (QDNM); gives QDTYPE, lineage and 完工.
+    rules
+        Thresholds; default the packaged ``rules-v1.toml``.
+    source_crs
+        The real CRS of the coordinates (``"gcj02"`` for Amap data), for all layers (a string)
+        or per layer name (``{"divisions": "gcj02"}``); overrides the CRS the frames declare.
+    work_crs
+        The metric CRS for areas and distances; default :func:`~tuban.analysis.geometry.local_crs`
+        of the patches.
+
+    Raises
+    ------
+    MissingCRSError, GeometryError, FieldError
+        A layer without CRS; empty / non-polygon / NaN geometries (named by id); missing fields
+        or duplicate QDNM.
+    """
+    rules = rules or load_rules()
+    layers = prepare_inputs(patches, scopes, divisions, previous, source_crs=source_crs)
+    lp, ls, ld = layers["patches"], layers["scopes"], layers["divisions"]
+    crs = pyproj.CRS.from_user_input(work_crs) if work_crs is not None else local_crs(lp.geoms)
+
+    def metric(layer: PreparedLayer) -> np.ndarray:
+        return project(layer.geoms[layer.present], CGCS2000, crs)
+
+    pg = metric(lp)
+    area = shapely.area(pg)
+    scope_rows = np.flatnonzero(ls.present)
+    sg = metric(ls)
+    meta = pd.DataFrame({c: _text(scopes[c]) if c in scopes.columns else None
+                         for c in (*SCOPE_REQUIRED, *SCOPE_OPTIONAL)}).iloc[scope_rows].reset_index(drop=True)
+    meta["SWC_P_ID"] = [v if v is not None else f"#{k}" for v, k in zip(meta["SWC_P_ID"], scope_rows, strict=True)]
+    meta["approved"] = meta["RP_NUM"].notna().to_numpy()
+    meta["counting"] = meta["approved"].to_numpy() & meta["VEC_TYPE"].isin(rules.counting_vec_types).to_numpy()
+    comp = classify_compliance(pg, sg, meta["counting"].to_numpy(), rules, patch_area_m2=area)
+    dg = metric(ld)
+    codes = np.array([str(c).strip() for c in ld.ids], dtype=object)
+    divs = assign_divisions(pg, dg, codes, patch_area_m2=area, overlap_min_m2=rules.overlap_min_m2)
+    change = None
+    prev_ids = prev_frame = None
+    if "previous" in layers:
+        lq = layers["previous"]
+        change = classify_change(pg, metric(lq), rules, current_area_m2=area)
+        prev_ids = np.asarray(lq.ids, dtype=object)
+        prev_frame = gpd.GeoDataFrame(previous.drop(columns=previous.geometry.name),
+                                      geometry=lq.geoms, crs=CGCS2000)
+    notes = {}
+    for pos, (reason, ratio) in lp.repairs.items():
+        after = area[pos] / M2_PER_HA
+        before = after * ratio
+        notes[pos] = f"make_valid ({reason}): area {before:.6f} ha → {after:.6f} ha"
+    out_patches = gpd.GeoDataFrame(patches.drop(columns=patches.geometry.name), geometry=lp.geoms, crs=CGCS2000)
+    return AnalysisResult(
+        patches=out_patches,
+        scopes=meta,
+        division_codes=codes,
+        work_crs=crs,
+        area_m2=area,
+        compliance=comp,
+        divisions=divs,
+        change=change,
+        previous_ids=prev_ids,
+        previous=prev_frame,
+        rules=rules,
+        geometry_notes=notes,
+    )

@@ -1,0 +1,187 @@
+"""Geometry and CRS policy for the analysis inputs (reliability.md §C).
+
+* A layer without a CRS is refused (:class:`~tuban.errors.MissingCRSError`) unless the
+  caller names its CRS; GCJ-02 / BD-09 inputs are converted on request (``source_crs="gcj02"``).
+* Empty, null (for patches), non-polygonal or NaN geometries are refused with their ids
+  (:class:`~tuban.errors.GeometryError`).
+* Invalid polygons (a bowtie, a hole outside its shell) are repaired with
+  ``make_valid``; the original and repaired areas are recorded, nothing is dropped silently.
+* Everything is projected **once** to one local metric CRS (a Gauss–Krüger zone, or an
+  equal-area conic when the data span zones); all areas are computed there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyproj
+import shapely
+
+from tuban.errors import GeometryError, MissingCRSError, UsageError
+
+__all__ = ["CGCS2000", "PreparedLayer", "local_crs", "prepare_layer", "project"]
+
+CGCS2000 = "EPSG:4490"
+_POLYGONAL = (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON)
+_ALBERS_CHINA = "+proj=aea +lat_0=0 +lon_0=105 +lat_1=25 +lat_2=47 +x_0=0 +y_0=0 +ellps=GRS80 +units=m +no_defs"
+
+
+@dataclass(slots=True)
+class PreparedLayer:
+    """One input layer after the geometry policy: polygonal geometries in EPSG:4490.
+
+    ``repairs`` maps a row position to ``(reason, area_before / area_after)`` for rows repaired
+    with ``make_valid`` (the ratio is unit-free, so the caller reports hectares after projecting).
+    ``present`` is False for rows without geometry (allowed for scopes: 无红线).
+    """
+
+    name: str
+    ids: np.ndarray
+    geoms: np.ndarray
+    present: np.ndarray
+    repairs: dict[int, tuple[str, float]] = field(default_factory=dict)
+
+
+def _crs_name(crs: object) -> str:
+    return str(crs) if crs is not None else "none"
+
+
+def _to_cgcs2000(geoms: np.ndarray, src: object, layer: str) -> np.ndarray:
+    """Convert *geoms* from *src* to EPSG:4490 (GCJ-02/BD-09 through :mod:`tuban.crs`)."""
+    text = str(src).strip().lower()
+    if text in {"gcj02", "gcj-02", "bd09", "bd-09"}:
+        try:
+            from tuban.crs import transform_geometries
+        except ImportError as exc:  # the coordinate module is not installed yet
+            raise UsageError(
+                f"layer {layer}: converting {src} needs tuban.crs, which is not available",
+                hint="convert the layer to EPSG:4490 first",
+            ) from exc
+        return np.asarray(transform_geometries(geoms, text.replace("-", ""), CGCS2000))
+    try:
+        src_crs = pyproj.CRS.from_user_input(src)
+    except pyproj.exceptions.CRSError as exc:
+        raise UsageError(f"layer {layer}: unknown CRS {src!r}", hint="use e.g. EPSG:4490, wgs84 or gcj02") from exc
+    if src_crs.equals(pyproj.CRS.from_user_input(CGCS2000), ignore_axis_order=True):
+        return geoms
+    return project(geoms, src_crs, CGCS2000)
+
+
+def project(geoms: np.ndarray, src: object, dst: object) -> np.ndarray:
+    """Reproject an array of shapely geometries (x = longitude/easting first)."""
+    transformer = pyproj.Transformer.from_crs(src, dst, always_xy=True)
+
+    def _xy(coords: np.ndarray) -> np.ndarray:
+        x, y = transformer.transform(coords[:, 0], coords[:, 1])
+        return np.column_stack([x, y])
+
+    return shapely.transform(geoms, _xy)
+
+
+def local_crs(geoms_4490: np.ndarray) -> pyproj.CRS:
+    """A metric CRS for *geoms_4490*: the CGCS2000 3° Gauss–Krüger zone of their centre
+    (EPSG:4534–4554), or an Albers equal-area conic for China when they span more than one zone.
+
+    Switches to :func:`tuban.crs.local_projected_crs` once that module is available.
+    """
+    try:
+        from tuban.crs import local_projected_crs
+    except ImportError:
+        local_projected_crs = None
+    if local_projected_crs is not None:
+        return pyproj.CRS.from_user_input(local_projected_crs(geoms_4490, CGCS2000))
+    xmin, _, xmax, _ = shapely.total_bounds(geoms_4490)
+    if not np.isfinite(xmin):
+        return pyproj.CRS.from_user_input(_ALBERS_CHINA)
+    zone_min, zone_max = round(xmin / 3), round(xmax / 3)
+    if zone_min != zone_max or not 25 <= zone_min <= 45:
+        return pyproj.CRS.from_user_input(_ALBERS_CHINA)
+    return pyproj.CRS.from_epsg(4534 + zone_min - 25)
+
+
+def _refuse(layer: str, what: str, ids: np.ndarray, fix: str) -> GeometryError:
+    shown = ", ".join(str(i) for i in ids[:10])
+    more = f" and {len(ids) - 10} more" if len(ids) > 10 else ""
+    return GeometryError(f"layer {layer}: {len(ids)} {what}: {shown}{more}", hint=fix)
+
+
+def prepare_layer(
+    geoms: np.ndarray,
+    ids: np.ndarray,
+    crs: object,
+    *,
+    layer: str,
+    source_crs: object = None,
+    allow_missing: bool = False,
+) -> PreparedLayer:
+    """Apply the geometry policy to one layer and return it in EPSG:4490.
+
+    Parameters
+    ----------
+    geoms, ids
+        Shapely geometries and the id of each row (QDNM, SWC_P_ID or XZQDM) for messages.
+    crs
+        The CRS the file declares (``None`` when it has none).
+    layer
+        Layer name used in messages (``patches``, ``scopes`` …).
+    source_crs
+        The CRS the coordinates are really in; overrides *crs* (``gcj02`` for Amap data).
+    allow_missing
+        Rows without geometry are kept as absent (scopes without a red line) instead of refused.
+    """
+    src = source_crs if source_crs is not None else crs
+    if src is None:
+        raise MissingCRSError(
+            f"layer {layer} has no CRS (no .prj or CRS metadata)",
+            hint="name it, e.g. --crs EPSG:4490 or --crs gcj02; tuban never guesses a CRS",
+        )
+    geoms = np.asarray(geoms, dtype=object)
+    ids = np.asarray(ids, dtype=object)
+    missing = shapely.is_missing(geoms)
+    if missing.any() and not allow_missing:
+        raise _refuse(layer, "rows without geometry", ids[missing], "give every row a polygon")
+    present = ~missing
+    geoms = geoms.copy()
+    geoms[present] = shapely.force_2d(geoms[present])
+    sub = geoms[present]
+    sub_ids = ids[present]
+    empty = shapely.is_empty(sub)
+    if empty.any():
+        raise _refuse(layer, "empty geometries", sub_ids[empty], "remove them or draw their polygons")
+    gtype = shapely.get_type_id(sub)
+    non_poly = ~np.isin(gtype, _POLYGONAL)
+    if non_poly.any():
+        raise _refuse(layer, "non-polygon geometries", sub_ids[non_poly], "patches and scopes must be polygons")
+    coords = shapely.get_coordinates(sub)
+    if not np.isfinite(coords).all():
+        bad = ~np.array([np.isfinite(shapely.get_coordinates(g)).all() for g in sub])
+        raise _refuse(layer, "geometries with NaN/Inf coordinates", sub_ids[bad], "fix the coordinates")
+    repairs: dict[int, tuple[str, float]] = {}
+    invalid = ~shapely.is_valid(sub)
+    if invalid.any():
+        positions = np.flatnonzero(present)[invalid]
+        before = shapely.area(sub[invalid])
+        repaired = _polygonal_part(shapely.make_valid(sub[invalid]))
+        after = shapely.area(repaired)
+        gone = shapely.is_empty(repaired)
+        if gone.any():
+            raise _refuse(layer, "geometries with no area left after repair", sub_ids[invalid][gone],
+                          "redraw them as proper polygons")
+        reasons = shapely.is_valid_reason(sub[invalid])
+        for pos, reason, a0, a1 in zip(positions, reasons, before, after, strict=True):
+            repairs[int(pos)] = (str(reason), float(a0 / a1) if a1 > 0 else float("nan"))
+        sub[invalid] = repaired
+    geoms[present] = _to_cgcs2000(sub, src, layer)
+    return PreparedLayer(name=layer, ids=ids, geoms=geoms, present=present, repairs=repairs)
+
+
+def _polygonal_part(geoms: np.ndarray) -> np.ndarray:
+    """Keep the polygonal parts of ``make_valid`` output (collections may hold stray lines)."""
+    out = geoms.copy()
+    types = shapely.get_type_id(geoms)
+    for k in np.flatnonzero(~np.isin(types, _POLYGONAL)):
+        parts = shapely.get_parts(geoms[k])
+        polys = parts[np.isin(shapely.get_type_id(parts), _POLYGONAL)]
+        out[k] = shapely.union_all(polys) if len(polys) else shapely.Polygon()
+    return out
