@@ -14,7 +14,11 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e ".[all,test]"
 	touch $@
 
-setup: $(VENV)/.installed
+WEB_VENDOR := src/tuban/web/static/vendor/VERSIONS.txt
+$(WEB_VENDOR): package.json package-lock.json scripts/build-web-assets
+	scripts/build-web-assets
+
+setup: $(VENV)/.installed $(WEB_VENDOR)
 
 system-deps:
 	scripts/install-system-deps
