@@ -1,0 +1,49 @@
+"""Tiles with a halo (带缓冲区的分块) and scene-wide sample windows."""
+
+from __future__ import annotations
+
+import math
+
+from tuban.raster.grid import Grid, Window
+
+__all__ = ["expand", "sample_windows", "tile_windows"]
+
+
+def tile_windows(grid: Grid, tile_size: int) -> list[Window]:
+    """Core windows of ``tile_size`` covering ``grid`` (the last row/column may be smaller)."""
+    if tile_size < 16:
+        from tuban.errors import UsageError
+
+        raise UsageError(f"--tile-size must be at least 16 pixels, got {tile_size}")
+    out = []
+    for r in range(0, grid.height, tile_size):
+        for c in range(0, grid.width, tile_size):
+            out.append(Window(r, c, min(tile_size, grid.height - r), min(tile_size, grid.width - c)))
+    return out
+
+
+def expand(core: Window, grid: Grid, halo: int) -> Window:
+    """``core`` grown by ``halo`` pixels on each side, clipped to the grid."""
+    r0, c0 = max(0, core.row - halo), max(0, core.col - halo)
+    r1 = min(grid.height, core.row + core.height + halo)
+    c1 = min(grid.width, core.col + core.width + halo)
+    return Window(r0, c0, r1 - r0, c1 - c0)
+
+
+def sample_windows(grid: Grid, *, max_pixels: int = 4_000_000, size: int = 512) -> list[Window]:
+    """Windows for the scene statistics: the whole grid when small, else evenly spread ``size``² windows.
+
+    They depend only on the grid, never on the tile size, so every tiling uses the same statistics.
+    """
+    if grid.width * grid.height <= max_pixels:
+        return tile_windows(grid, size)
+    n = max(1, max_pixels // (size * size))
+    k = max(1, math.isqrt(n))
+    out = []
+    for i in range(k):
+        for j in range(k):
+            r = int((i + 0.5) * grid.height / k - size / 2)
+            c = int((j + 0.5) * grid.width / k - size / 2)
+            r, c = max(0, min(r, grid.height - size)), max(0, min(c, grid.width - size))
+            out.append(Window(r, c, min(size, grid.height), min(size, grid.width)))
+    return out

@@ -1,0 +1,172 @@
+"""One analysis grid (分析格网) for both dates, and reading a window of a scene onto it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from tuban.errors import NoOverlapError, UsageError
+from tuban.raster.scene import BandRef, Scene
+
+__all__ = ["Grid", "Window", "analysis_grid", "read_block"]
+
+
+@dataclass(frozen=True)
+class Window:
+    """A pixel window ``[row, row + height) × [col, col + width)`` of a grid."""
+
+    row: int
+    col: int
+    height: int
+    width: int
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A north-up pixel grid: ``crs`` (WKT or EPSG text), affine ``transform`` (6 numbers), shape."""
+
+    crs: str
+    transform: tuple[float, float, float, float, float, float]
+    width: int
+    height: int
+
+    @property
+    def affine(self):  # noqa: ANN201 - affine.Affine
+        from affine import Affine
+
+        return Affine(*self.transform)
+
+    @property
+    def res(self) -> tuple[float, float]:
+        return abs(self.transform[0]), abs(self.transform[4])
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        a, _, c, _, e, f = self.transform
+        x2, y2 = c + a * self.width, f + e * self.height
+        return min(c, x2), min(f, y2), max(c, x2), max(f, y2)
+
+    def window_transform(self, w: Window) -> tuple[float, float, float, float, float, float]:
+        a, b, c, d, e, f = self.transform
+        return (a, b, c + a * w.col + b * w.row, d, e, f + d * w.col + e * w.row)
+
+
+def _band_grid(ref: BandRef) -> Grid:
+    import rasterio
+
+    with rasterio.open(ref.path) as src:
+        if src.crs is None:
+            from tuban.errors import MissingCRSError
+
+            raise MissingCRSError(f"{ref.path} has no CRS", hint="add a georeference (gdal_edit.py -a_srs) first")
+        return Grid(src.crs.to_wkt(), tuple(src.transform)[:6], src.width, src.height)
+
+
+def _bounds_in(grid: Grid, crs: str) -> tuple[float, float, float, float]:
+    from rasterio.warp import transform_bounds
+
+    return transform_bounds(grid.crs, crs, *grid.bounds, densify_pts=21)
+
+
+def analysis_grid(
+    before: Scene,
+    after: Scene,
+    *,
+    resolution: float | None = None,
+    crs: str | None = None,
+    min_overlap: float = 0.25,
+) -> Grid:
+    """The grid both dates are resampled onto.
+
+    Default: the before-date's finest band grid, cropped to the part the after-date covers.
+    ``resolution`` / ``crs`` override. Dates whose overlap is below ``min_overlap`` of the
+    before-date's footprint raise :class:`NoOverlapError`.
+    """
+    from rasterio.crs import CRS
+
+    grids = [_band_grid(r) for r in before.bands.values()]
+    ref = min(grids, key=lambda g: g.res[0] * g.res[1])
+    dst_crs = CRS.from_user_input(crs).to_wkt() if crs else ref.crs
+    b0 = _bounds_in(ref, dst_crs)
+    after_grids = [_band_grid(r) for r in after.bands.values()]
+    a0 = _bounds_in(min(after_grids, key=lambda g: g.res[0] * g.res[1]), dst_crs)
+    ix0, iy0, ix1, iy1 = max(b0[0], a0[0]), max(b0[1], a0[1]), min(b0[2], a0[2]), min(b0[3], a0[3])
+    area_b = (b0[2] - b0[0]) * (b0[3] - b0[1])
+    inter = max(0.0, ix1 - ix0) * max(0.0, iy1 - iy0)
+    if inter <= 0:
+        raise NoOverlapError(f"the dates do not overlap: before {tuple(round(v, 6) for v in b0)}, "
+                             f"after {tuple(round(v, 6) for v in a0)}", hint="check that both scenes cover the AOI")
+    if inter / area_b < min_overlap:
+        raise NoOverlapError(f"the dates overlap on {inter / area_b:.1%} of the before scene, below {min_overlap:.0%}",
+                             hint="pick scenes of the same footprint")
+    if crs is None and resolution is None:
+        a, _, c, _, e, f = ref.transform
+        c0 = max(0, math.floor((ix0 - c) / a + 1e-6))
+        c1 = min(ref.width, math.ceil((ix1 - c) / a - 1e-6))
+        r0 = max(0, math.floor((iy1 - f) / e + 1e-6))
+        r1 = min(ref.height, math.ceil((iy0 - f) / e - 1e-6))
+        return Grid(ref.crs, (a, 0.0, c + a * c0, 0.0, e, f + e * r0), c1 - c0, r1 - r0)
+    res = resolution or ref.res[0]
+    if res <= 0:
+        raise UsageError(f"--resolution must be positive, got {res}")
+    w, h = max(1, round((ix1 - ix0) / res)), max(1, round((iy1 - iy0) / res))
+    return Grid(dst_crs, (res, 0.0, ix0, 0.0, -res, iy1), w, h)
+
+
+def _same_grid(src, grid: Grid) -> bool:  # noqa: ANN001
+    if src.width < 1 or src.crs is None:
+        return False
+    t = tuple(src.transform)[:6]
+    if not all(math.isclose(x, y, rel_tol=0, abs_tol=1e-9 * max(1.0, abs(y))) for x, y in zip(t, grid.transform,
+                                                                                            strict=True)):
+        return False
+    return src.width == grid.width and src.height == grid.height and src.crs.to_wkt() == grid.crs
+
+
+def read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window) -> tuple[np.ndarray, np.ndarray]:
+    """Read ``roles`` of ``scene`` on ``window`` of ``grid``.
+
+    Returns
+    -------
+    data : float32 array (len(roles), h, w)
+        reflectance when the scene's scale is known, else DN.
+    valid : bool array (h, w)
+        observed in every band (not nodata, inside the footprint).
+    """
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+    from rasterio.windows import Window as RWindow
+
+    h, w = window.height, window.width
+    out = np.empty((len(roles), h, w), np.float32)
+    valid = np.ones((h, w), bool)
+    rw = RWindow(window.col, window.row, w, h)
+    for i, role in enumerate(roles):
+        ref = scene.bands[role]
+        with rasterio.open(ref.path) as src:
+            nodata = src.nodata
+            if nodata is None and scene.zero_is_nodata:
+                nodata = 0
+            if _same_grid(src, grid):
+                arr = src.read(ref.index, window=rw, boundless=False)
+                ok = np.ones((h, w), bool) if nodata is None else arr != nodata
+            else:
+                coarser = src.res[0] > 0 and grid.res[0] / max(src.res[0], 1e-12) > 1.5
+                if src.crs is not None and src.crs.to_wkt() != grid.crs:
+                    coarser = False
+                rs = Resampling.average if coarser else Resampling.bilinear
+                with WarpedVRT(src, crs=grid.crs, transform=grid.affine, width=grid.width, height=grid.height,
+                               resampling=rs, src_nodata=nodata, nodata=nodata,
+                               add_alpha=nodata is None) as vrt:
+                    arr = vrt.read(ref.index, window=rw)
+                    ok = vrt.read_masks(ref.index, window=rw) > 0
+            if not np.issubdtype(arr.dtype, np.integer):
+                ok &= np.isfinite(arr)
+            out[i] = arr
+            valid &= ok
+    if scene.scale is not None:
+        out *= np.float32(scene.scale)
+    return out, valid

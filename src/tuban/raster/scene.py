@@ -1,0 +1,255 @@
+"""Open a scene (景): find its band files and their roles, keep only paths (no open datasets).
+
+Accepted inputs
+---------------
+- a multi-band GeoTIFF / COG / ENVI / any GDAL-readable raster (GTiff, COG, ENVI, JP2, HFA, VRT is refused);
+- a folder of single-band files named by band (``*_B02.tif`` as in Sentinel-2 and OSCD, ``*_B4.TIF`` Landsat);
+- a Sentinel-2 ``.SAFE`` folder (``GRANULE/*/IMG_DATA/**/*_B02*.jp2``);
+- a Landsat 5/7/8/9 Collection-2 folder (``*_SR_B4.TIF`` / ``*_B4.TIF``, ``*_QA_PIXEL.TIF``);
+- a STAC item (local JSON) whose assets carry ``eo:bands`` common names or band-token keys.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tuban.errors import BandError, InputError, InputNotFoundError, UnsafeInputError
+from tuban.raster.profiles import ROLES, SensorProfile, get_profile, role_from_wavelength
+
+__all__ = ["BandRef", "Scene", "open_scene"]
+
+_RASTER_EXT = (".tif", ".tiff", ".jp2", ".img", ".dat", ".bsq", ".bil", ".bip", ".envi")
+_ALLOWED_DRIVERS = {"GTiff", "COG", "JP2OpenJPEG", "ENVI", "HFA", "PNG", "JPEG", "netCDF", "PCIDSK"}
+_TOKEN = re.compile(r"_(B\d{1,2}A?|QA_PIXEL)(?:_\d+m)?\.(?:tif|tiff|jp2|img)$", re.IGNORECASE)
+_LANDSAT = re.compile(r"^(L[CTEO]0[4-9])_", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class BandRef:
+    """One band of one file: ``path``, 1-based ``index`` and its ``role``."""
+
+    path: str
+    index: int
+    role: str
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A scene as band references (picklable; opens nothing).
+
+    Attributes
+    ----------
+    name : str
+    bands : dict
+        role → :class:`BandRef`.
+    sensor : str
+        profile name.
+    scale : float or None
+        DN → reflectance factor, or ``None`` when unknown.
+    zero_is_nodata : bool
+        DN 0 marks nodata (Sentinel-2, Landsat).
+    """
+
+    name: str
+    bands: dict[str, BandRef] = field(default_factory=dict)
+    sensor: str = "generic"
+    scale: float | None = None
+    zero_is_nodata: bool = False
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        return tuple(r for r in ROLES if r in self.bands)
+
+    def require(self, roles: tuple[str, ...]) -> None:
+        """Raise :class:`BandError` naming the missing roles."""
+        missing = [r for r in roles if r not in self.bands]
+        if missing:
+            raise BandError(
+                f"scene {self.name!r} lacks band role(s) {missing}; it has {list(self.roles)}",
+                hint="name the bands with --bands blue,green,red,nir,swir1,swir2 or pick --sensor / --method rgb",
+            )
+
+
+def _check_driver(path: Path) -> None:
+    import rasterio
+
+    with rasterio.open(path) as src:
+        if src.driver not in _ALLOWED_DRIVERS:
+            raise UnsafeInputError(f"{path}: raster driver {src.driver} is not allowed",
+                                   hint=f"convert to GeoTIFF; allowed: {sorted(_ALLOWED_DRIVERS)}")
+
+
+def _from_tokens(files: dict[str, str], profile: SensorProfile, name: str, *, zero_nodata: bool) -> Scene:
+    bands = {}
+    for token, path in files.items():
+        role = profile.tokens.get(token.upper())
+        if role and role not in bands:
+            bands[role] = BandRef(path, 1, role)
+    if not bands:
+        raise BandError(f"no band of {name!r} matches the {profile.name} band names {sorted(files)}",
+                        hint="pass --sensor sentinel2|landsat8|… or --bands")
+    return Scene(name, bands, profile.name, profile.scale, zero_nodata)
+
+
+def _band_folder(folder: Path, sensor: str | None) -> Scene:
+    files: dict[str, str] = {}
+    landsat = None
+    for p in sorted(folder.rglob("*")):
+        m = _TOKEN.search(p.name)
+        if m and p.is_file():
+            token = m.group(1).upper()
+            if token.startswith("B") and len(token) == 2 and token[1].isdigit() and not _LANDSAT.match(p.name):
+                token = token  # Landsat-style B4 or GF B1
+            files.setdefault(token, str(p))
+            lm = _LANDSAT.match(p.name)
+            if lm:
+                landsat = lm.group(1).upper()
+    if not files:
+        raise InputError(f"{folder}: no band files named like *_B02.tif / *_B4.TIF",
+                         hint="pass a multi-band file, a band folder, a .SAFE folder or a STAC item JSON")
+    if sensor is None:
+        if landsat:
+            sensor = {"LC08": "landsat8", "LC09": "landsat9", "LE07": "landsat7", "LT05": "landsat5",
+                      "LT04": "landsat5", "LO08": "landsat8", "LO09": "landsat9"}.get(landsat, "landsat8")
+        elif any(t in files for t in ("B02", "B03", "B04", "B08", "B8A", "B11")):
+            sensor = "sentinel2"
+        else:
+            sensor = "gf"
+    profile = get_profile(sensor)
+    return _from_tokens(files, profile, folder.name, zero_nodata=profile.scale is not None)
+
+
+def _safe(folder: Path, sensor: str | None) -> Scene:
+    files: dict[str, tuple[int, str]] = {}
+    for p in sorted(folder.glob("GRANULE/*/IMG_DATA/**/*.jp2")):
+        m = re.search(r"_(B\d{2}|B8A)(?:_(\d+)m)?\.jp2$", p.name)
+        if not m:
+            continue
+        res = int(m.group(2) or 0)
+        token = m.group(1).upper()
+        if token not in files or res < files[token][0]:  # finest resolution of each band
+            files[token] = (res, str(p))
+    if not files:
+        raise InputError(f"{folder}: a .SAFE folder without GRANULE/*/IMG_DATA/*_Bxx.jp2 files")
+    return _from_tokens({k: v[1] for k, v in files.items()}, get_profile(sensor or "sentinel2"), folder.name,
+                        zero_nodata=True)
+
+
+def _stac(path: Path, sensor: str | None) -> Scene:
+    try:
+        item = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable STAC item JSON ({exc})") from exc
+    if item.get("type") != "Feature" or not isinstance(item.get("assets"), dict):
+        raise InputError(f"{path}: not a STAC item (needs type=Feature and assets)")
+    profile = get_profile(sensor) if sensor else None
+    bands: dict[str, BandRef] = {}
+    for key, asset in item["assets"].items():
+        href = str(asset.get("href", ""))
+        if re.match(r"^[a-z][a-z0-9+.-]*://", href, re.IGNORECASE):
+            raise UnsafeInputError(f"{path}: asset {key!r} is remote ({href}); only local files are read",
+                                   hint="download the assets and point href at the local files")
+        local = (path.parent / href).resolve()
+        role = None
+        for eb in asset.get("eo:bands", []) or []:
+            cn = str(eb.get("common_name", "")).lower()
+            role = {"nir08": "nir08", "nir": "nir", "coastal": "coastal"}.get(cn, cn)
+            if role not in ROLES and eb.get("center_wavelength"):
+                role = role_from_wavelength(float(eb["center_wavelength"]))
+        if role not in ROLES:
+            k = key.lower()
+            role = k if k in ROLES else (profile.tokens.get(key.upper()) if profile else None)
+            if role is None:
+                role = get_profile("sentinel2").tokens.get(key.upper())
+        if role in ROLES and role not in bands:
+            bands[role] = BandRef(str(local), 1, role)
+    if not bands:
+        raise BandError(f"{path}: no asset with a recognised band (eo:bands common_name or B02-style key)")
+    for ref in bands.values():
+        if not Path(ref.path).exists():
+            raise InputNotFoundError(f"{path}: asset file {ref.path} does not exist")
+    props = item.get("properties", {})
+    plat = str(props.get("platform", "")).lower()
+    name = "sentinel2" if "sentinel-2" in plat else ("landsat8" if "landsat" in plat else (sensor or "generic"))
+    prof = get_profile(sensor or name)
+    return Scene(str(item.get("id", path.stem)), bands, prof.name, prof.scale, prof.scale is not None)
+
+
+def _multiband(path: Path, sensor: str | None, roles: tuple[str, ...] | None) -> Scene:
+    import rasterio
+
+    _check_driver(path)
+    with rasterio.open(path) as src:
+        count = src.count
+        descs = [str(d or "").strip().lower() for d in src.descriptions]
+        tags = [src.tags(i + 1) for i in range(count)]
+    profile = get_profile(sensor) if sensor else None
+    found: list[str | None] = [None] * count
+    if roles:
+        if len(roles) > count:
+            raise BandError(f"--bands names {len(roles)} bands but {path.name} has {count}")
+        found = [r if r in ROLES else None for r in roles] + [None] * (count - len(roles))
+    else:
+        for i in range(count):
+            d = descs[i]
+            if d in ROLES:
+                found[i] = d
+            elif d.upper() in get_profile("sentinel2").tokens and (profile is None or profile.name == "sentinel2"):
+                found[i] = get_profile("sentinel2").tokens[d.upper()]
+            else:
+                wl = tags[i].get("wavelength") or tags[i].get("WAVELENGTH") or tags[i].get("CENTRAL_WAVELENGTH")
+                if wl:
+                    try:
+                        found[i] = role_from_wavelength(float(str(wl).split()[0]))
+                    except ValueError:
+                        found[i] = None
+        if not any(found):
+            order = profile.order if profile else (
+                ("red", "green", "blue") if count == 3 else get_profile("generic").order[:count]
+                if count in (4, 6) else ())
+            if count == 4 and profile is None:
+                order = ("blue", "green", "red", "nir")
+            if not order:
+                raise BandError(f"{path.name}: cannot tell the roles of its {count} bands",
+                                hint="pass --bands blue,green,red,nir,… in file order")
+            found = list(order[:count]) + [None] * max(0, count - len(order))
+    bands = {}
+    for i, role in enumerate(found):
+        if role and role not in bands:
+            bands[role] = BandRef(str(path), i + 1, role)
+    prof = profile or get_profile("rgb" if count == 3 else "generic")
+    return Scene(path.stem, bands, prof.name, prof.scale, prof.scale is not None)
+
+
+def open_scene(path: str | Path, *, sensor: str | None = None, bands: tuple[str, ...] | None = None) -> Scene:
+    """Find the bands of the scene at ``path`` (file, band folder, ``.SAFE``, Landsat folder, STAC JSON).
+
+    Parameters
+    ----------
+    path
+        the scene.
+    sensor
+        a profile name from :data:`tuban.raster.profiles.PROFILES`; guessed when ``None``.
+    bands
+        roles of the bands of a multi-band file, in order (``--bands``).
+
+    Returns
+    -------
+    Scene
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputNotFoundError(f"scene {str(p)!r} does not exist")
+    if p.is_dir():
+        if p.suffix.upper() == ".SAFE" or (p / "GRANULE").is_dir():
+            return _safe(p, sensor)
+        return _band_folder(p, sensor)
+    if p.suffix.lower() == ".json":
+        return _stac(p, sensor)
+    if p.suffix.lower() == ".vrt":
+        raise UnsafeInputError(f"{p}: VRT files are refused (they can read arbitrary files)",
+                               hint="pass the GeoTIFF files themselves")
+    return _multiband(p, sensor, bands)
