@@ -69,8 +69,8 @@ def classify_change(
     share[matched] = (current_area_m2[matched] - matched_prev[matched]) / matched_prev[matched]
     qdtype = np.full(n, NEW, dtype=object)
     qdtype[matched] = CONTINUED_SAME
-    qdtype[matched & (share > rules.expand_share)] = CONTINUED_EXPANDED
-    qdtype[matched & (share < -rules.shrink_share)] = CONTINUED_SHRUNK
+    qdtype[matched & (share > rules.expand_share + rules.share_eps)] = CONTINUED_EXPANDED
+    qdtype[matched & (share < -rules.shrink_share - rules.share_eps)] = CONTINUED_SHRUNK
     has_successor = np.zeros(len(previous), dtype=bool)
     has_successor[pj] = True
     return ChangeArrays(

@@ -330,7 +330,8 @@ def analyse(
     comp = classify_compliance(pg, sg, meta["counting"].to_numpy(), rules, patch_area_m2=area)
     dg = metric(ld)
     codes = np.array([str(c).strip() for c in ld.ids], dtype=object)
-    divs = assign_divisions(pg, dg, codes, patch_area_m2=area, overlap_min_m2=rules.overlap_min_m2)
+    divs = assign_divisions(pg, dg, codes, patch_area_m2=area, overlap_min_m2=rules.overlap_min_m2,
+                            rank_decimals=rules.rank_decimals)
     change = None
     prev_ids = prev_frame = None
     if "previous" in layers:

@@ -27,6 +27,7 @@ def assign_divisions(
     *,
     patch_area_m2: np.ndarray,
     overlap_min_m2: float,
+    rank_decimals: int = 4,
 ) -> DivisionArrays:
     """Overlap every metric patch with the metric division polygons.
 
@@ -44,7 +45,7 @@ def assign_divisions(
     ov[cross] = shapely.area(shapely.intersection(patches[pi[cross]], divisions[dj[cross]]))
     keep = ov > overlap_min_m2
     pi, dj, ov = pi[keep], dj[keep], ov[keep]
-    order = np.lexsort((codes[dj].astype(str), -ov, pi))
+    order = np.lexsort((codes[dj].astype(str), -np.round(ov, rank_decimals), pi))
     pi, dj, ov = pi[order], dj[order], ov[order]
     lead = np.full(n, -1)
     first = np.r_[True, pi[1:] != pi[:-1]] if len(pi) else np.zeros(0, dtype=bool)

@@ -157,7 +157,8 @@ def classify_compliance(
 
     lead = np.full(n, -1)
     if c.any():
-        first = first_per_group(pair_patch[c], -pair_ov[c], pair_scope[c])
+        rd = rules.rank_decimals
+        first = first_per_group(pair_patch[c], -np.round(pair_ov[c], rd), pair_scope[c])
         lead[pair_patch[c][first]] = pair_scope[c][first]
 
     nearest_m = np.where(has_overlap, 0.0, np.inf)
@@ -167,15 +168,16 @@ def classify_compliance(
     cidx = np.flatnonzero(counting)
     if len(cand) and len(cidx):
         ctree = shapely.STRtree(scopes[cidx])
-        qi, qj = ctree.query(patches[cand], predicate="dwithin", distance=rules.site_change_radius_m)
+        qi, qj = ctree.query(patches[cand], predicate="dwithin",
+                              distance=rules.site_change_radius_m + rules.distance_eps_m)
         dist = shapely.distance(patches[cand[qi]], scopes[cidx[qj]])
         if len(qi):
-            first = first_per_group(qi, dist, cidx[qj])
+            first = first_per_group(qi, np.round(dist, rules.rank_decimals), cidx[qj])
             nearest_m[cand[qi[first]]] = dist[first]
             nearest_scope[cand[qi[first]]] = cidx[qj[first]]
             free = ~scope_disturbed[cidx[qj]]
             if free.any():
-                first = first_per_group(qi[free], dist[free], cidx[qj][free])
+                first = first_per_group(qi[free], np.round(dist[free], rules.rank_decimals), cidx[qj][free])
                 hit = cand[qi[free][first]]
                 rule[hit] = "R3"
                 lead[hit] = cidx[qj[free][first]]

@@ -38,6 +38,9 @@ class RuleSet:
     expand_share: float = 0.10
     shrink_share: float = 0.10
     area_eps_ha: float = 1e-9
+    share_eps: float = 1e-9
+    distance_eps_m: float = 1e-6
+    rank_decimals: int = 4
     source: str = DEFAULT_RULES_FILE
 
     def tolerance_ha(self, area_ha: float) -> float:
@@ -98,5 +101,8 @@ def load_rules(path: str | Path | None = None) -> RuleSet:
         expand_share=_number(chg, "expand_share", 0.10, source),
         shrink_share=_number(chg, "shrink_share", 0.10, source),
         area_eps_ha=_number(cmp_, "area_eps_ha", 1e-9, source),
+        share_eps=_number(cmp_, "share_eps", 1e-9, source),
+        distance_eps_m=_number(cmp_, "distance_eps_m", 1e-6, source),
+        rank_decimals=int(_number(cmp_, "rank_decimals", 4, source)),
         source=source,
     )
