@@ -73,7 +73,8 @@ def test_divisions_round_trip_and_upsert(store) -> None:
     again["XZQMC"] = "山阳区（新）"
     store.import_divisions(again, actor="tester")
     out = store.divisions_frame().set_index("XZQDM")
-    assert len(out) == 3 and out.loc["410811", "XZQMC"] == "山阳区（新）"
+    assert len(out) == 3
+    assert out.loc["410811", "XZQMC"] == "山阳区（新）"
 
 
 def test_projects_group_scopes_and_approval(store) -> None:
@@ -95,10 +96,13 @@ def test_projects_group_scopes_and_approval(store) -> None:
     assert store.import_projects(gdf, actor="tester") == 3
     with store.session() as s:
         p1 = s.scalar(select(Project).where(Project.swc_p_id == "P-001"))
-        assert p1.approved and p1.rp_time == dt.date(2021, 3, 5) and p1.cs_unit == "河南交投集团"
+        assert p1.approved
+        assert p1.rp_time == dt.date(2021, 3, 5)
+        assert p1.cs_unit == "河南交投集团"
         assert len(p1.scopes) == 2
         p2 = s.scalar(select(Project).where(Project.swc_p_id == "P-002"))
-        assert not p2.approved and p2.scopes == []  # 无红线
+        assert not p2.approved
+        assert p2.scopes == []
     out = store.projects_frame()
     assert len(out) == 4  # two scopes of P-001, P-002 without scope, the project without id
     assert set(out["PRO_NAME"]) == {"焦作至温县高速公路", "山阳区安置房", "无编号项目"}
@@ -129,7 +133,8 @@ def test_patches_round_trip_every_official_field(store) -> None:
             assert out[name].tolist() == gdf[name].tolist(), name
     assert all(a.equals_exact(b, 0) for a, b in zip(out.geometry, gdf.geometry, strict=True))
     extra = store.patches_frame("2024-1", extra=True)
-    assert set(extra["state"]) == {"issued"} and set(extra["version"]) == {1}
+    assert set(extra["state"]) == {"issued"}
+    assert set(extra["version"]) == {1}
     with store.session() as s:
         lead = s.scalars(select(Patch.lead_division_code)).all()
         assert set(lead) == {"410811"}
@@ -142,7 +147,8 @@ def test_duplicate_qdnm_in_file_refused_and_nothing_written(store) -> None:
     before = _count(store, AuditEntry)
     with pytest.raises(IntegrityError, match="410811-2024-0000"):
         store.import_patches(gdf, round_name="2024-1", actor="tester")
-    assert _count(store, Patch) == 0 and _count(store, Round) == 0
+    assert _count(store, Patch) == 0
+    assert _count(store, Round) == 0
     assert _count(store, AuditEntry) == before
 
 
@@ -175,7 +181,7 @@ def test_bad_row_refuses_whole_import(store, column: str, value: object, error: 
     else:
         gdf[column] = gdf[column].astype(object)
         gdf.loc[1, column] = value
-    with pytest.raises(error, match="row 2|QDNM"):
+    with pytest.raises(error, match=r"row 2|QDNM"):
         store.import_patches(gdf, round_name="2024-1", actor="tester")
     assert _count(store, Patch) == 0
 

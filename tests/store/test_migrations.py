@@ -39,7 +39,8 @@ def test_upgrade_is_idempotent_and_seeds_once(store_url: str) -> None:
                 for t in ("codelists", "role_permissions", "audit")
             ]
     assert counts == again
-    assert counts[0] > 50 and counts[1] > 20
+    assert counts[0] > 50
+    assert counts[1] > 20
     assert counts[2] == 2  # one audit row for the code lists, one for the roles
 
 
@@ -80,7 +81,8 @@ def test_server_versions(store) -> None:
     if store.dialect == "sqlite":
         assert versions["SQLite"].startswith("3.")
     else:
-        assert versions["PostGIS"][0].isdigit() and versions["PostgreSQL"][0].isdigit()
+        assert versions["PostGIS"][0].isdigit()
+        assert versions["PostgreSQL"][0].isdigit()
 
 
 def test_unsupported_url_is_a_config_error() -> None:
