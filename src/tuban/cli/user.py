@@ -17,11 +17,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         action="append",
         default=[],
         metavar="ROLE[:DIVISION]",
-        help="a role, optionally limited to a division code (repeatable), e.g. county_reviewer:410811",
+        help="a role limited to a division code, e.g. county_reviewer:410811 (repeatable); without :DIVISION the role covers the whole province",
     )
     pw = add.add_mutually_exclusive_group(required=True)
     pw.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
-    pw.add_argument("--password", metavar="PW", help="the password (visible in the process list: prefer stdin)")
+    pw.add_argument(
+        "--password", metavar="PW", help="the password (visible in the process list: prefer stdin)"
+    )
     add.add_argument("--display-name", default=None, metavar="NAME")
     add_workspace_option(add)
     add.set_defaults(func=run_add)
