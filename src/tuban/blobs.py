@@ -101,7 +101,9 @@ class BlobStore:
                 out.flush()
                 os.fsync(out.fileno())
             if expect is not None and digest.hexdigest() != expect:
-                raise ConflictError(f"file changed while being stored (expected sha256 {expect})", hint="retry")
+                raise ConflictError(
+                    f"file changed while being stored (expected sha256 {expect})", hint="retry"
+                )
             os.replace(tmp, target)
             _fsync_dir(folder)
         except BaseException:

@@ -7,10 +7,12 @@ import argparse
 from tuban.cli import add_workspace_option
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("db", help="database schema: upgrade, current revision")
     dbsub = p.add_subparsers(dest="db_command", metavar="ACTION", required=True)
-    up = dbsub.add_parser("upgrade", help="migrate the store to the latest schema and seed code lists and roles")
+    up = dbsub.add_parser(
+        "upgrade", help="migrate the store to the latest schema and seed code lists and roles"
+    )
     add_workspace_option(up)
     up.set_defaults(func=run_upgrade)
     cur = dbsub.add_parser("current", help="print the store's schema revision and the one this tuban needs")

@@ -7,7 +7,7 @@ import argparse
 from tuban.cli import add_workspace_option
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("user", help="manage users")
     usub = p.add_subparsers(dest="user_command", metavar="ACTION", required=True)
     add = usub.add_parser("add", help="create a user with roles scoped to divisions")

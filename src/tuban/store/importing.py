@@ -356,7 +356,8 @@ def projects_frame(s: Session) -> gpd.GeoDataFrame:
     cols = list(PROJECT_FIELDS)
     for p in s.scalars(select(Project).options(selectinload(Project.scopes)).order_by(Project.id)):
         base = {n: getattr(p, field_column(n)) for n in cols if n != "VEC_TYPE"}
-        for scope in p.scopes or [None]:
+        scopes: list[Scope | None] = list(p.scopes) or [None]
+        for scope in scopes:
             rows.append({**base, "VEC_TYPE": scope.vec_type if scope else None})
             geoms.append(scope.geometry if scope else None)
     return _frame(rows, cols, geoms, PROJECT_FIELDS)
