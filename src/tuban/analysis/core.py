@@ -214,6 +214,23 @@ def _numbers(res: AnalysisResult) -> list[dict[str, Any]]:
 # -- inputs ----------------------------------------------------------------------------
 
 
+def _import_notes(patches: gpd.GeoDataFrame) -> dict[int, str]:
+    """Repairs made on import (``tuban.io.read_vector`` puts its report in ``attrs``), by row."""
+    report = patches.attrs.get("tuban_report")
+    repaired = getattr(getattr(report, "geometry", None), "repaired", None) or []
+    if not repaired:
+        return {}
+    position = {str(q): k for k, q in enumerate(patches["QDNM"])}
+    notes = {}
+    for item in repaired:
+        pos = position.get(str(item.record))
+        if pos is not None:
+            notes[pos] = (f"make_valid on import ({item.reason}): area {item.area_before_ha:.6f} ha → "
+                          f"{item.area_after_ha:.6f} ha")
+    return notes
+
+
+
 def _require(frame: pd.DataFrame, columns: tuple[str, ...], layer: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
@@ -340,7 +357,7 @@ def analyse(
         prev_ids = np.asarray(lq.ids, dtype=object)
         prev_frame = gpd.GeoDataFrame(previous.drop(columns=previous.geometry.name),
                                       geometry=lq.geoms, crs=CGCS2000)
-    notes = {}
+    notes = _import_notes(patches)
     for pos, (reason, ratio) in lp.repairs.items():
         after = area[pos] / M2_PER_HA
         before = after * ratio

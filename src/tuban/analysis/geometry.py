@@ -18,13 +18,12 @@ import numpy as np
 import pyproj
 import shapely
 
-from tuban.errors import GeometryError, MissingCRSError, UsageError
+from tuban.crs import CGCS2000, local_projected_crs, transform_geometries
+from tuban.errors import GeometryError, MissingCRSError, UnsupportedCRSError
 
 __all__ = ["CGCS2000", "PreparedLayer", "local_crs", "prepare_layer", "project"]
 
-CGCS2000 = "EPSG:4490"
 _POLYGONAL = (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON)
-_ALBERS_CHINA = "+proj=aea +lat_0=0 +lon_0=105 +lat_1=25 +lat_2=47 +x_0=0 +y_0=0 +ellps=GRS80 +units=m +no_defs"
 
 
 @dataclass(slots=True)
@@ -48,56 +47,22 @@ def _crs_name(crs: object) -> str:
 
 
 def _to_cgcs2000(geoms: np.ndarray, src: object, layer: str) -> np.ndarray:
-    """Convert *geoms* from *src* to EPSG:4490 (GCJ-02/BD-09 through :mod:`tuban.crs`)."""
-    text = str(src).strip().lower()
-    if text in {"gcj02", "gcj-02", "bd09", "bd-09"}:
-        try:
-            from tuban.crs import transform_geometries
-        except ImportError as exc:  # the coordinate module is not installed yet
-            raise UsageError(
-                f"layer {layer}: converting {src} needs tuban.crs, which is not available",
-                hint="convert the layer to EPSG:4490 first",
-            ) from exc
-        return np.asarray(transform_geometries(geoms, text.replace("-", ""), CGCS2000))
+    """Convert *geoms* from *src* to EPSG:4490 (GCJ-02 / BD-09 through :mod:`tuban.crs`)."""
     try:
-        src_crs = pyproj.CRS.from_user_input(src)
-    except pyproj.exceptions.CRSError as exc:
-        raise UsageError(f"layer {layer}: unknown CRS {src!r}", hint="use e.g. EPSG:4490, wgs84 or gcj02") from exc
-    if src_crs.equals(pyproj.CRS.from_user_input(CGCS2000), ignore_axis_order=True):
-        return geoms
-    return project(geoms, src_crs, CGCS2000)
+        return transform_geometries(geoms, src if isinstance(src, pyproj.CRS) else str(src), CGCS2000)
+    except UnsupportedCRSError as exc:
+        raise UnsupportedCRSError(f"layer {layer}: {exc.message}", hint=exc.hint) from None
 
 
 def project(geoms: np.ndarray, src: object, dst: object) -> np.ndarray:
     """Reproject an array of shapely geometries (x = longitude/easting first)."""
-    transformer = pyproj.Transformer.from_crs(src, dst, always_xy=True)
-
-    def _xy(coords: np.ndarray) -> np.ndarray:
-        x, y = transformer.transform(coords[:, 0], coords[:, 1])
-        return np.column_stack([x, y])
-
-    return shapely.transform(geoms, _xy)
+    return transform_geometries(geoms, src, dst)
 
 
 def local_crs(geoms_4490: np.ndarray) -> pyproj.CRS:
-    """A metric CRS for *geoms_4490*: the CGCS2000 3° Gauss–Krüger zone of their centre
-    (EPSG:4534–4554), or an Albers equal-area conic for China when they span more than one zone.
-
-    Switches to :func:`tuban.crs.local_projected_crs` once that module is available.
-    """
-    try:
-        from tuban.crs import local_projected_crs
-    except ImportError:
-        local_projected_crs = None
-    if local_projected_crs is not None:
-        return pyproj.CRS.from_user_input(local_projected_crs(geoms_4490, CGCS2000))
-    xmin, _, xmax, _ = shapely.total_bounds(geoms_4490)
-    if not np.isfinite(xmin):
-        return pyproj.CRS.from_user_input(_ALBERS_CHINA)
-    zone_min, zone_max = round(xmin / 3), round(xmax / 3)
-    if zone_min != zone_max or not 25 <= zone_min <= 45:
-        return pyproj.CRS.from_user_input(_ALBERS_CHINA)
-    return pyproj.CRS.from_epsg(4534 + zone_min - 25)
+    """A metric CRS for *geoms_4490*: :func:`tuban.crs.local_projected_crs` (the CGCS2000 3°
+    Gauss–Krüger zone of their centre, or an Albers equal-area for China across zones)."""
+    return local_projected_crs(geoms_4490, CGCS2000)
 
 
 def _refuse(layer: str, what: str, ids: np.ndarray, fix: str) -> GeometryError:
