@@ -1,0 +1,74 @@
+"""Synthetic two-date scenes written with rasterio (small, deterministic)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+VEG = (0.04, 0.07, 0.04, 0.35, 0.18, 0.09)
+SOIL = (0.13, 0.16, 0.19, 0.26, 0.33, 0.28)
+ROLES = ("blue", "green", "red", "nir", "swir1", "swir2")
+S2 = ("B02", "B03", "B04", "B08", "B11", "B12")
+# changed rectangles (row0, row1, col0, col1): one crosses the 128-px seams
+RECTS = ((20, 45, 30, 70), (110, 150, 100, 160), (200, 212, 220, 236), (60, 66, 200, 206))
+
+
+def _field(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    from scipy import ndimage as ndi
+
+    f = ndi.gaussian_filter(rng.normal(size=shape), 6)
+    return (f - f.mean()) / (f.std() + 1e-9)
+
+
+def scene_arrays(shape: tuple[int, int] = (256, 288), seed: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Before and after reflectance stacks (6, h, w) and the true change mask."""
+    rng = np.random.default_rng(seed)
+    base = np.stack([np.full(shape, v) for v in VEG]).astype(np.float32)
+    tex = _field(rng, shape)
+    base *= (1 + 0.15 * tex)[None]
+    truth = np.zeros(shape, bool)
+    for r0, r1, c0, c1 in RECTS:
+        truth[r0:r1, c0:c1] = True
+    near = np.zeros(shape, bool)
+    for r0, r1, c0, c1 in RECTS:
+        near[max(0, r0 - 4) : r1 + 4, max(0, c0 - 4) : c1 + 4] = True
+    urban = (_field(rng, shape) > 1.2) & ~near  # already-bare areas that stay bare
+    for i, v in enumerate(SOIL):
+        base[i][urban] = v * 0.9
+    before = base * (1 + 0.03 * rng.normal(size=base.shape)).astype(np.float32)
+    after = base * (1 + 0.03 * rng.normal(size=base.shape)).astype(np.float32)
+    for i, v in enumerate(SOIL):
+        after[i][truth] = v * (1 + 0.03 * rng.normal(size=int(truth.sum())))
+    return before, after, truth
+
+
+def write_stack(path: Path, arr: np.ndarray, *, crs: str = "EPSG:32650", res: float = 10.0,
+                origin: tuple[float, float] = (500000.0, 3800000.0), nodata: int | None = None,
+                descriptions: tuple[str, ...] | None = ROLES) -> Path:
+    import rasterio
+    from affine import Affine
+
+    dn = np.clip(arr * 10000, 1, 65535).astype(np.uint16)
+    with rasterio.open(path, "w", driver="GTiff", width=arr.shape[2], height=arr.shape[1], count=arr.shape[0],
+                       dtype="uint16", crs=crs, transform=Affine(res, 0.0, origin[0], 0.0, -res, origin[1]), nodata=nodata) as dst:
+        dst.write(dn)
+        if descriptions:
+            for i, d in enumerate(descriptions[: arr.shape[0]]):
+                dst.set_band_description(i + 1, d)
+    return path
+
+
+def write_band_folder(folder: Path, arr: np.ndarray, *, res: float = 10.0, prefix: str = "T50QKK_20180323",
+                      origin: tuple[float, float] = (500000.0, 3800000.0)) -> Path:
+    """One file per band named ``*_B02.tif``; SWIR bands at half resolution like Sentinel-2."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, token in enumerate(S2):
+        band = arr[i : i + 1]
+        r = res
+        if token in ("B11", "B12"):
+            h, w = band.shape[1] // 2, band.shape[2] // 2
+            band = band[:, : h * 2, : w * 2].reshape(1, h, 2, w, 2).mean(axis=(2, 4))
+            r = res * 2
+        write_stack(folder / f"{prefix}_{token}.tif", band, res=r, origin=origin, descriptions=None)
+    return folder

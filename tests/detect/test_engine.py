@@ -1,0 +1,199 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import shapely
+
+from tuban.detect.engine import detect
+from tuban.detect.evaluate import evaluate_masks
+
+
+def _raster(gdf, shape, transform) -> np.ndarray:  # noqa: ANN001
+    from rasterio import features
+
+    if len(gdf) == 0:
+        return np.zeros(shape, bool)
+    return features.rasterize(((g, 1) for g in gdf.geometry), out_shape=shape, transform=transform).astype(bool)
+
+
+def test_detect_finds_the_changed_rectangles(pair) -> None:  # noqa: ANN001
+    before, after, truth = pair
+    res = detect(before, after, sensor="sentinel2", tile_size=512)
+    assert res.method == "construction"
+    assert res.patches.crs is not None
+    from affine import Affine
+
+    pred = _raster(res.patches, truth.shape, Affine(*res.grid.transform))
+    m = evaluate_masks(pred, truth)
+    assert m["pixel"]["f1"] > 0.85, m
+    assert m["object"]["recall"] == 1.0
+    row = res.patches.iloc[int(np.argmax(res.patches["QAREA"]))]
+    # the 40×60 px rectangle at 10 m: 2400 px × 100 m² = 24 ha
+    assert row["QAREA"] == pytest.approx(24.0, rel=0.05)
+    assert row["index_before"] > row["index_after"]  # NDVI dropped
+    assert 0 <= row["confidence"] <= 1
+    assert set(res.patches.columns) >= {"QAREA", "centroid_lon", "centroid_lat", "score", "masked_fraction"}
+
+
+def test_tile_size_does_not_change_the_result(pair) -> None:  # noqa: ANN001
+    before, after, _ = pair
+    small = detect(before, after, sensor="sentinel2", tile_size=128)
+    big = detect(before, after, sensor="sentinel2", tile_size=4096)
+    assert small.threshold == pytest.approx(big.threshold)
+    a, b = shapely.union_all(small.patches.geometry.values), shapely.union_all(big.patches.geometry.values)
+    union = shapely.union(a, b).area
+    assert union > 0
+    assert shapely.symmetric_difference(a, b).area <= 0.005 * union
+    assert len(small.patches) == len(big.patches)
+
+
+def test_manual_threshold_overrides(pair) -> None:  # noqa: ANN001
+    before, after, _ = pair
+    res = detect(before, after, sensor="sentinel2", threshold=1e6)
+    assert res.threshold == 1e6
+    assert len(res.patches) == 0
+
+
+def test_mmu_drops_small_patches(pair) -> None:  # noqa: ANN001
+    before, after, _ = pair
+    res = detect(before, after, sensor="sentinel2", mmu_ha=0.1)
+    assert len(res.patches) > 0
+    assert (res.patches["QAREA"] >= 0.1 * 0.999).all()
+
+
+def test_rgb_only_pair_works(tmp_path) -> None:  # noqa: ANN001
+    from synth import scene_arrays, write_stack
+
+    before, after, truth = scene_arrays(seed=3)
+    b = write_stack(tmp_path / "b.tif", before[[2, 1, 0]], descriptions=("red", "green", "blue"))
+    a = write_stack(tmp_path / "a.tif", after[[2, 1, 0]], descriptions=("red", "green", "blue"))
+    res = detect(b, a)
+    assert res.method == "rgb"
+    from affine import Affine
+
+    pred = _raster(res.patches, truth.shape, Affine(*res.grid.transform))
+    assert evaluate_masks(pred, truth)["pixel"]["f1"] > 0.7
+
+
+def test_baseline_date_suppresses_recurring_bare_soil(tmp_path) -> None:  # noqa: ANN001
+    from synth import scene_arrays, write_stack
+
+    before, after, _ = scene_arrays(seed=4)
+    b = write_stack(tmp_path / "b.tif", before)
+    a = write_stack(tmp_path / "a.tif", after)
+    z = write_stack(tmp_path / "z.tif", after)  # the baseline was already bare: a farming cycle
+    without = detect(b, a)
+    with_base = detect(b, a, baseline=z)
+    assert len(without.patches) > 0
+    assert with_base.patches["QAREA"].sum() < 0.2 * without.patches["QAREA"].sum()
+
+
+@pytest.mark.slow
+def test_serial_equals_local_dask_cluster(pair) -> None:  # noqa: ANN001
+    pytest.importorskip("distributed")
+    before, after, _ = pair
+    serial = detect(before, after, sensor="sentinel2", tile_size=128)
+    par = detect(before, after, sensor="sentinel2", tile_size=128, workers=2)
+    assert par.threshold == serial.threshold
+    assert shapely.equals(shapely.union_all(serial.patches.geometry.values),
+                          shapely.union_all(par.patches.geometry.values))
+
+
+@pytest.mark.slow
+def test_serial_equals_distributed_scheduler_in_separate_processes(pair, tmp_path) -> None:  # noqa: ANN001
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    before, after, _ = pair
+    bindir = Path(sys.executable).parent
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    addr = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    log = open(tmp_path / "dask.log", "w")  # noqa: SIM115
+    procs = [subprocess.Popen([str(bindir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                               "--no-dashboard"], stdout=log, stderr=log, env=env)]
+    try:
+        from distributed import Client
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        for _ in range(2):
+            procs.append(subprocess.Popen([str(bindir / "dask"), "worker", addr, "--nworkers", "1", "--nthreads",
+                                           "1", "--no-dashboard", "--host", "127.0.0.1"],
+                                          stdout=log, stderr=log, env=env))
+        with Client(addr, timeout=30) as client:
+            client.wait_for_workers(2, timeout=60)
+        dist = detect(before, after, sensor="sentinel2", tile_size=128, scheduler=addr)
+        serial = detect(before, after, sensor="sentinel2", tile_size=128)
+        assert dist.threshold == serial.threshold
+        assert len(dist.patches) == len(serial.patches) > 0
+        assert shapely.equals(shapely.union_all(serial.patches.geometry.values),
+                              shapely.union_all(dist.patches.geometry.values))
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        log.close()
+
+
+def test_building_the_job_reads_no_pixels(pair, monkeypatch) -> None:  # noqa: ANN001
+    from tuban.detect import kernel
+    from tuban.raster import grid as grid_mod
+    from tuban.raster.scene import open_scene
+
+    calls = []
+    monkeypatch.setattr(grid_mod, "read_block", lambda *a, **k: calls.append(a))
+    before, after, _ = pair
+    b, a = open_scene(before), open_scene(after)
+    job = kernel.Job(b, a, grid_mod.analysis_grid(b, a))
+    assert job.change_method().name == "construction"
+    assert calls == []
+
+
+def test_cli_writes_a_geopackage_layer_with_crs(pair, tmp_path) -> None:  # noqa: ANN001
+    import geopandas as gpd
+    import pyogrio
+
+    from tuban.cli import main
+
+    before, after, truth = pair
+    out = tmp_path / "patches.gpkg"
+    assert main(["detect", str(before), str(after), "-o", str(out), "--tile-size", "128", "-q"]) == 0
+    assert "patches" in [row[0] for row in pyogrio.list_layers(out)]
+    gdf = gpd.read_file(out, layer="patches")
+    assert gdf.crs is not None and gdf.crs.to_epsg() == 32650
+    assert len(gdf) >= 4
+    # evaluate against a truth raster written on the same grid
+    import rasterio
+
+    with rasterio.open(before) as src:
+        profile = {**src.profile, "count": 1, "dtype": "uint8", "nodata": None}
+    tpath = tmp_path / "truth.tif"
+    with rasterio.open(tpath, "w", **profile) as dst:
+        dst.write(truth.astype("uint8")[None] + 1)
+    assert main(["evaluate", str(out), str(tpath), "--change-value", "2"]) == 0
+
+
+def test_cli_reports_a_missing_scene_in_one_line(tmp_path, capsys) -> None:  # noqa: ANN001
+    from tuban.cli import main
+
+    code = main(["detect", str(tmp_path / "nope.tif"), str(tmp_path / "nope2.tif"), "-o", str(tmp_path / "o.gpkg")])
+    assert code != 0
+    assert "does not exist" in capsys.readouterr().err
