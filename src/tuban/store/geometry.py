@@ -10,15 +10,16 @@ On the Python side every value is a shapely geometry (or ``None``).
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import shapely
-from sqlalchemy import Float, LargeBinary, event, func
+from sqlalchemy import DateTime, Float, LargeBinary, event, func
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine, UserDefinedType
 
-__all__ = ["SRID", "BBoxMixin", "GeometryType", "bounds_of"]
+__all__ = ["SRID", "BBoxMixin", "GeometryType", "UTCDateTime", "bounds_of"]
 
 #: CGCS2000 geographic, the storage CRS of every geometry
 SRID = 4490
@@ -105,3 +106,29 @@ class BBoxMixin:
 @event.listens_for(BBoxMixin, "before_update", propagate=True)
 def _bbox_before_write(mapper: Any, connection: Any, target: BBoxMixin) -> None:
     target._sync_bounds()
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timezone-aware UTC timestamp on both backends.
+
+    PostgreSQL keeps ``timestamptz``; SQLite stores text without a zone, so values are
+    converted to UTC on the way in (a naive value is taken as UTC) and come back aware.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)

@@ -24,7 +24,6 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Date,
-    DateTime,
     Float,
     ForeignKey,
     Integer,
@@ -36,7 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from tuban.store.geometry import BBoxMixin
+from tuban.store.geometry import BBoxMixin, UTCDateTime
 
 __all__ = [
     "AuditEntry",
@@ -87,7 +86,7 @@ def field_column(name: str) -> str:
     return name.lower()
 
 
-TZ = DateTime(timezone=True)
+TZ = UTCDateTime()
 
 
 class Division(BBoxMixin, Base):
