@@ -22,7 +22,7 @@ def to_4490(geoms: Sequence[shapely.Geometry | None]) -> np.ndarray:
     present = ~shapely.is_missing(arr)
     g = arr.copy()
     g[present] = gpd.GeoSeries(
-        shapely.transform(arr[present], lambda c: c + [X0, Y0]), crs=GK
+        shapely.transform(arr[present], lambda c: c + np.array([X0, Y0])), crs=GK
     ).to_crs("EPSG:4490").to_numpy()
     return g
 

@@ -16,8 +16,8 @@ import shapely.affinity
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.analysis import layouts as L
-from tests.analysis.conftest import run_postgis, run_shapely
+from . import layouts as lay
+from .backends import run_postgis, run_shapely
 
 pytestmark = [pytest.mark.postgis, pytest.mark.slow]
 
@@ -30,7 +30,7 @@ def rect(draw, *, size=(5, 400)):
     y = draw(st.integers(0, EXTENT))
     w = draw(st.integers(*size))
     h = draw(st.integers(*size))
-    return L.box(x, y, x + w, y + h)
+    return lay.box(x, y, x + w, y + h)
 
 
 @st.composite
@@ -43,7 +43,7 @@ def scope_geom(draw):
     if kind == "hole":
         x0, y0, x1, y1 = a.bounds
         if x1 - x0 > 40 and y1 - y0 > 40:
-            return shapely.Polygon(a.exterior.coords, [L.box(x0 + 10, y0 + 10, x1 - 10, y1 - 10).exterior.coords])
+            return shapely.Polygon(a.exterior.coords, [lay.box(x0 + 10, y0 + 10, x1 - 10, y1 - 10).exterior.coords])
     return a
 
 
@@ -54,7 +54,7 @@ def patch_geom(draw, scopes):
         x0, y0, x1, y1 = draw(st.sampled_from(scopes)).bounds
         x = draw(st.integers(int(x0) - 150, int(x1)))
         y = draw(st.integers(int(y0) - 150, int(y1)))
-        return L.box(x, y, x + draw(st.integers(5, 200)), y + draw(st.integers(5, 200)))
+        return lay.box(x, y, x + draw(st.integers(5, 200)), y + draw(st.integers(5, 200)))
     if draw(st.integers(0, 9)) == 0:
         x, y, s = draw(st.integers(0, EXTENT)), draw(st.integers(0, EXTENT)), draw(st.integers(10, 200))
         return shapely.Polygon([(x, y), (x + s, y + s), (x + s, y), (x, y + s), (x, y)])  # bowtie
@@ -70,7 +70,7 @@ def layouts(draw):
     vt = draw(st.lists(st.sampled_from(["防治责任范围", "防治责任范围", "示意性范围"]), min_size=n, max_size=n))
     ids = [f"P{k % max(1, n - 1):02d}" for k in range(n)]  # some projects have two scopes
     split = draw(st.integers(-100, EXTENT + 100))
-    divisions = L.divisions([L.box(-1000, -1000, split, EXTENT + 1000), L.box(split, -1000, EXTENT + 1000,
+    divisions = lay.divisions([lay.box(-1000, -1000, split, EXTENT + 1000), lay.box(split, -1000, EXTENT + 1000,
                                                                                     EXTENT + 1000)],
                             ["410821", "410822"])
     previous = None
@@ -79,8 +79,8 @@ def layouts(draw):
                 for g in draw(st.lists(st.sampled_from(patches), max_size=10, unique_by=id))]
         prev += draw(st.lists(rect(size=(5, 200)), max_size=4))
         if prev:
-            previous = L.patches(prev, [f"Q{k}" for k in range(len(prev))])
-    return (L.patches(patches), L.scopes(scopes, ids=ids, rp_num=rp, vec_type=vt), divisions, previous)
+            previous = lay.patches(prev, [f"Q{k}" for k in range(len(prev))])
+    return (lay.patches(patches), lay.scopes(scopes, ids=ids, rp_num=rp, vec_type=vt), divisions, previous)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
