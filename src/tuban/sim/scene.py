@@ -3,7 +3,7 @@
 Folder layout::
 
     DIR/scene.json                 metadata (sensor, grid, dates, bands, seed, traps)
-    DIR/before/B02.tif …  or  DIR/before.tif     first date (S2: one COG per band; GF-2: 4-band COG)
+    DIR/before/SIM_20230420_B02.tif …  or  DIR/before.tif     first date (S2: one COG per band; GF-2: 4-band COG)
     DIR/after/…                    second date
     DIR/landcover_before.tif, DIR/landcover_after.tif   surface classes (tuban.sim.spectra.Surface)
     DIR/truth.geojson              disturbance patches of the current round, with BYD/QDTYPE/EAREA
@@ -74,7 +74,12 @@ class Scene:
     def band_path(self, date: str, band: str) -> Path:
         """The file holding ``band`` of ``date`` ("before"/"after"); GF-2 stacks share one file."""
         base = self.before if date == "before" else self.after
-        return base / f"{band}.tif" if base.is_dir() else base
+        if not base.is_dir():
+            return base
+        found = sorted(base.glob(f"*_{band}.tif"))
+        if not found:
+            raise KeyError(f"no band {band!r} in {base}")
+        return found[0]
 
     def active_truth(self) -> gpd.GeoDataFrame:
         """The patches disturbed now (what a detector should find)."""
@@ -171,7 +176,8 @@ def make_scene(
         renderer = DateRenderer(layout, spec, after=bool(k), date_index=k)
         cb = (lambda d, t, _n=name: progress(_n, d, t)) if progress else None
         write_date(renderer, target, transform=transform, width=n, height=n, crs=crs_name,
-                   landcover=root / f"landcover_{name}.tif" if landcover else None, progress=cb)
+                   landcover=root / f"landcover_{name}.tif" if landcover else None, progress=cb,
+                   prefix=f"SIM_{DATES[k].replace('-', '')}")
         paths[name] = target
     for key in ("truth", "scopes", "previous", "traps"):
         _write_vector(tables[key], root / f"{key}.geojson")

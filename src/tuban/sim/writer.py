@@ -54,19 +54,20 @@ def write_date(
     height: int,
     crs: str,
     landcover: Path | None = None,
+    prefix: str = "SIM",
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Path]:
     """Render one date tile by tile and write it under ``out``.
 
     Sentinel-2-like sensors get a folder ``out/`` with one COG per band at the band's
-    own resolution (``B02.tif`` …); GF-2-like sensors get one 4-band COG ``out``.
+    own resolution (``{prefix}_B02.tif`` …); GF-2-like sensors get one 4-band COG ``out``.
     Returns the written files.
     """
     sensor = renderer.sensor
     groups: list[tuple[Path, list[int], int]] = []  # (file, band indexes, factor)
     if sensor.layout == "band-files":
         out.mkdir(parents=True, exist_ok=True)
-        groups = [(out / f"{b.name}.tif", [i], b.resolution_factor) for i, b in enumerate(sensor.bands)]
+        groups = [(out / f"{prefix}_{b.name}.tif", [i], b.resolution_factor) for i, b in enumerate(sensor.bands)]
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
         groups = [(out, list(range(len(sensor.bands))), 1)]
