@@ -1,0 +1,12 @@
+"""Field verification (外业复核): photo checks, EXIF, the sync service and resumable uploads.
+
+* :mod:`tuban.field.policy`  — the photo policy as data
+* :mod:`tuban.field.checks`  — pure photo checks (distance / view cone, field window, accuracy,
+  mock location, EXIF agreement, duplicates, the photo set)
+* :mod:`tuban.field.images`  — safe image inspection: magic bytes, pixel-flood limit, EXIF,
+  perceptual hash, display copy
+* :mod:`tuban.field.sync`    — idempotent field records with soft / hard conflicts
+* :mod:`tuban.field.uploads` — tus-style resumable photo uploads into the blob store
+
+Nothing heavy is imported here.
+"""
