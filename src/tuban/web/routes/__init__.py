@@ -1,0 +1,1 @@
+"""Route modules; each exposes ``router``. Every route takes ``actor = require(verb)`` (or is public)."""

@@ -1,0 +1,73 @@
+"""Server-rendered pages (页面). Data comes from the JSON API; pages hold no logic."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from tuban.web.deps import require
+from tuban.workflow import rounds
+from tuban.workflow.access import Actor, load_patch, load_round
+
+router = APIRouter(include_in_schema=False)
+
+
+def _render(request: Request, name: str, ctx: dict[str, Any]) -> Response:
+    return request.app.state.pages.render(request, name, ctx)
+
+
+@router.get("/")
+def home(request: Request) -> Response:
+    return RedirectResponse("/rounds", status_code=303)
+
+
+@router.get("/rounds")
+def rounds_page(request: Request, actor: Annotated[Actor, require("round.read")]) -> Response:
+    with request.app.state.store.session() as s:
+        items = rounds.list_rounds(s, actor)
+    return _render(request, "rounds.html", {"rounds": items, "can_create": actor.allows("round.create")})
+
+
+@router.get("/rounds/{round_id}")
+def dashboard_page(request: Request, round_id: int, actor: Annotated[Actor, require("round.read")]) -> Response:
+    with request.app.state.store.session() as s:
+        data = rounds.dashboard(s, actor, round_id)
+    return _render(request, "dashboard.html", {"d": data, "can_issue": actor.perms.division_scope("task.issue") is None,
+                                               "can_submit": bool(actor.perms.division_scope("round.submit") is None
+                                                                  or actor.perms.division_scope("round.submit"))})
+
+
+@router.get("/rounds/{round_id}/review")
+def review_page(request: Request, round_id: int, actor: Annotated[Actor, require("patch.read")]) -> Response:
+    from tuban.codes import codelists
+
+    with request.app.state.store.session() as s:
+        rnd = load_round(s, actor, round_id)
+        info = {"id": rnd.id, "name": rnd.name, "imagery": sorted((rnd.imagery or {}).keys())}
+    cl = codelists()
+    lang = request.cookies.get("tuban_lang") or request.app.state.settings.default_lang
+    messages = request.app.state.catalogue.for_lang(lang if lang in ("zh", "en") else "zh")
+    boot = {"round": info, "lang": lang, "messages": messages,
+            "codelists": {n: [[i.code, i.zh if lang != "en" else i.en] for i in cl[n].items]
+                          for n in ("BYD", "QTYPE", "QDCS", "QDTYPE", "SEROSION", "FLAG", "REJECT_REASON",
+                                    "PATCH_STATE")}}
+    return _render(request, "review.html", {"round": info, "boot_json": json.dumps(boot, ensure_ascii=False),
+                                            "codelists": boot["codelists"]})
+
+
+@router.get("/patches/{patch_id}")
+def patch_page(request: Request, patch_id: int, actor: Annotated[Actor, require("patch.read")]) -> Response:
+    with request.app.state.store.session() as s:
+        patch = load_patch(s, actor, patch_id, "patch.read")
+        round_id = patch.round_id
+    return RedirectResponse(f"/rounds/{round_id}/review#patch={patch_id}", status_code=303)
+
+
+@router.get("/cases")
+def cases_page(request: Request, actor: Annotated[Actor, require("patch.read")]) -> Response:
+    from tuban.web.routes.cases import list_cases
+
+    return _render(request, "cases.html", {"cases": list_cases(request, actor)})

@@ -1,0 +1,46 @@
+"""Serving the app for a workspace (``tuban serve``)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from tuban.web.settings import WebSettings
+
+__all__ = ["serve", "settings_for_workspace"]
+
+SECRET_FILE = "web-secret.key"
+
+
+def _workspace_secret(root: Path) -> str:
+    """``$TUBAN_SECRET_KEY``, else a random key kept in the workspace (created once, mode 0600)."""
+    env = os.environ.get("TUBAN_SECRET_KEY", "")
+    if env:
+        return env
+    path = root / SECRET_FILE
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(secrets.token_urlsafe(48))
+    return path.read_text(encoding="ascii").strip()
+
+
+def settings_for_workspace(workspace: str | None) -> WebSettings:
+    """Web settings of the workspace: its store URL, its secret, TLS and language from the environment."""
+    from tuban.workspace import open_workspace
+
+    ws = open_workspace(workspace)
+    env = dict(os.environ)
+    env["TUBAN_SECRET_KEY"] = _workspace_secret(ws.root)
+    return WebSettings.from_env(ws.database_url, environ=env)
+
+
+def serve(settings: WebSettings, *, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the app with uvicorn until interrupted."""
+    import uvicorn
+
+    from tuban.web.app import create_app
+
+    app = create_app(settings)
+    uvicorn.run(app, host=host, port=port, proxy_headers=settings.behind_tls, log_level="info")

@@ -1,0 +1,186 @@
+"""Read models for the review pages: patch lists, map features, detail and history."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import shapely
+from sqlalchemy import func, or_, select
+
+from tuban.errors import UsageError
+from tuban.store.importing import bbox_condition
+from tuban.store.models import (
+    AuditEntry,
+    Case,
+    Comment,
+    Decision,
+    Patch,
+    PatchLineage,
+    Project,
+    Review,
+    Scope,
+    User,
+)
+from tuban.workflow.access import Actor, load_patch, load_round, patch_scope_clause
+
+__all__ = ["SORT_KEYS", "features_in_bbox", "list_patches", "patch_detail", "patch_history", "scopes_in_bbox"]
+
+SORT_KEYS = {
+    "qdnm": Patch.qdnm,
+    "qarea": Patch.qarea,
+    "state": Patch.state,
+    "byd": Patch.byd,
+    "county": Patch.lead_division_code,
+    "updated": Patch.updated_at,
+}
+LIST_COLUMNS = ("id", "qdnm", "qarea", "earea", "byd", "state", "lead_division_code", "xzqdm", "prnm",
+                "address", "version")
+
+
+def _check_bbox(bbox: Sequence[float]) -> tuple[float, float, float, float]:
+    try:
+        minx, miny, maxx, maxy = (float(v) for v in bbox)
+    except (TypeError, ValueError):
+        raise UsageError(f"bbox must be 4 numbers minx,miny,maxx,maxy, got {bbox!r}") from None
+    if not all(map(lambda v: v == v and abs(v) != float("inf"), (minx, miny, maxx, maxy))) or \
+            minx > maxx or miny > maxy:
+        raise UsageError(f"bbox {bbox!r} is not a finite box with min ≤ max")
+    return minx, miny, maxx, maxy
+
+
+def list_patches(session: Any, actor: Actor, round_id: int, *, state: str | None = None,
+                 byd: str | None = None, county: str | None = None, q: str | None = None,
+                 sort: str = "qdnm", descending: bool = False, offset: int = 0, limit: int = 50,
+                 bbox: Sequence[float] | None = None) -> dict[str, Any]:
+    """One page of the round's patches visible to *actor*, with the filtered total."""
+    rnd = load_round(session, actor, round_id)
+    if sort not in SORT_KEYS:
+        raise UsageError(f"sort={sort!r} is not supported", hint=f"use one of: {', '.join(SORT_KEYS)}")
+    if limit < 1 or offset < 0:
+        raise UsageError(f"limit must be ≥ 1 and offset ≥ 0 (got limit={limit}, offset={offset})")
+    conds = [Patch.round_id == rnd.id, patch_scope_clause(actor, "patch.read")]
+    conds.append(Patch.state == state if state else Patch.state != "superseded")
+    if byd:
+        conds.append(Patch.byd == byd)
+    if county:
+        conds.append(or_(Patch.lead_division_code == county, Patch.xzqdm.like(f"%{county}%")))
+    if q:
+        like = f"%{q.strip().replace('%', '').replace('_', '')}%"
+        conds.append(or_(Patch.qdnm.like(like), Patch.address.like(like), Patch.prnm.like(like),
+                         Patch.memo.like(like), Patch.problem.like(like)))
+    if bbox is not None:
+        conds.append(bbox_condition(Patch, _check_bbox(bbox), session.get_bind().dialect.name))
+    total = session.scalar(select(func.count(Patch.id)).where(*conds))
+    key = SORT_KEYS[sort]
+    order = [key.desc() if descending else key.asc(), Patch.id.asc()]
+    cols = [getattr(Patch, c) for c in LIST_COLUMNS]
+    rows = session.execute(select(*cols).where(*conds).order_by(*order).offset(offset).limit(limit)).all()
+    return {"total": int(total or 0), "offset": offset, "limit": limit,
+            "items": [dict(zip(LIST_COLUMNS, r, strict=True)) for r in rows]}
+
+
+def features_in_bbox(session: Any, actor: Actor, round_id: int, bbox: Sequence[float], *,
+                     limit: int = 5000, simplify: float | None = None) -> dict[str, Any]:
+    """GeoJSON FeatureCollection of the visible patches meeting *bbox* (the map's patch layer)."""
+    rnd = load_round(session, actor, round_id)
+    conds = [Patch.round_id == rnd.id, Patch.state != "superseded", patch_scope_clause(actor, "patch.read"),
+             bbox_condition(Patch, _check_bbox(bbox), session.get_bind().dialect.name)]
+    rows = session.execute(
+        select(Patch.id, Patch.qdnm, Patch.state, Patch.byd, Patch.geometry).where(*conds)
+        .order_by(Patch.id).limit(limit + 1)
+    ).all()
+    truncated = len(rows) > limit
+    rows = rows[:limit]
+    geoms = [r[4] for r in rows]
+    if simplify:
+        geoms = list(shapely.simplify(geoms, simplify, preserve_topology=True))
+    feats = []
+    for (pid, qdnm, state, byd, _), geom in zip(rows, geoms, strict=True):
+        if geom is None:
+            continue
+        feats.append({"type": "Feature", "id": pid,
+                      "properties": {"id": pid, "qdnm": qdnm, "state": state, "byd": byd or ""},
+                      "geometry": shapely.geometry.mapping(geom)})
+    return {"type": "FeatureCollection", "features": feats, "truncated": truncated}
+
+
+def scopes_in_bbox(session: Any, bbox: Sequence[float], *, limit: int = 2000) -> dict[str, Any]:
+    """Project scopes (防治责任范围) meeting *bbox*, labelled with the project name."""
+    rows = session.execute(
+        select(Scope.id, Scope.vec_type, Scope.geometry, Project.id, Project.pro_name, Project.rp_num)
+        .join(Project, Project.id == Scope.project_id)
+        .where(bbox_condition(Scope, _check_bbox(bbox), session.get_bind().dialect.name))
+        .order_by(Scope.id).limit(limit)
+    ).all()
+    feats = [{"type": "Feature", "id": sid,
+              "properties": {"scope_id": sid, "vec_type": vt or "", "project_id": pid, "name": name,
+                             "approved": bool(rp)},
+              "geometry": shapely.geometry.mapping(geom)} for sid, vt, geom, pid, name, rp in rows if geom]
+    return {"type": "FeatureCollection", "features": feats}
+
+
+def patch_detail(session: Any, actor: Actor, patch_id: int) -> dict[str, Any]:
+    """Everything the side panel shows: fields, decisions, reviews, comments, lineage, case."""
+    from tuban.workflow.review import latest_decisions, public_fields
+
+    patch = load_patch(session, actor, patch_id, "patch.read")
+    dec = latest_decisions(session, patch.id)
+
+    def _dec(d: Decision | None) -> dict[str, Any] | None:
+        if d is None:
+            return None
+        return {"byd": d.byd, "rule_id": d.rule_id, "numbers": d.numbers, "explanation_zh": d.explanation_zh,
+                "explanation_en": d.explanation_en, "actor": d.actor, "at": d.at}
+
+    users = dict(session.execute(select(User.id, User.username)).all())
+    comments = [{"id": c.id, "user": users.get(c.user_id), "body": c.body, "at": c.created_at}
+                for c in session.scalars(select(Comment).where(Comment.patch_id == patch.id).order_by(Comment.id))]
+    reviews = [{"id": r.id, "kind": r.kind, "user": users.get(r.user_id), "data": r.data, "at": r.created_at}
+               for r in session.scalars(select(Review).where(Review.patch_id == patch.id).order_by(Review.id))]
+    lineage = [{"parent_id": a, "child_id": b, "kind": k} for a, b, k in session.execute(
+        select(PatchLineage.parent_id, PatchLineage.child_id, PatchLineage.kind)
+        .where(or_(PatchLineage.parent_id == patch.id, PatchLineage.child_id == patch.id)))]
+    case = session.scalar(select(Case).where(Case.patch_id == patch.id).order_by(Case.id.desc()).limit(1))
+    geom = patch.geometry
+    return {
+        "id": patch.id, "round_id": patch.round_id, "lead_division_code": patch.lead_division_code,
+        "fields": public_fields(patch),
+        "suspected": _dec(dec["suspected"]), "confirmed": _dec(dec["confirmed"]),
+        "detection": patch.detection,
+        "reviews": reviews, "comments": comments, "lineage": lineage,
+        "case": None if case is None else {"id": case.id, "state": case.state, "deadline": case.deadline},
+        "bbox": None if geom is None else [float(v) for v in shapely.bounds(geom)],
+        "geometry": None if geom is None else shapely.geometry.mapping(geom),
+        "can_edit": actor.allows("patch.edit", (patch.lead_division_code,) if patch.lead_division_code else None),
+    }
+
+
+def patch_history(session: Any, actor: Actor, patch_id: int) -> list[dict[str, Any]]:
+    """The audit rows of one patch (and of its cases), oldest first."""
+    patch = load_patch(session, actor, patch_id, "patch.read")
+    case_ids = [str(c) for c in session.scalars(select(Case.id).where(Case.patch_id == patch.id))]
+    cond = (AuditEntry.entity == "patch") & (AuditEntry.entity_id == str(patch.id))
+    if case_ids:
+        cond = cond | ((AuditEntry.entity == "case") & AuditEntry.entity_id.in_(case_ids))
+    rows = session.scalars(select(AuditEntry).where(cond).order_by(AuditEntry.id))
+    return [{"id": a.id, "at": a.at, "actor": a.actor, "action": a.action, "entity": a.entity,
+             "entity_id": a.entity_id, "before": a.before, "after": a.after} for a in rows]
+
+
+def round_log(session: Any, actor: Actor, round_id: int, *, offset: int = 0, limit: int = 200) -> dict[str, Any]:
+    """The round-level audit log for admins (``audit.read``), limited to their divisions."""
+    from tuban.store.permissions import division_prefix
+
+    rnd = load_round(session, actor, round_id, "audit.read")
+    conds = [AuditEntry.round_id == rnd.id]
+    scope = actor.perms.division_scope("audit.read")
+    if scope is not None:
+        conds.append(or_(*[AuditEntry.division_code.like(f"{division_prefix(c)}%") for c in scope]))
+    total = session.scalar(select(func.count(AuditEntry.id)).where(*conds))
+    rows = session.scalars(select(AuditEntry).where(*conds).order_by(AuditEntry.id.desc())
+                           .offset(offset).limit(limit))
+    return {"total": int(total or 0), "items": [
+        {"id": a.id, "at": a.at, "actor": a.actor, "action": a.action, "entity": a.entity,
+         "entity_id": a.entity_id, "division_code": a.division_code, "before": a.before, "after": a.after}
+        for a in rows]}
