@@ -49,7 +49,7 @@ def write_stack(path: Path, arr: np.ndarray, *, crs: str = "EPSG:32650", res: fl
     import rasterio
     from affine import Affine
 
-    dn = np.clip(arr * 10000, 1, 65535).astype(np.uint16)
+    dn = np.clip(arr * 10000, 0, 65535).astype(np.uint16)
     with rasterio.open(path, "w", driver="GTiff", width=arr.shape[2], height=arr.shape[1], count=arr.shape[0],
                        dtype="uint16", crs=crs, transform=Affine(res, 0.0, origin[0], 0.0, -res, origin[1]), nodata=nodata) as dst:
         dst.write(dn)
@@ -67,8 +67,9 @@ def write_band_folder(folder: Path, arr: np.ndarray, *, res: float = 10.0, prefi
         band = arr[i : i + 1]
         r = res
         if token in ("B11", "B12"):
-            h, w = band.shape[1] // 2, band.shape[2] // 2
-            band = band[:, : h * 2, : w * 2].reshape(1, h, 2, w, 2).mean(axis=(2, 4))
+            h, w = -(-band.shape[1] // 2), -(-band.shape[2] // 2)  # ceil, like Sentinel-2
+            band = np.pad(band, ((0, 0), (0, h * 2 - band.shape[1]), (0, w * 2 - band.shape[2])), mode="edge")
+            band = band.reshape(1, h, 2, w, 2).mean(axis=(2, 4))
             r = res * 2
         write_stack(folder / f"{prefix}_{token}.tif", band, res=r, origin=origin, descriptions=None)
     return folder

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "detect"))
+
+from synth import scene_arrays, write_band_folder, write_stack  # noqa: E402
+
+from tuban.errors import BandError, InputNotFoundError, NoOverlapError, UnsafeInputError  # noqa: E402
+from tuban.raster.grid import Window, analysis_grid, read_block  # noqa: E402
+from tuban.raster.scene import open_scene  # noqa: E402
+
+SIX = ("blue", "green", "red", "nir", "swir1", "swir2")
+
+
+def test_band_folders_on_slightly_different_grids_share_the_before_grid(tmp_path) -> None:  # noqa: ANN001
+    # the OSCD Hong Kong case: 540×695 (10 m) before, 538×693 with slightly larger pixels after, same origin
+    rng = np.random.default_rng(0)
+    b = rng.uniform(0.05, 0.3, (6, 695, 540)).astype(np.float32)
+    a = rng.uniform(0.05, 0.3, (6, 693, 538)).astype(np.float32)
+    fb = write_band_folder(tmp_path / "imgs_1", b, res=10.0)
+    fa = write_band_folder(tmp_path / "imgs_2", a, res=10.0 * 540 / 538, prefix="S2A_OPER_X")
+    before, after = open_scene(fb), open_scene(fa)
+    assert before.sensor == "sentinel2" and before.scale == 1e-4
+    assert set(SIX) <= set(before.roles)
+    g = analysis_grid(before, after)
+    assert (g.height, g.width) == (695, 540)
+    data_a, valid_a = read_block(after, SIX, g, Window(0, 0, g.height, g.width))
+    data_b, valid_b = read_block(before, SIX, g, Window(0, 0, g.height, g.width))
+    assert data_a.shape == data_b.shape == (6, 695, 540)
+    assert valid_b.all() and valid_a.mean() > 0.99
+    # the 20 m SWIR band is resampled onto the 10 m grid
+    assert 0.05 < float(np.median(data_b[4])) < 0.3
+    # a window read equals the same part of a full read (tile independence of the grid reader)
+    part, _ = read_block(after, SIX, g, Window(100, 200, 64, 64))
+    np.testing.assert_allclose(part, data_a[:, 100:164, 200:264], rtol=1e-5, atol=1e-6)
+
+
+def test_nodata_pixels_are_not_valid(tmp_path) -> None:  # noqa: ANN001
+    before, _, _ = scene_arrays(shape=(64, 64))
+    before[:, :10, :] = 0
+    p = write_stack(tmp_path / "b.tif", before, nodata=0)
+    s = open_scene(p)
+    g = analysis_grid(s, s)
+    _, valid = read_block(s, SIX, g, Window(0, 0, 64, 64))
+    assert not valid[:10].any() and valid[10:].all()
+
+
+def test_dates_that_do_not_overlap_raise_a_named_error(tmp_path) -> None:  # noqa: ANN001
+    arr, _, _ = scene_arrays(shape=(64, 64))
+    b = open_scene(write_stack(tmp_path / "b.tif", arr))
+    far = open_scene(write_stack(tmp_path / "a.tif", arr, origin=(600000.0, 3900000.0)))
+    with pytest.raises(NoOverlapError, match="do not overlap"):
+        analysis_grid(b, far)
+    little = open_scene(write_stack(tmp_path / "c.tif", arr, origin=(500000.0 + 600, 3800000.0 - 600)))
+    with pytest.raises(NoOverlapError, match="overlap on"):
+        analysis_grid(b, little)
+
+
+def test_missing_vrt_and_roles(tmp_path) -> None:  # noqa: ANN001
+    with pytest.raises(InputNotFoundError):
+        open_scene(tmp_path / "missing.tif")
+    (tmp_path / "x.vrt").write_text("<VRTDataset/>")
+    with pytest.raises(UnsafeInputError):
+        open_scene(tmp_path / "x.vrt")
+    arr, _, _ = scene_arrays(shape=(32, 32))
+    with pytest.raises(BandError, match="cannot tell"):
+        open_scene(write_stack(tmp_path / "five.tif", arr[:5], descriptions=None))
+    named = open_scene(write_stack(tmp_path / "named.tif", arr[:5], descriptions=None),
+                       bands=("blue", "green", "red", "nir", "swir1"))
+    assert named.bands["nir"].index == 4
+
+
+def test_stac_item_with_local_assets(tmp_path) -> None:  # noqa: ANN001
+    arr, _, _ = scene_arrays(shape=(32, 32))
+    assets = {}
+    for i, (token, cn) in enumerate(zip(("B02", "B03", "B04", "B08"), ("blue", "green", "red", "nir"), strict=True)):
+        write_stack(tmp_path / f"{token}.tif", arr[i : i + 1], descriptions=None)
+        assets[token] = {"href": f"./{token}.tif", "eo:bands": [{"name": token, "common_name": cn}]}
+    item = {"type": "Feature", "id": "S2_test", "properties": {"platform": "sentinel-2a"}, "assets": assets}
+    p = tmp_path / "item.json"
+    p.write_text(json.dumps(item))
+    s = open_scene(p)
+    assert s.roles == ("blue", "green", "red", "nir") and s.scale == 1e-4
+    item["assets"]["B02"]["href"] = "https://example.invalid/B02.tif"
+    p.write_text(json.dumps(item))
+    with pytest.raises(UnsafeInputError, match="remote"):
+        open_scene(p)
