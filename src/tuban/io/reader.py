@@ -303,6 +303,7 @@ def _read_one(
             hint="close every ring (last point equal to the first) with at least 4 points",
         )
     source, source_name, rule = _decide_crs(meta.get("crs"), crs, label)
+    zm = int((shapely.has_z(geoms) | shapely.has_m(geoms)).sum())
     # non-finite coordinates are refused before any transformation
     clean_geometries(geoms, labels, polygons=False, allow_empty=True, max_vertices=max_vertices)
     geoms = transform_geometries(geoms, source, CGCS2000)
@@ -318,6 +319,7 @@ def _read_one(
     geoms, geometry_report = clean_geometries(
         geoms, labels, polygons=polygons, allow_empty=allow_empty, max_vertices=max_vertices
     )
+    geometry_report.zm_dropped = zm  # counted before the transformation made them 2D
     gdf = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=CGCS2000), crs=CGCS2000)
     gdf.attrs[REPORT_KEY] = ImportReport(
         source=label,
@@ -391,6 +393,7 @@ def read_vector(
             inner = _find_in_folder(folder, label)
             kind = _SUFFIX_KIND[inner.suffix.lower()]
             if kind == "shp":
+                _check_magic(inner, kind)
                 with _staged_shapefile(inner) as shp:
                     return _read_one(shp, kind, **options)
             return _read_one(inner, kind, **options)
@@ -401,6 +404,7 @@ def read_vector(
             hint=f"allowed inputs: {_ALLOWED_TEXT}",
         )
     if kind_or_none == "shp":
+        _check_magic(p, kind_or_none)
         with _staged_shapefile(p) as shp:
             return _read_one(shp, kind_or_none, **options)
     return _read_one(p, kind_or_none, **options)

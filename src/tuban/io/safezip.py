@@ -14,6 +14,7 @@ import shutil
 import stat
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -72,6 +73,7 @@ def check_zip(zf: zipfile.ZipFile, *, limits: ZipLimits, label: str) -> list[zip
     total = 0
     files: list[zipfile.ZipInfo] = []
     for info in infos:
+        _check_name(info.orig_filename)  # before zipfile cut it at a NUL byte
         path = _check_name(info.filename)
         if _is_symlink(info):
             raise UnsafeInputError(
@@ -153,7 +155,13 @@ def extract_zip(path: str | Path, *, limits: ZipLimits | None = None) -> Iterato
                         f"zip entry {info.filename!r} resolves outside the extraction folder"
                     )
                 target.parent.mkdir(parents=True, exist_ok=True)
-                budget -= _copy_capped(zf, info, target, budget)
+                try:
+                    budget -= _copy_capped(zf, info, target, budget)
+                except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+                    raise UnsafeInputError(
+                        f"zip entry {info.filename!r} is corrupt or lies about its size: {exc}",
+                        hint="re-create the archive",
+                    ) from None
         yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
