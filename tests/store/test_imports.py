@@ -192,3 +192,10 @@ def test_frame_in_other_crs_refused(store) -> None:
         store.import_patches(gdf, round_name="2024-1", actor="tester")
     with pytest.raises(FieldError, match="XZQMC"):
         store.import_divisions(gpd.GeoDataFrame({"XZQDM": ["1"]}, geometry=[None], crs=CRS), actor="t")
+
+
+def test_detected_candidates_and_bad_state(store) -> None:
+    assert store.import_patches(_patches(2), round_name="2024-1", actor="detector", state="detected") == 2
+    assert set(store.patches_frame("2024-1", extra=True)["state"]) == {"detected"}
+    with pytest.raises(FieldError, match="PATCH_STATE"):
+        store.import_patches(_patches(1, start=5), round_name="2024-1", actor="t", state="approved")

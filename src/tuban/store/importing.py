@@ -272,9 +272,15 @@ def get_or_create_round(tx: Transaction, round_name: str) -> Round:
 
 
 def import_patches(
-    tx: Transaction, gdf: gpd.GeoDataFrame, *, round_name: str, source: str | None = None
+    tx: Transaction,
+    gdf: gpd.GeoDataFrame,
+    *,
+    round_name: str,
+    source: str | None = None,
+    state: str = "issued",
 ) -> int:
     _check_frame(gdf, ["QDNM"], "patches")
+    codelists().validate("PATCH_STATE", state, context="import_patches(state=…)")
     s = tx.session
     fields = [f for f in PATCH_FIELDS.values() if f.name in gdf.columns]
     patches: list[Patch] = []
@@ -287,7 +293,7 @@ def import_patches(
         if qdnm in seen:
             dupes.append(qdnm)
         seen[qdnm] = i
-        patch = Patch(state="issued", version=1, source=source)
+        patch = Patch(state=state, version=1, source=source)
         for name, value in values.items():
             setattr(patch, field_column(name), value)
         patch.geometry = _geometry(geom, where=f"of patch QDNM {qdnm} {where}", required=True)
@@ -314,7 +320,7 @@ def import_patches(
         "patches.import",
         "patch",
         None,
-        after={"count": len(patches), "round": rnd.name, "source": source},
+        after={"count": len(patches), "round": rnd.name, "state": state, "source": source},
         round_id=rnd.id,
     )
     return len(patches)

@@ -237,11 +237,21 @@ class Store:
             return importing.import_projects(tx, gdf, source=source)
 
     def import_patches(
-        self, gdf: gpd.GeoDataFrame, *, round_name: str, actor: str, source: str | None = None
+        self,
+        gdf: gpd.GeoDataFrame,
+        *,
+        round_name: str,
+        actor: str,
+        source: str | None = None,
+        state: str = "issued",
     ) -> int:
-        """Add a round's patches (creating the round if missing); QDNM must be unique per round."""
+        """Add a round's patches (creating the round if missing); QDNM must be unique per round.
+
+        *state* is the PATCH_STATE of the new patches: ``issued`` for a province's file,
+        ``detected`` for tuban's own candidates.
+        """
         with self.transaction(actor=actor) as tx:
-            return importing.import_patches(tx, gdf, round_name=round_name, source=source)
+            return importing.import_patches(tx, gdf, round_name=round_name, source=source, state=state)
 
     def divisions_frame(self) -> gpd.GeoDataFrame:
         with self.session() as s:
