@@ -200,7 +200,7 @@ class DateRenderer:
         lay = self.layout
         if self.after:
             dx, dy = lay.misregistration
-            transform = Affine.translation(dx, dy) * transform
+            transform = Affine.translation(dx, dy) @ transform
         surf, vigor, X, Y, hills = render_surface(lay, transform, shape, after=self.after)
         xs, ys = X[0], Y[:, 0]
         seed = lay.seed + 1000 * self.date_index

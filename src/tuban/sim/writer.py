@@ -80,7 +80,7 @@ def write_date(
             for (_path, idx, f), tmp in zip(groups, tmp_paths, strict=True):
                 dsts.append(rasterio.open(
                     tmp, "w", driver="GTiff", width=math.ceil(width / f), height=math.ceil(height / f),
-                    count=len(idx), dtype="uint16", crs=crs, transform=transform * Affine.scale(f), nodata=0,
+                    count=len(idx), dtype="uint16", crs=crs, transform=transform @ Affine.scale(f), nodata=0,
                     tiled=True, blockxsize=512, blockysize=512, BIGTIFF="IF_SAFER"))
                 for k, i in enumerate(idx, start=1):
                     dsts[-1].set_band_description(k, sensor.bands[i].name)
@@ -95,7 +95,7 @@ def write_date(
                 for tx in range(ntx):
                     r0, c0 = ty * TILE, tx * TILE
                     h, w = min(TILE, height - r0), min(TILE, width - c0)
-                    refl, surf = renderer.render(transform * Affine.translation(c0, r0), (h, w), (ty, tx))
+                    refl, surf = renderer.render(transform @ Affine.translation(c0, r0), (h, w), (ty, tx))
                     for (_path, idx, f), dst in zip(groups, dsts, strict=False):
                         data = _to_dn(_block_mean(refl[idx], f))
                         dst.write(data, window=Window(c0 // f, r0 // f, data.shape[-1], data.shape[-2]))

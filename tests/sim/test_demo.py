@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import pytest
+
+from tuban.cli import main
+
+
+@pytest.mark.slow
+def test_demo_end_to_end_tiny(tmp_path, capsys):
+    ws = tmp_path / "ws"
+    assert main(["demo", "--workspace", str(ws), "--size", "tiny", "--no-serve"]) == 0
+    out = capsys.readouterr().out
+    assert "patches by county" in out
+    assert "detector vs truth" in out or "tuban.detect is not available" in out
+    assert "province" in out and "county_reviewer" in out and "field_inspector" in out
+    assert (ws / "tuban.sqlite").exists()
+    from tuban.store import open_store
+
+    with open_store(f"sqlite:///{ws / 'tuban.sqlite'}") as store:
+        divs = store.divisions_frame()
+        patches = store.patches_frame("2024-1")
+    assert len(divs) == 10
+    assert len(patches) > 0
+    # several counties get work
+    counties = {c for v in patches["XZQDM"].dropna() for c in str(v).split(",") if c}
+    assert len(counties) >= 2
+
+
+def test_divisions_are_cgcs2000_and_shifted_from_gcj02():
+    import geopandas as gpd
+    from importlib import resources
+
+    from tuban.demo import load_divisions
+
+    d = load_divisions()
+    assert d.crs.to_epsg() == 4490
+    assert set(d["XZQDM"]) >= {"410802", "410811", "410821"}
+    raw = gpd.read_file(resources.files("tuban.demo") / "data" / "410811.geojson")
+    shift = raw.geometry.iloc[0].centroid.distance(d.set_index("XZQDM").geometry["410811"].centroid)
+    assert 0.003 < shift < 0.01  # ~550 m in degrees: the GCJ-02 offset was removed
