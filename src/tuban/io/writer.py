@@ -15,6 +15,7 @@ PROBLEM/PROPOSAL/MEMO text needs GeoPackage).
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import uuid
@@ -63,6 +64,33 @@ def _check_shapefile(gdf: gpd.GeoDataFrame) -> None:
             f"text too long for a shapefile (> {_SHP_TEXT_BYTES} bytes in UTF-8): {', '.join(problems[:10])}{more}",
             hint="export to .gpkg, which has no such limit",
         )
+
+
+def _dates_as_text(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Date/datetime columns as ISO text (a shapefile has no datetime type; dates stay YYYY-MM-DD)."""
+    out = gdf
+    for col in gdf.columns:
+        if col == gdf.geometry.name:
+            continue
+        values = gdf[col]
+        if pd.api.types.is_datetime64_any_dtype(values):
+            texts = [None if pd.isna(v) else _iso(v) for v in values]
+        elif values.dtype == object and any(isinstance(v, (dt.date, dt.datetime)) for v in values):
+            texts = [_iso(v) if isinstance(v, (dt.date, dt.datetime)) else v for v in values]
+        else:
+            continue
+        if out is gdf:
+            out = gdf.copy()
+        out[col] = pd.Series(texts, index=gdf.index, dtype=object)
+    return out
+
+
+def _iso(value: dt.date | dt.datetime | pd.Timestamp) -> str:
+    if isinstance(value, (dt.datetime, pd.Timestamp)):
+        if value.hour == value.minute == value.second == 0 and not value.microsecond:
+            return value.date().isoformat()
+        return value.isoformat()
+    return value.isoformat()
 
 
 def _write_shapefile(gdf: gpd.GeoDataFrame, target: Path, layer: str) -> None:
@@ -116,6 +144,7 @@ def write_vector(gdf: gpd.GeoDataFrame, path: str | os.PathLike[str], *, layer: 
         gdf = gdf.to_crs(CGCS2000)
     layer = layer or target.stem
     if driver == "ESRI Shapefile":
+        gdf = _dates_as_text(gdf)
         _check_shapefile(gdf)
         _write_shapefile(gdf, target, layer)
         return target
