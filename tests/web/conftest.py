@@ -6,7 +6,9 @@ in A, B-1, B-2 in B, X-AB spanning A and B with lead A, X-BA spanning with lead 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
+from collections.abc import Iterator as _Iter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,3 +181,32 @@ def client_for(app: Any) -> Iterator[Callable[[str | None], Client]]:
     yield make
     for c in made:
         c.http.close()
+
+
+# -- route walking (FastAPI nests included routers) ------------------------------------------
+
+PARAM = re.compile(r"{([a-z_]+)(?::[a-z]+)?}")
+
+
+def walk_routes(routes: Any, prefix: str = "") -> _Iter[tuple[str, str, Any]]:
+    """``(method, path, endpoint)`` of every HTTP route."""
+    for route in routes:
+        original = getattr(route, "original_router", None)
+        if original is not None:
+            yield from walk_routes(original.routes, prefix + route.include_context.prefix)
+            continue
+        methods = getattr(route, "methods", None)
+        if not methods or not hasattr(route, "endpoint"):
+            continue
+        for method in sorted(methods - {"HEAD"}):
+            yield method, prefix + route.path, route.endpoint
+
+
+def path_params(path: str) -> list[str]:
+    return PARAM.findall(path)
+
+
+@pytest.fixture
+def routes(app: Any) -> list[tuple[str, str, Any]]:
+    """``(method, path, endpoint)`` of every HTTP route of the app."""
+    return list(walk_routes(app.routes))

@@ -45,7 +45,7 @@ PATCH_TRANSITIONS: dict[str, tuple[frozenset[str], str | None]] = {
     "field_verify": (frozenset({"issued", "office_reviewed", "field_verified", "returned"}), "field_verified"),
     "reject": (frozenset({"issued", "office_reviewed", "field_verified", "returned"}), "rejected"),
     "reopen": (frozenset({"rejected", "determined"}), "office_reviewed"),
-    "determine": (frozenset({"office_reviewed", "field_verified", "returned", "determined"}), "determined"),
+    "determine": (frozenset({"issued", "office_reviewed", "field_verified", "returned", "determined"}), "determined"),
     "submit": (frozenset({"determined"}), "reported"),
     "accept": (frozenset({"reported", "rejected"}), None),
     "return": (frozenset({"reported", "rejected"}), "returned"),
