@@ -109,7 +109,7 @@ def test_bad_values_are_listed_with_rows_and_fix(patches: gpd.GeoDataFrame) -> N
 
 
 def test_missing_required_and_duplicates(patches: gpd.GeoDataFrame) -> None:
-    with pytest.raises(FieldError, match="required field.*QDNM"):
+    with pytest.raises(FieldError, match=r"required field.*QDNM"):
         to_official(patches.drop(columns="QDNM"), "patches")
     patches["QDNM"] = ["A", "A", None]
     with pytest.raises(FieldError) as info:

@@ -7,7 +7,7 @@ import argparse
 from tuban.cli import add_workspace_option
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export divisions, projects or patches with the official field codes")
     p.add_argument("kind", choices=("divisions", "projects", "patches"), help="what to export")
     p.add_argument(

@@ -26,7 +26,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     add_workspace_option(p)
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("import", help="import divisions, projects or a round's patches from a vector file")
     isub = p.add_subparsers(dest="import_kind", metavar="KIND", required=True)
 
