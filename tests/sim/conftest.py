@@ -7,5 +7,5 @@ from tuban.sim import make_scene
 
 @pytest.fixture(scope="session")
 def tiny_scene(tmp_path_factory):
-    """Seed 1 tiny S2 scene: every registry scenario appears in it."""
-    return make_scene(tmp_path_factory.mktemp("scene") / "s", seed=1, size="tiny")
+    """Seed 0 tiny S2 scene: every registry scenario appears in it."""
+    return make_scene(tmp_path_factory.mktemp("scene") / "s", seed=0, size="tiny")

@@ -12,7 +12,9 @@ def test_demo_end_to_end_tiny(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "patches by county" in out
     assert "detector vs truth" in out or "tuban.detect is not available" in out
-    assert "province" in out and "county_reviewer" in out and "field_inspector" in out
+    assert "province" in out
+    assert "county_reviewer" in out
+    assert "field_inspector" in out
     assert (ws / "tuban.sqlite").exists()
     from tuban.store import open_store
 
@@ -27,8 +29,9 @@ def test_demo_end_to_end_tiny(tmp_path, capsys):
 
 
 def test_divisions_are_cgcs2000_and_shifted_from_gcj02():
-    import geopandas as gpd
     from importlib import resources
+
+    import geopandas as gpd
 
     from tuban.demo import load_divisions
 

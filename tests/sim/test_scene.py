@@ -77,7 +77,10 @@ def test_truth_consistent_with_registry(tiny_scene):
     assert set(exp.loc[["moved"], "BYD"]) == {"疑似建设地点变更"}
     assert set(exp.loc[["tiny"], "rule"]) == {"R5"}
     assert (exp.loc[["tiny"], "QAREA"] < 0.5).all()
-    assert set(exp.loc[["unapproved"], "BYD"]) == {"疑似未批先建"}
+    # an unapproved project never explains its site; a nearby approved idle scope may suggest R3
+    un = exp.loc[["unapproved"]]
+    assert set(un["BYD"]) <= {"疑似未批先建", "疑似建设地点变更"}
+    assert (un["PRID"].fillna("") != un["project_id"]).all()
 
 
 def test_scopes_fields_and_approvals(tiny_scene):
@@ -87,7 +90,8 @@ def test_scopes_fields_and_approvals(tiny_scene):
     unapproved = tiny_scene.truth.loc[tiny_scene.truth["sim_scenario"] == "unapproved", "project_id"]
     assert sc.set_index("SWC_P_ID").loc[list(unapproved), "RP_NUM"].isna().all()
     assert set(sc["VEC_TYPE"]) <= {"防治责任范围", "示意性范围"}
-    assert sc["CS_UNIT"].str.contains("某某").all() and sc["CS_UNIT"].str.contains("模拟").all()
+    assert sc["CS_UNIT"].str.contains("某某").all()
+    assert sc["CS_UNIT"].str.contains("模拟").all()
 
 
 def test_change_types_against_previous(tiny_scene):
@@ -96,7 +100,8 @@ def test_change_types_against_previous(tiny_scene):
     assert not t.loc[t["QDTYPE"] == "完工", "active"].any()
     assert "新增" in set(t["QDTYPE"])
     prev_ids = set(tiny_scene.previous["QDNM"])
-    assert prev_ids and not prev_ids & set(t["QDNM"])
+    assert prev_ids
+    assert not prev_ids & set(t["QDNM"])
 
 
 def test_disturbed_pixels_are_bare_after(tiny_scene):
@@ -127,7 +132,7 @@ def test_bad_options_name_the_fix(tmp_path):
         make_scene(tmp_path, size="enormous")
     with pytest.raises(UsageError, match="sensor"):
         make_scene(tmp_path, sensor="landsat")
-    with pytest.raises(UsageError, match="0.5"):
+    with pytest.raises(UsageError, match=r"0\.5"):
         make_scene(tmp_path, sensor="gf2", resolution=10)
 
 

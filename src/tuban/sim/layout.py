@@ -237,15 +237,24 @@ def build_layout(
     # road corridors (long, thin sites)
     frame = box(*bounds)
     corridors: list[Polygon] = []
-    for k in range(max(1, round(area_km2 / 25))):
+    n_corr = max(1, round(area_km2 / 25))
+    for k in range(n_corr * 8):  # a few tries each: a corridor must miss the river, hills and town
+        if len(corridors) >= n_corr:
+            break
         r = np.random.default_rng([seed, 1, k])
-        length = min(width, height) * r.uniform(0.35, 0.6)
-        sx = xmin + width * r.uniform(0.15, 0.55)
-        sy = ymin + height * r.uniform(0.15, 0.7)
+        length = min(width, height) * r.uniform(0.3, 0.5)
+        sx = xmin + width * r.uniform(0.1, 0.55)
+        sy = ymin + height * r.uniform(0.1, 0.7)
         a = math.radians(angle + r.choice([0.0, 90.0]) + r.uniform(-25, 25))
         pts = [(sx + t * length * math.cos(a), sy + t * length * math.sin(a) + 40 * math.sin(6 * t))
                for t in np.linspace(0, 1, 12)]
-        corridors.append(shapely.set_precision(LineString(pts).buffer(r.uniform(15, 25), cap_style="flat"), 0.01))
+        cand = shapely.set_precision(LineString(pts).buffer(r.uniform(15, 25), cap_style="flat"), 0.01)
+        blocked = [river.buffer(river_width[0] / 2 + 60)] if river is not None else []
+        blocked.append(box(xmin - 1, hill_edge - 150, xmax + 1, ymax + 1))
+        if urban is not None:
+            blocked.append(urban.buffer(40))
+        if not any(cand.intersects(b) for b in blocked) and box(*bounds).buffer(-30).contains(cand):
+            corridors.append(cand)
 
     obstacles: list = []
     if river is not None:
