@@ -7,7 +7,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from synth import scene_arrays, write_stack  # noqa: E402
+from synth import scene_arrays, write_stack
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from tuban.detect.engine import detect
 from tuban.detect.evaluate import evaluate_masks
 
 
-def _raster(gdf, shape, transform) -> np.ndarray:  # noqa: ANN001
+def _raster(gdf, shape, transform) -> np.ndarray:
     from rasterio import features
 
     if len(gdf) == 0:
@@ -16,7 +16,7 @@ def _raster(gdf, shape, transform) -> np.ndarray:  # noqa: ANN001
     return features.rasterize(((g, 1) for g in gdf.geometry), out_shape=shape, transform=transform).astype(bool)
 
 
-def test_detect_finds_the_changed_rectangles(pair) -> None:  # noqa: ANN001
+def test_detect_finds_the_changed_rectangles(pair) -> None:
     before, after, truth = pair
     res = detect(before, after, sensor="sentinel2", tile_size=512)
     assert res.method == "construction"
@@ -35,7 +35,7 @@ def test_detect_finds_the_changed_rectangles(pair) -> None:  # noqa: ANN001
     assert set(res.patches.columns) >= {"QAREA", "centroid_lon", "centroid_lat", "score", "masked_fraction"}
 
 
-def test_tile_size_does_not_change_the_result(pair) -> None:  # noqa: ANN001
+def test_tile_size_does_not_change_the_result(pair) -> None:
     before, after, _ = pair
     small = detect(before, after, sensor="sentinel2", tile_size=128)
     big = detect(before, after, sensor="sentinel2", tile_size=4096)
@@ -47,21 +47,21 @@ def test_tile_size_does_not_change_the_result(pair) -> None:  # noqa: ANN001
     assert len(small.patches) == len(big.patches)
 
 
-def test_manual_threshold_overrides(pair) -> None:  # noqa: ANN001
+def test_manual_threshold_overrides(pair) -> None:
     before, after, _ = pair
     res = detect(before, after, sensor="sentinel2", threshold=1e6)
     assert res.threshold == 1e6
     assert len(res.patches) == 0
 
 
-def test_mmu_drops_small_patches(pair) -> None:  # noqa: ANN001
+def test_mmu_drops_small_patches(pair) -> None:
     before, after, _ = pair
     res = detect(before, after, sensor="sentinel2", mmu_ha=0.1)
     assert len(res.patches) > 0
     assert (res.patches["QAREA"] >= 0.1 * 0.999).all()
 
 
-def test_rgb_only_pair_works(tmp_path) -> None:  # noqa: ANN001
+def test_rgb_only_pair_works(tmp_path) -> None:
     from synth import scene_arrays, write_stack
 
     before, after, truth = scene_arrays(seed=3)
@@ -75,7 +75,7 @@ def test_rgb_only_pair_works(tmp_path) -> None:  # noqa: ANN001
     assert evaluate_masks(pred, truth)["pixel"]["f1"] > 0.7
 
 
-def test_baseline_date_suppresses_recurring_bare_soil(tmp_path) -> None:  # noqa: ANN001
+def test_baseline_date_suppresses_recurring_bare_soil(tmp_path) -> None:
     from synth import scene_arrays, write_stack
 
     before, after, _ = scene_arrays(seed=4)
@@ -89,7 +89,7 @@ def test_baseline_date_suppresses_recurring_bare_soil(tmp_path) -> None:  # noqa
 
 
 @pytest.mark.slow
-def test_serial_equals_local_dask_cluster(pair) -> None:  # noqa: ANN001
+def test_serial_equals_local_dask_cluster(pair) -> None:
     pytest.importorskip("distributed")
     before, after, _ = pair
     serial = detect(before, after, sensor="sentinel2", tile_size=128)
@@ -100,7 +100,7 @@ def test_serial_equals_local_dask_cluster(pair) -> None:  # noqa: ANN001
 
 
 @pytest.mark.slow
-def test_serial_equals_distributed_scheduler_in_separate_processes(pair, tmp_path) -> None:  # noqa: ANN001
+def test_serial_equals_distributed_scheduler_in_separate_processes(pair, tmp_path) -> None:
     import os
     import socket
     import subprocess
@@ -153,7 +153,7 @@ def test_serial_equals_distributed_scheduler_in_separate_processes(pair, tmp_pat
         log.close()
 
 
-def test_building_the_job_reads_no_pixels(pair, monkeypatch) -> None:  # noqa: ANN001
+def test_building_the_job_reads_no_pixels(pair, monkeypatch) -> None:
     from tuban.detect import kernel
     from tuban.raster import grid as grid_mod
     from tuban.raster.scene import open_scene
@@ -167,7 +167,7 @@ def test_building_the_job_reads_no_pixels(pair, monkeypatch) -> None:  # noqa: A
     assert calls == []
 
 
-def test_cli_writes_a_geopackage_layer_with_crs(pair, tmp_path) -> None:  # noqa: ANN001
+def test_cli_writes_a_geopackage_layer_with_crs(pair, tmp_path) -> None:
     import geopandas as gpd
     import pyogrio
 
@@ -178,7 +178,8 @@ def test_cli_writes_a_geopackage_layer_with_crs(pair, tmp_path) -> None:  # noqa
     assert main(["detect", str(before), str(after), "-o", str(out), "--tile-size", "128", "-q"]) == 0
     assert "patches" in [row[0] for row in pyogrio.list_layers(out)]
     gdf = gpd.read_file(out, layer="patches")
-    assert gdf.crs is not None and gdf.crs.to_epsg() == 32650
+    assert gdf.crs is not None
+    assert gdf.crs.to_epsg() == 32650
     assert len(gdf) >= 4
     # evaluate against a truth raster written on the same grid
     import rasterio
@@ -191,7 +192,7 @@ def test_cli_writes_a_geopackage_layer_with_crs(pair, tmp_path) -> None:  # noqa
     assert main(["evaluate", str(out), str(tpath), "--change-value", "2"]) == 0
 
 
-def test_cli_reports_a_missing_scene_in_one_line(tmp_path, capsys) -> None:  # noqa: ANN001
+def test_cli_reports_a_missing_scene_in_one_line(tmp_path, capsys) -> None:
     from tuban.cli import main
 
     code = main(["detect", str(tmp_path / "nope.tif"), str(tmp_path / "nope2.tif"), "-o", str(tmp_path / "o.gpkg")])

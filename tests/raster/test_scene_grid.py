@@ -9,16 +9,16 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "detect"))
 
-from synth import scene_arrays, write_band_folder, write_stack  # noqa: E402
+from synth import scene_arrays, write_band_folder, write_stack
 
-from tuban.errors import BandError, InputNotFoundError, NoOverlapError, UnsafeInputError  # noqa: E402
-from tuban.raster.grid import Window, analysis_grid, read_block  # noqa: E402
-from tuban.raster.scene import open_scene  # noqa: E402
+from tuban.errors import BandError, InputNotFoundError, NoOverlapError, UnsafeInputError
+from tuban.raster.grid import Window, analysis_grid, read_block
+from tuban.raster.scene import open_scene
 
 SIX = ("blue", "green", "red", "nir", "swir1", "swir2")
 
 
-def test_band_folders_on_slightly_different_grids_share_the_before_grid(tmp_path) -> None:  # noqa: ANN001
+def test_band_folders_on_slightly_different_grids_share_the_before_grid(tmp_path) -> None:
     # the OSCD Hong Kong case: 540×695 (10 m) before, 538×693 with slightly larger pixels after, same origin
     rng = np.random.default_rng(0)
     b = rng.uniform(0.05, 0.3, (6, 695, 540)).astype(np.float32)
@@ -26,14 +26,16 @@ def test_band_folders_on_slightly_different_grids_share_the_before_grid(tmp_path
     fb = write_band_folder(tmp_path / "imgs_1", b, res=10.0)
     fa = write_band_folder(tmp_path / "imgs_2", a, res=10.0 * 540 / 538, prefix="S2A_OPER_X")
     before, after = open_scene(fb), open_scene(fa)
-    assert before.sensor == "sentinel2" and before.scale == 1e-4
+    assert before.sensor == "sentinel2"
+    assert before.scale == 1e-4
     assert set(SIX) <= set(before.roles)
     g = analysis_grid(before, after)
     assert (g.height, g.width) == (695, 540)
     data_a, valid_a = read_block(after, SIX, g, Window(0, 0, g.height, g.width))
     data_b, valid_b = read_block(before, SIX, g, Window(0, 0, g.height, g.width))
     assert data_a.shape == data_b.shape == (6, 695, 540)
-    assert valid_b.all() and valid_a.mean() > 0.99
+    assert valid_b.all()
+    assert valid_a.mean() > 0.99
     # the 20 m SWIR band is resampled onto the 10 m grid
     assert 0.05 < float(np.median(data_b[4])) < 0.3
     # a window read equals the same part of a full read (tile independence of the grid reader)
@@ -41,17 +43,18 @@ def test_band_folders_on_slightly_different_grids_share_the_before_grid(tmp_path
     np.testing.assert_allclose(part, data_a[:, 100:164, 200:264], rtol=1e-5, atol=1e-6)
 
 
-def test_nodata_pixels_are_not_valid(tmp_path) -> None:  # noqa: ANN001
+def test_nodata_pixels_are_not_valid(tmp_path) -> None:
     before, _, _ = scene_arrays(shape=(64, 64))
     before[:, :10, :] = 0
     p = write_stack(tmp_path / "b.tif", before, nodata=0)
     s = open_scene(p)
     g = analysis_grid(s, s)
     _, valid = read_block(s, SIX, g, Window(0, 0, 64, 64))
-    assert not valid[:10].any() and valid[10:].all()
+    assert not valid[:10].any()
+    assert valid[10:].all()
 
 
-def test_dates_that_do_not_overlap_raise_a_named_error(tmp_path) -> None:  # noqa: ANN001
+def test_dates_that_do_not_overlap_raise_a_named_error(tmp_path) -> None:
     arr, _, _ = scene_arrays(shape=(64, 64))
     b = open_scene(write_stack(tmp_path / "b.tif", arr))
     far = open_scene(write_stack(tmp_path / "a.tif", arr, origin=(600000.0, 3900000.0)))
@@ -62,7 +65,7 @@ def test_dates_that_do_not_overlap_raise_a_named_error(tmp_path) -> None:  # noq
         analysis_grid(b, little)
 
 
-def test_missing_vrt_and_roles(tmp_path) -> None:  # noqa: ANN001
+def test_missing_vrt_and_roles(tmp_path) -> None:
     with pytest.raises(InputNotFoundError):
         open_scene(tmp_path / "missing.tif")
     (tmp_path / "x.vrt").write_text("<VRTDataset/>")
@@ -76,7 +79,7 @@ def test_missing_vrt_and_roles(tmp_path) -> None:  # noqa: ANN001
     assert named.bands["nir"].index == 4
 
 
-def test_stac_item_with_local_assets(tmp_path) -> None:  # noqa: ANN001
+def test_stac_item_with_local_assets(tmp_path) -> None:
     arr, _, _ = scene_arrays(shape=(32, 32))
     assets = {}
     for i, (token, cn) in enumerate(zip(("B02", "B03", "B04", "B08"), ("blue", "green", "red", "nir"), strict=True)):
@@ -86,7 +89,8 @@ def test_stac_item_with_local_assets(tmp_path) -> None:  # noqa: ANN001
     p = tmp_path / "item.json"
     p.write_text(json.dumps(item))
     s = open_scene(p)
-    assert s.roles == ("blue", "green", "red", "nir") and s.scale == 1e-4
+    assert s.roles == ("blue", "green", "red", "nir")
+    assert s.scale == 1e-4
     item["assets"]["B02"]["href"] = "https://example.invalid/B02.tif"
     p.write_text(json.dumps(item))
     with pytest.raises(UnsafeInputError, match="remote"):

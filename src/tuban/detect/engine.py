@@ -51,7 +51,7 @@ def executor(*, workers: int | None = None, scheduler: str | None = None):
     if scheduler and workers and workers > 1:
         raise UsageError("give either --workers or --scheduler, not both")
     if not scheduler and (not workers or workers <= 1):
-        def serial(fn, items, label, progress=None):  # noqa: ANN001, ANN202
+        def serial(fn, items, label, progress=None):
             out = []
             for i, a in enumerate(items):
                 out.append(fn(*a))
@@ -71,7 +71,7 @@ def executor(*, workers: int | None = None, scheduler: str | None = None):
                                dashboard_address=None, host="127.0.0.1")
         client = Client(cluster)
 
-    def dmap(fn, items, label, progress=None):  # noqa: ANN001, ANN202
+    def dmap(fn, items, label, progress=None):
         futures = [client.submit(fn, *a, pure=False) for a in items]
         index = {f.key: i for i, f in enumerate(futures)}
         out: list[Any] = [None] * len(futures)
@@ -203,7 +203,8 @@ def detect(
         return open_scene(s, sensor=sensor, bands=bands)
 
     b, a, z = _open(before), _open(after), _open(baseline)
-    assert b is not None and a is not None
+    assert b is not None
+    assert a is not None
     grid = analysis_grid(b, a, resolution=resolution, crs=crs)
     job = kernel.Job(b, a, grid, method, z, masks, water)
     m = job.change_method()  # validates roles early
@@ -233,7 +234,7 @@ def detect(
     return DetectResult(table, grid, m.name, stats.threshold, unobs, stats)
 
 
-def _fill_small_holes(geom, min_area: float):  # noqa: ANN001, ANN202
+def _fill_small_holes(geom, min_area: float):
     import shapely
 
     if geom.geom_type == "MultiPolygon":

@@ -50,12 +50,12 @@ def evaluate_masks(pred: np.ndarray, truth: np.ndarray, *, min_object_px: int = 
     r = found / len(big) if len(big) else 0.0
     p = right / pn if pn else 0.0
     out["object"] = {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0,
-                     "truth_objects": int(len(big)), "found": found, "predicted_objects": int(pn),
+                     "truth_objects": len(big), "found": found, "predicted_objects": int(pn),
                      "min_object_px": int(min_object_px)}
     return out
 
 
-def read_truth(path: str | Path, *, change_value: int | None = None, grid: str | Path | None = None):  # noqa: ANN201
+def read_truth(path: str | Path, *, change_value: int | None = None, grid: str | Path | None = None):
     """The truth raster as a boolean mask, with its transform and CRS (from ``grid`` when it has none)."""
     import rasterio
 

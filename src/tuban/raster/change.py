@@ -40,7 +40,7 @@ __all__ = ["METHODS", "ChangeMethod", "get_method", "neighbourhood_distance"]
 SIX = ("blue", "green", "red", "nir", "swir1", "swir2")
 
 
-def _shift_views(x: np.ndarray, r: int):  # noqa: ANN202
+def _shift_views(x: np.ndarray, r: int):
     """Views of ``x`` (bands, h, w) shifted by every offset in [-r, r]² (edge padding)."""
     p = np.pad(x, ((0, 0), (r, r), (r, r)), mode="edge")
     h, w = x.shape[1:]

@@ -33,7 +33,7 @@ class Grid:
     height: int
 
     @property
-    def affine(self):  # noqa: ANN201 - affine.Affine
+    def affine(self):
         from affine import Affine
 
         return Affine(*self.transform)
@@ -115,7 +115,7 @@ def analysis_grid(
     return Grid(dst_crs, (res, 0.0, ix0, 0.0, -res, iy1), w, h)
 
 
-def _same_grid(src, grid: Grid) -> bool:  # noqa: ANN001
+def _same_grid(src, grid: Grid) -> bool:
     if src.width < 1 or src.crs is None:
         return False
     t = tuple(src.transform)[:6]

@@ -110,7 +110,7 @@ def compile_expression(text: str) -> Callable[[dict[str, np.ndarray]], np.ndarra
     """Validate ``text`` and return a function of a role → array mapping."""
     tree, _ = _parse(text)
 
-    def ev(node: ast.AST, bands: dict[str, np.ndarray]):  # noqa: ANN202
+    def ev(node: ast.AST, bands: dict[str, np.ndarray]):
         if isinstance(node, ast.Expression):
             return ev(node.body, bands)
         if isinstance(node, ast.Constant):

@@ -17,7 +17,7 @@ def _blobs(mask: np.ndarray, *, min_px: int, dilate: int) -> np.ndarray:
 
     m = mask.astype(np.uint8)
     m = cv2.morphologyEx(m, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-    n, lab, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
+    _n, lab, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
     keep = stats[:, cv2.CC_STAT_AREA] >= min_px
     keep[0] = False
     out = keep[lab].astype(np.uint8)

@@ -101,8 +101,6 @@ def _band_folder(folder: Path, sensor: str | None) -> Scene:
         m = _TOKEN.search(p.name)
         if m and p.is_file():
             token = m.group(1).upper()
-            if token.startswith("B") and len(token) == 2 and token[1].isdigit() and not _LANDSAT.match(p.name):
-                token = token  # Landsat-style B4 or GF B1
             files.setdefault(token, str(p))
             lm = _LANDSAT.match(p.name)
             if lm:

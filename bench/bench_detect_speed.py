@@ -1,0 +1,148 @@
+"""Detection speed: ratios measured in one run on a generated 4-band uint16 DEFLATE COG pair.
+
+Prints: end-to-end throughput / decode-only throughput (target ≥ 0.7), 2 workers / 1 worker (≥ 1.7),
+OpenCV / scipy 3×3 opening, our vectorisation / ``gdal_polygonize.py`` on the same mask (≤ 1.3× its time).
+
+Usage: ``python bench/bench_detect_speed.py [--size 4096] [--tile-size 1024] [--dir DIR]`` (``--size 16384``
+for the full-size check).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def make_pair(d: Path, size: int) -> tuple[Path, Path]:
+    import rasterio
+    from affine import Affine
+    from rasterio.shutil import copy as rio_copy
+
+    rng = np.random.default_rng(0)
+    paths = []
+    block = 1024
+    for name, changed in (("before", False), ("after", True)):
+        tmp = d / f"{name}_tmp.tif"
+        prof = {"driver": "GTiff", "width": size, "height": size, "count": 4, "dtype": "uint16",
+                "crs": "EPSG:32650", "transform": Affine(10.0, 0, 500000.0, 0, -10.0, 4000000.0),
+                "tiled": True, "blockxsize": 512, "blockysize": 512, "compress": "deflate"}
+        with rasterio.open(tmp, "w", **prof) as dst:
+            for i, role in enumerate(("blue", "green", "red", "nir")):
+                dst.set_band_description(i + 1, role)
+            veg = np.array([400, 700, 400, 3500], np.float32)
+            soil = np.array([1300, 1600, 1900, 2600], np.float32)
+            for r in range(0, size, block):
+                for c in range(0, size, block):
+                    h, w = min(block, size - r), min(block, size - c)
+                    yy, xx = np.mgrid[r : r + h, c : c + w]
+                    tex = 1 + 0.1 * np.sin(yy / 37.0) * np.cos(xx / 23.0)
+                    arr = veg[:, None, None] * tex * (1 + 0.03 * rng.standard_normal((4, h, w)))
+                    if changed:
+                        site = ((yy // 97) % 7 == 3) & ((xx // 113) % 5 == 2)
+                        arr = np.where(site[None], soil[:, None, None] * tex, arr)
+                    dst.write(arr.astype(np.uint16), window=rasterio.windows.Window(c, r, w, h))
+        out = d / f"{name}.tif"
+        rio_copy(tmp, out, driver="COG", compress="DEFLATE", blocksize=512)
+        tmp.unlink()
+        paths.append(out)
+    return paths[0], paths[1]
+
+
+def decode_only(paths: tuple[Path, ...], tile: int) -> float:
+    import rasterio
+    from rasterio.windows import Window
+
+    t0 = time.perf_counter()
+    for p in paths:
+        with rasterio.open(p) as src:
+            for r in range(0, src.height, tile):
+                for c in range(0, src.width, tile):
+                    src.read(window=Window(c, r, min(tile, src.width - c), min(tile, src.height - r)))
+    return time.perf_counter() - t0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--size", type=int, default=4096)
+    ap.add_argument("--tile-size", type=int, default=1024)
+    ap.add_argument("--dir")
+    args = ap.parse_args()
+    import cv2
+    from scipy import ndimage as ndi
+
+    from tuban.detect.engine import detect
+
+    work = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="tuban-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        t0 = time.perf_counter()
+        before, after = make_pair(work, args.size)
+        print(f"generated {args.size}×{args.size} 4-band uint16 DEFLATE COG pair in {time.perf_counter() - t0:.1f} s")
+        mpx = args.size * args.size / 1e6
+        t_dec = decode_only((before, after), args.tile_size)
+        print(f"decode only (both files, serial): {t_dec:.2f} s = {mpx / t_dec:.1f} Mpx/s")
+        t0 = time.perf_counter()
+        res = detect(before, after, tile_size=args.tile_size)
+        t_e2e = time.perf_counter() - t0
+        print(f"end to end, 1 process: {t_e2e:.2f} s = {mpx / t_e2e:.1f} Mpx/s, {len(res.patches)} patches")
+        print(f"RATIO end-to-end / decode-only throughput = {t_dec / t_e2e:.2f} (target ≥ 0.7)")
+        t0 = time.perf_counter()
+        res2 = detect(before, after, tile_size=args.tile_size, workers=2)
+        t_2 = time.perf_counter() - t0
+        print(f"end to end, 2 workers: {t_2:.2f} s, {len(res2.patches)} patches")
+        print(f"RATIO 2 workers / 1 worker speed = {t_e2e / t_2:.2f} (target ≥ 1.7; this machine has "
+              f"{__import__('os').cpu_count()} cores)")
+        # morphology on a realistic mask
+        m = np.zeros((min(args.size, 4096),) * 2, np.uint8)
+        rng = np.random.default_rng(1)
+        m[rng.random(m.shape) < 0.02] = 1
+        m = cv2.dilate(m, np.ones((5, 5), np.uint8))
+        n = 3
+        t0 = time.perf_counter()
+        for _ in range(n):
+            ndi.binary_opening(m.astype(bool), np.ones((3, 3), bool))
+        t_sp = (time.perf_counter() - t0) / n
+        t0 = time.perf_counter()
+        for _ in range(n):
+            cv2.morphologyEx(m, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+        t_cv = (time.perf_counter() - t0) / n
+        print(f"3×3 opening: scipy {m.size / 1e6 / t_sp:.0f} Mpx/s, OpenCV {m.size / 1e6 / t_cv:.0f} Mpx/s, "
+              f"RATIO {t_sp / t_cv:.1f}")
+        # vectorisation vs gdal_polygonize.py on the same mask
+        import rasterio
+        from affine import Affine
+        from rasterio import features
+
+        tr = Affine(10.0, 0, 500000.0, 0, -10.0, 4000000.0)
+        t0 = time.perf_counter()
+        _, lab = cv2.connectedComponents(m, connectivity=4, ltype=cv2.CV_32S)
+        geoms = list(features.shapes(lab, mask=lab > 0, connectivity=4, transform=tr))
+        t_ours = time.perf_counter() - t0
+        poly = shutil.which("gdal_polygonize.py")
+        if poly:
+            mp = work / "mask.tif"
+            with rasterio.open(mp, "w", driver="GTiff", width=m.shape[1], height=m.shape[0], count=1,
+                               dtype="uint8", crs="EPSG:32650", transform=tr, nodata=0) as dst:
+                dst.write(m[None])
+            out = work / "poly.gpkg"
+            t0 = time.perf_counter()
+            subprocess.run([poly, "-q", str(mp), "-f", "GPKG", str(out)], check=True)
+            t_gdal = time.perf_counter() - t0
+            print(f"vectorisation: ours {t_ours:.2f} s ({len(geoms)} polygons), gdal_polygonize.py {t_gdal:.2f} s, "
+                  f"RATIO ours / gdal time = {t_ours / t_gdal:.2f} (target ≤ 1.3)")
+        else:
+            print(f"vectorisation: ours {t_ours:.2f} s ({len(geoms)} polygons); gdal_polygonize.py not found")
+    finally:
+        if not args.dir:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
