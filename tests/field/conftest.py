@@ -1,0 +1,71 @@
+"""Fixtures of the field tests: a round with a field window, patches in counties A and B, personas."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+COUNTY_A = "410811"
+COUNTY_B = "410822"
+LON, LAT = 113.2400, 35.2200
+SIZE = 0.001  # ≈ 90 m × 110 m
+
+
+@dataclass
+class FieldWorld:
+    store: Any
+    users: dict[str, int]
+    round_id: int
+    patches: dict[str, int]
+
+    def actor(self, username: str) -> Any:
+        from tuban.workflow.rounds import actor_for
+
+        return actor_for(self.store, self.users[username])
+
+    def patch(self, qdnm: str) -> Any:
+        from tuban.store.models import Patch
+
+        with self.store.session() as s:
+            return s.get(Patch, self.patches[qdnm])
+
+
+def build_field_world(store: Any, users: dict[str, int]) -> FieldWorld:
+    import geopandas as gpd
+    import shapely
+    from sqlalchemy import select, update
+
+    from tuban.store.models import Patch, Round
+
+    specs = [("A-1", COUNTY_A, 0.000, "焦作市山阳区新城街道东"), ("A-2", COUNTY_A, 0.003, "山阳区定和街道"),
+             ("B-1", COUNTY_B, 0.020, "博爱县清化镇")]
+    gdf = gpd.GeoDataFrame(
+        {"QDNM": [s[0] for s in specs], "XZQDM": [s[1] for s in specs], "ADDRESS": [s[3] for s in specs],
+         "QTYPE": ["其他扰动"] * 3, "QDCS": ["施工"] * 3, "QAREA": [1.0] * 3},
+        geometry=[shapely.box(LON + s[2], LAT, LON + s[2] + SIZE, LAT + SIZE * 0.8) for s in specs],
+        crs="EPSG:4490")
+    store.import_patches(gdf, round_name="2024-1", actor="p_admin")
+    with store.transaction(actor="test") as tx:
+        rid = tx.session.scalar(select(Round.id).where(Round.name == "2024-1"))
+        tx.session.execute(update(Round).where(Round.id == rid).values(
+            field_start=dt.date(2024, 8, 10), field_end=dt.date(2024, 10, 31)))
+        ids = dict(tx.session.execute(select(Patch.qdnm, Patch.id).where(Patch.round_id == rid)).all())
+    inspector = store.add_user("a_field", "password-a_field", roles=[("field_inspector", COUNTY_A)], actor="test")
+    return FieldWorld(store=store, users={**users, "a_field": inspector}, round_id=rid, patches=ids)
+
+
+@pytest.fixture
+def fworld(store: Any, personas: dict[str, int]) -> FieldWorld:
+    return build_field_world(store, personas)
+
+
+@pytest.fixture
+def uploads(fworld: FieldWorld, tmp_path: Path) -> Any:
+    from tuban.blobs import BlobStore
+    from tuban.field.uploads import UploadManager
+
+    return UploadManager(fworld.store, BlobStore(tmp_path / "blobs"), tmp_path / "uploads")
