@@ -144,15 +144,19 @@ def read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window)
     out = np.empty((len(roles), h, w), np.float32)
     valid = np.ones((h, w), bool)
     rw = RWindow(window.col, window.row, w, h)
+    by_path: dict[str, list[int]] = {}
     for i, role in enumerate(roles):
-        ref = scene.bands[role]
-        with rasterio.open(ref.path) as src:
+        by_path.setdefault(scene.bands[role].path, []).append(i)
+    for path, slots in by_path.items():
+        # one read per file: pixel-interleaved files decode every band of a block at once
+        indexes = [scene.bands[roles[i]].index for i in slots]
+        with rasterio.open(path) as src:
             nodata = src.nodata
             if nodata is None and scene.zero_is_nodata:
                 nodata = 0
             if _same_grid(src, grid):
-                arr = src.read(ref.index, window=rw, boundless=False)
-                ok = np.ones((h, w), bool) if nodata is None else arr != nodata
+                arr = src.read(indexes, window=rw, boundless=False)
+                ok = np.ones((h, w), bool) if nodata is None else np.all(arr != nodata, axis=0)
             else:
                 coarser = src.res[0] > 0 and grid.res[0] / max(src.res[0], 1e-12) > 1.5
                 if src.crs is not None and src.crs.to_wkt() != grid.crs:
@@ -161,11 +165,11 @@ def read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window)
                 with WarpedVRT(src, crs=grid.crs, transform=grid.affine, width=grid.width, height=grid.height,
                                resampling=rs, src_nodata=nodata, nodata=nodata,
                                add_alpha=nodata is None) as vrt:
-                    arr = vrt.read(ref.index, window=rw)
-                    ok = vrt.read_masks(ref.index, window=rw) > 0
+                    arr = vrt.read(indexes, window=rw)
+                    ok = np.all(vrt.read_masks(indexes, window=rw) > 0, axis=0)
             if not np.issubdtype(arr.dtype, np.integer):
-                ok &= np.isfinite(arr)
-            out[i] = arr
+                ok &= np.all(np.isfinite(arr), axis=0)
+            out[slots] = arr
             valid &= ok
     if scene.scale is not None:
         out *= np.float32(scene.scale)
