@@ -51,14 +51,18 @@ def _fields(layout: Layout, X: np.ndarray, Y: np.ndarray, after: bool) -> tuple[
     V = -(X - cx) * math.sin(a) + (Y - cy) * math.cos(a)
     bw = 520.0
     col = np.floor(U / bw).astype(np.int64)
-    # jittered column edges: edge(k) = k*bw + j(k)
-    def edge(k: np.ndarray) -> np.ndarray:
-        return k * bw + (hash_float(seed, 11, k) - 0.5) * bw * 0.5
-    col = np.where(edge(col) > U, col - 1, np.where(edge(col + 1) <= U, col + 1, col))
-    u0, u1 = edge(col), edge(col + 1)
-    bh = 300.0 + 200.0 * hash_float(seed, 12, col)
-    row = np.floor((V + hash_float(seed, 13, col) * bh) / bh).astype(np.int64)
-    v0 = row * bh - hash_float(seed, 13, col) * bh
+    # per-column values through small lookup tables (few columns per tile)
+    c_lo = int(col.min()) - 1
+    ks = np.arange(c_lo, int(col.max()) + 3)
+    edges = ks * bw + (hash_float(seed, 11, ks) - 0.5) * bw * 0.5  # jittered column edges
+    ci = col - c_lo
+    col = np.where(edges[ci] > U, col - 1, np.where(edges[ci + 1] <= U, col + 1, col))
+    ci = col - c_lo
+    u0, u1 = edges[ci], edges[ci + 1]
+    bh = (300.0 + 200.0 * hash_float(seed, 12, ks))[ci]
+    shift = hash_float(seed, 13, ks)[ci] * bh
+    row = np.floor((V + shift) / bh).astype(np.int64)
+    v0 = row * bh - shift
     block = hash_float(seed, 14, col, row)
     along_v = hash_float(seed, 15, col, row) < 0.75
     width = 18.0 + 50.0 * hash_float(seed, 16, col, row)
@@ -78,7 +82,7 @@ def _fields(layout: Layout, X: np.ndarray, Y: np.ndarray, after: bool) -> tuple[
     surf = np.where((block > 0.06) & (block < 0.085), np.uint8(Surface.GREENHOUSE), surf)
     # farm tracks on block edges, poplar lines on some of them
     d_edge = np.minimum.reduce([U - u0, u1 - U, V - v0, (v0 + bh) - V])
-    trees = hash_float(seed, 20, col) < 0.35
+    trees = (hash_float(seed, 20, ks) < 0.35)[ci]
     surf = np.where(d_edge < 3.0, np.uint8(Surface.FARM_ROAD), surf)
     surf = np.where(trees & (np.minimum(U - u0, u1 - U) >= 3.0) & (np.minimum(U - u0, u1 - U) < 9.0),
                     np.uint8(Surface.TREE), surf)
