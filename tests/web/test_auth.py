@@ -19,7 +19,7 @@ def test_session_cookie_flags(client_for, app) -> None:
     c = client_for(None)
     c.http.get("/login")
     r = c.post("/api/session", json={"username": "a_staff", "password": "password-a_staff"})
-    cookie = [h for h in r.headers.get_list("set-cookie") if h.startswith("tuban_session=")][0].lower()
+    cookie = next(h for h in r.headers.get_list("set-cookie") if h.startswith("tuban_session=")).lower()
     assert "httponly" in cookie
     assert "samesite=lax" in cookie
     assert "secure" not in cookie  # plain HTTP in tests; behind_tls=True adds it (next test)
@@ -145,3 +145,9 @@ def test_html_pages_redirect_anonymous_to_login(client_for, world) -> None:
     r = c.get(f"/rounds/{world.round_id}/review", headers={"Accept": "text/html"})
     assert r.status_code == 303
     assert r.headers["location"].startswith("/login?next=")
+
+
+def test_control_characters_in_credentials_are_a_plain_failure(client_for) -> None:
+    c = client_for(None)
+    r = c.post("/api/session", json={"username": "a_staff\x00", "password": "password-a_staff"})
+    assert r.status_code == 401

@@ -49,10 +49,16 @@ def _login(request: Request, username: str, password: str) -> int:
     app = request.app
     throttle = app.state.throttle
     client = _client(request)
+    from tuban.security import dummy_verify
+
     if throttle.blocked(username, client):
-        app.state.store.verify_user("\0throttled", password[:64])  # same work as a real attempt
+        dummy_verify(password[:64])  # same work as a real attempt
         raise ThrottledError("too many failed logins", retry_after_s=int(throttle.window_s))
-    user_id = app.state.store.verify_user(username.strip(), password)
+    if any(ord(ch) < 32 for ch in username + password):  # NUL etc. never reach the database
+        dummy_verify(password[:64])
+        user_id = None
+    else:
+        user_id = app.state.store.verify_user(username.strip(), password)
     if user_id is None:
         throttle.failed(username, client)
         import logging
