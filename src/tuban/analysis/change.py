@@ -1,7 +1,9 @@
 """Change type (QDTYPE 扰动变化类型) against the previous round, with lineage links.
 
-Our rule (domain.md §5): a current patch matches the previous patches it overlaps
-(intersection area above ``overlap_min_m2``). None → 新增. Otherwise its area is compared
+Our rule (domain.md §5): a current patch matches the previous patches whose interiors
+it intersects (``intersects`` and not ``touches``: a shared edge is no match; the same
+test as ``ST_Intersects AND NOT ST_Touches`` in PostGIS). No intersection is computed
+for the classification; :func:`lineage_overlaps` gives the overlap areas for the report. None → 新增. Otherwise its area is compared
 with the total area of the matched previous patches: above +expand_share → 续建（范围扩大）,
 below −shrink_share → 续建（范围缩小）, else 续建（范围不变）. A previous patch that no
 current patch overlaps is 完工 (reported separately, not among the current patches).
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
+from tuban.analysis.parallel import pmap
 from tuban.analysis.rules import RuleSet
 
 __all__ = [
@@ -24,6 +27,7 @@ __all__ = [
     "NEW",
     "ChangeArrays",
     "classify_change",
+    "lineage_overlaps",
 ]
 
 NEW = "新增"
@@ -38,9 +42,8 @@ class ChangeArrays:
     qdtype: np.ndarray  # per current patch
     previous_area_m2: np.ndarray  # total area of the matched previous patches (0 for 新增)
     change_share: np.ndarray  # (area − previous) / previous; nan for 新增
-    pair_current: np.ndarray  # lineage links, sorted by current patch then overlap (descending)
+    pair_current: np.ndarray  # lineage links, sorted by current patch then previous patch
     pair_previous: np.ndarray
-    pair_overlap_m2: np.ndarray
     completed: np.ndarray  # indices of previous patches with no current match (完工)
 
 
@@ -51,6 +54,7 @@ def classify_change(
     *,
     current_area_m2: np.ndarray,
     previous_area_m2: np.ndarray | None = None,
+    workers: int = 1,
 ) -> ChangeArrays:
     """QDTYPE for metric *current* patches against metric *previous* patches."""
     n = len(current)
@@ -58,11 +62,10 @@ def classify_change(
     shapely.prepare(previous)
     ctree = shapely.STRtree(current)
     pj, ci = ctree.query(previous, predicate="intersects")
-    ov = shapely.area(shapely.intersection(current[ci], previous[pj]))
-    keep = ov > rules.overlap_min_m2
-    ci, pj, ov = ci[keep], pj[keep], ov[keep]
-    order = np.lexsort((pj, -ov, ci))
-    ci, pj, ov = ci[order], pj[order], ov[order]
+    keep = ~pmap(shapely.touches, current[ci], previous[pj], workers=workers)
+    ci, pj = ci[keep], pj[keep]
+    order = np.lexsort((pj, ci))
+    ci, pj = ci[order], pj[order]
     matched_prev = np.bincount(ci, weights=prev_area[pj], minlength=n)
     matched = np.bincount(ci, minlength=n) > 0
     share = np.full(n, np.nan)
@@ -79,6 +82,10 @@ def classify_change(
         change_share=share,
         pair_current=ci,
         pair_previous=pj,
-        pair_overlap_m2=ov,
         completed=np.flatnonzero(~has_successor),
     )
+
+
+def lineage_overlaps(current: np.ndarray, previous: np.ndarray, change: ChangeArrays) -> np.ndarray:
+    """Overlap area (m²) of every lineage link of *change* (metric geometries)."""
+    return shapely.area(shapely.intersection(current[change.pair_current], previous[change.pair_previous]))

@@ -20,11 +20,12 @@ import pandas as pd
 import pyproj
 import shapely
 
-from tuban.analysis.change import COMPLETED, ChangeArrays, classify_change
+from tuban.analysis.change import COMPLETED, ChangeArrays, classify_change, lineage_overlaps
 from tuban.analysis.divisions import DivisionArrays, assign_divisions
 from tuban.analysis.explain import HINT_R5_ZH, explain_rule
 from tuban.analysis.geometry import CGCS2000, PreparedLayer, local_crs, prepare_layer, project
-from tuban.analysis.overlay import M2_PER_HA, RULE_BYD, ComplianceArrays, classify_compliance
+from tuban.analysis.overlay import M2_PER_HA, RULE_BYD, ComplianceArrays, classify_compliance, nearest_scopes
+from tuban.analysis.parallel import pmap
 from tuban.analysis.rules import RuleSet, load_rules
 from tuban.errors import FieldError
 
@@ -53,6 +54,31 @@ class AnalysisResult:
     previous: gpd.GeoDataFrame | None
     rules: RuleSet
     geometry_notes: dict[int, str] = field(default_factory=dict)
+    metric: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # projected patches/scopes/previous
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def lineage_overlap_m2(self) -> np.ndarray:
+        """Overlap area of each lineage link (computed on first use)."""
+        if "lineage" not in self._cache:
+            if self.change is None:
+                self._cache["lineage"] = np.zeros(0)
+            else:
+                self._cache["lineage"] = lineage_overlaps(self.metric["patches"], self.metric["previous"],
+                                                          self.change)
+        return self._cache["lineage"]
+
+    def nearest_counting_scope(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per patch: the nearest approved scope (any distance) and its distance in m (−1 / inf if none)."""
+        if "nearest" not in self._cache:
+            comp = self.compliance
+            idx, dist = comp.nearest_scope.copy(), comp.nearest_m.copy()
+            far = np.flatnonzero(idx < 0)
+            if len(far):
+                fi, fd = nearest_scopes(self.metric["patches"][far], self.metric["scopes"],
+                                        self.scopes["counting"].to_numpy())
+                idx[far], dist[far] = fi, fd
+            self._cache["nearest"] = (idx, dist)
+        return self._cache["nearest"]
 
     # -- tables ----------------------------------------------------------------------
     @property
@@ -67,7 +93,7 @@ class AnalysisResult:
         return pd.DataFrame({
             "QDNM": self.patches["QDNM"].to_numpy()[ch.pair_current],
             "PREV_QDNM": self.previous_ids[ch.pair_previous],
-            "overlap_ha": ch.pair_overlap_m2 / M2_PER_HA,
+            "overlap_ha": self.lineage_overlap_m2() / M2_PER_HA,
         })
 
     def completed(self) -> gpd.GeoDataFrame:
@@ -151,6 +177,9 @@ def _numbers(res: AnalysisResult) -> list[dict[str, Any]]:
     scope_rows = _split(comp.pair_patch, n)
     div_rows = _split(res.divisions.pair_patch, n)
     prev_rows = _split(res.change.pair_current, n) if res.change is not None else None
+    lineage_m2 = res.lineage_overlap_m2()
+    near_idx, near_m = res.nearest_counting_scope()
+    disturbed = comp.scope_disturbed
     out = []
     for i in range(n):
         a = float(area_ha[i])
@@ -182,11 +211,11 @@ def _numbers(res: AnalysisResult) -> list[dict[str, Any]]:
         num["projects"] = projects
         if comp.rule[i] == "R3":
             num["site_change_distance_m"] = float(comp.site_change_m[i])
-        near = comp.nearest_scope[i]
+        near = near_idx[i]
         if comp.rule[i] in ("R3", "R4", "R5") and near >= 0:
             num["nearest_scope"] = {"SWC_P_ID": sid[near], "RP_NUM": rp[near],
-                                    "distance_m": float(comp.nearest_m[i]),
-                                    "disturbed": bool(comp.nearest_disturbed[i])}
+                                    "distance_m": float(near_m[i]),
+                                    "disturbed": bool(disturbed[near])}
         others = rows[~comp.pair_counting[rows]]
         num["suggested"] = [
             {"SWC_P_ID": sid[j], "PRO_NAME": name[j], "VEC_TYPE": vec[j], "approved": bool(approved[j]),
@@ -202,7 +231,7 @@ def _numbers(res: AnalysisResult) -> list[dict[str, Any]]:
             prow = prev_rows[i]
             num["previous"] = [
                 {"QDNM": str(res.previous_ids[j]), "overlap_ha": float(ov / M2_PER_HA)}
-                for j, ov in zip(res.change.pair_previous[prow], res.change.pair_overlap_m2[prow], strict=True)
+                for j, ov in zip(res.change.pair_previous[prow], lineage_m2[prow], strict=True)
             ]
             num["previous_area_ha"] = float(res.change.previous_area_m2[i] / M2_PER_HA)
             share = res.change.change_share[i]
@@ -298,6 +327,7 @@ def analyse(
     rules: RuleSet | None = None,
     source_crs: str | Mapping[str, str] | None = None,
     work_crs: object = None,
+    workers: int = 1,
 ) -> AnalysisResult:
     """Classify every patch (R1–R5), find its divisions and its change type.
 
@@ -320,6 +350,8 @@ def analyse(
     work_crs
         The metric CRS for areas and distances; default :func:`~tuban.analysis.geometry.local_crs`
         of the patches.
+    workers
+        Threads for the geometry work (shapely releases the GIL); results do not depend on it.
 
     Raises
     ------
@@ -333,7 +365,7 @@ def analyse(
     crs = pyproj.CRS.from_user_input(work_crs) if work_crs is not None else local_crs(lp.geoms)
 
     def metric(layer: PreparedLayer) -> np.ndarray:
-        return project(layer.geoms[layer.present], CGCS2000, crs)
+        return pmap(lambda g: project(g, CGCS2000, crs), layer.geoms[layer.present], workers=workers)
 
     pg = metric(lp)
     area = shapely.area(pg)
@@ -344,16 +376,19 @@ def analyse(
     meta["SWC_P_ID"] = [v if v is not None else f"#{k}" for v, k in zip(meta["SWC_P_ID"], scope_rows, strict=True)]
     meta["approved"] = meta["RP_NUM"].notna().to_numpy()
     meta["counting"] = meta["approved"].to_numpy() & meta["VEC_TYPE"].isin(rules.counting_vec_types).to_numpy()
-    comp = classify_compliance(pg, sg, meta["counting"].to_numpy(), rules, patch_area_m2=area)
+    comp = classify_compliance(pg, sg, meta["counting"].to_numpy(), rules, patch_area_m2=area,
+                               workers=workers)
     dg = metric(ld)
     codes = np.array([str(c).strip() for c in ld.ids], dtype=object)
     divs = assign_divisions(pg, dg, codes, patch_area_m2=area, overlap_min_m2=rules.overlap_min_m2,
-                            rank_decimals=rules.rank_decimals)
+                            rank_decimals=rules.rank_decimals, workers=workers)
     change = None
     prev_ids = prev_frame = None
+    kept = {"patches": pg, "scopes": sg}
     if "previous" in layers:
         lq = layers["previous"]
-        change = classify_change(pg, metric(lq), rules, current_area_m2=area)
+        kept["previous"] = metric(lq)
+        change = classify_change(pg, kept["previous"], rules, current_area_m2=area, workers=workers)
         prev_ids = np.asarray(lq.ids, dtype=object)
         prev_frame = gpd.GeoDataFrame(previous.drop(columns=previous.geometry.name),
                                       geometry=lq.geoms, crs=CGCS2000)
@@ -376,4 +411,5 @@ def analyse(
         previous=prev_frame,
         rules=rules,
         geometry_notes=notes,
+        metric=kept,
     )

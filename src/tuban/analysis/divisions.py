@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
+from tuban.analysis.parallel import pmap
+
 __all__ = ["DivisionArrays", "assign_divisions"]
 
 
@@ -28,6 +30,7 @@ def assign_divisions(
     patch_area_m2: np.ndarray,
     overlap_min_m2: float,
     rank_decimals: int = 4,
+    workers: int = 1,
 ) -> DivisionArrays:
     """Overlap every metric patch with the metric division polygons.
 
@@ -38,11 +41,12 @@ def assign_divisions(
     n = len(patches)
     shapely.prepare(divisions)
     ptree = shapely.STRtree(patches)
-    dj, pi = ptree.query(divisions, predicate="intersects")
-    inside = shapely.contains_properly(divisions[dj], patches[pi])
+    dj, pi = ptree.query(divisions)
+    inside = pmap(shapely.contains_properly, divisions[dj], patches[pi], workers=workers)
     ov = np.where(inside, patch_area_m2[pi], 0.0)
-    cross = np.flatnonzero(~inside)
-    ov[cross] = shapely.area(shapely.intersection(patches[pi[cross]], divisions[dj[cross]]))
+    rest = np.flatnonzero(~inside)
+    cross = rest[pmap(shapely.intersects, divisions[dj[rest]], patches[pi[rest]], workers=workers)]
+    ov[cross] = shapely.area(pmap(shapely.intersection, patches[pi[cross]], divisions[dj[cross]], workers=workers))
     keep = ov > overlap_min_m2
     pi, dj, ov = pi[keep], dj[keep], ov[keep]
     order = np.lexsort((codes[dj].astype(str), -np.round(ov, rank_decimals), pi))

@@ -48,6 +48,8 @@ def _crs_name(crs: object) -> str:
 
 def _to_cgcs2000(geoms: np.ndarray, src: object, layer: str) -> np.ndarray:
     """Convert *geoms* from *src* to EPSG:4490 (GCJ-02 / BD-09 through :mod:`tuban.crs`)."""
+    if isinstance(src, pyproj.CRS) and src.to_epsg() == 4490:
+        return geoms
     try:
         return transform_geometries(geoms, src if isinstance(src, pyproj.CRS) else str(src), CGCS2000)
     except UnsupportedCRSError as exc:
@@ -108,8 +110,9 @@ def prepare_layer(
         raise _refuse(layer, "rows without geometry", ids[missing], "give every row a polygon")
     present = ~missing
     geoms = geoms.copy()
-    geoms[present] = shapely.force_2d(geoms[present])
     sub = geoms[present]
+    if shapely.has_z(sub).any():
+        sub = shapely.force_2d(sub)
     sub_ids = ids[present]
     empty = shapely.is_empty(sub)
     if empty.any():

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
+from tuban.analysis.parallel import pmap
 from tuban.analysis.rules import RuleSet
 
-__all__ = ["RULE_BYD", "ComplianceArrays", "classify_compliance", "first_per_group"]
+__all__ = ["RULE_BYD", "ComplianceArrays", "classify_compliance", "first_per_group", "nearest_scopes"]
 
 M2_PER_HA = 10_000.0
 
@@ -44,9 +45,8 @@ class ComplianceArrays:
     outside_m2: np.ndarray  # EAREA in m² (0 unless R1/R2)
     tolerance_m2: np.ndarray
     lead_scope: np.ndarray  # counting scope with the largest overlap (R1/R2) or the R3 scope; -1
-    nearest_m: np.ndarray  # distance to the nearest counting scope (0 when overlapping; inf if none)
-    nearest_scope: np.ndarray  # that scope; -1
-    nearest_disturbed: np.ndarray  # bool: the nearest counting scope overlaps some current patch
+    nearest_m: np.ndarray  # 0 for R1/R2, the R3 distance; inf otherwise (see nearest_scopes)
+    nearest_scope: np.ndarray  # the lead scope for R1–R3; -1 otherwise
     site_change_m: np.ndarray  # R3: distance to the undisturbed scope in ``lead_scope``; nan otherwise
     pair_patch: np.ndarray
     pair_scope: np.ndarray
@@ -89,6 +89,7 @@ def classify_compliance(
     rules: RuleSet,
     *,
     patch_area_m2: np.ndarray | None = None,
+    workers: int = 1,
 ) -> ComplianceArrays:
     """Apply R1–R5 to metric *patches* against metric *scopes*.
 
@@ -102,20 +103,32 @@ def classify_compliance(
         Thresholds (:func:`tuban.analysis.rules.load_rules`).
     patch_area_m2
         Precomputed patch areas, to avoid computing them twice.
+    workers
+        Threads for the per-pair geometry work (:func:`tuban.analysis.parallel.pmap`).
+
+    Only *undisturbed* counting scopes are searched within the radius (that is all R3
+    needs); the nearest counting scope of an R4/R5 patch, disturbed or not, is found for
+    the report by :func:`nearest_scopes`.
     """
     n, m = len(patches), len(scopes)
     counting = np.asarray(counting, dtype=bool)
     area = shapely.area(patches) if patch_area_m2 is None else patch_area_m2
     min_ov = rules.overlap_min_m2
 
-    # all scope × patch pairs whose geometries intersect; the (fewer) scopes are the prepared side
+    # scope × patch pairs: bounding boxes, then a prepared contains_properly (no overlay needed),
+    # then a prepared intersects and the intersection only for the rest
     shapely.prepare(scopes)
-    ptree = shapely.STRtree(patches)
-    sj, pi = ptree.query(scopes, predicate="intersects")
-    inside = shapely.contains_properly(scopes[sj], patches[pi])
+    sj, pi = shapely.STRtree(patches).query(scopes)
+    inside = pmap(shapely.contains_properly, scopes[sj], patches[pi], workers=workers)
+    rest = np.flatnonzero(~inside)
+    touching = pmap(shapely.intersects, scopes[sj[rest]], patches[pi[rest]], workers=workers)
+    drop = rest[~touching]
+    keep_pairs = np.ones(len(sj), dtype=bool)
+    keep_pairs[drop] = False
+    sj, pi, inside = sj[keep_pairs], pi[keep_pairs], inside[keep_pairs]
     ov = np.where(inside, area[pi], 0.0)
     part = np.flatnonzero(~inside)
-    pieces = shapely.intersection(patches[pi[part]], scopes[sj[part]])
+    pieces = pmap(shapely.intersection, patches[pi[part]], scopes[sj[part]], workers=workers)
     ov[part] = shapely.area(pieces)
     keep = ov > min_ov
     piece_of = np.full(len(sj), -1)
@@ -161,37 +174,26 @@ def classify_compliance(
         first = first_per_group(pair_patch[c], -np.round(pair_ov[c], rd), pair_scope[c])
         lead[pair_patch[c][first]] = pair_scope[c][first]
 
+    # R3: an undisturbed counting scope within the radius (the nearest one, ties by row)
     nearest_m = np.where(has_overlap, 0.0, np.inf)
     nearest_scope = lead.copy()
     site_m = np.full(n, np.nan)
     cand = np.flatnonzero(~has_overlap)
-    cidx = np.flatnonzero(counting)
-    if len(cand) and len(cidx):
-        ctree = shapely.STRtree(scopes[cidx])
-        qi, qj = ctree.query(patches[cand], predicate="dwithin",
-                              distance=rules.site_change_radius_m + rules.distance_eps_m)
-        dist = shapely.distance(patches[cand[qi]], scopes[cidx[qj]])
+    free_idx = np.flatnonzero(counting & ~scope_disturbed)
+    if len(cand) and len(free_idx):
+        qi, qj = shapely.STRtree(scopes[free_idx]).query(
+            patches[cand], predicate="dwithin", distance=rules.site_change_radius_m + rules.distance_eps_m)
         if len(qi):
-            first = first_per_group(qi, np.round(dist, rules.rank_decimals), cidx[qj])
-            nearest_m[cand[qi[first]]] = dist[first]
-            nearest_scope[cand[qi[first]]] = cidx[qj[first]]
-            free = ~scope_disturbed[cidx[qj]]
-            if free.any():
-                first = first_per_group(qi[free], np.round(dist[free], rules.rank_decimals), cidx[qj][free])
-                hit = cand[qi[free][first]]
-                rule[hit] = "R3"
-                lead[hit] = cidx[qj[free][first]]
-                site_m[hit] = dist[free][first]
-        far = cand[~np.isfinite(nearest_m[cand])]
-        if len(far):
-            fi, fj = ctree.query_nearest(patches[far], all_matches=False, return_distance=False)
-            nearest_scope[far[fi]] = cidx[fj]
-            nearest_m[far[fi]] = shapely.distance(patches[far[fi]], scopes[cidx[fj]])
+            dist = pmap(shapely.distance, patches[cand[qi]], scopes[free_idx[qj]], workers=workers)
+            first = first_per_group(qi, np.round(dist, rules.rank_decimals), free_idx[qj])
+            hit = cand[qi[first]]
+            rule[hit] = "R3"
+            lead[hit] = free_idx[qj[first]]
+            site_m[hit] = dist[first]
+            nearest_scope[hit] = lead[hit]
+            nearest_m[hit] = dist[first]
     small = (rule == "R4") & (area < rules.plan_threshold_ha * M2_PER_HA)
     rule[small] = "R5"
-    nearest_disturbed = np.zeros(n, dtype=bool)
-    has_near = nearest_scope >= 0
-    nearest_disturbed[has_near] = scope_disturbed[nearest_scope[has_near]]
     return ComplianceArrays(
         rule=rule,
         covered_m2=covered,
@@ -200,7 +202,6 @@ def classify_compliance(
         lead_scope=lead,
         nearest_m=nearest_m,
         nearest_scope=nearest_scope,
-        nearest_disturbed=nearest_disturbed,
         site_change_m=site_m,
         pair_patch=pair_patch,
         pair_scope=pair_scope,
@@ -208,3 +209,21 @@ def classify_compliance(
         pair_counting=pair_counting,
         scope_disturbed=scope_disturbed,
     )
+
+
+def nearest_scopes(
+    patches: np.ndarray, scopes: np.ndarray, counting: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The nearest counting scope of each patch and its distance (−1 / inf when there is none).
+
+    Used for the report of patches with no counting scope within the radius; not needed
+    for the classification itself.
+    """
+    idx = np.full(len(patches), -1)
+    dist = np.full(len(patches), np.inf)
+    cidx = np.flatnonzero(counting)
+    if len(patches) and len(cidx):
+        pi, sj = shapely.STRtree(scopes[cidx]).query_nearest(patches, all_matches=False)
+        idx[pi] = cidx[sj]
+        dist[pi] = shapely.distance(patches[pi], scopes[cidx[sj]])
+    return idx, dist

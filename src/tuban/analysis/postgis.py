@@ -94,10 +94,8 @@ CLASSIFY_SQL: tuple[str, ...] = (
                       FROM _an_p p JOIN _an_d d ON ST_Intersects(p.g, d.g)) t
        WHERE ov > %(min_ov)s""",
     """CREATE TEMP TABLE _an_pq AS
-       SELECT * FROM (SELECT p.pos AS pp, q.pos AS qp, q.qdnm, q.a AS qa,
-                             ST_Area(ST_Intersection(p.g, q.g)) AS ov
-                      FROM _an_p p JOIN _an_q q ON ST_Intersects(p.g, q.g)) t
-       WHERE ov > %(min_ov)s""",
+       SELECT p.pos AS pp, q.pos AS qp, q.qdnm, q.a AS qa
+       FROM _an_p p JOIN _an_q q ON ST_Intersects(p.g, q.g) AND NOT ST_Touches(p.g, q.g)""",
 )
 
 _RESULT_SQL = """
