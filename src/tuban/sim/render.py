@@ -79,7 +79,8 @@ def _fields(layout: Layout, X: np.ndarray, Y: np.ndarray, after: bool) -> tuple[
             surf[m] = _pick(states, probs, u2[m])
     vigor = (hash_float(seed, 19, col, row, strip) - 0.5).astype(np.float32)
     surf = np.where(block < 0.06, np.uint8(Surface.ORCHARD), surf)
-    surf = np.where((block > 0.06) & (block < 0.085), np.uint8(Surface.GREENHOUSE), surf)
+    # greenhouse rows (大棚) on some strips of a few blocks
+    surf = np.where((block > 0.06) & (block < 0.08) & (u_strip < 0.45), np.uint8(Surface.GREENHOUSE), surf)
     # farm tracks on block edges, poplar lines on some of them
     d_edge = np.minimum.reduce([U - u0, u1 - U, V - v0, (v0 + bh) - V])
     trees = (hash_float(seed, 20, ks) < 0.35)[ci]
@@ -246,6 +247,6 @@ class DateRenderer:
             for x, y, r in near:
                 blob += np.exp(-(((bx - x) / r) ** 2)[None, :] - (((by - y) / r) ** 2)[:, None]).astype(np.float32)
             tex = fractal_noise(bx, by, 500.0, lay.seed + 6, octaves=4)
-            return np.clip((blob * 1.3 + tex - 0.55) * 2.5, 0.0, 1.0)
+            return np.clip((blob * 1.3 + tex * np.minimum(blob * 2.0, 1.0) - 0.55) * 2.5, 0.0, 1.0)
 
         return opacity(0.0, 0.0), opacity(sx, sy)
