@@ -69,3 +69,67 @@ def uploads(fworld: FieldWorld, tmp_path: Path) -> Any:
     from tuban.field.uploads import UploadManager
 
     return UploadManager(fworld.store, BlobStore(tmp_path / "blobs"), tmp_path / "uploads")
+
+
+def make_app(store: Any, tmp_path: Path) -> Any:
+    """The review web app with the field router (included once, whether or not create_app does it)."""
+    from tuban.fieldapp.router import router
+    from tuban.fieldapp.services import configure_field
+    from tuban.web import WebSettings, create_app
+
+    settings = WebSettings(database_url=store.url, secret_key=WebSettings.random_secret(), upgrade_on_start=False)
+    app = create_app(settings, store=store)
+    if not any(getattr(r, "path", "") == "/api/field/records" for r in app.routes):
+        app.include_router(router)
+    configure_field(app, blob_dir=tmp_path / "blobs", upload_dir=tmp_path / "uploads")
+    return app
+
+
+class ApiClient:
+    """A TestClient logged in as one user, sending the CSRF header on unsafe methods."""
+
+    def __init__(self, app: Any, username: str | None) -> None:
+        from fastapi.testclient import TestClient
+
+        self.http = TestClient(app, follow_redirects=False)
+        self.http.get("/login")
+        if username is not None:
+            r = self.request("POST", "/api/session", json={"username": username, "password": f"password-{username}"})
+            assert r.status_code == 200, r.text
+
+    def request(self, method: str, url: str, **kw: Any) -> Any:
+        headers = dict(kw.pop("headers", {}))
+        if method not in ("GET", "HEAD"):
+            headers["X-CSRF-Token"] = self.http.cookies.get("tuban_csrf") or ""
+        return self.http.request(method, url, headers=headers, **kw)
+
+    def upload(self, meta: dict[str, Any], data: bytes, *, chunk: int = 64 * 1024) -> Any:
+        r = self.request("POST", "/api/field/uploads", json=meta)
+        assert r.status_code == 201, r.text
+        state = r.json()
+        while not state["complete"]:
+            off = state["offset"]
+            r = self.request("PATCH", f"/api/field/uploads/{state['upload_id']}", content=data[off:off + chunk],
+                             headers={"Upload-Offset": str(off), "Content-Type": "application/offset+octet-stream"})
+            assert r.status_code == 200, r.text
+            state = r.json()
+        return state
+
+
+@pytest.fixture
+def field_app(fworld: FieldWorld, tmp_path: Path) -> Any:
+    return make_app(fworld.store, tmp_path)
+
+
+@pytest.fixture
+def api(field_app: Any) -> Any:
+    clients: list[ApiClient] = []
+
+    def make(username: str | None) -> ApiClient:
+        c = ApiClient(field_app, username)
+        clients.append(c)
+        return c
+
+    yield make
+    for c in clients:
+        c.http.close()
