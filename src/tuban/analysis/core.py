@@ -68,14 +68,16 @@ class AnalysisResult:
         return self._cache["lineage"]
 
     def nearest_counting_scope(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per patch: the nearest approved scope (any distance) and its distance in m (−1 / inf if none)."""
+        """Per patch: the nearest approved scope within ``rules.nearest_search_m`` and its distance
+        in m (−1 / inf if none is that close)."""
         if "nearest" not in self._cache:
             comp = self.compliance
             idx, dist = comp.nearest_scope.copy(), comp.nearest_m.copy()
             far = np.flatnonzero(idx < 0)
             if len(far):
                 fi, fd = nearest_scopes(self.metric["patches"][far], self.metric["scopes"],
-                                        self.scopes["counting"].to_numpy())
+                                        self.scopes["counting"].to_numpy(),
+                                        max_distance=self.rules.nearest_search_m)
                 idx[far], dist[far] = fi, fd
             self._cache["nearest"] = (idx, dist)
         return self._cache["nearest"]
@@ -161,81 +163,82 @@ def _xzqdm(res: AnalysisResult) -> np.ndarray:
     return _group_strings(d.pair_patch, res.division_codes[d.pair_division], len(res.area_m2))
 
 
-def _split(group: np.ndarray, n: int) -> list[np.ndarray]:
-    """Row indices of *group* (sorted) per value 0…n-1."""
-    bounds = np.searchsorted(group, np.arange(n + 1))
-    return [np.arange(bounds[i], bounds[i + 1]) for i in range(n)]
+def _bounds(group: np.ndarray, n: int) -> list[int]:
+    """Start offsets of each value 0…n (group sorted) as a Python list."""
+    return np.searchsorted(group, np.arange(n + 1)).tolist()
 
 
 def _numbers(res: AnalysisResult) -> list[dict[str, Any]]:
+    """Per-patch numbers; plain Python lists inside the loop (numpy scalars are slow)."""
     comp, n = res.compliance, len(res.area_m2)
     r = res.rules
     sc = res.scopes
-    sid, rp, name, vec = (sc[c].to_numpy() for c in ("SWC_P_ID", "RP_NUM", "PRO_NAME", "VEC_TYPE"))
-    approved = sc["approved"].to_numpy()
-    area_ha = res.area_m2 / M2_PER_HA
-    scope_rows = _split(comp.pair_patch, n)
-    div_rows = _split(res.divisions.pair_patch, n)
-    prev_rows = _split(res.change.pair_current, n) if res.change is not None else None
-    lineage_m2 = res.lineage_overlap_m2()
-    near_idx, near_m = res.nearest_counting_scope()
-    disturbed = comp.scope_disturbed
+    sid, rp, name, vec = (sc[c].tolist() for c in ("SWC_P_ID", "RP_NUM", "PRO_NAME", "VEC_TYPE"))
+    approved = sc["approved"].tolist()
+    disturbed = comp.scope_disturbed.tolist()
+    area = res.area_m2.tolist()
+    covered, outside, tol = comp.covered_m2.tolist(), comp.outside_m2.tolist(), comp.tolerance_m2.tolist()
+    rule, lead_s, site_m = comp.rule.tolist(), comp.lead_scope.tolist(), comp.site_change_m.tolist()
+    near_idx, near_m = (a.tolist() for a in res.nearest_counting_scope())
+    sb = _bounds(comp.pair_patch, n)
+    ps, pov, pcount = comp.pair_scope.tolist(), comp.pair_overlap_m2.tolist(), comp.pair_counting.tolist()
+    db = _bounds(res.divisions.pair_patch, n)
+    dcode = [str(c) for c in res.division_codes[res.divisions.pair_division]]
+    dov = res.divisions.pair_overlap_m2.tolist()
+    ch = res.change
+    if ch is not None:
+        qb = _bounds(ch.pair_current, n)
+        qid = [str(q) for q in res.previous_ids[ch.pair_previous]]
+        qov = res.lineage_overlap_m2().tolist()
+        qarea, qshare = ch.previous_area_m2.tolist(), ch.change_share.tolist()
+    version, radius = r.version, r.site_change_radius_m
     out = []
     for i in range(n):
-        a = float(area_ha[i])
+        a = area[i]
         num: dict[str, Any] = {
-            "rules_version": r.version,
-            "area_ha": a,
-            "covered_ha": float(comp.covered_m2[i] / M2_PER_HA),
-            "outside_ha": float(comp.outside_m2[i] / M2_PER_HA),
-            "outside_pct": float(100 * comp.outside_m2[i] / res.area_m2[i]) if res.area_m2[i] > 0 else 0.0,
-            "tolerance_ha": float(comp.tolerance_m2[i] / M2_PER_HA),
-            "radius_m": r.site_change_radius_m,
+            "rules_version": version,
+            "area_ha": a / M2_PER_HA,
+            "covered_ha": covered[i] / M2_PER_HA,
+            "outside_ha": outside[i] / M2_PER_HA,
+            "outside_pct": 100 * outside[i] / a if a > 0 else 0.0,
+            "tolerance_ha": tol[i] / M2_PER_HA,
+            "radius_m": radius,
         }
-        rows = scope_rows[i]
-        counting = rows[comp.pair_counting[rows]]
-        num["scopes"] = [
-            {"SWC_P_ID": sid[j], "RP_NUM": rp[j], "overlap_ha": float(ov / M2_PER_HA),
-             "overlap_pct": float(100 * ov / res.area_m2[i])}
-            for j, ov in zip(comp.pair_scope[counting], comp.pair_overlap_m2[counting], strict=True)
-        ]
-        lead = comp.lead_scope[i]
+        if rule[i] in ("R4", "R5"):
+            num["nearest_search_m"] = r.nearest_search_m
+        scopes, suggested = [], []
+        for k in range(sb[i], sb[i + 1]):
+            j, ov = ps[k], pov[k]
+            if pcount[k]:
+                scopes.append({"SWC_P_ID": sid[j], "RP_NUM": rp[j], "overlap_ha": ov / M2_PER_HA,
+                               "overlap_pct": 100 * ov / a})
+            else:
+                suggested.append({"SWC_P_ID": sid[j], "PRO_NAME": name[j], "VEC_TYPE": vec[j],
+                                  "approved": approved[j], "overlap_ha": ov / M2_PER_HA})
+        num["scopes"] = scopes
+        lead = lead_s[i]
         projects: list[dict[str, Any]] = []
         if lead >= 0:
             projects.append({"SWC_P_ID": sid[lead], "RP_NUM": rp[lead], "PRO_NAME": name[lead]})
             seen = {sid[lead]}
-            for s in num["scopes"]:
-                if s["SWC_P_ID"] not in seen:
-                    seen.add(s["SWC_P_ID"])
-                    projects.append({"SWC_P_ID": s["SWC_P_ID"], "RP_NUM": s["RP_NUM"]})
+            for sc_ in scopes:
+                if sc_["SWC_P_ID"] not in seen:
+                    seen.add(sc_["SWC_P_ID"])
+                    projects.append({"SWC_P_ID": sc_["SWC_P_ID"], "RP_NUM": sc_["RP_NUM"]})
         num["projects"] = projects
-        if comp.rule[i] == "R3":
-            num["site_change_distance_m"] = float(comp.site_change_m[i])
+        if rule[i] == "R3":
+            num["site_change_distance_m"] = site_m[i]
         near = near_idx[i]
-        if comp.rule[i] in ("R3", "R4", "R5") and near >= 0:
-            num["nearest_scope"] = {"SWC_P_ID": sid[near], "RP_NUM": rp[near],
-                                    "distance_m": float(near_m[i]),
-                                    "disturbed": bool(disturbed[near])}
-        others = rows[~comp.pair_counting[rows]]
-        num["suggested"] = [
-            {"SWC_P_ID": sid[j], "PRO_NAME": name[j], "VEC_TYPE": vec[j], "approved": bool(approved[j]),
-             "overlap_ha": float(ov / M2_PER_HA)}
-            for j, ov in zip(comp.pair_scope[others], comp.pair_overlap_m2[others], strict=True)
-        ]
-        drows = div_rows[i]
-        num["divisions"] = [
-            {"XZQDM": str(res.division_codes[j]), "share_pct": float(100 * ov / res.area_m2[i])}
-            for j, ov in zip(res.divisions.pair_division[drows], res.divisions.pair_overlap_m2[drows], strict=True)
-        ]
-        if prev_rows is not None and res.change is not None:
-            prow = prev_rows[i]
-            num["previous"] = [
-                {"QDNM": str(res.previous_ids[j]), "overlap_ha": float(ov / M2_PER_HA)}
-                for j, ov in zip(res.change.pair_previous[prow], lineage_m2[prow], strict=True)
-            ]
-            num["previous_area_ha"] = float(res.change.previous_area_m2[i] / M2_PER_HA)
-            share = res.change.change_share[i]
-            num["area_change_pct"] = float(100 * share) if np.isfinite(share) else None
+        if near >= 0 and rule[i] in ("R3", "R4", "R5"):
+            num["nearest_scope"] = {"SWC_P_ID": sid[near], "RP_NUM": rp[near], "distance_m": near_m[i],
+                                    "disturbed": disturbed[near]}
+        num["suggested"] = suggested
+        num["divisions"] = [{"XZQDM": dcode[k], "share_pct": 100 * dov[k] / a} for k in range(db[i], db[i + 1])]
+        if ch is not None:
+            num["previous"] = [{"QDNM": qid[k], "overlap_ha": qov[k] / M2_PER_HA} for k in range(qb[i], qb[i + 1])]
+            num["previous_area_ha"] = qarea[i] / M2_PER_HA
+            share = qshare[i]
+            num["area_change_pct"] = 100 * share if share == share else None
         out.append(num)
     return out
 

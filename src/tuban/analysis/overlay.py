@@ -212,18 +212,21 @@ def classify_compliance(
 
 
 def nearest_scopes(
-    patches: np.ndarray, scopes: np.ndarray, counting: np.ndarray
+    patches: np.ndarray, scopes: np.ndarray, counting: np.ndarray, *, max_distance: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The nearest counting scope of each patch and its distance (−1 / inf when there is none).
+    """The nearest counting scope of each patch within *max_distance* m and its distance
+    (−1 / inf when there is none that close).
 
-    Used for the report of patches with no counting scope within the radius; not needed
-    for the classification itself.
+    Used for the report of R4/R5 patches; not needed for the classification itself.
     """
     idx = np.full(len(patches), -1)
     dist = np.full(len(patches), np.inf)
     cidx = np.flatnonzero(counting)
     if len(patches) and len(cidx):
-        pi, sj = shapely.STRtree(scopes[cidx]).query_nearest(patches, all_matches=False)
-        idx[pi] = cidx[sj]
-        dist[pi] = shapely.distance(patches[pi], scopes[cidx[sj]])
+        qi, qj = shapely.STRtree(scopes[cidx]).query(patches, predicate="dwithin", distance=max_distance)
+        if len(qi):
+            d = shapely.distance(patches[qi], scopes[cidx[qj]])
+            first = first_per_group(qi, d, cidx[qj])
+            idx[qi[first]] = cidx[qj[first]]
+            dist[qi[first]] = d[first]
     return idx, dist
