@@ -7,7 +7,7 @@ import argparse
 from tuban.cli import add_workspace_option
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="build the Jiaozuo demo region, run the pipeline, create demo accounts")
     add_workspace_option(p)
     p.add_argument("--size", choices=("tiny", "small", "medium"), default="small", help="scene size (default small)")

@@ -27,7 +27,7 @@ def hash_u64(*keys: np.ndarray | int) -> np.ndarray:
     the SplitMix64 finaliser: cheap on full-size arrays, well spread for textures.
     """
     with np.errstate(over="ignore"):
-        h = np.uint64(0x2545F4914F6CDD1D)
+        h: np.ndarray | np.uint64 = np.uint64(0x2545F4914F6CDD1D)
         for key, mul in zip(keys, _MULS, strict=False):
             h = h + np.asarray(key, dtype=np.int64).view(np.uint64) * mul
         h = (h ^ (h >> np.uint64(30))) * _M1

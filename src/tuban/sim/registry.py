@@ -41,6 +41,7 @@ def build_tables(layout: Layout, *, crs: str, place: str = "示例", rounds: tup
     for n, site in enumerate(layout.sites):
         qdnm = f"SIM{seed}-{n + 1:04d}"
         geom = site.after if site.after is not None else site.before
+        assert geom is not None  # a site has a current or a previous extent
         company, project, pro_type = _names(place, site.kind, n + 1)
         prid = f"SIM{seed}-P{n + 1:04d}" if site.scope is not None else None
         truth_rows.append({
