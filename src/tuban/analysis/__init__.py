@@ -9,7 +9,7 @@ The heavy modules load lazily, so ``import tuban.analysis`` stays cheap::
     zh, en = explain(frame.iloc[0], lang="zh"), explain(frame.iloc[0], lang="en")
 
 Modules: ``rules`` (versioned thresholds), ``geometry`` (CRS and geometry policy),
-``overlay`` (R1–R5), ``divisions`` (XZQDM), ``change`` (QDTYPE), ``explain``
+``overlay`` (R1–R5), ``divisions`` (XZQDM), ``change`` (QDTYPE), ``explanations``
 (sentences), ``core`` (``analyse`` and the result), ``postgis`` (the same rules in SQL).
 """
 
@@ -22,7 +22,7 @@ __all__ = ["AnalysisResult", "RuleSet", "analyse", "explain", "load_rules"]
 _LAZY = {
     "AnalysisResult": "tuban.analysis.core",
     "analyse": "tuban.analysis.core",
-    "explain": "tuban.analysis.explain",
+    "explain": "tuban.analysis.explanations",
     "RuleSet": "tuban.analysis.rules",
     "load_rules": "tuban.analysis.rules",
 }

@@ -22,7 +22,7 @@ import shapely
 
 from tuban.analysis.change import COMPLETED, ChangeArrays, classify_change, lineage_overlaps
 from tuban.analysis.divisions import DivisionArrays, assign_divisions
-from tuban.analysis.explain import HINT_R5_ZH, explain_rule
+from tuban.analysis.explanations import HINT_R5_ZH, explain_rule
 from tuban.analysis.geometry import CGCS2000, PreparedLayer, local_crs, prepare_layer, project
 from tuban.analysis.overlay import M2_PER_HA, RULE_BYD, ComplianceArrays, classify_compliance, nearest_scopes
 from tuban.analysis.parallel import pmap
