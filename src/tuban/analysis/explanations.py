@@ -85,7 +85,7 @@ def explain_rule(rule: str, numbers: Mapping[str, Any], qdnm: Any, lang: Lang = 
             where = (f"最近的已批复防治责任范围（{_project(near, lang)}）在 {_n(near.get('distance_m'), 1)} m 处"
                      + ("且其内已有扰动" if near.get("disturbed") else ""))
         else:
-            where = f"{_n(numbers.get('nearest_search_m', 2000), 0)} m 内没有已批复的防治责任范围"
+            where = f"{_n(numbers.get('nearest_search_m', 1000), 0)} m 内没有已批复的防治责任范围"
         text = f"{head}未与任何已批复的防治责任范围相交，{where}{_suggested(numbers, lang)}，疑似未批先建。"
         if rule == "R5":
             text += HINT_R5_ZH + "。"
@@ -105,7 +105,7 @@ def explain_rule(rule: str, numbers: Mapping[str, Any], qdnm: Any, lang: Lang = 
         where = (f"the nearest approved scope ({_project(near, lang)}) is {_n(near.get('distance_m'), 1)} m away"
                  + (" and already disturbed" if near.get("disturbed") else ""))
     else:
-        where = f"there is no approved scope within {_n(numbers.get('nearest_search_m', 2000), 0)} m"
+        where = f"there is no approved scope within {_n(numbers.get('nearest_search_m', 1000), 0)} m"
     text = f"{head} overlaps no approved scope and {where}{_suggested(numbers, lang)}: suspected construction before approval."
     if rule == "R5":
         text = text[:-1] + f"; {HINT_R5_EN}."

@@ -41,7 +41,7 @@ class RuleSet:
     share_eps: float = 1e-9
     distance_eps_m: float = 1e-6
     rank_decimals: int = 4
-    nearest_search_m: float = 2000.0
+    nearest_search_m: float = 1000.0
     source: str = DEFAULT_RULES_FILE
 
     def tolerance_ha(self, area_ha: float) -> float:
@@ -105,6 +105,6 @@ def load_rules(path: str | Path | None = None) -> RuleSet:
         share_eps=_number(cmp_, "share_eps", 1e-9, source),
         distance_eps_m=_number(cmp_, "distance_eps_m", 1e-6, source),
         rank_decimals=int(_number(cmp_, "rank_decimals", 4, source)),
-        nearest_search_m=_number(raw.get("report", {}), "nearest_search_m", 2000.0, source),
+        nearest_search_m=_number(raw.get("report", {}), "nearest_search_m", 1000.0, source),
         source=source,
     )
