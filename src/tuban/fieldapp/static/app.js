@@ -185,7 +185,7 @@ function fillSelect(sel, items, value, blank) {
   sel.value = value || "";
 }
 
-function drawMap(t) {
+function drawMap(t, photos) {
   const svg = $("#d-map");
   const pts = rings(t.geometry)[0] || [];
   const xs = pts.map((p) => p[0]), ys = pts.map((p) => p[1]);
@@ -196,6 +196,15 @@ function drawMap(t) {
   const sy = (y) => 100 - (y - (miny + maxy) / 2) / span * 180;
   const poly = pts.map((p) => `${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join(" ");
   let html = `<polygon points="${poly}" fill="rgba(220,60,40,.25)" stroke="#c0392b" stroke-width="2"/>`;
+  for (const ph of photos || []) {
+    if (ph.lon == null) continue;
+    const x = sx(ph.lon), y = sy(ph.lat);
+    html += `<circle cx="${x}" cy="${y}" r="3" fill="#b7791f"/>`;
+    if (ph.bearing != null) {
+      const a = rad(ph.bearing);
+      html += `<line x1="${x}" y1="${y}" x2="${x + 18 * Math.sin(a)}" y2="${y - 18 * Math.cos(a)}" stroke="#b7791f" stroke-width="2"/>`;
+    }
+  }
   if (state.fix) html += `<circle cx="${sx(state.fix.lon)}" cy="${sy(state.fix.lat)}" r="5" fill="#1d4ed8"/>`;
   svg.innerHTML = html;
 }
@@ -216,7 +225,8 @@ async function openTask(id) {
     $("#d-attrs").append(dt, dd);
   }
   const img = $("#d-after");
-  if (p.chips && p.chips.after) img.src = p.chips.after; else img.removeAttribute("src");
+  img.hidden = !(p.chips && p.chips.after);
+  if (!img.hidden) img.src = p.chips.after; else img.removeAttribute("src");
   const f = $("#record-form");
   const cl = state.me.codelists;
   const v = saved ? saved.fields : { QTYPE: p.qtype, QDCS: p.qdcs, ADDRESS: p.address, PROBLEM: p.problem,
@@ -228,7 +238,6 @@ async function openTask(id) {
   f.responsible_party.value = saved ? saved.responsible_party || "" : "";
   $("#save-msg").textContent = "";
   updateNav();
-  drawMap(t);
   await renderPhotos();
   renderPoints();
   show("detail");
@@ -263,7 +272,8 @@ function localChecks(photo, t) {
   }
   if (photo.accuracy_m == null) out.push(["accuracy", "unknown", "精度未知"]);
   else out.push(["accuracy", photo.accuracy_m <= pol.max_accuracy_m ? "pass" : "fail", `精度 ±${Math.round(photo.accuracy_m)} m`]);
-  const day = photo.taken_at.slice(0, 10);
+  const day = new Intl.DateTimeFormat("sv-SE", { timeZone: pol.field_window_timezone || "Asia/Shanghai" })
+    .format(new Date(photo.taken_at));
   const s = t.properties.field_start, e = t.properties.field_end;
   if (s || e) out.push(["field_window", (!s || day >= s) && (!e || day <= e) ? "pass" : "fail", `拍摄日期 ${day}`]);
   return out;
@@ -273,6 +283,7 @@ async function renderPhotos() {
   const ul = $("#photos");
   ul.textContent = "";
   const items = await byPatch("photos", state.current.id);
+  drawMap(state.current, items);
   for (const ph of items) {
     const li = document.createElement("li");
     const checks = ph.server_checks
@@ -413,6 +424,10 @@ async function sync() {
       await put("records", rec);
       const t = await get("tasks", rec.patch_id);
       if (t && rec.server && rec.server.patch_version) {
+        const hard = (rec.server.conflict && rec.server.conflict.fields) || {};
+        if (rec.status === "done" || rec.server.conflict) {
+          for (const [k, v] of Object.entries(rec.fields || {})) if (!(k in hard)) t.properties[k.toLowerCase()] = v;
+        }
         t.properties.version = rec.server.patch_version;
         await put("tasks", t);
       }
