@@ -70,7 +70,7 @@ class World:
             return s.get(Patch, self.patches[qdnm]).version
 
 
-def build_world(store: Any, users: dict[str, int], tmp_path: Path) -> World:
+def build_world(store: Any, users: dict[str, int], imagery: dict[str, Path]) -> World:
     import datetime as dt
 
     import geopandas as gpd
@@ -100,8 +100,7 @@ def build_world(store: Any, users: dict[str, int], tmp_path: Path) -> World:
          "VEC_TYPE": ["防治责任范围"]},
         geometry=[_square(LON + 0.0035, LAT - 0.0005, 0.003)], crs="EPSG:4490")
     store.import_projects(proj, actor="p_admin")
-    before = write_cog(tmp_path / "before.tif", bounds=(LON - 0.01, LAT - 0.01, LON + 0.04, LAT + 0.02), seed=2)
-    after = write_cog(tmp_path / "after.tif", bounds=(LON - 0.01, LAT - 0.01, LON + 0.04, LAT + 0.02), seed=3)
+    before, after = imagery["before"], imagery["after"]
     with store.session() as s:
         round_id = s.scalar(select(Round.id).where(Round.name == "2024-1"))
         ids = dict(s.execute(select(Patch.qdnm, Patch.id).where(Patch.round_id == round_id)).all())
@@ -119,9 +118,18 @@ def build_world(store: Any, users: dict[str, int], tmp_path: Path) -> World:
                  imagery={"before": before, "after": after})
 
 
+@pytest.fixture(scope="session")
+def imagery(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A before/after pair of tiny COGs shared by the session (read-only)."""
+    root = tmp_path_factory.mktemp("imagery")
+    bounds = (LON - 0.01, LAT - 0.01, LON + 0.04, LAT + 0.02)
+    return {"before": write_cog(root / "before.tif", bounds=bounds, seed=2),
+            "after": write_cog(root / "after.tif", bounds=bounds, seed=3)}
+
+
 @pytest.fixture
-def world(store: Any, personas: dict[str, int], tmp_path: Path) -> World:
-    return build_world(store, personas, tmp_path)
+def world(store: Any, personas: dict[str, int], imagery: dict[str, Path]) -> World:
+    return build_world(store, personas, imagery)
 
 
 @pytest.fixture

@@ -145,8 +145,12 @@ def load_task(session: Session, actor: Actor, task_id: int, verb: str) -> Task:
     from tuban.store.models import Task
 
     task = session.get(Task, task_id)
-    if task is None or not actor.allows(verb, task.division_code):
+    if task is None or not actor.allows("round.read", task.division_code):
         raise _not_found("task", task_id)
+    if not actor.allows(verb, task.division_code):
+        from tuban.errors import PermissionDeniedError
+
+        raise PermissionDeniedError(f"{actor.username} may not {verb} task {task_id}")
     return task
 
 
