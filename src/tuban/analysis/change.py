@@ -62,7 +62,13 @@ def classify_change(
     shapely.prepare(previous)
     ctree = shapely.STRtree(current)
     pj, ci = ctree.query(previous, predicate="intersects")
-    keep = ~pmap(shapely.touches, current[ci], previous[pj], workers=workers)
+    # fast path: a point strictly inside the current patch lies in the previous patch's interior
+    # → their interiors meet (a point-in-polygon test on the prepared previous patch); the rest
+    # need the full relate (intersects and not touches)
+    inner = pmap(shapely.point_on_surface, current, workers=workers)
+    keep = pmap(shapely.contains_properly, previous[pj], inner[ci], workers=workers)
+    rest = np.flatnonzero(~keep)
+    keep[rest] = ~pmap(shapely.touches, current[ci[rest]], previous[pj[rest]], workers=workers)
     ci, pj = ci[keep], pj[keep]
     order = np.lexsort((pj, ci))
     ci, pj = ci[order], pj[order]

@@ -78,17 +78,23 @@ CLASSIFY_SQL: tuple[str, ...] = (
                              ST_Area(ST_Intersection(p.g, s.g)) AS ov
                       FROM _an_p p JOIN _an_s s ON ST_Intersects(p.g, s.g)) t
        WHERE ov > %(min_ov)s""",
+    "CREATE INDEX ON _an_ps (pp)",
+    "CREATE INDEX ON _an_ps (sp)",
+    "ANALYZE _an_ps",
     # area outside the union of the counting scopes (EAREA)
     """CREATE TEMP TABLE _an_cov AS
        SELECT p.pos, ST_Area(ST_Difference(p.g, ST_Union(s.g))) AS outside
        FROM _an_p p JOIN _an_ps ps ON ps.pp = p.pos AND ps.counting JOIN _an_s s ON s.pos = ps.sp
        GROUP BY p.pos, p.g""",
+    "CREATE UNIQUE INDEX ON _an_cov (pos)",
+    "ANALYZE _an_cov",
     # counting scopes within the radius of patches that overlap none; disturbed = overlaps any patch
     """CREATE TEMP TABLE _an_near AS
        SELECT p.pos AS pp, s.pos AS sp, s.swc_p_id, ST_Distance(p.g, s.g) AS d,
               EXISTS (SELECT 1 FROM _an_ps x WHERE x.sp = s.pos) AS disturbed
        FROM _an_p p JOIN _an_s s ON s.counting AND ST_DWithin(p.g, s.g, %(radius)s + %(dist_eps)s)
        WHERE NOT EXISTS (SELECT 1 FROM _an_cov c WHERE c.pos = p.pos)""",
+    "CREATE INDEX ON _an_near (pp)",
     """CREATE TEMP TABLE _an_pd AS
        SELECT * FROM (SELECT p.pos AS pp, d.xzqdm, ST_Area(ST_Intersection(p.g, d.g)) AS ov
                       FROM _an_p p JOIN _an_d d ON ST_Intersects(p.g, d.g)) t
@@ -96,6 +102,10 @@ CLASSIFY_SQL: tuple[str, ...] = (
     """CREATE TEMP TABLE _an_pq AS
        SELECT p.pos AS pp, q.pos AS qp, q.qdnm, q.a AS qa
        FROM _an_p p JOIN _an_q q ON ST_Intersects(p.g, q.g) AND NOT ST_Touches(p.g, q.g)""",
+    "CREATE INDEX ON _an_pd (pp)",
+    "CREATE INDEX ON _an_pq (pp)",
+    "CREATE INDEX ON _an_pq (qp)",
+    "ANALYZE _an_near", "ANALYZE _an_pd", "ANALYZE _an_pq",
 )
 
 _RESULT_SQL = """
