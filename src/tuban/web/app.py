@@ -133,6 +133,9 @@ def create_app(settings: WebSettings, *, store: Any = None) -> FastAPI:
 
     for module in (auth, pages, api, cases, tiles):
         app.include_router(module.router)
+    from tuban.fieldapp.router import router as field_router  # the field app (外业核查, PWA + sync API)
+
+    app.include_router(field_router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, Any]:
