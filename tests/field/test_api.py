@@ -125,3 +125,26 @@ def test_pwa_files_served(api: Any) -> None:
         assert r.status_code == 200, path
         assert r.headers["content-type"].startswith(mime)
     assert c.request("GET", "/field/../../etc/passwd").status_code == 404
+
+
+def test_two_devices_same_field_offline_conflict_surfaced(fworld: FieldWorld, api: Any) -> None:
+    p = fworld.patch("A-2")
+    one, two = api("a_field"), api("a_staff")  # two phones, both downloaded version 1
+
+    def body(value: str) -> dict[str, Any]:
+        return {"client_id": str(uuid.uuid4()), "patch_id": p.id, "based_on_version": p.version,
+                "base": {"QDCS": p.qdcs}, "fields": {"QDCS": value}, "outcome": "corrected"}
+
+    r1 = one.request("POST", "/api/field/records", json=body("停工"))
+    r2 = two.request("POST", "/api/field/records", json=body("完工"))
+    assert (r1.json()["status"], r2.json()["status"]) == ("done", "conflict")
+    records = api("a_admin").request("GET", f"/api/field/patches/{p.id}/records").json()["records"]
+    hard = records[1]["conflict"]
+    assert hard["kind"] == "hard"
+    assert hard["fields"]["QDCS"] == {"base": "施工", "server": "停工", "device": "完工"}  # both versions kept
+    r = api("a_admin").request("POST", f"/api/field/records/{records[1]['id']}/resolve",
+                               json={"choices": {"QDCS": "device"}, "based_on_version": r2.json()["patch_version"]})
+    assert r.status_code == 200, r.text
+    assert fworld.patch("A-2").qdcs == "完工"
+    assert api("b_staff").request("POST", f"/api/field/records/{records[1]['id']}/resolve",
+                                  json={"choices": {"QDCS": "server"}, "based_on_version": 3}).status_code in (403, 404)
