@@ -50,7 +50,7 @@ class AnalysisResult:
     compliance: ComplianceArrays
     divisions: DivisionArrays
     change: ChangeArrays | None
-    previous_ids: np.ndarray | None
+    previous_ids: np.ndarray  # QDNM of the previous patches (empty without a previous round)
     previous: gpd.GeoDataFrame | None
     rules: RuleSet
     geometry_notes: dict[int, str] = field(default_factory=dict)
@@ -141,7 +141,9 @@ class AnalysisResult:
             qdnm = out["QDNM"].to_numpy()
             out["EXPLAIN_ZH"] = [explain_rule(r, n, q, "zh") for r, n, q in zip(comp.rule, numbers, qdnm, strict=True)]
             out["EXPLAIN_EN"] = [explain_rule(r, n, q, "en") for r, n, q in zip(comp.rule, numbers, qdnm, strict=True)]
-        out["HINT"] = np.where(comp.rule == "R5", HINT_R5_ZH, None)
+        hint = np.full(len(out), None, dtype=object)
+        hint[comp.rule == "R5"] = HINT_R5_ZH
+        out["HINT"] = hint
         notes = np.full(len(out), None, dtype=object)
         for pos, note in self.geometry_notes.items():
             notes[pos] = note
@@ -386,9 +388,10 @@ def analyse(
     divs = assign_divisions(pg, dg, codes, patch_area_m2=area, overlap_min_m2=rules.overlap_min_m2,
                             rank_decimals=rules.rank_decimals, workers=workers)
     change = None
-    prev_ids = prev_frame = None
+    prev_ids = np.zeros(0, dtype=object)
+    prev_frame = None
     kept = {"patches": pg, "scopes": sg}
-    if "previous" in layers:
+    if previous is not None:
         lq = layers["previous"]
         kept["previous"] = metric(lq)
         change = classify_change(pg, kept["previous"], rules, current_area_m2=area, workers=workers)

@@ -56,7 +56,7 @@ def _to_cgcs2000(geoms: np.ndarray, src: object, layer: str) -> np.ndarray:
         raise UnsupportedCRSError(f"layer {layer}: {exc.message}", hint=exc.hint) from None
 
 
-def project(geoms: np.ndarray, src: object, dst: object) -> np.ndarray:
+def project(geoms: np.ndarray, src: str | pyproj.CRS, dst: str | pyproj.CRS) -> np.ndarray:
     """Reproject an array of shapely geometries (x = longitude/easting first)."""
     return transform_geometries(geoms, src, dst)
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from tuban.cli import add_workspace_option
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "analyse",
         help="compliance (R1–R5), counties and change type of patches against project scopes",
@@ -29,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         "gcj02|bd09|wgs84|cgcs2000|EPSG:n")
     for layer in ("patches", "scopes", "divisions", "previous"):
         p.add_argument(f"--{layer}-crs", default=None, metavar="CRS", help=f"CRS of {layer} only (beats --crs)")
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="threads for the geometry work (default: all cores available)")
     p.add_argument("--rules", default=None, metavar="FILE", help="rules file (default: the packaged rules-v1.toml)")
     add_workspace_option(p)
     p.set_defaults(func=run)
@@ -38,13 +41,14 @@ def run(args: argparse.Namespace) -> int:
     import pyogrio
 
     from tuban.analysis import analyse, load_rules
+    from tuban.analysis.parallel import default_workers
     from tuban.errors import UsageError
     from tuban.io import read_vector, write_vector
 
     if not str(args.output).lower().endswith(".gpkg"):
         raise UsageError(f"output {args.output!r} must be a GeoPackage", hint="name it OUT.gpkg")
 
-    def read(path: str | None, layer: str):  # type: ignore[no-untyped-def]
+    def read(path: str | None, layer: str) -> Any:
         if path is None:
             return None
         crs = getattr(args, f"{layer}_crs") or args.crs
@@ -56,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         read(args.divisions, "divisions"),
         read(args.previous, "previous"),
         rules=load_rules(args.rules),
+        workers=args.workers or default_workers(),
     )
     frame = result.to_geodataframe()
     write_vector(frame, args.output, layer="patches")
