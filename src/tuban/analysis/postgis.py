@@ -11,6 +11,14 @@ validity repair with ``ST_MakeValid`` + ``ST_CollectionExtract``, ``ST_Transform
 metric SRID, ``ST_Intersection`` / ``ST_Difference(patch, ST_Union(scopes))`` for EAREA,
 ``ST_DWithin`` for the site-change radius, ``string_agg`` for XZQDM.
 
+Why here and not in ``tuban.store``: the SQL *is* the rules (the same definitions as the
+shapely kernel, kept side by side so a change to one is seen next to the other), and the
+property tests need it without the store. The module stays pure by taking any connection
+object; the store's PostGIS backend runs it on a round by exposing the round as views with
+the column names below in a schema of its own (or by :func:`load_layers` into a scratch
+schema) and calling :func:`classify_in_postgis`. Intermediate results are session TEMP
+tables, so concurrent sessions do not collide.
+
 Tables (created by :func:`load_layers`, geometry in EPSG:4490)::
 
     {schema}.an_patches   (pos, qdnm, geom)
