@@ -232,13 +232,17 @@ def format_summary(res: DemoResult) -> str:
 
 
 def serve_hook(workspace: Path, *, host: str = "127.0.0.1", port: int = 8000) -> bool:
-    """Serve the web app on the workspace when ``tuban.web`` offers ``serve``; False when it does not yet."""
+    """Serve the web app when ``tuban.web.serve_workspace(workspace, host=, port=)`` exists; else False.
+
+    (``tuban.web.serve.serve`` takes ``WebSettings``; the web side should add the
+    workspace-level wrapper, then ``tuban demo`` serves without any change here.)
+    """
     if not _has("tuban.web"):
         return False
     import tuban.web as web
 
-    serve = getattr(web, "serve", None)
-    if serve is None:
+    serve = getattr(web, "serve_workspace", None)  # the hook the web app is expected to provide
+    if not callable(serve):
         return False
     print(f"serving http://{host}:{port} (Ctrl+C to stop)", file=sys.stderr)
     serve(workspace, host=host, port=port)
