@@ -218,3 +218,13 @@ def path_params(path: str) -> list[str]:
 def routes(app: Any) -> list[tuple[str, str, Any]]:
     """``(method, path, endpoint)`` of every HTTP route of the app."""
     return list(walk_routes(app.routes))
+
+
+@pytest.fixture
+def sqlite_world(sqlite_store: Any, imagery: dict[str, Path]) -> World:
+    """The same world on SQLite only (for the browser test)."""
+    people = {"p_admin": [("province_admin", None)], "a_admin": [("county_admin", COUNTY_A)],
+              "a_staff": [("county_reviewer", COUNTY_A)], "b_staff": [("county_reviewer", COUNTY_B)],
+              "viewer": [("viewer", COUNTY_A)]}
+    users = {n: sqlite_store.add_user(n, f"password-{n}", roles=r, actor="test") for n, r in people.items()}
+    return build_world(sqlite_store, users, imagery)

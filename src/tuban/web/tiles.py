@@ -34,6 +34,11 @@ class TileRenderer:
     """Renders XYZ (WebMercator) PNG tiles of a COG; one instance per app."""
 
     def __init__(self, *, tile_size: int = 256, max_zoom: int = 22) -> None:
+        # import rio-tiler now, in one thread: a first import racing in several request
+        # threads fails with a partially initialised module
+        import rio_tiler.errors
+        import rio_tiler.io  # noqa: F401
+
         self.tile_size = tile_size
         self.max_zoom = max_zoom
         self._empty = _empty_png(tile_size)

@@ -211,6 +211,7 @@
     }
   }
 
+  window.tubanReview = state;  // for debugging and the browser test
   initMaps();
   loadList().then(function () {
     var m = /patch=(\d+)/.exec(location.hash);

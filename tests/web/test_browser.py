@@ -1,0 +1,138 @@
+"""Browser test: headless Debian Chromium driven by Playwright (sync API).
+
+A county reviewer logs in, opens a patch, uses the swipe, records a decision and sees it in
+the history; another county's reviewer fails to reach the patch. Screenshots go to
+``artifacts/``. Without Chromium the test is skipped, unless ``TUBAN_REQUIRE_BROWSER`` is
+set: then it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow,
+              pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")]
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+
+
+def _need_browser() -> None:
+    if not (Path(CHROMIUM).exists() and shutil.which(CHROMIUM)):
+        if os.environ.get("TUBAN_REQUIRE_BROWSER"):
+            pytest.fail(f"TUBAN_REQUIRE_BROWSER is set but {CHROMIUM} is missing (apt-get install chromium)")
+        pytest.skip(f"{CHROMIUM} not installed")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        if os.environ.get("TUBAN_REQUIRE_BROWSER"):
+            pytest.fail("TUBAN_REQUIRE_BROWSER is set but playwright is not installed")
+        pytest.skip("playwright not installed")
+
+
+@pytest.fixture
+def server(sqlite_world):
+    """The app served by uvicorn in a thread on 127.0.0.1 and a random port."""
+    import uvicorn
+
+    from tuban.web import WebSettings, create_app
+
+    _need_browser()
+    world = sqlite_world
+    app = create_app(WebSettings(database_url=world.store.url, secret_key=WebSettings.random_secret(),
+                                 upgrade_on_start=False), store=world.store)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert srv.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}", world
+    srv.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+def _login(page, base: str, username: str) -> None:
+    page.goto(f"{base}/login")
+    page.fill("#username", username)
+    page.fill("#password", f"password-{username}")
+    page.click("#login-submit")
+    page.wait_for_url(f"{base}/rounds")
+
+
+def test_review_in_the_browser(server) -> None:
+    from playwright.sync_api import sync_playwright
+
+    base, world = server
+    ARTIFACTS.mkdir(exist_ok=True)
+    pid = world.patches["A-1"]
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 900}, locale="zh-CN")
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            console: list[str] = []
+            page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
+            page.on("requestfailed", lambda req: console.append(f"failed: {req.url}"))
+            _login(page, base, "a_staff")
+            assert "监管期次" in page.content()
+            page.screenshot(path=str(ARTIFACTS / "web-rounds.png"))
+            page.click("a.open-review")
+            page.wait_for_selector("#patch-list li")
+            names = page.locator("#patch-list li b").all_inner_texts()
+            assert set(names) == {"A-1", "A-2", "A-3", "X-AB", "X-BA"}
+            page.locator("body").press("j")  # keyboard navigation opens the first patch
+            page.wait_for_selector("#p-title:has-text('A-1')")
+            assert page.inner_text("#p-title").startswith("A-1")
+            assert "疑似未批先建" in page.inner_text("#p-suspected")
+            # the swipe clips the after-image map
+            page.locator("#swipe").fill("20")
+            clip = page.eval_on_selector("#map-after", "el => el.style.clipPath")
+            assert "20%" in clip
+            page.locator("#opacity").fill("70")
+            # record the office review decision
+            page.select_option("#d-byd", "疑似未批先建")
+            page.fill("#d-note", "内业核实：无批复文件")
+            page.click("#btn-review")
+            page.wait_for_selector("#history li:has-text('patch.office_review')")
+            assert "内业已复核" in page.inner_text("#p-state")
+            assert "内业核实" in page.inner_text("#history")
+            page.wait_for_timeout(1500)  # let the map draw its tiles
+            page.screenshot(path=str(ARTIFACTS / "web-review.png"))
+            map_status = page.inner_text("#map-status")
+            info = page.evaluate("""() => { const m = window.tubanReview.maps[1]; if (!m) return null;
+                const c = m.getCanvas(); return {zoom: m.getZoom(), center: m.getCenter(), loaded: m.loaded(),
+                w: c.width, h: c.height, gl: !!m.painter}; }""")
+            console.append(f"map: {info}")
+            (ARTIFACTS / "web-console.txt").write_text("\n".join(console), encoding="utf-8")
+            page.click("#logout")
+            page.wait_for_url(f"{base}/login")
+            # another county cannot reach the patch, by page or by API
+            _login(page, base, "b_staff")
+            resp = page.goto(f"{base}/patches/{pid}")
+            assert resp is not None
+            assert resp.status == 404
+            assert "404" in page.inner_text("#problem")
+            page.screenshot(path=str(ARTIFACTS / "web-other-county-404.png"))
+            api = page.request.get(f"{base}/api/patches/{pid}")
+            assert api.status == 404
+        finally:
+            browser.close()
+    assert not errors, errors
+    assert map_status == "", f"map did not start: {map_status}"
