@@ -14,8 +14,6 @@ CITY = ROOT / "oscd" / "hongkong"
 
 @pytest.mark.shared_data
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="target not reached yet: the default method gives pixel F1 0.46 on Hong Kong "
-                   "(baseline 0.37); strict, so reaching 0.50 turns this red until the marker is removed")
 def test_hong_kong_pixel_f1_reaches_half() -> None:
     if not CITY.exists():
         if os.environ.get("CI") == "true":

@@ -2,14 +2,17 @@
 
 Passes (each a set of independent window tasks):
 
-1. band statistics on scene-wide sample windows (robust median / MAD per date and band);
-2. component statistics on the same windows;
-3. score sample on the same windows → automatic threshold (Otsu; ``threshold`` overrides);
-4. every tile (core + halo ≥ the neighbourhood and morphology radius) → polygons clipped to the core.
+1. sample windows spread over the scene (with the context their score needs) are read once; from them,
+   one reduction computes the robust band statistics (median / MAD per date and band), the component
+   statistics and the automatic threshold (Otsu on the score sample; ``threshold`` overrides);
+2. every tile (core + halo ≥ the score's context and the morphology radius) → polygons clipped to the core.
 
 Then pieces cut by tile borders are merged (unary union of touching parts), holes and patches below the
 minimum mapping unit are dropped, polygons are simplified (topology-preserving) and attributes computed.
 The sample windows depend only on the grid, so every tile size gives the same statistics and threshold.
+
+One entry point for eager and lazy runs: ``detect(..., compute=False)`` builds a Dask graph
+(:class:`dask.delayed.Delayed`) and reads no pixel; ``.compute()`` gives the :class:`DetectResult`.
 """
 
 from __future__ import annotations
@@ -24,11 +27,10 @@ import numpy as np
 from tuban.detect import kernel
 from tuban.detect.tiles import sample_windows, tile_windows
 from tuban.errors import UsageError
-from tuban.raster.change import otsu_threshold, robust_stats
-from tuban.raster.grid import Grid, analysis_grid
+from tuban.raster.grid import Grid, Window, analysis_grid
 from tuban.raster.scene import Scene, open_scene
 
-__all__ = ["DetectResult", "detect", "executor"]
+__all__ = ["DetectResult", "Plan", "detect", "executor", "plan"]
 
 Progress = Callable[[str, int, int], None]
 
@@ -45,23 +47,78 @@ class DetectResult:
     stats: kernel.Stats = field(repr=False, default_factory=kernel.Stats)
 
 
+@dataclass(frozen=True)
+class Plan:
+    """Everything a run needs, before any pixel is read: the job, sample windows, tiles, output options."""
+
+    job: kernel.Job
+    samples: tuple[Window, ...]
+    tiles: tuple[Window, ...]
+    threshold: float | None = None
+    mmu_ha: float = 0.04
+    simplify_px: float = 0.5
+    aoi: Any = None
+
+    def to_delayed(self):
+        """The run as a Dask graph (``dask.delayed``); building it computes nothing."""
+        from dask import delayed
+
+        blocks = [delayed(kernel.sample_block, pure=True)(self.job, w) for w in self.samples]
+        stats = delayed(kernel.scene_stats, pure=True)(self.job, blocks, threshold=self.threshold)
+        pieces = [delayed(kernel.tile_pieces, pure=True)(self.job, t, stats) for t in self.tiles]
+        return delayed(finish, pure=True)(self, pieces, stats)
+
+
+class _Serial:
+    """Runs tasks in this process, in order."""
+
+    def map(self, fn, items, label, progress=None, *, gather=True):
+        out = []
+        for i, a in enumerate(items):
+            out.append(fn(*a))
+            if progress:
+                progress(label, i + 1, len(items))
+        return out
+
+    def call(self, fn, *args, **kw):
+        return fn(*args, **kw)
+
+
+class _Dask:
+    """Runs tasks on a dask.distributed client (local cluster or remote scheduler)."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def map(self, fn, items, label, progress=None, *, gather=True):
+        from distributed import as_completed
+
+        futures = [self.client.submit(fn, *a, pure=False) for a in items]
+        if progress:
+            for done, _ in enumerate(as_completed(futures), 1):
+                progress(label, done, len(futures))
+        return self.client.gather(futures) if gather else futures
+
+    def call(self, fn, *args, **kw):
+        return self.client.submit(fn, *args, pure=False, **kw).result()
+
+
 @contextmanager
 def executor(*, workers: int | None = None, scheduler: str | None = None):
-    """Yield a ``map(fn, args_list, label)`` function: serial, a local cluster of processes, or a scheduler."""
-    if scheduler and workers and workers > 1:
-        raise UsageError("give either --workers or --scheduler, not both")
-    if not scheduler and (not workers or workers <= 1):
-        def serial(fn, items, label, progress=None):
-            out = []
-            for i, a in enumerate(items):
-                out.append(fn(*a))
-                if progress:
-                    progress(label, i + 1, len(items))
-            return out
+    """Yield an executor with ``map(fn, args_list, label, progress)`` and ``call(fn, *args)``.
 
-        yield serial
+    ``workers=None`` and no scheduler: serial in this process. ``workers=N`` (N ≥ 1): a local cluster of N
+    single-threaded worker processes (so 1 and 2 workers compare like with like). ``scheduler``: an
+    existing dask.distributed scheduler.
+    """
+    if scheduler and workers:
+        raise UsageError("give either --workers or --scheduler, not both")
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {workers}")
+    if not scheduler and not workers:
+        yield _Serial()
         return
-    from distributed import Client, LocalCluster, as_completed
+    from distributed import Client, LocalCluster
 
     cluster = None
     if scheduler:
@@ -70,46 +127,12 @@ def executor(*, workers: int | None = None, scheduler: str | None = None):
         cluster = LocalCluster(n_workers=int(workers or 1), threads_per_worker=1, processes=True,
                                dashboard_address=None, host="127.0.0.1")
         client = Client(cluster)
-
-    def dmap(fn, items, label, progress=None):
-        futures = [client.submit(fn, *a, pure=False) for a in items]
-        index = {f.key: i for i, f in enumerate(futures)}
-        out: list[Any] = [None] * len(futures)
-        for done, fut in enumerate(as_completed(futures), 1):
-            out[index[fut.key]] = fut.result()
-            if progress:
-                progress(label, done, len(futures))
-        return out
-
     try:
-        yield dmap
+        yield _Dask(client)
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
-
-
-def _concat(parts: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    keys = parts[0].keys() if parts else []
-    return {k: np.concatenate([p[k] for p in parts]) for k in keys}
-
-
-def compute_stats(job: kernel.Job, mapper, *, threshold: float | None = None, progress: Progress | None = None,
-                  sample_pixels: int = 4_000_000) -> kernel.Stats:
-    """Scene-wide statistics and threshold (passes 1–3)."""
-    wins = sample_windows(job.grid, max_pixels=sample_pixels)
-    stats = kernel.Stats()
-    bands = _concat(mapper(kernel.sample_bands, [(job, w) for w in wins], "statistics 1/3", progress))
-    stats.bands = {k: robust_stats(v) for k, v in bands.items()}
-    comps = _concat(mapper(kernel.sample_components, [(job, w, stats) for w in wins], "statistics 2/3", progress))
-    stats.components = {k: robust_stats(v) for k, v in comps.items()}
-    if threshold is not None:
-        stats.threshold = float(threshold)
-    else:
-        scores = np.concatenate(mapper(kernel.sample_scores, [(job, w, stats) for w in wins], "statistics 3/3",
-                                       progress))
-        stats.threshold = otsu_threshold(scores) if scores.size else float("inf")
-    return stats
 
 
 def _ha_factor(grid: Grid) -> float:
@@ -150,6 +173,70 @@ def merge_pieces(results: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndar
     return inner_g, inner_s
 
 
+def plan(
+    before: str | Scene,
+    after: str | Scene,
+    *,
+    baseline: str | Scene | None = None,
+    sensor: str | None = None,
+    bands: tuple[str, ...] | None = None,
+    method: str | None = None,
+    threshold: float | None = None,
+    mmu_ha: float = 0.04,
+    tile_size: int = 1024,
+    resolution: float | None = None,
+    crs: str | None = None,
+    aoi: Any = None,
+    masks: bool = True,
+    water: bool = False,
+    simplify_px: float = 0.5,
+    sample_pixels: int = 2_000_000,
+    gdal_threads: str | int = 1,
+) -> Plan:
+    """Open the scenes (metadata only), fix the grid, tiles and sample windows; reads no pixel."""
+
+    def _open(s: str | Scene | None) -> Scene | None:
+        if s is None or isinstance(s, Scene):
+            return s
+        return open_scene(s, sensor=sensor, bands=bands)
+
+    b, a, z = _open(before), _open(after), _open(baseline)
+    assert b is not None
+    assert a is not None
+    grid = analysis_grid(b, a, resolution=resolution, crs=crs)
+    metres = float(np.sqrt(_ha_factor(grid) * 1e4)) * grid.res[0]
+    job = kernel.Job(b, a, grid, method, z, masks, water, kernel.background_cell(metres), str(gdal_threads))
+    job.change_method()  # validates roles early
+    return Plan(job, tuple(sample_windows(grid, max_pixels=sample_pixels)), tuple(tile_windows(grid, tile_size)),
+                threshold, mmu_ha, simplify_px, aoi)
+
+
+def finish(p: Plan, results: Sequence[dict[str, Any]], stats: kernel.Stats) -> DetectResult:
+    """Merge the tiles' pieces into patches: seams, MMU, holes, simplification, AOI, attributes."""
+    import shapely
+
+    from tuban.detect.attributes import patch_table
+
+    grid = p.job.grid
+    geoms, sums = merge_pieces(results)
+    unobs = sum(int(r["unobservable_px"]) for r in results) / max(1, sum(int(r["pixels"]) for r in results))
+    min_area = p.mmu_ha / _ha_factor(grid)
+    if geoms.size:
+        # fill holes below the MMU, drop patches below it, simplify (topology-preserving)
+        geoms = np.asarray([_fill_small_holes(g, min_area) for g in geoms], dtype=object)
+        keep = shapely.area(geoms) >= min_area * (1 - 1e-9)
+        geoms, sums = geoms[keep], sums[keep]
+        if p.simplify_px > 0:
+            geoms = shapely.simplify(geoms, p.simplify_px * grid.res[0], preserve_topology=True)
+        if p.aoi is not None:
+            hit = shapely.intersects(geoms, p.aoi)
+            geoms, sums = shapely.intersection(geoms[hit], p.aoi), sums[hit]
+        order = np.lexsort((shapely.bounds(geoms)[:, 0], -shapely.bounds(geoms)[:, 3])) if geoms.size else []
+        geoms, sums = geoms[order], sums[order]
+    table = patch_table(geoms, sums, grid.crs, stats.threshold)
+    return DetectResult(table, grid, p.job.change_method().name, stats.threshold, unobs, stats)
+
+
 def detect(
     before: str | Scene,
     after: str | Scene,
@@ -169,9 +256,11 @@ def detect(
     masks: bool = True,
     water: bool = False,
     simplify_px: float = 0.5,
-    sample_pixels: int = 4_000_000,
+    sample_pixels: int = 2_000_000,
+    gdal_threads: str | int | None = None,
     progress: Progress | None = None,
-) -> DetectResult:
+    compute: bool = True,
+) -> Any:
     """Detect disturbance patches between two dates.
 
     Parameters
@@ -185,53 +274,32 @@ def detect(
     mmu_ha
         minimum mapping unit in hectares (patches and holes smaller than this are dropped).
     tile_size, workers, scheduler
-        tiling and parallelism; results do not depend on them.
+        tiling and parallelism; results do not depend on them. ``workers=N`` starts a local cluster of N
+        processes; ``None`` runs serially in this process.
     aoi
         shapely geometry in the grid's CRS: only patches intersecting it are kept (clipped to it).
+    gdal_threads
+        ``GDAL_NUM_THREADS`` for decoding (default: all CPUs when serial, 1 per worker otherwise).
+    compute
+        ``False``: return the run as a Dask graph (``dask.delayed``) without reading any pixel.
 
     Returns
     -------
-    DetectResult
+    DetectResult, or a ``dask.delayed.Delayed`` computing to one when ``compute=False``.
     """
-    import shapely
-
-    from tuban.detect.attributes import patch_table
-
-    def _open(s: str | Scene | None) -> Scene | None:
-        if s is None or isinstance(s, Scene):
-            return s
-        return open_scene(s, sensor=sensor, bands=bands)
-
-    b, a, z = _open(before), _open(after), _open(baseline)
-    assert b is not None
-    assert a is not None
-    grid = analysis_grid(b, a, resolution=resolution, crs=crs)
-    job = kernel.Job(b, a, grid, method, z, masks, water)
-    m = job.change_method()  # validates roles early
-    if job.halo < m.halo + 4 + kernel.MORPH_RADIUS * 2:
-        raise UsageError(f"halo {job.halo} is smaller than the method's neighbourhood {m.halo + 6}")
-    tiles = tile_windows(grid, tile_size)
-    with executor(workers=workers, scheduler=scheduler) as mapper:
-        stats = compute_stats(job, mapper, threshold=threshold, progress=progress, sample_pixels=sample_pixels)
-        results = mapper(kernel.tile_pieces, [(job, t, stats) for t in tiles], "tiles", progress)
-    geoms, sums = merge_pieces(results)
-    unobs = sum(int(r["unobservable_px"]) for r in results) / max(1, sum(int(r["pixels"]) for r in results))
-    k = _ha_factor(grid)
-    min_area = mmu_ha / k
-    if geoms.size:
-        # fill holes below the MMU, drop patches below it, simplify (topology-preserving)
-        geoms = np.asarray([_fill_small_holes(g, min_area) for g in geoms], dtype=object)
-        keep = shapely.area(geoms) >= min_area * (1 - 1e-9)
-        geoms, sums = geoms[keep], sums[keep]
-        if simplify_px > 0:
-            geoms = shapely.simplify(geoms, simplify_px * grid.res[0], preserve_topology=True)
-        if aoi is not None:
-            hit = shapely.intersects(geoms, aoi)
-            geoms, sums = shapely.intersection(geoms[hit], aoi), sums[hit]
-        order = np.lexsort((shapely.bounds(geoms)[:, 0], -shapely.bounds(geoms)[:, 3])) if geoms.size else []
-        geoms, sums = geoms[order], sums[order]
-    table = patch_table(geoms, sums, grid.crs, stats.threshold)
-    return DetectResult(table, grid, m.name, stats.threshold, unobs, stats)
+    if gdal_threads is None:
+        gdal_threads = "ALL_CPUS" if not workers and not scheduler else 1
+    p = plan(before, after, baseline=baseline, sensor=sensor, bands=bands, method=method, threshold=threshold,
+             mmu_ha=mmu_ha, tile_size=tile_size, resolution=resolution, crs=crs, aoi=aoi, masks=masks,
+             water=water, simplify_px=simplify_px, sample_pixels=sample_pixels, gdal_threads=gdal_threads)
+    if not compute:
+        return p.to_delayed()
+    with executor(workers=workers, scheduler=scheduler) as ex:
+        blocks = ex.map(kernel.sample_block, [(p.job, w) for w in p.samples], "statistics", progress, gather=False)
+        stats = ex.call(kernel.scene_stats, p.job, blocks, threshold=threshold)
+        del blocks
+        results = ex.map(kernel.tile_pieces, [(p.job, t, stats) for t in p.tiles], "tiles", progress)
+    return finish(p, results, stats)
 
 
 def _fill_small_holes(geom, min_area: float):

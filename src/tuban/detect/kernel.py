@@ -2,6 +2,10 @@
 
 Every function here receives paths and parameters (a :class:`Job`) and a window, opens what it needs and
 returns plain arrays, so it runs the same serially, in a local Dask cluster or on remote workers.
+
+Scene statistics come from one pass over sample windows (:func:`sample_block`, returning the blocks) and
+:func:`scene_stats` (band statistics → components → component statistics → scores → threshold), so the
+statistics read each sample pixel once and never hold more than the sample in memory.
 """
 
 from __future__ import annotations
@@ -10,12 +14,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tuban.raster.change import ChangeMethod, get_method
+from tuban.raster.change import BlockContext, ChangeMethod, get_method, otsu_threshold, robust_stats
 from tuban.raster.grid import Grid, Window, read_block
 from tuban.raster.indices import INDICES
 from tuban.raster.scene import Scene
 
-__all__ = ["Job", "Stats", "sample_bands", "sample_components", "sample_scores", "tile_pieces"]
+__all__ = ["Job", "Stats", "sample_block", "scene_stats", "tile_pieces"]
 
 MORPH_RADIUS = 1  # 3×3 opening then closing
 SAMPLE_STEP = 2  # every 2nd row and column of the sample windows
@@ -23,7 +27,11 @@ SAMPLE_STEP = 2  # every 2nd row and column of the sample windows
 
 @dataclass(frozen=True)
 class Job:
-    """What every task needs: scenes (paths), grid, method name, parameters."""
+    """What every task needs: scenes (paths), grid, method name, parameters.
+
+    ``cell``: background cell size in pixels (≈ 80 m on the ground, see :func:`background_cell`);
+    ``gdal_threads``: ``GDAL_NUM_THREADS`` for decoding inside a task.
+    """
 
     before: Scene
     after: Scene
@@ -32,13 +40,31 @@ class Job:
     baseline: Scene | None = None
     masks: bool = True
     water: bool = False
-    halo: int = 16
+    cell: int = 8
+    gdal_threads: str = "1"
 
     def change_method(self) -> ChangeMethod:
         avail = set(self.before.roles) & set(self.after.roles)
         if self.baseline is not None:
             avail &= set(self.baseline.roles)
         return get_method(self.method, tuple(sorted(avail)))
+
+    @property
+    def score_halo(self) -> int:
+        """Context pixels the score needs around a core window."""
+        return self.change_method().context_halo(self.cell)
+
+    @property
+    def halo(self) -> int:
+        """Context pixels a tile needs: the score's plus the morphology's (opening + closing)."""
+        return self.score_halo + 2 * MORPH_RADIUS + 1
+
+
+def background_cell(metres_per_pixel: float, *, cell_m: float = 80.0) -> int:
+    """Background cell size in pixels: ``cell_m`` on the ground, between 2 and 32 pixels."""
+    if not np.isfinite(metres_per_pixel) or metres_per_pixel <= 0:
+        return 8
+    return int(min(32, max(2, round(cell_m / metres_per_pixel))))
 
 
 @dataclass
@@ -51,15 +77,18 @@ class Stats:
 
 
 @dataclass
-class _Block:
+class Block:
+    """A window read for one task: raw reflectance per date and role, stacks of the method's roles, masks."""
+
     raw: dict[str, dict[str, np.ndarray]]
     stack: dict[str, np.ndarray]
     use: np.ndarray  # observable and not excluded
     unobservable: np.ndarray
     win: Window
+    core: Window
 
 
-def _read(job: Job, core: Window, method: ChangeMethod, halo: int) -> _Block:
+def _read(job: Job, core: Window, method: ChangeMethod, halo: int) -> Block:
     from tuban.detect.tiles import expand
     from tuban.raster import masks
 
@@ -72,24 +101,27 @@ def _read(job: Job, core: Window, method: ChangeMethod, halo: int) -> _Block:
     stack: dict[str, np.ndarray] = {}
     valid = np.ones((win.height, win.width), bool)
     cloudy = np.zeros_like(valid)
-    water = np.ones_like(valid)
+    water = np.ones_like(valid) if job.water else np.zeros_like(valid)
     for key, scene in dates.items():
         roles = method.roles + tuple(r for r in extra if r in scene.bands)
-        data, ok = read_block(scene, roles, job.grid, win)
+        data, ok = read_block(scene, roles, job.grid, win, threads=job.gdal_threads)
         valid &= ok
         raw[key] = {r: data[i] for i, r in enumerate(roles)}
         stack[key] = data[: len(method.roles)]
         bands = raw[key]
-        if job.masks and scene.scale is not None and {"blue", "green", "red"} <= set(bands):
+        if job.masks and "qa" in scene.bands:  # the sensor's own cloud/shadow flags (Landsat QA_PIXEL)
+            qa, _ = read_block(scene, ("qa",), job.grid, win, threads=job.gdal_threads, resampling="nearest",
+                               scaled=False)
+            cloudy |= masks.qa_cloud_mask(qa[0])
+        elif job.masks and scene.scale is not None and {"blue", "green", "red"} <= set(bands):
             cloudy |= masks.cloud_mask(bands["blue"], bands["green"], bands["red"])
-        if job.water and {"green", "nir"} <= set(bands):
-            water &= masks.water_mask(bands["green"], bands["nir"], bands.get("swir1"))
-        else:
-            water[:] = False
+        if job.water:
+            water &= masks.water_mask(bands["green"], bands["nir"], bands.get("swir1")) \
+                if {"green", "nir"} <= set(bands) else False
     if job.masks and job.before.scale is not None and "nir" in raw["b"] and "nir" in raw["a"]:
         cloudy |= masks.shadow_mask(raw["b"]["nir"], raw["a"]["nir"], raw["b"].get("swir1"), raw["a"].get("swir1"))
     unobs = ~valid | cloudy
-    return _Block(raw, stack, ~unobs & ~water, unobs, win)
+    return Block(raw, stack, ~unobs & ~water, unobs, win, core)
 
 
 def _crop(arr: np.ndarray, core: Window, win: Window) -> np.ndarray:
@@ -103,42 +135,38 @@ def _sample_mask(core: Window, use: np.ndarray) -> np.ndarray:
     return use & rows[:, None] & cols[None, :]
 
 
-def sample_bands(job: Job, core: Window) -> dict[str, np.ndarray]:
-    """Sampled band values (key ``date:role``) of the observable pixels of ``core``."""
+def sample_block(job: Job, core: Window) -> Block:
+    """A sample window with the context its score needs (for :func:`scene_stats`)."""
     method = job.change_method()
-    blk = _read(job, core, method, 0)
-    sel = _sample_mask(core, blk.use)
-    return {f"{k}:{r}": blk.stack[k][i][sel] for k in blk.stack for i, r in enumerate(method.roles)}
+    return _read(job, core, method, job.score_halo)
 
 
-def _standardise(blk: _Block, method: ChangeMethod, stats: Stats) -> dict[str, np.ndarray]:
+def _standardise(blk: Block, method: ChangeMethod, stats: Stats) -> dict[str, np.ndarray]:
     z = {}
     for k, arr in blk.stack.items():
         med = np.array([stats.bands[f"{k}:{r}"][0] for r in method.roles], np.float32)[:, None, None]
-        mad = np.array([stats.bands[f"{k}:{r}"][1] for r in method.roles], np.float32)[:, None, None]
-        z[k] = (arr - med) / mad
+        inv = np.array([1 / stats.bands[f"{k}:{r}"][1] for r in method.roles], np.float32)[:, None, None]
+        out = arr - med
+        out *= inv
+        z[k] = out
     return z
 
 
-def _components(blk: _Block, method: ChangeMethod, stats: Stats) -> dict[str, np.ndarray]:
+def _components(job: Job, blk: Block, method: ChangeMethod, stats: Stats) -> dict[str, np.ndarray]:
     z = _standardise(blk, method, stats)
-    return method.components(blk.raw["b"], blk.raw["a"], z["b"], z["a"], blk.raw.get("0"), z.get("0"))
+    ctx = BlockContext(blk.win.row, blk.win.col, job.cell, blk.use)
+    return method.components(blk.raw["b"], blk.raw["a"], z["b"], z["a"], blk.raw.get("0"), z.get("0"), ctx=ctx)
 
 
-def sample_components(job: Job, core: Window, stats: Stats) -> dict[str, np.ndarray]:
-    """Sampled raw change components of ``core`` (for their scene-wide standardisation)."""
-    method = job.change_method()
-    blk = _read(job, core, method, method.halo)
-    comps = _components(blk, method, stats)
-    sel = _sample_mask(core, _crop(blk.use, core, blk.win))
-    return {k: _crop(v, core, blk.win)[sel] for k, v in comps.items()}
-
-
-def _score(blk: _Block, method: ChangeMethod, stats: Stats) -> np.ndarray:
+def _combine(comps: dict[str, np.ndarray], blk: Block, method: ChangeMethod, stats: Stats) -> np.ndarray:
     import cv2
 
-    comps = _components(blk, method, stats)
-    zc = {k: (v - np.float32(stats.components[k][0])) / np.float32(stats.components[k][1]) for k, v in comps.items()}
+    zc = {}
+    for k, v in comps.items():
+        med, mad = stats.components[k]
+        out = v - np.float32(med)
+        out *= np.float32(1 / mad)
+        zc[k] = out
     score = np.asarray(method.combine(zc), np.float32)
     score[~blk.use] = 0
     if method.smooth > 0:
@@ -147,12 +175,27 @@ def _score(blk: _Block, method: ChangeMethod, stats: Stats) -> np.ndarray:
     return score
 
 
-def sample_scores(job: Job, core: Window, stats: Stats) -> np.ndarray:
-    """Sampled scores of ``core`` (for the automatic threshold)."""
+def scene_stats(job: Job, blocks: list[Block], *, threshold: float | None = None) -> Stats:
+    """Scene-wide statistics and threshold from the sample blocks (their cores, every 2nd pixel)."""
     method = job.change_method()
-    blk = _read(job, core, method, method.halo + 4)
-    score = _score(blk, method, stats)
-    return _crop(score, core, blk.win)[_sample_mask(core, _crop(blk.use, core, blk.win))]
+    stats = Stats()
+    sels = [_sample_mask(b.core, _crop(b.use, b.core, b.win)) for b in blocks]
+    for k in blocks[0].stack if blocks else ():
+        for i, r in enumerate(method.roles):
+            stats.bands[f"{k}:{r}"] = robust_stats(np.concatenate(
+                [_crop(b.stack[k][i], b.core, b.win)[s] for b, s in zip(blocks, sels, strict=True)]))
+    comps = [_components(job, b, method, stats) for b in blocks]
+    for k in comps[0] if comps else ():
+        stats.components[k] = robust_stats(np.concatenate(
+            [_crop(c[k], b.core, b.win)[s] for c, b, s in zip(comps, blocks, sels, strict=True)]))
+    if threshold is not None:
+        stats.threshold = float(threshold)
+        return stats
+    scores = [_crop(_combine(c, b, method, stats), b.core, b.win)[s]
+              for c, b, s in zip(comps, blocks, sels, strict=True)]
+    sample = np.concatenate(scores) if scores else np.zeros(0, np.float32)
+    stats.threshold = otsu_threshold(sample) if sample.size else float("inf")
+    return stats
 
 
 def change_mask(score: np.ndarray, threshold: float) -> np.ndarray:
@@ -161,33 +204,35 @@ def change_mask(score: np.ndarray, threshold: float) -> np.ndarray:
 
     m = (score > threshold).astype(np.uint8)
     k = np.ones((2 * MORPH_RADIUS + 1,) * 2, np.uint8)
-    m = cv2.morphologyEx(m, cv2.MORPH_OPEN, k)
-    return cv2.morphologyEx(m, cv2.MORPH_CLOSE, k)
+    m = cv2.morphologyEx(m, cv2.MORPH_OPEN, k, borderType=cv2.BORDER_REPLICATE)
+    return cv2.morphologyEx(m, cv2.MORPH_CLOSE, k, borderType=cv2.BORDER_REPLICATE)
 
 
-#: per-piece sums carried across seams: pixels, score, index before, index after, masked px, bbox px
-SUMS = ("n", "score", "idx_before", "idx_after", "masked", "box")
+#: per-piece sums carried across seams: pixels, score, index before, index after, masked px and footprint px
+#: of the piece grown by one pixel (its masked share)
+SUMS = ("n", "score", "idx_before", "idx_after", "masked", "footprint")
 
 
 def tile_pieces(job: Job, core: Window, stats: Stats) -> dict[str, object]:
     """Patch pieces of one tile: WKB polygons (core only), per-piece sums, seam flags, unobservable count."""
     import cv2
     import shapely
+    from affine import Affine
     from rasterio import features
 
     method = job.change_method()
     blk = _read(job, core, method, job.halo)
-    score = _score(blk, method, stats)
+    score = _combine(_components(job, blk, method, stats), blk, method, stats)
     mask = change_mask(score, stats.threshold)
     mask[~blk.use] = 0
-    m = _crop(mask, core, blk.win)
-    s = _crop(score, core, blk.win)
+    m = np.ascontiguousarray(_crop(mask, core, blk.win))
     unobs = _crop(blk.unobservable, core, blk.win)
-    n_lab, lab = cv2.connectedComponents(m, connectivity=4, ltype=cv2.CV_32S)
     out: dict[str, object] = {"wkb": [], "sums": np.zeros((0, len(SUMS))), "seam": np.zeros(0, bool),
                               "unobservable_px": int(unobs.sum()), "pixels": int(m.size)}
-    if n_lab <= 1:
+    if not m.any():
         return out
+    n_lab, lab = cv2.connectedComponents(m, connectivity=4, ltype=cv2.CV_32S)
+    s = _crop(score, core, blk.win)
     idx_name = "ndvi" if {"nir", "red"} <= set(blk.raw["b"]) else "vari"
     ib = _crop(INDICES[idx_name][1](blk.raw["b"]), core, blk.win)
     ia = _crop(INDICES[idx_name][1](blk.raw["a"]), core, blk.win)
@@ -197,11 +242,10 @@ def tile_pieces(job: Job, core: Window, stats: Stats) -> dict[str, object]:
     sums[:, 1] = np.bincount(flat, s.ravel().astype(np.float64), n_lab)
     sums[:, 2] = np.bincount(flat, ib.ravel().astype(np.float64), n_lab)
     sums[:, 3] = np.bincount(flat, ia.ravel().astype(np.float64), n_lab)
-    _, _, st, _ = cv2.connectedComponentsWithStats(m, connectivity=4, ltype=cv2.CV_32S)
-    integral = cv2.integral(unobs.astype(np.uint8))
-    x, y, w, h = st[:, 0], st[:, 1], st[:, 2], st[:, 3]
-    sums[:, 4] = integral[y + h, x + w] - integral[y, x + w] - integral[y + h, x] + integral[y, x]
-    sums[:, 5] = w * h
+    # masked share of each patch grown by one pixel (clouds, nodata next to or inside the patch)
+    grown = cv2.dilate(lab.astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int64).ravel()
+    sums[:, 4] = np.bincount(grown, unobs.ravel().astype(np.float64), n_lab)
+    sums[:, 5] = np.bincount(grown, minlength=n_lab)
     g = job.grid
     seam = np.zeros(n_lab, bool)
     if core.row > 0:
@@ -212,8 +256,6 @@ def tile_pieces(job: Job, core: Window, stats: Stats) -> dict[str, object]:
         seam[np.unique(lab[-1])] = True
     if core.col + core.width < g.width:
         seam[np.unique(lab[:, -1])] = True
-    from affine import Affine
-
     tr = Affine(*g.window_transform(core))
     geoms, labels = [], []
     for geom, value in features.shapes(lab, mask=lab > 0, connectivity=4, transform=tr):

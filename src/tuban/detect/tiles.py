@@ -30,13 +30,14 @@ def expand(core: Window, grid: Grid, halo: int) -> Window:
     return Window(r0, c0, r1 - r0, c1 - c0)
 
 
-def sample_windows(grid: Grid, *, max_pixels: int = 4_000_000, size: int = 512) -> list[Window]:
+def sample_windows(grid: Grid, *, max_pixels: int = 2_000_000, size: int = 256) -> list[Window]:
     """Windows for the scene statistics: the whole grid when small, else evenly spread ``size``² windows.
 
-    They depend only on the grid, never on the tile size, so every tiling uses the same statistics.
+    They depend only on the grid, never on the tile size, so every tiling uses the same statistics; their
+    total size is bounded by ``max_pixels`` whatever the scene's size.
     """
     if grid.width * grid.height <= max_pixels:
-        return tile_windows(grid, size)
+        return tile_windows(grid, 512)
     n = max(1, max_pixels // (size * size))
     k = max(1, math.isqrt(n))
     out = []

@@ -11,18 +11,27 @@ the tile size):
 Methods
 -------
 ``construction`` (default; 施工扰动)
-    change-vector magnitude of the standardised bands, *misregistration-tolerant* (for each pixel the
-    smallest distance to the other date within a 3×3 neighbourhood, both ways), gated by the direction of
-    change: vegetation loss (NDVI drop), brightening of the visible bands, bare-soil gain (BSI increase).
-    Pure magnitude without a construction-like direction scores low. With an earlier baseline date, each
-    component takes the weaker of the two comparisons (after vs before, after vs baseline), so seasonal and
-    farming cycles that were already bare earlier are suppressed.
+    1. *local relative radiometric normalisation* (相对辐射归一化): the after-date's standardised bands are
+       moved onto the before-date's by removing, per band, the spatially smooth part of their difference
+       (a robust background: cell means over ~80 m cells, a 9×9-cell median, bilinear back to pixels). Haze,
+       illumination and phenology vary over kilometres; a construction site does not fill a 9×9-cell window,
+       so it stays in the difference.
+    2. a *misregistration-tolerant* change magnitude: per band the distance from one date's value to the
+       range (min…max, an erosion/dilation) of the other date's values in a 3×3 neighbourhood, both ways,
+       summed over bands. Sub-pixel shifts and building lean no longer look like change; real change does.
+    3. gated by the direction of change: vegetation loss (NDVI drop), brightening of the visible bands,
+       bare-soil gain (BSI increase); full weight once the direction evidence reaches one robust standard
+       deviation. Magnitude without a construction-like direction (regrowth, darkening) scores low.
+    With an earlier baseline date, each component takes the weaker of the two comparisons (after vs before,
+    after vs baseline), so seasonal and farming cycles that were already bare earlier are suppressed.
 ``cva``
     classical change-vector magnitude of the standardised bands (the baseline).
 ``rgb``
     the construction method on red/green/blue only (brightening and loss of visible greenness).
 ``expr:<expression>``
     the standardised increase of a user index, e.g. ``expr:(swir1 - nir) / (swir1 + nir)``.
+
+See ``docs/decisions/0001-change-detection-method.md`` for what was tried and measured.
 """
 
 from __future__ import annotations
@@ -33,11 +42,27 @@ from dataclasses import dataclass
 import numpy as np
 
 from tuban.errors import BandError, UsageError
-from tuban.raster.indices import INDICES, compile_expression, expression_roles, normalized_difference
+from tuban.raster.indices import INDICES, compile_expression, expression_roles
 
-__all__ = ["METHODS", "ChangeMethod", "get_method", "neighbourhood_distance"]
+__all__ = ["METHODS", "BlockContext", "ChangeMethod", "get_method", "local_offset", "neighbourhood_distance",
+           "otsu_threshold", "robust_stats", "tolerant_magnitude"]
 
 SIX = ("blue", "green", "red", "nir", "swir1", "swir2")
+BACKGROUND_CELLS = 9  # the background median runs over 9×9 cells
+
+
+@dataclass(frozen=True)
+class BlockContext:
+    """Where a block lies in the analysis grid and what is observable in it.
+
+    ``row``/``col``: the block's offset in the grid (background cells are aligned to the grid, so every
+    tiling sees the same cells); ``cell``: background cell size in pixels; ``valid``: observable pixels.
+    """
+
+    row: int = 0
+    col: int = 0
+    cell: int = 8
+    valid: np.ndarray | None = None
 
 
 def _shift_views(x: np.ndarray, r: int):
@@ -59,10 +84,9 @@ def _min_dist(a: np.ndarray, b: np.ndarray, r: int) -> np.ndarray:
 
 
 def neighbourhood_distance(za: np.ndarray, zb: np.ndarray, *, radius: int = 1) -> np.ndarray:
-    """Misregistration-tolerant change magnitude of two standardised stacks (bands, h, w).
+    """Exact misregistration-tolerant magnitude (slow reference of :func:`tolerant_magnitude`).
 
-    ``max(min_o |zb(p) − za(p+o)|, min_o |za(p) − zb(p+o)|)`` over offsets ``o`` in a (2r+1)² window:
-    sub-pixel shifts, building lean and shadow edges no longer look like change, real change does.
+    ``max(min_o |zb(p) − za(p+o)|, min_o |za(p) − zb(p+o)|)`` over offsets ``o`` in a (2r+1)² window.
     """
     if radius == 0:
         d = zb - za
@@ -70,9 +94,84 @@ def neighbourhood_distance(za: np.ndarray, zb: np.ndarray, *, radius: int = 1) -
     return np.sqrt(np.maximum(_min_dist(zb, za, radius), _min_dist(za, zb, radius)))
 
 
+def _hull_sq(a: np.ndarray, b: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Σ_bands (distance of a(p) to [min_N b, max_N b])² — min/max over the neighbourhood by erosion/dilation."""
+    import cv2
+    import numexpr as ne
+
+    out = np.zeros(a.shape[1:], np.float32)
+    for i in range(a.shape[0]):
+        bi = b[i]
+        env = {"out": out, "ai": a[i], "lo": cv2.erode(bi, kernel, borderType=cv2.BORDER_REPLICATE),
+               "hi": cv2.dilate(bi, kernel, borderType=cv2.BORDER_REPLICATE)}
+        ne.evaluate("out + where(lo > ai, (lo - ai) ** 2, where(ai > hi, (ai - hi) ** 2, 0))", local_dict=env,
+                    out=out, casting="same_kind")
+    return out
+
+
+def tolerant_magnitude(za: np.ndarray, zb: np.ndarray, *, radius: int = 1) -> np.ndarray:
+    """Misregistration-tolerant change magnitude of two standardised stacks (bands, h, w), float32.
+
+    Per band, the distance of one date's value to the range of the other date's values over the
+    (2r+1)² neighbourhood (0 inside it), squared and summed over bands, both ways, the larger kept.
+    A lower bound of :func:`neighbourhood_distance` computed with erosions and dilations (fast).
+    """
+    import numexpr as ne
+
+    za = np.ascontiguousarray(za, np.float32)
+    zb = np.ascontiguousarray(zb, np.float32)
+    if radius == 0:
+        d = zb - za
+        return np.sqrt(np.einsum("ijk,ijk->jk", d, d))
+    k = np.ones((2 * radius + 1,) * 2, np.uint8)
+    env = {"s1": _hull_sq(za, zb, k), "s2": _hull_sq(zb, za, k)}
+    return ne.evaluate("sqrt(where(s1 > s2, s1, s2))", local_dict=env)
+
+
+def local_offset(d: np.ndarray, valid: np.ndarray | None, *, cell: int, row: int = 0, col: int = 0,
+                 size: int = BACKGROUND_CELLS) -> np.ndarray:
+    """The spatially smooth part of a difference image ``d`` (h, w): its robust background.
+
+    Mean of the valid pixels per ``cell``² cell (cells aligned to the grid: the block starts at
+    ``row``/``col``), median over ``size``² cells, bilinear back to pixels. A pixel's value depends only on
+    the cells within ``size // 2 + 1`` of its own, so blocks read with a halo of ``(size // 2 + 2) · cell``
+    give the same values as the whole scene.
+    """
+    import cv2
+    from scipy import ndimage as ndi
+
+    h, w = d.shape
+    pr, pc = row % cell, col % cell
+    hh, ww = -(-(h + pr) // cell) * cell, -(-(w + pc) // cell) * cell
+    num = np.zeros((hh, ww), np.float32)
+    den = np.zeros((hh, ww), np.float32)
+    v = np.ones((h, w), bool) if valid is None else valid
+    num[pr : pr + h, pc : pc + w] = np.where(v, d, np.float32(0))
+    den[pr : pr + h, pc : pc + w] = v
+    cs = (ww // cell, hh // cell)
+    s = cv2.resize(num, cs, interpolation=cv2.INTER_AREA)
+    n = cv2.resize(den, cs, interpolation=cv2.INTER_AREA)
+    means = np.where(n > 0.25, s / np.maximum(n, np.float32(1e-6)), np.float32(0)).astype(np.float32)
+    bg = ndi.median_filter(means, size=size, mode="nearest")
+    full = cv2.resize(bg, (ww, hh), interpolation=cv2.INTER_LINEAR)
+    return full[pr : pr + h, pc : pc + w]
+
+
+def normalise_to(z_ref: np.ndarray, z: np.ndarray, ctx: BlockContext) -> np.ndarray:
+    """``z`` with the smooth background of ``z − z_ref`` removed per band (local relative normalisation)."""
+    out = np.empty_like(z)
+    for i in range(z.shape[0]):
+        out[i] = z[i] - local_offset(z[i] - z_ref[i], ctx.valid, cell=ctx.cell, row=ctx.row, col=ctx.col)
+    return out
+
+
 @dataclass(frozen=True)
 class ChangeMethod:
-    """A change-score method (see module docstring)."""
+    """A change-score method (see module docstring).
+
+    ``halo``: pixels of context the components need, besides the background (``background=True`` adds
+    ``(BACKGROUND_CELLS // 2 + 2) · cell``); ``smooth``: Gaussian σ (px) of the final score.
+    """
 
     name: str
     roles: tuple[str, ...]
@@ -81,66 +180,94 @@ class ChangeMethod:
     components: Callable[..., dict[str, np.ndarray]]
     combine: Callable[[dict[str, np.ndarray]], np.ndarray]
     description: str = ""
+    background: bool = False
+
+    def context_halo(self, cell: int) -> int:
+        """Pixels of context a block needs around its core for exact (tile-independent) scores."""
+        h = self.halo + (BACKGROUND_CELLS // 2 + 2) * cell if self.background else self.halo
+        return h + int(np.ceil(4 * self.smooth))
 
 
 def _gate(m: np.ndarray, direction: np.ndarray) -> np.ndarray:
-    # full weight once the direction evidence reaches 2 robust standard deviations
-    return m * np.clip(direction / np.float32(2), 0, 1)
+    import numexpr as ne
+
+    # full weight once the direction evidence reaches one robust standard deviation
+    return ne.evaluate("where(m > 0, m, 0) * where(d > 1, 1, where(d > 0, d, 0))",
+                       local_dict={"m": m, "d": direction})
+
+
+def _visible_mean(z: np.ndarray, vis: list[int]) -> np.ndarray:
+    out = z[vis[0]].copy()
+    for i in vis[1:]:
+        out += z[i]
+    out /= np.float32(len(vis))
+    return out
 
 
 def _construction(roles: tuple[str, ...]) -> ChangeMethod:
     vis = [i for i, r in enumerate(roles) if r in ("blue", "green", "red")]
     has_swir = "swir1" in roles
+    ndvi, bsi = INDICES["ndvi"][1], INDICES["bsi"][1]
 
     def components(raw_b: dict, raw_a: dict, za: np.ndarray, zb: np.ndarray, raw_0: dict | None = None,
-                   z0: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        mag = neighbourhood_distance(za, zb, radius=1)
-        ndvi_b, ndvi_a = INDICES["ndvi"][1](raw_b), INDICES["ndvi"][1](raw_a)
-        bright = (zb[vis] - za[vis]).mean(axis=0)
-        out = {"mag": mag, "veg_loss": ndvi_b - ndvi_a, "bright": bright}
+                   z0: np.ndarray | None = None, *, ctx: BlockContext | None = None) -> dict[str, np.ndarray]:
+        ctx = ctx or BlockContext()
+        zn = normalise_to(za, zb, ctx)
+        ndvi_a = ndvi(raw_a)
+        out = {"mag": tolerant_magnitude(za, zn), "veg_loss": ndvi(raw_b) - ndvi_a,
+               "bright": _visible_mean(zn, vis) - _visible_mean(za, vis)}
         if has_swir:
-            out["soil_gain"] = INDICES["bsi"][1](raw_a) - INDICES["bsi"][1](raw_b)
+            bsi_a = bsi(raw_a)
+            out["soil_gain"] = bsi_a - bsi(raw_b)
         if raw_0 is not None and z0 is not None:  # baseline: weaker of the two comparisons
-            out["mag"] = np.minimum(mag, neighbourhood_distance(z0, zb, radius=1))
-            out["veg_loss"] = np.minimum(out["veg_loss"], INDICES["ndvi"][1](raw_0) - ndvi_a)
-            out["bright"] = np.minimum(bright, (zb[vis] - z0[vis]).mean(axis=0))
+            zn0 = normalise_to(z0, zb, ctx)
+            out["mag"] = np.minimum(out["mag"], tolerant_magnitude(z0, zn0))
+            out["veg_loss"] = np.minimum(out["veg_loss"], ndvi(raw_0) - ndvi_a)
+            out["bright"] = np.minimum(out["bright"], _visible_mean(zn0, vis) - _visible_mean(z0, vis))
             if has_swir:
-                out["soil_gain"] = np.minimum(out["soil_gain"],
-                                              INDICES["bsi"][1](raw_a) - INDICES["bsi"][1](raw_0))
+                out["soil_gain"] = np.minimum(out["soil_gain"], bsi_a - bsi(raw_0))
         return out
 
     def combine(c: dict[str, np.ndarray]) -> np.ndarray:
         direction = np.maximum(c["veg_loss"], c["bright"])
         if "soil_gain" in c:
             direction = np.maximum(direction, c["soil_gain"])
-        return _gate(np.maximum(c["mag"], 0), direction)
+        return _gate(c["mag"], direction)
 
-    return ChangeMethod("construction", roles, 8, 1.0, components, combine,
-                        "misregistration-tolerant CVA gated by vegetation loss / brightening / bare-soil gain")
+    return ChangeMethod("construction", roles, 2, 1.5, components, combine,
+                        "locally normalised, misregistration-tolerant CVA gated by vegetation loss / brightening / "
+                        "bare-soil gain", background=True)
 
 
 def _rgb(roles: tuple[str, ...]) -> ChangeMethod:
+    vari = INDICES["vari"][1]
+
     def components(raw_b: dict, raw_a: dict, za: np.ndarray, zb: np.ndarray, raw_0: dict | None = None,
-                   z0: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        mag = neighbourhood_distance(za, zb, radius=1)
-        green_b, green_a = INDICES["vari"][1](raw_b), INDICES["vari"][1](raw_a)
-        out = {"mag": mag, "veg_loss": green_b - green_a, "bright": (zb - za).mean(axis=0)}
+                   z0: np.ndarray | None = None, *, ctx: BlockContext | None = None) -> dict[str, np.ndarray]:
+        ctx = ctx or BlockContext()
+        zn = normalise_to(za, zb, ctx)
+        all3 = list(range(za.shape[0]))
+        green_a = vari(raw_a)
+        out = {"mag": tolerant_magnitude(za, zn), "veg_loss": vari(raw_b) - green_a,
+               "bright": _visible_mean(zn, all3) - _visible_mean(za, all3)}
         if raw_0 is not None and z0 is not None:
-            out["mag"] = np.minimum(mag, neighbourhood_distance(z0, zb, radius=1))
-            out["veg_loss"] = np.minimum(out["veg_loss"], INDICES["vari"][1](raw_0) - green_a)
-            out["bright"] = np.minimum(out["bright"], (zb - z0).mean(axis=0))
+            zn0 = normalise_to(z0, zb, ctx)
+            out["mag"] = np.minimum(out["mag"], tolerant_magnitude(z0, zn0))
+            out["veg_loss"] = np.minimum(out["veg_loss"], vari(raw_0) - green_a)
+            out["bright"] = np.minimum(out["bright"], _visible_mean(zn0, all3) - _visible_mean(z0, all3))
         return out
 
     def combine(c: dict[str, np.ndarray]) -> np.ndarray:
-        return _gate(np.maximum(c["mag"], 0), np.maximum(c["veg_loss"], c["bright"]))
+        return _gate(c["mag"], np.maximum(c["veg_loss"], c["bright"]))
 
-    return ChangeMethod("rgb", roles, 8, 1.0, components, combine, "construction method on RGB only")
+    return ChangeMethod("rgb", roles, 2, 1.5, components, combine, "construction method on RGB only",
+                        background=True)
 
 
 def _cva(roles: tuple[str, ...]) -> ChangeMethod:
     def components(raw_b: dict, raw_a: dict, za: np.ndarray, zb: np.ndarray, raw_0: dict | None = None,
-                   z0: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        return {"mag": neighbourhood_distance(za, zb, radius=0)}
+                   z0: np.ndarray | None = None, *, ctx: BlockContext | None = None) -> dict[str, np.ndarray]:
+        return {"mag": tolerant_magnitude(za, zb, radius=0)}
 
     return ChangeMethod("cva", roles, 0, 0.0, components, lambda c: c["mag"], "change-vector magnitude (baseline)")
 
@@ -150,7 +277,7 @@ def _expr(text: str) -> ChangeMethod:
     roles = expression_roles(text)
 
     def components(raw_b: dict, raw_a: dict, za: np.ndarray, zb: np.ndarray, raw_0: dict | None = None,
-                   z0: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                   z0: np.ndarray | None = None, *, ctx: BlockContext | None = None) -> dict[str, np.ndarray]:
         d = fn(raw_a) - fn(raw_b)
         if raw_0 is not None:
             d = np.minimum(d, fn(raw_a) - fn(raw_0))
@@ -158,8 +285,6 @@ def _expr(text: str) -> ChangeMethod:
 
     return ChangeMethod(f"expr:{text}", roles, 0, 1.0, components, lambda c: c["increase"],
                         "standardised increase of a user index")
-
-
 #: method name → factory of the roles a scene pair offers
 METHODS: dict[str, Callable[[tuple[str, ...]], ChangeMethod]] = {
     "construction": _construction,
@@ -225,6 +350,3 @@ def otsu_threshold(sample: np.ndarray, *, bins: int = 512) -> float:
     return float(edges[int(np.argmax(between[:-1])) + 1])
 
 
-def brightness_ratio(raw_b: dict, raw_a: dict) -> np.ndarray:  # pragma: no cover - helper for users
-    """After/before visible brightness ratio."""
-    return normalized_difference(INDICES["brightness"][1](raw_a), INDICES["brightness"][1](raw_b))

@@ -10,7 +10,7 @@ import numpy as np
 from tuban.errors import NoOverlapError, UsageError
 from tuban.raster.scene import BandRef, Scene
 
-__all__ = ["Grid", "Window", "analysis_grid", "read_block"]
+__all__ = ["Grid", "Window", "analysis_grid", "close_datasets", "read_block"]
 
 
 @dataclass(frozen=True)
@@ -125,15 +125,62 @@ def _same_grid(src, grid: Grid) -> bool:
     return src.width == grid.width and src.height == grid.height and src.crs.to_wkt() == grid.crs
 
 
-def read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window) -> tuple[np.ndarray, np.ndarray]:
+_OPEN: dict[tuple[int, int, str, int, int], object] = {}
+_OPEN_MAX = 32
+
+
+def _dataset(path: str):
+    """An open dataset for ``path``, cached per process and thread.
+
+    Keeping the dataset open keeps GDAL's block cache warm: tiles read with a halo share compressed
+    blocks with their neighbours, which are then decoded once instead of up to four times.
+    """
+    import os
+    import threading
+
+    import rasterio
+
+    st = os.stat(path)
+    key = (os.getpid(), threading.get_ident(), path, st.st_mtime_ns, st.st_size)
+    src = _OPEN.get(key)
+    if src is None or src.closed:  # type: ignore[attr-defined]
+        if len(_OPEN) >= _OPEN_MAX:
+            for k in list(_OPEN)[: _OPEN_MAX // 2]:
+                _OPEN.pop(k).close()  # type: ignore[attr-defined]
+        src = rasterio.open(path)
+        _OPEN[key] = src
+    return src
+
+
+def close_datasets() -> None:
+    """Close the datasets :func:`read_block` keeps open in this process."""
+    while _OPEN:
+        _OPEN.popitem()[1].close()  # type: ignore[attr-defined]
+
+
+def read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window, *, threads: str | int = 1,
+               resampling: str | None = None, scaled: bool = True,
+               mask_saturated: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Read ``roles`` of ``scene`` on ``window`` of ``grid``.
+
+    Parameters
+    ----------
+    threads
+        ``GDAL_NUM_THREADS`` while decoding (``"ALL_CPUS"`` or a number).
+    resampling
+        ``None``: bilinear, or average when the source is much coarser… finer than the grid; ``"nearest"``
+        for flags (QA bands).
+    scaled
+        multiply by the scene's reflectance scale (off for QA bands).
+    mask_saturated
+        integer pixels at the top of their data type (saturated) are not valid.
 
     Returns
     -------
     data : float32 array (len(roles), h, w)
-        reflectance when the scene's scale is known, else DN.
+        reflectance when the scene's scale is known (and ``scaled``), else DN.
     valid : bool array (h, w)
-        observed in every band (not nodata, inside the footprint).
+        observed in every band (not nodata, not saturated, inside the footprint).
     """
     import rasterio
     from rasterio.enums import Resampling
@@ -147,10 +194,11 @@ def read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window)
     by_path: dict[str, list[int]] = {}
     for i, role in enumerate(roles):
         by_path.setdefault(scene.bands[role].path, []).append(i)
-    for path, slots in by_path.items():
-        # one read per file: pixel-interleaved files decode every band of a block at once
-        indexes = [scene.bands[roles[i]].index for i in slots]
-        with rasterio.open(path) as src:
+    with rasterio.Env(GDAL_NUM_THREADS=str(threads)):
+        for path, slots in by_path.items():
+            # one read per file: pixel-interleaved files decode every band of a block at once
+            indexes = [scene.bands[roles[i]].index for i in slots]
+            src = _dataset(path)
             nodata = src.nodata
             if nodata is None and scene.zero_is_nodata:
                 nodata = 0
@@ -162,15 +210,23 @@ def read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window)
                 if src.crs is not None and src.crs.to_wkt() != grid.crs:
                     coarser = False
                 rs = Resampling.average if coarser else Resampling.bilinear
+                if resampling is not None:
+                    rs = Resampling[resampling]
                 with WarpedVRT(src, crs=grid.crs, transform=grid.affine, width=grid.width, height=grid.height,
                                resampling=rs, src_nodata=nodata, nodata=nodata,
                                add_alpha=nodata is None) as vrt:
                     arr = vrt.read(indexes, window=rw)
                     ok = np.all(vrt.read_masks(indexes, window=rw) > 0, axis=0)
-            if not np.issubdtype(arr.dtype, np.integer):
+            if np.issubdtype(arr.dtype, np.integer):
+                if mask_saturated and arr.dtype.itemsize >= 2 and (nodata is None
+                                                                   or nodata != np.iinfo(arr.dtype).max):
+                    from tuban.raster.masks import saturation_mask
+
+                    ok &= ~saturation_mask(arr, max_value=np.iinfo(arr.dtype).max)
+            else:
                 ok &= np.all(np.isfinite(arr), axis=0)
             out[slots] = arr
             valid &= ok
-    if scene.scale is not None:
+    if scaled and scene.scale is not None:
         out *= np.float32(scene.scale)
     return out, valid
