@@ -40,6 +40,7 @@ from sqlalchemy import select, update
 
 from tuban.codes import codelists
 from tuban.errors import ConflictError, FieldError, GeometryError, IntegrityError, NotFoundError, UsageError
+from tuban.field.writer import write_lock
 from tuban.store.models import Patch, Review
 from tuban.store.store import Store, Transaction, jsonable
 from tuban.workflow.access import Actor, load_patch, patch_divisions
@@ -327,7 +328,7 @@ def submit_record(store: Store, actor: Actor, payload: Mapping[str, Any]) -> Rec
     digest = content_hash(record)
     for attempt in range(3):
         try:
-            with store.transaction(actor=actor.username) as tx:
+            with write_lock(store), store.transaction(actor=actor.username) as tx:
                 out = _submit(tx, actor, record, digest)
         except IntegrityError:
             # a concurrent request inserted the same client id first: read it back
@@ -351,7 +352,7 @@ def resolve_conflict(store: Store, actor: Actor, review_id: int, choices: Mappin
     Fields resolved to ``"device"`` are written to the patch (compare-and-swap on
     *based_on_version*); the record keeps both values and the resolution.
     """
-    with store.transaction(actor=actor.username) as tx:
+    with write_lock(store), store.transaction(actor=actor.username) as tx:
         review = tx.session.get(Review, review_id)
         if review is None or review.kind != "field":
             raise NotFoundError(f"no field record with id {review_id}")

@@ -48,6 +48,7 @@ from tuban.field import checks as photo_checks
 from tuban.field.images import display_copy, inspect_image
 from tuban.field.policy import PhotoPolicy, load_policy
 from tuban.field.sync import normalize_client_id
+from tuban.field.writer import write_lock
 from tuban.store.models import Patch, Photo, Round
 from tuban.store.store import Store, jsonable
 from tuban.workflow.access import Actor, load_patch, patch_divisions
@@ -338,31 +339,37 @@ class UploadManager:
 
     def _commit(self, actor: Actor, state: UploadState, info: Any, display_sha: str) -> int:
         pm = PhotoMeta(**state.meta)
+        # read phase (no write lock held): permission, round, earlier photos → the checks
+        with self.store.session() as s:
+            existing = s.scalar(select(Photo.id).where(Photo.client_id == pm.client_id))
+            if existing is not None:
+                return int(existing)
+            patch = load_patch(s, actor, pm.patch_id, "photo.upload")
+            rnd = s.get(Round, patch.round_id)
+            taken = dt.datetime.fromisoformat(pm.taken_at) if pm.taken_at else None
+            obs = photo_checks.PhotoObservation(
+                lon=pm.lon, lat=pm.lat, accuracy_m=pm.accuracy_m, bearing=pm.bearing, taken_at=taken,
+                mock_location=pm.mock_location, exif_lon=info.exif.gps_lon, exif_lat=info.exif.gps_lat,
+                exif_gps_valid=info.exif.gps_valid, exif_gps_problem=info.exif.gps_problem,
+                sha256=info.sha256, phash=info.phash, kind=pm.kind)
+            results = photo_checks.check_photo(
+                obs, patch.geometry, policy=self.policy, field_start=rnd.field_start if rnd else None,
+                field_end=rnd.field_end if rnd else None, patch_id=patch.id, prior=self._prior_uses(s, patch))
+        checks = {"status": photo_checks.summarize(results), "policy": self.policy.version,
+                  "results": [r.to_dict() for r in results]}
+        valid = photo_checks.valid_lonlat(obs.lon, obs.lat)
+        # write phase: a short transaction (one writer at a time on SQLite)
         for attempt in range(2):
             try:
-                with self.store.transaction(actor=actor.username) as tx:
+                with write_lock(self.store), self.store.transaction(actor=actor.username) as tx:
                     s = tx.session
-                    existing = s.scalar(select(Photo).where(Photo.client_id == pm.client_id))
+                    existing = s.scalar(select(Photo.id).where(Photo.client_id == pm.client_id))
                     if existing is not None:
-                        return existing.id
+                        return int(existing)
                     patch = load_patch(s, actor, pm.patch_id, "photo.upload")
-                    rnd = s.get(Round, patch.round_id)
-                    taken = dt.datetime.fromisoformat(pm.taken_at) if pm.taken_at else None
-                    obs = photo_checks.PhotoObservation(
-                        lon=pm.lon, lat=pm.lat, accuracy_m=pm.accuracy_m, bearing=pm.bearing, taken_at=taken,
-                        mock_location=pm.mock_location, exif_lon=info.exif.gps_lon, exif_lat=info.exif.gps_lat,
-                        exif_gps_valid=info.exif.gps_valid, exif_gps_problem=info.exif.gps_problem,
-                        sha256=info.sha256, phash=info.phash, kind=pm.kind)
-                    results = photo_checks.check_photo(
-                        obs, patch.geometry, policy=self.policy, field_start=rnd.field_start if rnd else None,
-                        field_end=rnd.field_end if rnd else None, patch_id=patch.id,
-                        prior=self._prior_uses(s, patch))
-                    checks = {"status": photo_checks.summarize(results), "policy": self.policy.version,
-                              "results": [r.to_dict() for r in results]}
                     photo = Photo(
                         patch_id=patch.id, sha256=info.sha256, size=info.size, mime=info.mime,
-                        lon=obs.lon if photo_checks.valid_lonlat(obs.lon, obs.lat) else None,
-                        lat=obs.lat if photo_checks.valid_lonlat(obs.lon, obs.lat) else None,
+                        lon=obs.lon if valid else None, lat=obs.lat if valid else None,
                         accuracy_m=pm.accuracy_m, bearing=None if pm.bearing is None else pm.bearing % 360.0,
                         taken_at=taken if taken is not None and taken.tzinfo is not None else None,
                         user_id=actor.user_id, client_id=pm.client_id, checks=checks,
