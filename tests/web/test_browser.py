@@ -37,6 +37,9 @@ def _need_browser() -> None:
         if os.environ.get("TUBAN_REQUIRE_BROWSER"):
             pytest.fail("TUBAN_REQUIRE_BROWSER is set but playwright is not installed")
         pytest.skip("playwright not installed")
+    vendor = Path(__file__).resolve().parents[2] / "src/tuban/web/static/vendor/maplibre-gl.js"
+    if not vendor.exists():
+        pytest.fail(f"{vendor} is missing: run scripts/build-web-assets (npm ci + copy) first")
 
 
 @pytest.fixture
