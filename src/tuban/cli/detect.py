@@ -34,14 +34,27 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     import sys
+    import time
 
     from tuban.detect.engine import detect
     from tuban.detect.output import read_aoi, write_patches
     from tuban.raster.profiles import parse_band_roles
 
+    tty = sys.stderr.isatty()
+    last = {"t": 0.0}
+
     def progress(label: str, done: int, total: int) -> None:
-        if not args.quiet and (done == total or done % max(1, total // 20) == 0):
-            print(f"\r{label}: {done}/{total}", end="\n" if done == total else "", file=sys.stderr, flush=True)
+        if args.quiet:
+            return
+        if tty:  # one line rewritten in place
+            if done == total or done % max(1, total // 20) == 0:
+                print(f"\r{label}: {done}/{total}", end="\n" if done == total else "", file=sys.stderr,
+                      flush=True)
+            return
+        now = time.monotonic()  # logs and pipes: a plain line every 10 s, and at the end of each pass
+        if done == total or now - last["t"] >= 10:
+            last["t"] = now
+            print(f"{label}: {done}/{total} ({done / max(total, 1):.0%})", file=sys.stderr, flush=True)
 
     aoi = read_aoi(args.aoi, args.before, sensor=args.sensor) if args.aoi else None
     res = detect(args.before, args.after, baseline=args.baseline, sensor=args.sensor,

@@ -190,7 +190,7 @@ def plan(
     masks: bool = True,
     water: bool = False,
     simplify_px: float = 0.5,
-    sample_pixels: int = 2_000_000,
+    sample_pixels: int = 1_500_000,
     gdal_threads: str | int = 1,
 ) -> Plan:
     """Open the scenes (metadata only), fix the grid, tiles and sample windows; reads no pixel."""
@@ -256,7 +256,7 @@ def detect(
     masks: bool = True,
     water: bool = False,
     simplify_px: float = 0.5,
-    sample_pixels: int = 2_000_000,
+    sample_pixels: int = 1_500_000,
     gdal_threads: str | int | None = None,
     progress: Progress | None = None,
     compute: bool = True,

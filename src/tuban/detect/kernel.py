@@ -232,20 +232,27 @@ def tile_pieces(job: Job, core: Window, stats: Stats) -> dict[str, object]:
     if not m.any():
         return out
     n_lab, lab = cv2.connectedComponents(m, connectivity=4, ltype=cv2.CV_32S)
-    s = _crop(score, core, blk.win)
-    idx_name = "ndvi" if {"nir", "red"} <= set(blk.raw["b"]) else "vari"
-    ib = _crop(INDICES[idx_name][1](blk.raw["b"]), core, blk.win)
-    ia = _crop(INDICES[idx_name][1](blk.raw["a"]), core, blk.win)
     flat = lab.ravel()
+    px = np.flatnonzero(flat)  # only the patch pixels are summed
+    lp = flat[px]
+    s = _crop(score, core, blk.win).ravel()[px]
+    idx_name = "ndvi" if {"nir", "red"} <= set(blk.raw["b"]) else "vari"
+    fn, roles = INDICES[idx_name][1], INDICES[idx_name][0]
+
+    def _at(date: str) -> np.ndarray:
+        return fn({r: _crop(blk.raw[date][r], core, blk.win).ravel()[px] for r in roles})
+
     sums = np.zeros((n_lab, len(SUMS)))
-    sums[:, 0] = np.bincount(flat, minlength=n_lab)
-    sums[:, 1] = np.bincount(flat, s.ravel().astype(np.float64), n_lab)
-    sums[:, 2] = np.bincount(flat, ib.ravel().astype(np.float64), n_lab)
-    sums[:, 3] = np.bincount(flat, ia.ravel().astype(np.float64), n_lab)
+    sums[:, 0] = np.bincount(lp, minlength=n_lab)
+    sums[:, 1] = np.bincount(lp, s.astype(np.float64), n_lab)
+    sums[:, 2] = np.bincount(lp, _at("b").astype(np.float64), n_lab)
+    sums[:, 3] = np.bincount(lp, _at("a").astype(np.float64), n_lab)
     # masked share of each patch grown by one pixel (clouds, nodata next to or inside the patch)
-    grown = cv2.dilate(lab.astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int64).ravel()
-    sums[:, 4] = np.bincount(grown, unobs.ravel().astype(np.float64), n_lab)
-    sums[:, 5] = np.bincount(grown, minlength=n_lab)
+    grown = cv2.dilate(lab.astype(np.float32), np.ones((3, 3), np.uint8)).ravel()
+    gp = np.flatnonzero(grown)
+    lg = grown[gp].astype(np.int64)
+    sums[:, 4] = np.bincount(lg, unobs.ravel()[gp].astype(np.float64), n_lab)
+    sums[:, 5] = np.bincount(lg, minlength=n_lab)
     g = job.grid
     seam = np.zeros(n_lab, bool)
     if core.row > 0:

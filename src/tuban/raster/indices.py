@@ -23,8 +23,12 @@ _EPS = np.float32(1e-6)
 
 def normalized_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``(a - b) / (a + b)``, 0 where ``a + b`` is 0."""
-    den = a + b
-    return np.where(np.abs(den) > _EPS, (a - b) / np.where(den == 0, 1, den), 0).astype(np.float32)
+    den = np.add(a, b, dtype=np.float32)
+    out = np.subtract(a, b, dtype=np.float32)
+    ok = np.abs(den) > _EPS
+    np.divide(out, den, out=out, where=ok)
+    out[~ok] = 0
+    return out
 
 
 #: named indices: name → (roles, function of a role → array mapping)

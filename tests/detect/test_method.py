@@ -1,0 +1,119 @@
+"""The construction method's parts: tolerant magnitude, local normalisation, lazy graph, masks, progress."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import shapely
+
+from tuban.raster.change import local_offset, neighbourhood_distance, tolerant_magnitude
+
+
+def test_tolerant_magnitude_is_a_lower_bound_of_the_exact_one_and_ignores_a_one_pixel_shift() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(4, 40, 50)).astype(np.float32)
+    b = rng.normal(size=(4, 40, 50)).astype(np.float32)
+    fast, exact = tolerant_magnitude(a, b), neighbourhood_distance(a, b)
+    assert fast.dtype == np.float32
+    assert (fast <= exact + 1e-4).all()
+    assert fast.mean() > 0.2 * exact.mean()  # still measures change
+    shifted = np.roll(a, 1, axis=2)  # misregistration by one pixel: no change inside the scene
+    assert tolerant_magnitude(a, shifted)[:, 2:-2].max() == pytest.approx(0, abs=1e-6)
+    assert tolerant_magnitude(a, b, radius=0) == pytest.approx(np.sqrt(((a - b) ** 2).sum(0)))
+
+
+def test_local_offset_removes_a_smooth_gradient_but_keeps_a_site_and_is_window_independent() -> None:
+    h, w = 240, 256
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    d = 0.01 * xx + 0.005 * yy  # haze/illumination: smooth over the scene
+    d[100:112, 120:132] += 5.0  # a construction site
+    bg = local_offset(d, None, cell=8)
+    resid = d - bg
+    assert np.abs(resid[:, :][np.abs(resid) < 2.5]).mean() < 0.1
+    assert resid[100:112, 120:132].mean() > 4.0
+    # a window read with the documented halo gives the same values as the whole image
+    halo = (9 // 2 + 2) * 8
+    r0, c0 = 100 - halo, 120 - halo
+    win = d[r0 : 100 + 20 + halo, c0 : 120 + 20 + halo]
+    part = local_offset(win, None, cell=8, row=r0, col=c0)
+    np.testing.assert_allclose(part[halo : halo + 20, halo : halo + 20], bg[100:120, 120:140], atol=1e-5)
+
+
+def test_building_the_graph_reads_no_pixel_and_computing_it_gives_the_eager_result(pair, monkeypatch) -> None:
+    from tuban.detect import kernel
+    from tuban.detect.engine import detect
+
+    before, after, _ = pair
+    eager = detect(before, after, sensor="sentinel2", tile_size=128)
+    calls: list[object] = []
+    real = kernel.read_block
+
+    def spy(*a, **k):
+        calls.append(a)
+        return real(*a, **k)
+
+    monkeypatch.setattr(kernel, "read_block", spy)
+    graph = detect(before, after, sensor="sentinel2", tile_size=128, compute=False)
+    assert calls == []
+    from dask.delayed import Delayed
+
+    assert isinstance(graph, Delayed)
+    lazy = graph.compute(scheduler="synchronous")
+    assert calls  # computing reads
+    assert lazy.threshold == eager.threshold
+    assert shapely.equals(shapely.union_all(lazy.patches.geometry.values),
+                          shapely.union_all(eager.patches.geometry.values))
+
+
+def test_saturated_pixels_are_not_observable(tmp_path) -> None:
+    from synth import scene_arrays, write_stack
+
+    from tuban.raster.grid import Window, analysis_grid, read_block
+    from tuban.raster.scene import open_scene
+
+    before, _, _ = scene_arrays(shape=(64, 64))
+    before[3, 10:20, 10:20] = 7.0  # 70000 → clipped to 65535 by the writer: saturated NIR
+    s = open_scene(write_stack(tmp_path / "b.tif", before))
+    g = analysis_grid(s, s)
+    _, valid = read_block(s, ("blue", "green", "red", "nir"), g, Window(0, 0, 64, 64))
+    assert not valid[10:20, 10:20].any()
+    assert valid.sum() == 64 * 64 - 100
+    _, valid_all = read_block(s, ("nir",), g, Window(0, 0, 64, 64), mask_saturated=False)
+    assert valid_all.all()
+
+
+def test_masked_fraction_is_per_patch(tmp_path) -> None:
+    from synth import RECTS, scene_arrays, write_stack
+
+    from tuban.detect.engine import detect
+
+    before, after, _ = scene_arrays(seed=2)
+    r0, r1, c0, c1 = RECTS[1]
+    after[:, r0 - 2 : r1 + 2, (c0 + c1) // 2 : c1 + 2] = 0  # nodata over half of one changed site
+    b = write_stack(tmp_path / "b.tif", before, nodata=0)
+    a = write_stack(tmp_path / "a.tif", after, nodata=0)
+    res = detect(b, a, sensor="sentinel2")
+    p = res.patches
+    hit = p[p.intersects(shapely.box(*_bounds(res.grid, r0, r1, c0, c1)))]
+    assert len(hit) >= 1
+    assert hit["masked_fraction"].max() > 0.02  # its one-pixel ring touches the nodata side
+    far = p[~p.index.isin(hit.index)]
+    assert len(far) >= 1
+    assert (far["masked_fraction"] == 0).all()
+    assert res.unobservable_fraction > 0
+
+
+def _bounds(grid, r0, r1, c0, c1):
+    a, _, c, _, e, f = grid.transform
+    return c + a * c0, f + e * r1, c + a * c1, f + e * r0
+
+
+def test_cli_progress_on_a_pipe_is_plain_lines(pair, tmp_path, capsys) -> None:
+    from tuban.cli import main
+
+    before, after, _ = pair
+    assert main(["detect", str(before), str(after), "-o", str(tmp_path / "p.gpkg"), "--tile-size", "128"]) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    assert "tiles: 6/6 (100%)" in err
+    assert "statistics:" in err
