@@ -61,13 +61,15 @@ def classify_change(
     prev_area = shapely.area(previous) if previous_area_m2 is None else previous_area_m2
     shapely.prepare(previous)
     ctree = shapely.STRtree(current)
-    pj, ci = ctree.query(previous, predicate="intersects")
+    pj, ci = ctree.query(previous)  # bounding boxes only
     # fast path: a point strictly inside the current patch lies in the previous patch's interior
-    # → their interiors meet (a point-in-polygon test on the prepared previous patch); the rest
-    # need the full relate (intersects and not touches)
+    # → their interiors meet (point-in-polygon on the prepared previous patch). The other pairs
+    # need the predicates: intersects and not touches.
     inner = pmap(shapely.point_on_surface, current, workers=workers)
     keep = pmap(shapely.contains_properly, previous[pj], inner[ci], workers=workers)
     rest = np.flatnonzero(~keep)
+    hit = pmap(shapely.intersects, previous[pj[rest]], current[ci[rest]], workers=workers)
+    rest = rest[hit]
     keep[rest] = ~pmap(shapely.touches, current[ci[rest]], previous[pj[rest]], workers=workers)
     ci, pj = ci[keep], pj[keep]
     order = np.lexsort((pj, ci))
