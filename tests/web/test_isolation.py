@@ -151,3 +151,19 @@ def test_rights_change_at_the_next_request(client_for, world) -> None:
             [("county_reviewer", "410822")])
     assert a.get(f"/api/patches/{pid_a}").status_code == 404
     assert a.get(f"/api/patches/{pid_b}").status_code == 200
+
+
+def test_admin_manages_only_users_of_their_county(client_for, world) -> None:
+    a_admin = client_for("a_admin")
+    names = {u["username"] for u in a_admin.get("/api/users").json()}
+    assert names == {"a_admin", "a_staff", "viewer"}
+    r = a_admin.put(f"/api/users/{world.users['b_staff']}/roles", json={"roles": [["county_reviewer", "410811"]]})
+    assert r.status_code == 404
+    r = a_admin.put(f"/api/users/{world.users['a_staff']}/roles", json={"roles": [["county_reviewer", "410822"]]})
+    assert r.status_code == 403  # cannot hand out rights outside the county
+    staff = client_for("a_staff")
+    r = a_admin.put(f"/api/users/{world.users['a_staff']}/roles", json={"roles": [["viewer", "410811"]]})
+    assert r.status_code == 200
+    pid = world.patches["A-1"]
+    r = staff.post(f"/api/patches/{pid}/review", json={"based_on_version": world.version("A-1")})
+    assert r.status_code == 403  # the open session sees the new, smaller rights at once

@@ -66,7 +66,9 @@ def set_roles(tx: Transaction, actor: Actor, user_id: int, roles: Sequence[tuple
     for role, _ in roles:
         if role not in known:
             raise UsageError(f"unknown role {role!r}", hint=f"use one of: {', '.join(sorted(known))}")
-    user.assignments = [RoleAssignment(role=r, division_code=d or None) for r, d in roles]
+    user.assignments = []
+    tx.session.flush()  # delete the old rows first: the same (role, division) may come back
+    user.assignments = [RoleAssignment(role=r, division_code=d or None) for r, d in dict.fromkeys(roles)]
     tx.session.flush()
     tx.audit("user.set_roles", "user", user.id, before={"roles": [list(r) for r in old]},
              after={"roles": [list(r) for r in roles]})
