@@ -127,3 +127,16 @@ def test_change_types_and_completed(backend):
     assert [r["QDTYPE"] for r in out["patches"]] == ["新增", "续建（范围扩大）", "续建（范围缩小）",
                                                     "续建（范围不变）", "新增"]
     assert out["completed"] == ["Q4"]
+
+
+def test_multipolygon_patch_with_parts_in_two_counties(backend):
+    # neither part meets the county boundary at x = 0, so no boundary test can see the split
+    patch = shapely.MultiPolygon([lay.box(-300, 0, -200, 100), lay.box(200, 0, 250, 100)])
+    row = _only(backend(lay.patches([patch]), lay.scopes([lay.box(5000, 5000, 5100, 5100)]), lay.divisions()))
+    assert row["XZQDM"] == "410821,410822"
+
+
+def test_patch_touching_a_county_boundary_from_inside(backend):
+    row = _only(backend(lay.patches([lay.box(0, 0, 100, 100)]), lay.scopes([lay.box(5000, 5000, 5100, 5100)]),
+                        lay.divisions()))
+    assert row["XZQDM"] == "410822"

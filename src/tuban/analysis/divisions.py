@@ -34,19 +34,29 @@ def assign_divisions(
 ) -> DivisionArrays:
     """Overlap every metric patch with the metric division polygons.
 
-    A patch lying strictly inside one division costs one prepared ``contains_properly``
-    test; only patches crossing a boundary are intersected. Pairs are ordered per patch
-    by overlap (descending) then code, so the first pair is the lead county.
+    Division boundaries are cut into short pieces so that only patches near a boundary are
+    tested against it. A (single) polygon patch that meets no boundary lies wholly inside
+    every division holding a point of its interior: one point-in-polygon test, no overlay.
+    Multipolygons and patches meeting a boundary are intersected with their divisions.
+    Pairs are ordered per patch by overlap (descending) then code: the first is the lead.
     """
     n = len(patches)
-    shapely.prepare(divisions)
     ptree = shapely.STRtree(patches)
-    dj, pi = ptree.query(divisions)
-    inside = pmap(shapely.contains_properly, divisions[dj], patches[pi], workers=workers)
-    ov = np.where(inside, patch_area_m2[pi], 0.0)
-    rest = np.flatnonzero(~inside)
-    cross = rest[pmap(shapely.intersects, divisions[dj[rest]], patches[pi[rest]], workers=workers)]
-    ov[cross] = shapely.area(pmap(shapely.intersection, patches[pi[cross]], divisions[dj[cross]], workers=workers))
+    _, near = ptree.query(boundary_pieces(divisions), predicate="intersects")
+    full = np.zeros(n, dtype=bool)
+    full[near] = True
+    full |= shapely.get_type_id(patches) != shapely.GeometryType.POLYGON
+    simple = np.flatnonzero(~full)
+    shapely.prepare(divisions)
+    inner = pmap(shapely.point_on_surface, patches[simple], workers=workers)
+    dj_a, k = shapely.STRtree(inner).query(divisions, predicate="contains")
+    pi_a = simple[k]
+    ov_a = patch_area_m2[pi_a]
+    hard = np.flatnonzero(full)
+    dj_b, k = shapely.STRtree(patches[hard]).query(divisions, predicate="intersects")
+    pi_b = hard[k]
+    ov_b = shapely.area(pmap(shapely.intersection, patches[pi_b], divisions[dj_b], workers=workers))
+    pi, dj, ov = np.r_[pi_a, pi_b], np.r_[dj_a, dj_b], np.r_[ov_a, ov_b]
     keep = ov > overlap_min_m2
     pi, dj, ov = pi[keep], dj[keep], ov[keep]
     order = np.lexsort((codes[dj].astype(str), -np.round(ov, rank_decimals), pi))
@@ -55,3 +65,16 @@ def assign_divisions(
     first = np.r_[True, pi[1:] != pi[:-1]] if len(pi) else np.zeros(0, dtype=bool)
     lead[pi[first]] = dj[first]
     return DivisionArrays(lead=lead, pair_patch=pi, pair_division=dj, pair_overlap_m2=ov)
+
+
+def boundary_pieces(polygons: np.ndarray, *, vertices: int = 32) -> np.ndarray:
+    """The rings of *polygons* cut into linestrings of at most *vertices* vertices."""
+    lines = shapely.get_parts(shapely.boundary(polygons))
+    coords, owner = shapely.get_coordinates(lines, return_index=True)
+    pieces = []
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    for s, e in zip(starts, np.r_[starts[1:], len(owner)], strict=True):
+        for a in range(s, e - 1, vertices - 1):
+            pieces.append(coords[a:min(a + vertices, e)])
+    return shapely.linestrings(np.concatenate(pieces), indices=np.repeat(np.arange(len(pieces)),
+                                                                       [len(p) for p in pieces]))
