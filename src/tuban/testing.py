@@ -30,6 +30,7 @@ __all__ = [
     "assert_scene_consistent",
     "compliance_confusion",
     "confusion_accuracy",
+    "false_alarm_sources",
     "load_scene",
     "make_scene",
     "match_patches",
@@ -176,3 +177,80 @@ def assert_scene_consistent(scene: Scene) -> None:
     ids = set(scene.scopes["SWC_P_ID"]) if len(scene.scopes) else set()
     for prid in truth["PRID"].dropna():
         assert prid in ids, f"PRID {prid} not in the registry"
+
+
+#: land-cover classes that farming moves between (the harvest / ploughing / rotation trap)
+_FARM = ("CROP_GREEN", "CROP_YOUNG", "CROP_STUBBLE", "CROP_PLOUGHED", "GRASS", "ORCHARD", "GREENHOUSE")
+
+
+def false_alarm_sources(pred: gpd.GeoDataFrame, scene: Scene, *, edge_px: int = 2) -> pd.DataFrame:
+    """Where the false alarms of ``pred`` come from, by trap (one row per source).
+
+    A predicted pixel off the active truth (grown by ``edge_px`` pixels: boundary pixels
+    are counted as ``edge``) is put down to, in this order: ``cloud`` / ``cloud_shadow`` /
+    ``water_level`` (the scene's trap polygons), ``completed site`` (an earlier site now
+    hardened or revegetated), ``farming`` (a crop, grass or orchard class on both dates:
+    harvest, ploughing, rotation), else ``other: BEFORE→AFTER`` land-cover classes.
+    Columns: ``source``, ``pixels``, ``share`` (of all false-alarm pixels) and ``patches``
+    (predicted patches off truth whose largest false-alarm source it is).
+    """
+    import rasterio
+    from rasterio import features
+    from scipy import ndimage as ndi
+
+    from tuban.sim.spectra import Surface
+
+    shape = (scene.height, scene.width)
+
+    def burn(geoms: Any, values: Any = None) -> np.ndarray:
+        geoms = [g for g in geoms if g is not None and not g.is_empty]
+        if not geoms:
+            return np.zeros(shape, np.int32)
+        vals = values if values is not None else [1] * len(geoms)
+        return features.rasterize(list(zip(geoms, vals, strict=True)), out_shape=shape, transform=scene.transform,
+                                  dtype="int32")
+
+    p = pred.to_crs(scene.crs) if len(pred) and pred.crs is not None and pred.crs != scene.crs else pred
+    labels = burn(p.geometry.to_numpy(), list(range(1, len(p) + 1)))
+    truth = burn(scene.active_truth().geometry.to_numpy()) > 0
+    near = ndi.binary_dilation(truth, iterations=edge_px) if edge_px else truth
+    fa = (labels > 0) & ~truth
+    cause = np.full(shape, "", dtype=object)
+    cause[fa & near] = "edge"
+    traps = scene.traps
+    for name in ("cloud", "cloud_shadow", "baseline_cloud", "baseline_cloud_shadow", "water_level"):
+        sel = traps[traps["trap"] == name].geometry.to_numpy() if len(traps) and "trap" in traps else []
+        m = (burn(sel) > 0) & fa & (cause == "")
+        cause[m] = name
+    done = scene.truth[~scene.truth["active"].to_numpy()].geometry.to_numpy()
+    cause[(burn(done) > 0) & fa & (cause == "")] = "completed site"
+    with rasterio.open(scene.root / "landcover_before.tif") as ds:
+        lb = ds.read(1)
+    with rasterio.open(scene.root / "landcover_after.tif") as ds:
+        la = ds.read(1)
+    farm = np.isin(lb, [int(Surface[n]) for n in _FARM]) & np.isin(la, [int(Surface[n]) for n in _FARM])
+    cause[farm & fa & (cause == "")] = "farming"
+    rest = fa & (cause == "")
+    if rest.any():
+        names = {int(s): s.name.lower() for s in Surface}
+        pairs = lb[rest].astype(np.int32) * 256 + la[rest]
+        cause[rest] = [f"other: {names.get(int(v) // 256, '?')}→{names.get(int(v) % 256, '?')}" for v in pairs]
+    srcs, counts = np.unique(cause[fa].astype(str), return_counts=True)
+    total = max(1, int(fa.sum()))
+    # the largest source of each predicted patch that is off truth (object-level false alarm)
+    tu = shapely.union_all(scene.active_truth().geometry.to_numpy())
+    off = [j + 1 for j, g in enumerate(p.geometry.to_numpy())
+           if g is not None and shapely.intersection(g, tu).area < 0.3 * g.area]
+    lab_fa = labels[fa]
+    cause_fa = cause[fa].astype(str)
+    per_patch: dict[str, int] = {}
+    for j in off:
+        c = cause_fa[lab_fa == j]
+        if c.size:
+            u, n = np.unique(c, return_counts=True)
+            key = str(u[int(np.argmax(n))])
+            per_patch[key] = per_patch.get(key, 0) + 1
+    out = pd.DataFrame({"source": srcs, "pixels": counts.astype(int)})
+    out["share"] = out["pixels"] / total
+    out["patches"] = [per_patch.get(s, 0) for s in out["source"]]
+    return out.sort_values("pixels", ascending=False).reset_index(drop=True)

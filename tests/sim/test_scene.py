@@ -145,6 +145,6 @@ def test_tiles_independent_of_order():
 
     lay = build_layout(5, (0.0, 0.0, 2560.0, 2560.0), resolution=10.0)
     t = Affine(10, 0, 0, 0, -10, 2560)
-    whole, *_ = render_surface(lay, t, (256, 256), after=True)
-    part, *_ = render_surface(lay, t @ Affine.translation(100, 60), (80, 90), after=True)
+    whole, *_ = render_surface(lay, t, (256, 256), date="after")
+    part, *_ = render_surface(lay, t @ Affine.translation(100, 60), (80, 90), date="after")
     assert np.array_equal(whole[60:140, 100:190], part)

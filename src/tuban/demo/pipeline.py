@@ -41,6 +41,11 @@ class DemoResult:
     compliance_accuracy: float | None = None
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    #: the detector run on the two dates only (no baseline, no water mask), for comparison
+    reference_scores: Any = None
+    reference_compliance_accuracy: float | None = None
+    #: false-alarm pixels and patches by trap (:func:`tuban.testing.false_alarm_sources`)
+    false_alarms: pd.DataFrame | None = None
 
 
 def _has(module: str) -> bool:
@@ -75,8 +80,15 @@ def run_demo(
     seed: int = 2024,
     out: Callable[[str], None] | None = print,
     use_detector: bool = True,
+    compare: bool = True,
+    workers: int = 1,
 ) -> DemoResult:
-    """Build the demo region into ``workspace`` and run the pipeline; returns what was made."""
+    """Build the demo region into ``workspace`` and run the pipeline; returns what was made.
+
+    ``compare`` also runs the detector on the two dates alone (no baseline, no water mask)
+    and scores it, so the summary shows what the province's extra information buys.
+    ``workers`` renders the scene in that many processes (same bytes).
+    """
     from tuban.errors import UsageError
     from tuban.sim import make_scene
     from tuban.testing import compliance_confusion, confusion_accuracy, score_patches
@@ -97,7 +109,7 @@ def run_demo(
 
     scene_dir = ws.root / "scenes" / f"jiaozuo-{size}-{seed}"
     scene = make_scene(scene_dir, seed=seed, size=DEMO_SIZES[size], sensor="s2", origin=DEMO_CENTRE,
-                       place="焦作", progress=progress)
+                       place="焦作", progress=progress, workers=workers)
     timings["scene"] = time.perf_counter() - t0
     truth = scene.truth.copy()
     truth["XZQDM"] = _county_of(truth, divisions)
@@ -105,18 +117,36 @@ def run_demo(
               f"{len(truth)} truth patches, {len(scene.scopes)} project scopes ({timings['scene']:.1f} s)")
 
     # -- detection -------------------------------------------------------------------
+    # as a province runs it: the current date against the previous round's image AND the same
+    # season a year earlier (farming calendar), cloud/shadow masks (the S2 profile gives the
+    # reflectance scale) and a water mask
     t1 = time.perf_counter()
     detected = None
-    det_scores = None
+    det_scores = ref_scores = None
+    false_alarms = None
+    reference: dict[str, Any] = {}
     if use_detector and _has("tuban.detect.engine"):
         from tuban.detect.engine import detect
+        from tuban.testing import false_alarm_sources
 
-        res = detect(str(scene.before), str(scene.after),
+        base = str(scene.baseline) if scene.baseline is not None else None
+        res = detect(str(scene.before), str(scene.after), baseline=base, masks=True, water=True,
                      progress=lambda label, d, t: _say(out, f"      detect {label}: {d}/{t}"))
         detected = res.patches.to_crs(scene.crs).reset_index(drop=True)
         detected["QDNM"] = [f"JZ{seed}-{i + 1:04d}" for i in range(len(detected))]
         det_scores = score_patches(detected, scene.active_truth(), grid=scene)
-        _say(out, f"[4/6] detection ({res.method}): {len(detected)} patches ({time.perf_counter() - t1:.1f} s)")
+        false_alarms = false_alarm_sources(detected, scene)
+        _say(out, f"[4/6] detection ({res.method}, baseline {scene.metadata['dates'].get('baseline', 'none')}, "
+                  f"masks, water): {len(detected)} patches ({time.perf_counter() - t1:.1f} s)")
+        if compare:
+            t = time.perf_counter()
+            ref = detect(str(scene.before), str(scene.after), masks=True, water=False).patches
+            ref = ref.to_crs(scene.crs).reset_index(drop=True)
+            ref["QDNM"] = [f"REF{seed}-{i + 1:04d}" for i in range(len(ref))]
+            ref_scores = score_patches(ref, scene.active_truth(), grid=scene)
+            reference = {"patches": ref}
+            _say(out, f"      for comparison, two dates only (no baseline, no water mask): {len(ref)} patches "
+                      f"({time.perf_counter() - t:.1f} s)")
     else:
         notes.append("tuban.detect is not available: the round uses the scene's truth patches as the interpretation")
         detected = truth[truth["active"].to_numpy()][["QDNM", "QTYPE", "geometry"]].reset_index(drop=True)
@@ -137,6 +167,9 @@ def run_demo(
         patches = result.to_geodataframe().to_crs(scene.crs)
         table = compliance_confusion(patches, truth)
         acc = confusion_accuracy(table)
+        if "patches" in reference:
+            ref_an = analyse(reference["patches"], scopes, divisions, previous).to_geodataframe().to_crs(scene.crs)
+            reference["compliance_accuracy"] = confusion_accuracy(compliance_confusion(ref_an, truth))
         _say(out, f"[5/6] compliance analysis: {len(patches)} patches ({time.perf_counter() - t2:.1f} s)")
     else:
         notes.append("tuban.analysis is not available: patches carry no compliance")
@@ -147,12 +180,15 @@ def run_demo(
 
     # -- store and accounts ----------------------------------------------------------
     t3 = time.perf_counter()
-    accounts = _load_store(ws, divisions, scopes, previous, patches, scene, notes, out)
+    imagery = _quicklooks(scene, out)
+    accounts = _load_store(ws, divisions, scopes, previous, patches, scene, notes, out, imagery)
     timings["store"] = time.perf_counter() - t3
     timings["total"] = time.perf_counter() - t0
     return DemoResult(workspace=ws.root, scene=scene, patches=patches, accounts=accounts,
                       detector_scores=det_scores, compliance_table=table, compliance_accuracy=acc,
-                      notes=notes, timings=timings)
+                      notes=notes, timings=timings, reference_scores=ref_scores,
+                      reference_compliance_accuracy=reference.get("compliance_accuracy"),
+                      false_alarms=false_alarms)
 
 
 def _official(gdf: gpd.GeoDataFrame, fields: dict[str, Any]) -> gpd.GeoDataFrame:
@@ -160,9 +196,36 @@ def _official(gdf: gpd.GeoDataFrame, fields: dict[str, Any]) -> gpd.GeoDataFrame
     return gpd.GeoDataFrame(gdf[cols], geometry=gdf.geometry, crs=gdf.crs).to_crs("EPSG:4490")
 
 
+def _quicklooks(scene: Any, out: Callable[[str], None] | None) -> dict[str, str]:
+    """True-colour COGs (red, green, blue) of each date for the web app's imagery tiles."""
+    import rasterio
+    import rasterio.shutil
+
+    paths: dict[str, str] = {}
+    for date in ("before", "after", "baseline"):
+        try:
+            bands = [scene.band_path(date, b) for b in ("B04", "B03", "B02")]
+        except KeyError:
+            continue
+        target = scene.root / f"{date}_rgb.tif"
+        vrt = scene.root / f".{date}_rgb.tmp.tif"
+        with rasterio.open(bands[0]) as ref:
+            profile = {**ref.profile, "count": 3, "driver": "GTiff"}
+            with rasterio.open(vrt, "w", **profile) as dst:
+                for i, p in enumerate(bands, start=1):
+                    with rasterio.open(p) as src:
+                        dst.write(src.read(1), i)
+                        dst.set_band_description(i, ("red", "green", "blue")[i - 1])
+        rasterio.shutil.copy(vrt, target, driver="COG", COMPRESS="DEFLATE", PREDICTOR="2", BLOCKSIZE="512",
+                             OVERVIEW_RESAMPLING="AVERAGE")
+        vrt.unlink()
+        paths[date] = str(target.resolve())
+    return paths
+
+
 def _load_store(ws: Any, divisions: gpd.GeoDataFrame, scopes: gpd.GeoDataFrame, previous: gpd.GeoDataFrame,
                 patches: gpd.GeoDataFrame, scene: Any, notes: list[str],
-                out: Callable[[str], None] | None) -> list[dict[str, str]]:
+                out: Callable[[str], None] | None, imagery: dict[str, str] | None = None) -> list[dict[str, str]]:
     if not _has("tuban.store"):
         notes.append("tuban.store is not available: nothing was loaded into a database")
         return []
@@ -193,6 +256,8 @@ def _load_store(ws: Any, divisions: gpd.GeoDataFrame, scopes: gpd.GeoDataFrame, 
                                  source="tuban demo")
         except ConflictError as exc:
             notes.append(f"rounds already loaded in this workspace ({exc.message}); kept the stored ones")
+        if imagery:
+            _set_imagery(store, round_now, imagery)
         made = 0
         for a in accounts:
             try:
@@ -204,6 +269,19 @@ def _load_store(ws: Any, divisions: gpd.GeoDataFrame, scopes: gpd.GeoDataFrame, 
     _say(out, f"[6/6] store: {len(divisions)} divisions, {len(scopes)} scopes, {len(previous)} + {len(patches)} "
               f"patches, {made} new accounts")
     return accounts
+
+
+def _set_imagery(store: Any, round_name: str, imagery: dict[str, str]) -> None:
+    """The round's before/after quick-looks, for the web app's swipe view."""
+    from sqlalchemy import select
+
+    from tuban.store.models import Round
+
+    with store.transaction(actor=ACTOR) as tx:
+        rnd = tx.session.scalar(select(Round).where(Round.name == round_name))
+        if rnd is not None and rnd.imagery != {k: imagery[k] for k in ("before", "after") if k in imagery}:
+            rnd.imagery = {k: imagery[k] for k in ("before", "after") if k in imagery}
+            tx.audit("round.imagery", "round", rnd.id, after=rnd.imagery, round_id=rnd.id)
 
 
 def format_summary(res: DemoResult) -> str:
@@ -218,10 +296,19 @@ def format_summary(res: DemoResult) -> str:
     else:
         lines += ["", "patches by county:", p["XZQDM"].value_counts().to_string()]
     if res.detector_scores is not None:
-        lines += ["", f"detector vs truth: {res.detector_scores}"]
+        lines += ["", "detector vs truth (baseline date, cloud/shadow masks, water mask):",
+                  f"  {res.detector_scores}"]
+        if res.reference_scores is not None:
+            lines += ["two dates only, for comparison (no baseline, no water mask):", f"  {res.reference_scores}"]
+    if res.false_alarms is not None and len(res.false_alarms):
+        fa = res.false_alarms.head(8).assign(share=lambda d: (d["share"] * 100).round(1).astype(str) + " %")
+        lines += ["false alarms by trap (pixels off truth; patches whose main source it is):",
+                  fa.to_string(index=False)]
     if res.compliance_table is not None:
         lines += ["", "compliance (rows truth, columns analysis):", res.compliance_table.to_string(),
                   f"compliance accuracy on matched truth patches: {res.compliance_accuracy:.0%}"]
+        if res.reference_compliance_accuracy is not None:
+            lines.append(f"  (two dates only: {res.reference_compliance_accuracy:.0%})")
     if res.accounts:
         lines += ["", "demo accounts (username / password / role / division):"]
         lines += [f"  {a['username']:<10} {a['password']:<16} {a['role']:<16} {a['division']}  {a['name']}"
@@ -232,18 +319,31 @@ def format_summary(res: DemoResult) -> str:
 
 
 def serve_hook(workspace: Path, *, host: str = "127.0.0.1", port: int = 8000) -> bool:
-    """Serve the web app when ``tuban.web.serve_workspace(workspace, host=, port=)`` exists; else False.
+    """Serve the web app on the demo workspace through the web's public entry point; False if none.
 
-    (``tuban.web.serve.serve`` takes ``WebSettings``; the web side should add the
-    workspace-level wrapper, then ``tuban demo`` serves without any change here.)
+    Uses ``tuban.web.serve.settings_for_workspace`` + ``tuban.web.serve.serve`` (what ``tuban
+    serve`` runs), or a ``tuban.web.serve_workspace(workspace, host=, port=)`` if the web side
+    offers one. Blocks until interrupted.
     """
     if not _has("tuban.web"):
         return False
     import tuban.web as web
 
-    serve = getattr(web, "serve_workspace", None)  # the hook the web app is expected to provide
-    if not callable(serve):
+    serve_ws = getattr(web, "serve_workspace", None)
+    if callable(serve_ws):
+        print(f"serving http://{host}:{port}/ (Ctrl+C to stop)", file=sys.stderr)
+        serve_ws(workspace, host=host, port=port)
+        return True
+    if not _has("tuban.web.serve"):
         return False
-    print(f"serving http://{host}:{port} (Ctrl+C to stop)", file=sys.stderr)
-    serve(workspace, host=host, port=port)
+    from tuban.web import serve as web_serve
+
+    make_settings = getattr(web_serve, "settings_for_workspace", None)
+    run = getattr(web_serve, "serve", None)
+    if not (callable(make_settings) and callable(run)):
+        return False
+    settings = make_settings(str(workspace))
+    print(f"serving the review web app on http://{host}:{port}/ — log in with an account above (Ctrl+C to stop)",
+          file=sys.stderr)
+    run(settings, host=host, port=port)
     return True

@@ -72,6 +72,16 @@ class Layout:
     clouds: list[tuple[float, float, float]]  # x, y, radius (second date)
     cloud_shift: tuple[float, float]
     misregistration: tuple[float, float]  # metres, second date
+    #: the baseline date (same season one year before the second date): its clouds, shift,
+    #: river width and which ponds are dry then (seasonal ponds dry most Junes)
+    baseline_clouds: list[tuple[float, float, float]] = field(default_factory=list)
+    baseline_misregistration: tuple[float, float] = (0.0, 0.0)
+    baseline_river_width: float = 0.0
+    baseline_dry_ponds: tuple[bool, ...] = ()
+
+    def __getstate__(self) -> dict:
+        # rendering caches (STRtrees) stay in their process
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_shapes_")}
 
     @property
     def origin(self) -> tuple[float, float]:
@@ -357,27 +367,50 @@ def build_layout(
                     if placer.free(s):
                         extra_scopes.append(shapely.set_precision(s, 0.01))
 
-    # clouds on the second date, kept off the active sites
-    clouds: list[tuple[float, float, float]] = []
-    active = [s.after for s in sites if s.after is not None]
-    site_tree = shapely.STRtree(active) if active else None
-    for k in range(max(1, round(area_km2 / 15))):
-        r = np.random.default_rng([seed, 4, k])
-        for _ in range(20):
-            x, y = xmin + width * r.uniform(0.1, 0.9), ymin + height * r.uniform(0.1, 0.9)
-            rad = min(width, height) * r.uniform(0.05, 0.1)
-            disc = shapely.Point(x, y).buffer(rad * 2.2 + 100)
-            if site_tree is None or len(site_tree.query(disc, predicate="intersects")) == 0:
-                clouds.append((x, y, rad))
-                break
+    # clouds on the second date, they and their shadows kept off the active sites. Sentinel-2
+    # passes at 10:30 local time: the sun stands in the south-east, shadows fall north-west of
+    # their cloud, displaced by cloud height × tan(sun zenith) (1–2 km × ~0.35 in June)
+    cloud_shift = (-float(rng.uniform(250, 500)), float(rng.uniform(200, 450)))
+    clouds = _place_clouds(seed, 4, bounds, max(1, round(area_km2 / 15)), (0.05, 0.1), cloud_shift,
+                           [s.after for s in sites if s.after is not None])
     mis = rng.uniform(0.2, 0.45, 2) * resolution * rng.choice([-1, 1], 2)
+    # baseline date: its own generator, so adding it changes nothing of the two main dates
+    rb = np.random.default_rng([seed, 5])
+    b_mis = rb.uniform(0.1, 0.4, 2) * resolution * rb.choice([-1, 1], 2)
+    b_clouds = _place_clouds(seed, 6, bounds, max(1, round(area_km2 / 30)), (0.03, 0.06), cloud_shift,
+                             [s.before for s in sites if s.before is not None])
+    # June water is low in most years: near the second date's level, never above the first's
+    b_width = float(min(river_width[0], river_width[1] * rb.uniform(0.9, 1.3)))
+    b_dry = tuple(bool(dries and rb.random() < 0.6) for _, dries in ponds)
     return Layout(
         seed=seed, bounds=bounds, resolution=resolution, angle_deg=angle, hill_edge=float(hill_edge),
         urban=urban, villages=villages, ponds=ponds, river=river, river_width=river_width, roads=roads,
         sites=sites, extra_scopes=extra_scopes, clouds=clouds,
-        cloud_shift=(float(rng.uniform(80, 160)), float(rng.uniform(-160, -80))),
+        cloud_shift=cloud_shift,
         misregistration=(float(mis[0]), float(mis[1])),
+        baseline_clouds=b_clouds, baseline_misregistration=(float(b_mis[0]), float(b_mis[1])),
+        baseline_river_width=b_width, baseline_dry_ponds=b_dry,
     )
+
+
+def _place_clouds(seed: int, salt: int, bounds: tuple[float, float, float, float], n: int,
+                  radius: tuple[float, float], shift: tuple[float, float], keep_off: list) -> list:
+    """Up to ``n`` clouds (x, y, radius) whose blob and shadow miss the ``keep_off`` polygons."""
+    xmin, ymin, xmax, ymax = bounds
+    width, height = xmax - xmin, ymax - ymin
+    tree = shapely.STRtree(keep_off) if keep_off else None
+    out: list[tuple[float, float, float]] = []
+    for k in range(n):
+        r = np.random.default_rng([seed, salt, k])
+        for _ in range(20):
+            x, y = xmin + width * r.uniform(0.1, 0.9), ymin + height * r.uniform(0.1, 0.9)
+            rad = min(width, height) * r.uniform(*radius)
+            discs = [shapely.Point(x, y).buffer(rad * 1.4 + 80),
+                     shapely.Point(x + shift[0], y + shift[1]).buffer(rad * 1.4 + 80)]
+            if tree is None or not any(len(tree.query(d, predicate="intersects")) for d in discs):
+                out.append((x, y, rad))
+                break
+    return out
 
 
 def _pick_scenario(n: int, kind: str) -> str:

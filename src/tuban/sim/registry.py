@@ -106,10 +106,12 @@ def build_tables(layout: Layout, *, crs: str, place: str = "示例", rounds: tup
 
 def _traps(layout: Layout, crs: str) -> gpd.GeoDataFrame:
     rows = []
-    for x, y, r in layout.clouds:
-        rows.append({"trap": "cloud", "geometry": shapely.Point(x, y).buffer(r * 1.6)})
-        sx, sy = layout.cloud_shift
-        rows.append({"trap": "cloud_shadow", "geometry": shapely.Point(x + sx, y + sy).buffer(r * 1.6)})
+    # a cloud's opacity (and its shadow) is zero beyond 1.35 radii whatever its texture
+    sx, sy = layout.cloud_shift
+    for prefix, clouds in (("", layout.clouds), ("baseline_", layout.baseline_clouds)):
+        for x, y, r in clouds:
+            rows.append({"trap": f"{prefix}cloud", "geometry": shapely.Point(x, y).buffer(r * 1.35)})
+            rows.append({"trap": f"{prefix}cloud_shadow", "geometry": shapely.Point(x + sx, y + sy).buffer(r * 1.35)})
     for pond, dries in layout.ponds:
         if dries:
             rows.append({"trap": "water_level", "geometry": pond})

@@ -19,9 +19,25 @@ from shapely.geometry import box
 
 from tuban.sim.layout import Layout
 from tuban.sim.noise import fractal_noise, hash_float, value_noise
-from tuban.sim.spectra import TEXTURE_AMP, VEG_JITTER, Sensor, Surface, class_spectra, endmember, lookup
+from tuban.sim.spectra import (
+    DIFFUSE,
+    HAZE,
+    PATH_RADIANCE,
+    TEXTURE_AMP,
+    VEG_JITTER,
+    Sensor,
+    Surface,
+    band_values,
+    class_spectra,
+    endmember,
+    lookup,
+)
 
-__all__ = ["DateRenderer", "render_surface"]
+__all__ = ["DATES", "DateRenderer", "render_surface"]
+
+#: the dates a scene can render: the previous round, the current one, and the baseline
+#: (same season as the current date, one year earlier: what suppresses farming change)
+DATES = ("before", "after", "baseline")
 
 _VILLAGE, _URBAN = 200, 201
 #: crop state before → (after states, probabilities): the harvest / rotation trap
@@ -42,77 +58,126 @@ def _pick(states: tuple, probs: tuple, u: np.ndarray) -> np.ndarray:
     return np.asarray([int(s) for s in states], dtype=np.uint8)[idx]
 
 
-def _fields(layout: Layout, X: np.ndarray, Y: np.ndarray, after: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Cropland in strips on a jittered block grid (rotated by the layout's angle)."""
+#: share of fields in the same state at the same date of two years (farming calendar: same crop,
+#: harvest within days of last year's); the others follow their own draw of the rotation
+SAME_STAGE_AS_LAST_YEAR = 0.6
+
+
+def _crop_states(seed: int, col: np.ndarray, row: np.ndarray, strip: np.ndarray, date: str) -> np.ndarray:
+    """Crop state per strip for one date (arrays of keys broadcast together)."""
+    u_strip = hash_float(seed, 17, col, row, strip)
+    before = np.asarray([int(s) for s in _CROP_BEFORE], dtype=np.uint8)[(u_strip * len(_CROP_BEFORE)).astype(int)]
+    if date == "before":
+        return before
+    after = before.copy()
+    u2 = hash_float(seed, 18, col, row, strip)
+    for state, (states, probs) in _AFTER_OF.items():
+        m = before == int(state)
+        after[m] = _pick(states, probs, u2[m])
+    if date == "after":
+        return after
+    # baseline: same season one year earlier
+    own = before.copy()
+    u4 = hash_float(seed, 22, col, row, strip)
+    for state, (states, probs) in _AFTER_OF.items():
+        m = before == int(state)
+        own[m] = _pick(states, probs, u4[m])
+    return np.where(hash_float(seed, 21, col, row, strip) < SAME_STAGE_AS_LAST_YEAR, after, own)
+
+
+def _fields(layout: Layout, xs: np.ndarray, ys: np.ndarray, date: str) -> tuple[np.ndarray, np.ndarray]:
+    """Cropland in strips on a jittered block grid (rotated by the layout's angle).
+
+    Per-column, per-block and per-strip values are hashed once on small lattices of the
+    keys present in the window and gathered per pixel (no per-pixel hashing).
+    """
     seed = layout.seed
     a = math.radians(layout.angle_deg)
     cx, cy = layout.bounds[0], layout.bounds[3]
-    U = (X - cx) * math.cos(a) + (Y - cy) * math.sin(a)
-    V = -(X - cx) * math.sin(a) + (Y - cy) * math.cos(a)
-    bw = 520.0
-    col = np.floor(U / bw).astype(np.int64)
+    dx = (xs - cx).astype(np.float64)
+    dy = (ys - cy).astype(np.float64)
+    U = ((dx * math.cos(a))[None, :] + (dy * math.sin(a))[:, None]).astype(np.float32)
+    V = ((-dx * math.sin(a))[None, :] + (dy * math.cos(a))[:, None]).astype(np.float32)
+    bw = np.float32(520.0)
+    col = np.floor(U / bw).astype(np.int32)
     # per-column values through small lookup tables (few columns per tile)
     c_lo = int(col.min()) - 1
     ks = np.arange(c_lo, int(col.max()) + 3)
-    edges = ks * bw + (hash_float(seed, 11, ks) - 0.5) * bw * 0.5  # jittered column edges
+    edges = (ks * 520.0 + (hash_float(seed, 11, ks) - 0.5) * 520.0 * 0.5).astype(np.float32)  # jittered edges
     ci = col - c_lo
     col = np.where(edges[ci] > U, col - 1, np.where(edges[ci + 1] <= U, col + 1, col))
     ci = col - c_lo
     u0, u1 = edges[ci], edges[ci + 1]
-    bh = (300.0 + 200.0 * hash_float(seed, 12, ks))[ci]
-    shift = hash_float(seed, 13, ks)[ci] * bh
-    row = np.floor((V + shift) / bh).astype(np.int64)
+    bh_k = (300.0 + 200.0 * hash_float(seed, 12, ks)).astype(np.float32)
+    shift_k = (hash_float(seed, 13, ks) * bh_k).astype(np.float32)
+    bh = bh_k[ci]
+    shift = shift_k[ci]
+    row = np.floor((V + shift) / bh).astype(np.int32)
     v0 = row * bh - shift
-    block = hash_float(seed, 14, col, row)
-    along_v = hash_float(seed, 15, col, row) < 0.75
-    width = 18.0 + 50.0 * hash_float(seed, 16, col, row)
+    r_lo = int(row.min())
+    nr = int(row.max()) - r_lo + 1
+    kc, kr = ks[:, None], np.arange(r_lo, r_lo + nr)[None, :]
+    bi = ci * nr + (row - r_lo)  # flat block index into the (column, row) lattice
+    block = hash_float(seed, 14, kc, kr).astype(np.float32).ravel()[bi]
+    along_v = (hash_float(seed, 15, kc, kr) < 0.75).ravel()[bi]
+    width = (18.0 + 50.0 * hash_float(seed, 16, kc, kr)).astype(np.float32).ravel()[bi]
     pos = np.where(along_v, U - u0, V - v0)
-    strip = np.floor(pos / width).astype(np.int64)
-    u_strip = hash_float(seed, 17, col, row, strip)
-    before = np.asarray([int(s) for s in _CROP_BEFORE], dtype=np.uint8)[(u_strip * len(_CROP_BEFORE)).astype(int)]
-    surf = before
-    if after:
-        u2 = hash_float(seed, 18, col, row, strip)
-        surf = before.copy()
-        for state, (states, probs) in _AFTER_OF.items():
-            m = before == int(state)
-            surf[m] = _pick(states, probs, u2[m])
-    vigor = (hash_float(seed, 19, col, row, strip) - 0.5).astype(np.float32)
+    strip = np.floor(pos / width).astype(np.int32)
+    np.clip(strip, 0, None, out=strip)
+    ns = int(strip.max()) + 1
+    kc3, kr3, kk = kc[:, :, None], kr[:, :, None], np.arange(ns)[None, None, :]
+    si = bi * ns + strip  # flat strip index into the (column, row, strip) lattice
+    surf = _crop_states(seed, kc3, kr3, kk, date).ravel()[si]
+    u_strip = hash_float(seed, 17, kc3, kr3, kk).astype(np.float32).ravel()[si]
+    vigor = (hash_float(seed, 19, kc3, kr3, kk) - 0.5).astype(np.float32).ravel()[si]
     surf = np.where(block < 0.06, np.uint8(Surface.ORCHARD), surf)
     # greenhouse rows (大棚) on some strips of a few blocks
     surf = np.where((block > 0.06) & (block < 0.08) & (u_strip < 0.45), np.uint8(Surface.GREENHOUSE), surf)
     # farm tracks on block edges, poplar lines on some of them
-    d_edge = np.minimum.reduce([U - u0, u1 - U, V - v0, (v0 + bh) - V])
+    du = np.minimum(U - u0, u1 - U)
+    d_edge = np.minimum(du, np.minimum(V - v0, (v0 + bh) - V))
     trees = (hash_float(seed, 20, ks) < 0.35)[ci]
-    surf = np.where(d_edge < 3.0, np.uint8(Surface.FARM_ROAD), surf)
-    surf = np.where(trees & (np.minimum(U - u0, u1 - U) >= 3.0) & (np.minimum(U - u0, u1 - U) < 9.0),
-                    np.uint8(Surface.TREE), surf)
+    surf[d_edge < 3.0] = Surface.FARM_ROAD
+    surf[trees & (du >= 3.0) & (du < 9.0)] = Surface.TREE
     # orchard rows: trees every ~5 m with bare soil between
-    rows = (np.mod(U, 5.0) < 2.6) & (np.mod(V, 5.0) < 3.0)
-    surf = np.where((surf == Surface.ORCHARD) & ~rows & (layout.resolution < 4), np.uint8(Surface.CROP_PLOUGHED), surf)
+    if layout.resolution < 4:
+        rows = (np.mod(U, 5.0) < 2.6) & (np.mod(V, 5.0) < 3.0)
+        surf[(surf == Surface.ORCHARD) & ~rows] = Surface.CROP_PLOUGHED
     return surf, vigor
 
 
-def _cells(X: np.ndarray, Y: np.ndarray, size: float, seed: int, salt: int) -> np.ndarray:
-    return hash_float(seed, salt, np.floor(X / size).astype(np.int64), np.floor(Y / size).astype(np.int64))
+def _cells(xs: np.ndarray, ys: np.ndarray, size: float, seed: int, salt: int) -> np.ndarray:
+    """Uniform value per ``size`` m square cell (hashed on the cells of the window, gathered)."""
+    ix = np.floor(xs / size).astype(np.int64)
+    iy = np.floor(ys / size).astype(np.int64)
+    lat = hash_float(seed, salt, np.arange(ix.min(), ix.max() + 1)[None, :],
+                     np.arange(iy.min(), iy.max() + 1)[:, None]).astype(np.float32)
+    return lat[np.ix_(iy - iy.min(), ix - ix.min())]
 
 
-def render_surface(layout: Layout, transform: Affine, shape: tuple[int, int], *, after: bool) -> tuple:
-    """Surface classes ``(h, w) uint8`` and a vigour field for one window on one date."""
+def _axes(transform: Affine, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     h, w = shape
-    xs = transform.c + transform.a * (np.arange(w) + 0.5)
-    ys = transform.f + transform.e * (np.arange(h) + 0.5)
-    X, Y = np.meshgrid(xs, ys)
-    surf, vigor = _fields(layout, X, Y, after)
+    return (transform.c + transform.a * (np.arange(w) + 0.5), transform.f + transform.e * (np.arange(h) + 0.5))
+
+
+def render_surface(layout: Layout, transform: Affine, shape: tuple[int, int], *, date: str = "before") -> tuple:
+    """Surface classes ``(h, w) uint8``, a vigour field, pixel-centre axes and the hill mask for one window.
+
+    ``date``: ``"before"``, ``"after"`` or ``"baseline"`` (same season, a year before ``after``).
+    """
+    if date not in DATES:
+        raise ValueError(f"unknown date {date!r}; use one of {DATES}")
+    xs, ys = _axes(transform, shape)
+    surf, vigor = _fields(layout, xs, ys, date)
     seed = layout.seed
     # wooded hills in the north, with a ragged edge
     edge = layout.hill_edge + 250 * fractal_noise(xs, ys[:1], 1500.0, seed + 7, octaves=3)[0]
-    hills = edge[None, :] < Y
+    hills = edge[None, :] < ys[:, None]
     if hills.any():
         rock = fractal_noise(xs, ys, 300.0, seed + 8, octaves=4) > 0.05
         surf = np.where(hills, np.where(rock, np.uint8(Surface.SHRUB_ROCK), np.uint8(Surface.FOREST)), surf)
         vigor = np.where(hills, np.float32(0), vigor)
-    shapes, tree = _shapes(layout, after)
+    shapes, tree = _shapes(layout, date)
     window_box = box(xs[0] - transform.a, ys[-1] + transform.e, xs[-1] + transform.a, ys[0] - transform.e)
     geoms = [g for g, _ in shapes]
     if geoms:
@@ -123,48 +188,52 @@ def render_surface(layout: Layout, transform: Affine, shape: tuple[int, int], *,
             village = marks == _VILLAGE
             if village.any():
                 # courtyard houses in east-west rows: a roof strip, then the yard, some trees
-                u = _cells(X, Y, 16.0, seed, 30)
-                roof = np.mod(Y, 20.0) < 9.0
+                u = _cells(xs, ys, 16.0, seed, 30)
+                roof = (np.mod(ys, 20.0) < 9.0)[:, None]
                 vs = np.where(u > 0.85, Surface.TREE, np.where(roof & (u < 0.8), Surface.VILLAGE_ROOF,
                                                                   Surface.VILLAGE_YARD))
                 surf = np.where(village, vs.astype(np.uint8), surf)
             urban = marks == _URBAN
             if urban.any():
-                street = (np.mod(X, 180.0) < 14) | (np.mod(Y, 160.0) < 14)
-                u = _cells(X, Y, 40.0, seed, 31)
+                street = (np.mod(xs, 180.0) < 14)[None, :] | (np.mod(ys, 160.0) < 14)[:, None]
+                u = _cells(xs, ys, 40.0, seed, 31)
                 us = np.where(u < 0.45, Surface.URBAN_ROOF, np.where(u < 0.7, Surface.URBAN_DARK_ROOF,
                               np.where(u < 0.85, Surface.GRASS, Surface.VILLAGE_YARD)))
                 us = np.where(street, Surface.ROAD, us)
                 surf = np.where(urban, us.astype(np.uint8), surf)
             direct = (marks > 0) & (marks < _VILLAGE)
             surf = np.where(direct, marks, surf)
-    return surf.astype(np.uint8), vigor, X, Y, hills
+    return surf.astype(np.uint8), vigor, xs, ys, hills
 
 
-def _shapes(layout: Layout, after: bool) -> tuple[list[tuple[object, int]], shapely.STRtree]:
+def _shapes(layout: Layout, date: str) -> tuple[list[tuple[object, int]], shapely.STRtree]:
     """Vector features of one date, in painting order (later ones paint over)."""
-    cache_key = "_shapes_after" if after else "_shapes_before"
+    cache_key = f"_shapes_{date}"
     cached = getattr(layout, cache_key, None)
     if cached is not None:
         return cached
+    after = date == "after"
     out: list[tuple[object, int]] = []
     if layout.urban is not None:
         out.append((layout.urban, _URBAN))
     out += [(v, _VILLAGE) for v in layout.villages]
-    for pond, dries in layout.ponds:
-        out.append((pond, int(Surface.MUD if (after and dries) else Surface.POND)))
+    dry_base = layout.baseline_dry_ponds or (False,) * len(layout.ponds)
+    for (pond, dries), dry_b in zip(layout.ponds, dry_base, strict=True):
+        dry = (after and dries) or (date == "baseline" and dry_b)
+        out.append((pond, int(Surface.MUD if dry else Surface.POND)))
     if layout.river is not None:
-        w = layout.river_width[1] if after else layout.river_width[0]
-        out.append((layout.river.buffer(layout.river_width[0] / 2 + 25), int(Surface.SAND)))
-        out.append((layout.river.buffer(layout.river_width[0] / 2 + 25).difference(
-            layout.river.buffer(layout.river_width[0] / 2 + 10)), int(Surface.TREE)))
-        if after:
-            out.append((layout.river.buffer(layout.river_width[0] / 2), int(Surface.MUD)))
+        w0 = layout.river_width[0]
+        w = {"before": w0, "after": layout.river_width[1], "baseline": layout.baseline_river_width or w0}[date]
+        out.append((layout.river.buffer(w0 / 2 + 25), int(Surface.SAND)))
+        out.append((layout.river.buffer(w0 / 2 + 25).difference(layout.river.buffer(w0 / 2 + 10)), int(Surface.TREE)))
+        if w < w0:
+            out.append((layout.river.buffer(w0 / 2), int(Surface.MUD)))
         out.append((layout.river.buffer(w / 2), int(Surface.WATER)))
     for line, width in layout.roads:
         out.append((line.buffer(width / 2 + 8, cap_style="flat"), int(Surface.TREE)))
         out.append((line.buffer(width / 2, cap_style="flat"), int(Surface.ROAD)))
     for site in layout.sites:
+        # the baseline (a year before the current date) shows the sites of the previous round
         geom = site.after if after else site.before
         ground = {"spoil": Surface.SPOIL, "pit": Surface.PIT}.get(site.kind, Surface.SITE_SOIL)
         if after and site.before is not None:
@@ -185,57 +254,80 @@ def _shapes(layout: Layout, after: bool) -> tuple[list[tuple[object, int]], shap
 
 @dataclass
 class DateRenderer:
-    """Reflectance for one sensor and date; call it per tile."""
+    """Top-of-atmosphere reflectance (Level-1C-like) for one sensor and date; call it per tile.
+
+    Ground texture is a function of the place only (the same on every date); what changes
+    between dates is the land cover, crop vigour, the atmosphere (haze, clouds and their
+    shadows), the sub-pixel registration and the sensor noise.
+    """
 
     layout: Layout
     sensor: Sensor
-    after: bool
-    date_index: int
+    date: str = "before"
+    date_index: int = 0
 
     def __post_init__(self) -> None:
+        if self.date not in DATES:
+            raise ValueError(f"unknown date {self.date!r}; use one of {DATES}")
         self.table, self.veg_dir = class_spectra(self.sensor)
         self.tex = lookup(TEXTURE_AMP, 0.05)
         self.vj = lookup(VEG_JITTER, 0.0)
-        self.haze = np.array([0.07, 0.06, 0.045, 0.03, 0.025, 0.02, 0.017, 0.015, 0.014, 0.01, 0.0, 0.006, 0.004],
-                             dtype=np.float32)[list(self.sensor.s2_index)]
+        self.haze = band_values(HAZE, self.sensor)
+        self.path = band_values(PATH_RADIANCE, self.sensor)
+        self.shade = np.float32(1.0) - band_values(DIFFUSE, self.sensor)  # direct share, lost in a shadow
         self.cloud = endmember("cloud", self.sensor)
+
+    @property
+    def after(self) -> bool:
+        return self.date == "after"
 
     def render(self, transform: Affine, shape: tuple[int, int], tile_key: tuple[int, int]) -> tuple:
         """``(reflectance (bands, h, w) float32, surface (h, w) uint8)`` for one window."""
         lay = self.layout
-        if self.after:
-            dx, dy = lay.misregistration
-            transform = Affine.translation(dx, dy) @ transform
-        surf, vigor, X, Y, hills = render_surface(lay, transform, shape, after=self.after)
-        xs, ys = X[0], Y[:, 0]
+        shift = {"after": lay.misregistration, "baseline": lay.baseline_misregistration}.get(self.date)
+        if shift is not None:
+            transform = Affine.translation(*shift) @ transform
+        surf, vigor, xs, ys, hills = render_surface(lay, transform, shape, date=self.date)
         seed = lay.seed + 1000 * self.date_index
-        n1 = fractal_noise(xs, ys, 120.0, seed + 1, octaves=3)
-        n2 = fractal_noise(xs, ys, 60.0, seed + 2, octaves=2) + vigor * 1.4
-        fine = value_noise(xs, ys, max(2.0 * lay.resolution, 3.0), seed + 3) - np.float32(0.5)
-        bright = 1.0 + self.tex[surf] * (n1 + fine)
+        # ground texture: a property of the place, not of the date
+        tex = fractal_noise(xs, ys, 120.0, lay.seed + 1, octaves=3)
+        tex += value_noise(xs, ys, max(2.0 * lay.resolution, 3.0), lay.seed + 3) - np.float32(0.5)
+        bright = self.tex[surf] * tex
+        bright += np.float32(1.0)
         if hills.any():  # hill shading from a height field
             hgt = fractal_noise(xs, ys, 900.0, lay.seed + 9, octaves=5)
             gy, gx = np.gradient(hgt)
             slope = 150.0 * (gx + gy) / lay.resolution  # ~150 m of relief, lit from the north-west
-            bright = np.where(hills, bright * np.clip(1.0 + slope, 0.5, 1.5), bright)
-        mix = self.vj[surf] * n2
-        refl = self.table[surf].transpose(2, 0, 1) * bright[None] + mix[None] * self.veg_dir[:, None, None]
-        if not self.after:  # haze over part of the first date
-            hz = np.clip(fractal_noise(xs, ys, 4000.0, seed + 5, octaves=2) * 1.6, 0, 1)
+            bright = np.where(hills, bright * np.clip(1.0 + slope, 0.5, 1.5), bright).astype(np.float32)
+        # crop vigour: half a property of the field, half of the year
+        mix = fractal_noise(xs, ys, 60.0, seed + 2, octaves=2)
+        mix += vigor * np.float32(1.4)
+        mix *= self.vj[surf]
+        nb = len(self.sensor.bands)
+        refl = np.empty((nb, *shape), dtype=np.float32)
+        for b in range(nb):
+            np.multiply(self.table[:, b][surf], bright, out=refl[b])
+            refl[b] += mix * self.veg_dir[b]
+        if self.date != "after":  # haze over part of the scene (thinner on the baseline)
+            amp = 1.6 if self.date == "before" else 0.8
+            hz = np.clip(fractal_noise(xs, ys, 4000.0, seed + 5, octaves=2) * amp, 0, 1)
             refl += hz[None] * self.haze[:, None, None]
-        else:
-            alpha, shadow = self._clouds(xs, ys)
-            if alpha is not None:
-                refl *= (1.0 - 0.65 * shadow)[None]
-                refl = refl * (1.0 - alpha)[None] + alpha[None] * self.cloud[:, None, None]
+        clouds = lay.clouds if self.date == "after" else lay.baseline_clouds if self.date == "baseline" else []
+        alpha, shadow = self._clouds(xs, ys, clouds)
+        if shadow is not None:  # a shadow keeps the diffuse skylight only
+            refl *= np.float32(1.0) - shadow[None] * self.shade[:, None, None]
+        refl += self.path[:, None, None]
+        if alpha is not None:
+            refl *= (np.float32(1.0) - alpha)[None]
+            refl += alpha[None] * self.cloud[:, None, None]
         rng = np.random.default_rng([lay.seed, self.date_index, tile_key[0], tile_key[1]])
         refl += rng.standard_normal(refl.shape, dtype=np.float32) * np.float32(self.sensor.noise_sigma)
-        return np.clip(refl, 0.0001, 1.0), surf
+        return np.clip(refl, 0.0001, 1.0, out=refl), surf
 
-    def _clouds(self, xs: np.ndarray, ys: np.ndarray) -> tuple:
+    def _clouds(self, xs: np.ndarray, ys: np.ndarray, clouds: list[tuple[float, float, float]]) -> tuple:
         lay = self.layout
         sx, sy = lay.cloud_shift
-        near = [(x, y, r) for x, y, r in lay.clouds
+        near = [(x, y, r) for x, y, r in clouds
                 if xs[0] - 3 * r - abs(sx) < x < xs[-1] + 3 * r + abs(sx)
                 and ys[-1] - 3 * r - abs(sy) < y < ys[0] + 3 * r + abs(sy)]
         if not near:
@@ -245,8 +337,11 @@ class DateRenderer:
             bx, by = xs - ox, ys - oy
             blob = np.zeros((len(ys), len(xs)), dtype=np.float32)
             for x, y, r in near:
-                blob += np.exp(-(((bx - x) / r) ** 2)[None, :] - (((by - y) / r) ** 2)[:, None]).astype(np.float32)
-            tex = fractal_noise(bx, by, 500.0, lay.seed + 6, octaves=4)
-            return np.clip((blob * 1.3 + tex * np.minimum(blob * 2.0, 1.0) - 0.55) * 2.5, 0.0, 1.0)
+                blob += (np.exp(-(((by - y) / r) ** 2)).astype(np.float32)[:, None]
+                         * np.exp(-(((bx - x) / r) ** 2)).astype(np.float32)[None, :])
+            tex = fractal_noise(bx, by, 500.0, lay.seed + 6 + 1000 * self.date_index, octaves=4)
+            # cumulus: a ragged but fairly sharp edge (~0.15 r from clear to opaque)
+            return np.clip((blob * 1.3 + tex * np.minimum(blob * 2.0, 1.0) - 0.55) * 5.0, 0.0, 1.0)
 
-        return opacity(0.0, 0.0), opacity(sx, sy)
+        # optically thick parts block the direct sun: the shadow darkens faster than the cloud whitens
+        return opacity(0.0, 0.0), np.minimum(opacity(sx, sy) * np.float32(1.5), np.float32(1.0))

@@ -5,7 +5,9 @@ Folder layout::
     DIR/scene.json                 metadata (sensor, grid, dates, bands, seed, traps)
     DIR/before/SIM_20230420_B02.tif …  or  DIR/before.tif     first date (S2: one COG per band; GF-2: 4-band COG)
     DIR/after/…                    second date
-    DIR/landcover_before.tif, DIR/landcover_after.tif   surface classes (tuban.sim.spectra.Surface)
+    DIR/baseline/… or DIR/baseline.tif   the same season one year before the second date (farming calendar
+                                   reference: what a province uses to tell harvest from construction)
+    DIR/landcover_{before,after,baseline}.tif   surface classes (tuban.sim.spectra.Surface)
     DIR/truth.geojson              disturbance patches of the current round, with BYD/QDTYPE/EAREA
     DIR/scopes.geojson             project registry (SWC_P_ID, PRO_NAME, CS_UNIT, RP_NUM, RP_TIME, VEC_TYPE …)
     DIR/previous.geojson           the previous round's patches
@@ -41,7 +43,7 @@ __all__ = ["SIZES", "Scene", "load_scene", "make_scene"]
 
 #: named sizes in pixels (square)
 SIZES: dict[str, int] = {"tiny": 256, "small": 1024, "medium": 2048, "large": 10000, "huge": 40000}
-DATES = ("2023-04-20", "2024-06-08")
+DATES = ("2023-04-20", "2024-06-08", "2023-06-12")  # before, after, baseline
 ROUNDS = ("2023-1", "2024-1")
 
 
@@ -65,6 +67,7 @@ class Scene:
     traps: gpd.GeoDataFrame
     expected: pd.DataFrame
     metadata: dict[str, Any] = field(default_factory=dict)
+    baseline: Path | None = None
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
@@ -72,8 +75,10 @@ class Scene:
         return (t.c, t.f + t.e * self.height, t.c + t.a * self.width, t.f)
 
     def band_path(self, date: str, band: str) -> Path:
-        """The file holding ``band`` of ``date`` ("before"/"after"); GF-2 stacks share one file."""
-        base = self.before if date == "before" else self.after
+        """The file holding ``band`` of ``date`` ("before"/"after"/"baseline"); GF-2 stacks share one file."""
+        base = {"before": self.before, "after": self.after, "baseline": self.baseline}[date]
+        if base is None:
+            raise KeyError(f"the scene at {self.root} has no {date} date")
         if not base.is_dir():
             return base
         found = sorted(base.glob(f"*_{band}.tif"))
@@ -124,6 +129,8 @@ def make_scene(
     place: str = "示例",
     site_density: float | None = None,
     landcover: bool = True,
+    baseline: bool = True,
+    workers: int = 1,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> Scene:
     """Generate a two-date scene under ``out_dir`` and return it.
@@ -148,6 +155,12 @@ def make_scene(
         of the origin.
     place
         Prefix of the fictional project and company names (e.g. ``"焦作"``).
+    baseline
+        Also render the baseline date: the same season one year before the second date,
+        with its own crop states (most fields at last year's stage), water level, clouds
+        and registration; it shows the sites of the previous round.
+    workers
+        Render tiles in that many processes; the files are the same bytes for any value.
     """
     if sensor not in SENSORS:
         raise UsageError(f"unknown sensor {sensor!r}", hint=f"use one of {sorted(SENSORS)}")
@@ -171,13 +184,14 @@ def make_scene(
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for k, name in enumerate(("before", "after")):
+    names = ("before", "after", "baseline") if baseline else ("before", "after")
+    for k, name in enumerate(names):
         target = root / name if spec.layout == "band-files" else root / f"{name}.tif"
-        renderer = DateRenderer(layout, spec, after=bool(k), date_index=k)
+        renderer = DateRenderer(layout, spec, date=name, date_index=k)
         cb = (lambda d, t, _n=name: progress(_n, d, t)) if progress else None
         write_date(renderer, target, transform=transform, width=n, height=n, crs=crs_name,
                    landcover=root / f"landcover_{name}.tif" if landcover else None, progress=cb,
-                   prefix=f"SIM_{DATES[k].replace('-', '')}")
+                   prefix=f"SIM_{DATES[k].replace('-', '')}", workers=workers)
         paths[name] = target
     for key in ("truth", "scopes", "previous", "traps"):
         _write_vector(tables[key], root / f"{key}.geojson")
@@ -185,15 +199,18 @@ def make_scene(
     meta = {
         "format": "tuban-sim-scene/1", "seed": seed, "sensor": sensor, "crs": crs_name,
         "transform": list(transform)[:6], "width": n, "height": n, "resolution": res,
-        "dates": {"before": DATES[0], "after": DATES[1]}, "rounds": {"previous": ROUNDS[0], "current": ROUNDS[1]},
+        "dates": dict(zip(names, DATES, strict=False)), "rounds": {"previous": ROUNDS[0], "current": ROUNDS[1]},
         "bands": [{"name": b.name, "role": b.role, "wavelength_nm": b.wavelength_nm,
                    "resolution_m": res * b.resolution_factor} for b in spec.bands],
         "layout": spec.layout, "scale_factor": 1e-4, "nodata": 0,
         "before": paths["before"].name, "after": paths["after"].name,
+        "baseline": paths["baseline"].name if baseline else None,
         "misregistration_m": [round(v, 4) for v in layout.misregistration],
         "surfaces": {s.name: int(s) for s in Surface},
-        "traps": ["wheat harvest / ploughing", "crop rotation", "water-level change", "haze (before)",
-                  "clouds and shadows (after)", "sub-pixel misregistration (after)"],
+        "traps": ["wheat harvest / ploughing", "crop rotation", "water-level change", "haze (before, baseline)",
+                  "clouds and shadows (after, baseline)", "sub-pixel misregistration (after, baseline)"],
+        "atmosphere": "top-of-atmosphere reflectance ×10000 (Level-1C-like): path radiance, haze, clouds, "
+                      "shadows keeping the diffuse skylight",
         "place": place,
     }
     (root / "scene.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
@@ -230,4 +247,5 @@ def load_scene(root: str | os.PathLike[str]) -> Scene:
         width=meta["width"], height=meta["height"], resolution=meta["resolution"], seed=meta["seed"],
         before=root / meta["before"], after=root / meta["after"], truth=truth, scopes=vec("scopes"),
         previous=vec("previous"), traps=vec("traps"), expected=expected, metadata=meta,
+        baseline=root / meta["baseline"] if meta.get("baseline") else None,
     )

@@ -13,7 +13,8 @@ from enum import IntEnum
 
 import numpy as np
 
-__all__ = ["SENSORS", "BandSpec", "Sensor", "Surface", "class_spectra"]
+__all__ = ["DIFFUSE", "HAZE", "PATH_RADIANCE", "SENSORS", "BandSpec", "Sensor", "Surface", "band_values",
+           "class_spectra"]
 
 
 class Surface(IntEnum):
@@ -89,6 +90,16 @@ _ENDMEMBERS: dict[str, tuple[float, ...]] = {
     "cloud": (0.450, 0.450, 0.460, 0.470, 0.480, 0.480, 0.480, 0.490, 0.490, 0.250, 0.080, 0.350, 0.220),
 }
 _EM_NAMES = tuple(_ENDMEMBERS)
+
+#: top-of-atmosphere additions (Level-1C-like): path radiance (Rayleigh + aerosol) per S2 band,
+#: added to the surface reflectance on every date
+PATH_RADIANCE: tuple[float, ...] = (0.070, 0.050, 0.035, 0.022, 0.016, 0.012, 0.010, 0.008, 0.007, 0.004, 0.0,
+                                    0.002, 0.001)
+#: share of the surface illumination that is diffuse skylight, per S2 band: what is left in a
+#: cloud shadow (blue keeps a third, NIR and SWIR about a tenth; B10 sees the upper atmosphere only)
+DIFFUSE: tuple[float, ...] = (0.45, 0.38, 0.30, 0.25, 0.20, 0.17, 0.15, 0.13, 0.13, 0.13, 1.0, 0.10, 0.10)
+#: haze (thin aerosol layer): additive reflectance per S2 band at full haze density
+HAZE: tuple[float, ...] = (0.07, 0.06, 0.045, 0.03, 0.025, 0.02, 0.017, 0.015, 0.014, 0.01, 0.0, 0.006, 0.004)
 
 #: surface → endmember fractions
 _RECIPES: dict[Surface, dict[str, float]] = {
@@ -201,6 +212,11 @@ def class_spectra(sensor: Sensor) -> tuple[np.ndarray, np.ndarray]:
 def endmember(name: str, sensor: Sensor) -> np.ndarray:
     """One endmember's reflectance on the sensor's bands."""
     return np.array(_ENDMEMBERS[name], dtype=np.float32)[list(sensor.s2_index)]
+
+
+def band_values(values: tuple[float, ...], sensor: Sensor) -> np.ndarray:
+    """A per-S2-band table (13 values) sampled at the sensor's bands."""
+    return np.array(values, dtype=np.float32)[list(sensor.s2_index)]
 
 
 def lookup(mapping: dict[Surface, float], default: float = 0.05) -> np.ndarray:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from affine import Affine
 from rasterio.windows import Window
 
 from tuban.sim.render import DateRenderer
+from tuban.sim.spectra import Sensor
 
 __all__ = ["TILE", "write_date"]
 
@@ -45,6 +47,65 @@ def _to_dn(refl: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(refl * 10000.0), 1, 65535).astype(np.uint16)
 
 
+def _groups(sensor: Sensor, out: Path, prefix: str) -> list[tuple[Path, list[int], int]]:
+    """(file, band indexes, resolution factor) of each output file of one date."""
+    if sensor.layout == "band-files":
+        out.mkdir(parents=True, exist_ok=True)
+        return [(out / f"{prefix}_{b.name}.tif", [i], b.resolution_factor) for i, b in enumerate(sensor.bands)]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return [(out, list(range(len(sensor.bands))), 1)]
+
+
+def _render_tile(renderer: DateRenderer, groups: list[tuple[list[int], int]], transform: Affine,
+                 r0: int, c0: int, h: int, w: int, key: tuple[int, int]) -> tuple[list[np.ndarray], np.ndarray]:
+    """One tile as the DN arrays of each output file and the surface classes."""
+    refl, surf = renderer.render(transform @ Affine.translation(c0, r0), (h, w), key)
+    return [_to_dn(_block_mean(refl[idx], f)) for idx, f in groups], surf
+
+
+_WORKER: dict[str, object] = {}
+
+
+def _init_worker(renderer: DateRenderer, groups: list[tuple[list[int], int]]) -> None:
+    _WORKER["renderer"], _WORKER["groups"] = renderer, groups
+
+
+def _worker_tile(transform: Affine, r0: int, c0: int, h: int, w: int, key: tuple[int, int]) -> tuple:
+    return _render_tile(_WORKER["renderer"], _WORKER["groups"], transform, r0, c0, h, w, key)  # type: ignore[arg-type]
+
+
+def _tiles(width: int, height: int) -> list[tuple[int, int, int, int, tuple[int, int]]]:
+    nty, ntx = math.ceil(height / TILE), math.ceil(width / TILE)
+    return [(ty * TILE, tx * TILE, min(TILE, height - ty * TILE), min(TILE, width - tx * TILE), (ty, tx))
+            for ty in range(nty) for tx in range(ntx)]
+
+
+def _rendered(renderer: DateRenderer, groups: list[tuple[list[int], int]], transform: Affine,
+              tiles: list, workers: int) -> Iterator[tuple]:
+    """Rendered tiles in tile order: here, or in ``workers`` processes (at most 2 per worker in flight)."""
+    if workers <= 1 or len(tiles) <= 1:
+        for r0, c0, h, w, key in tiles:
+            yield (r0, c0, h, w), _render_tile(renderer, groups, transform, r0, c0, h, w, key)
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                             initargs=(renderer, groups)) as pool:
+        pending: deque = deque()
+        it = iter(tiles)
+        for t in it:
+            pending.append((t, pool.submit(_worker_tile, transform, *t)))
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            t, fut = pending.popleft()
+            nxt = next(it, None)
+            if nxt is not None:
+                pending.append((nxt, pool.submit(_worker_tile, transform, *nxt)))
+            yield t[:4], fut.result()
+
+
 def write_date(
     renderer: DateRenderer,
     out: Path,
@@ -56,26 +117,25 @@ def write_date(
     landcover: Path | None = None,
     prefix: str = "SIM",
     progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
 ) -> list[Path]:
     """Render one date tile by tile and write it under ``out``.
 
     Sentinel-2-like sensors get a folder ``out/`` with one COG per band at the band's
     own resolution (``{prefix}_B02.tif`` …); GF-2-like sensors get one 4-band COG ``out``.
-    Returns the written files.
+    ``workers`` > 1 renders tiles in that many processes (and compresses the COGs with
+    as many threads); the tiles are written in the same order, so the bytes do not
+    depend on it. Returns the written files.
     """
     sensor = renderer.sensor
-    groups: list[tuple[Path, list[int], int]] = []  # (file, band indexes, factor)
-    if sensor.layout == "band-files":
-        out.mkdir(parents=True, exist_ok=True)
-        groups = [(out / f"{prefix}_{b.name}.tif", [i], b.resolution_factor) for i, b in enumerate(sensor.bands)]
-    else:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        groups = [(out, list(range(len(sensor.bands))), 1)]
+    groups = _groups(sensor, out, prefix)
     tmp_paths = [p.with_name(p.name + ".tmp.tif") for p, _, _ in groups]
     lc_tmp = landcover.with_name(landcover.name + ".tmp.tif") if landcover else None
-    nty, ntx = math.ceil(height / TILE), math.ceil(width / TILE)
+    tiles = _tiles(width, height)
+    cog = {**_COG, "NUM_THREADS": str(max(1, workers))}
     with rasterio.Env(**_GDAL_ENV):
         dsts = []
+        lc = None
         try:
             for (_path, idx, f), tmp in zip(groups, tmp_paths, strict=True):
                 dsts.append(rasterio.open(
@@ -84,37 +144,32 @@ def write_date(
                     tiled=True, blockxsize=512, blockysize=512, BIGTIFF="IF_SAFER"))
                 for k, i in enumerate(idx, start=1):
                     dsts[-1].set_band_description(k, sensor.bands[i].name)
-            lc = None
             if lc_tmp is not None:
                 lc = rasterio.open(lc_tmp, "w", driver="GTiff", width=width, height=height, count=1, dtype="uint8",
                                    crs=crs, transform=transform, nodata=0, tiled=True, blockxsize=512,
-                                   blockysize=512)
-                dsts.append(lc)
-            done = 0
-            for ty in range(nty):
-                for tx in range(ntx):
-                    r0, c0 = ty * TILE, tx * TILE
-                    h, w = min(TILE, height - r0), min(TILE, width - c0)
-                    refl, surf = renderer.render(transform @ Affine.translation(c0, r0), (h, w), (ty, tx))
-                    for (_path, idx, f), dst in zip(groups, dsts, strict=False):
-                        data = _to_dn(_block_mean(refl[idx], f))
-                        dst.write(data, window=Window(c0 // f, r0 // f, data.shape[-1], data.shape[-2]))
-                    if lc is not None:
-                        lc.write(surf[None], window=Window(c0, r0, w, h))
-                    del refl, surf
-                    done += 1
-                    if progress:
-                        progress(done, nty * ntx)
+                                   blockysize=512, BIGTIFF="IF_SAFER")
+            spec = [(idx, f) for _p, idx, f in groups]
+            rendered = _rendered(renderer, spec, transform, tiles, workers)
+            for done, ((r0, c0, h, w), (dns, surf)) in enumerate(rendered, start=1):
+                for (_path, _idx, f), dst, data in zip(groups, dsts, dns, strict=True):
+                    dst.write(data, window=Window(c0 // f, r0 // f, data.shape[-1], data.shape[-2]))
+                if lc is not None:
+                    lc.write(surf[None], window=Window(c0, r0, w, h))
+                del dns, surf
+                if progress:
+                    progress(done, len(tiles))
         finally:
             for d in dsts:
                 d.close()
+            if lc is not None:
+                lc.close()
         written = []
         for (path, _idx, _f), tmp in zip(groups, tmp_paths, strict=True):
-            rasterio.shutil.copy(tmp, path, **_COG)
+            rasterio.shutil.copy(tmp, path, **cog)
             os.remove(tmp)
             written.append(path)
         if landcover is not None and lc_tmp is not None:
-            rasterio.shutil.copy(lc_tmp, landcover, **{**_COG, "PREDICTOR": "1", "OVERVIEW_RESAMPLING": "NEAREST"})
+            rasterio.shutil.copy(lc_tmp, landcover, **{**cog, "PREDICTOR": "1", "OVERVIEW_RESAMPLING": "NEAREST"})
             os.remove(lc_tmp)
             written.append(landcover)
     return written
