@@ -84,6 +84,24 @@ class _Serial:
         return fn(*args, **kw)
 
 
+class _Threads(_Serial):
+    """Runs tile tasks on a pool of threads in this process (OpenCV, numpy and GDAL release the GIL)."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def map(self, fn, items, label, progress=None, *, gather=True):
+        from concurrent.futures import ThreadPoolExecutor
+
+        out = []
+        with ThreadPoolExecutor(self.n, thread_name_prefix="tuban-detect") as pool:
+            for i, r in enumerate(pool.map(lambda a: fn(*a), items)):
+                out.append(r)
+                if progress:
+                    progress(label, i + 1, len(items))
+        return out
+
+
 class _Dask:
     """Runs tasks on a dask.distributed client (local cluster or remote scheduler)."""
 
@@ -104,19 +122,19 @@ class _Dask:
 
 
 @contextmanager
-def executor(*, workers: int | None = None, scheduler: str | None = None):
+def executor(*, workers: int | None = None, scheduler: str | None = None, threads: int = 1):
     """Yield an executor with ``map(fn, args_list, label, progress)`` and ``call(fn, *args)``.
 
-    ``workers=None`` and no scheduler: serial in this process. ``workers=N`` (N ≥ 1): a local cluster of N
-    single-threaded worker processes (so 1 and 2 workers compare like with like). ``scheduler``: an
-    existing dask.distributed scheduler.
+    ``workers=None`` and no scheduler: in this process, on ``threads`` threads (1: serial). ``workers=N``
+    (N ≥ 1): a local cluster of N single-threaded worker processes (so 1 and 2 workers compare like with
+    like). ``scheduler``: an existing dask.distributed scheduler.
     """
     if scheduler and workers:
         raise UsageError("give either --workers or --scheduler, not both")
     if workers is not None and workers < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}")
     if not scheduler and not workers:
-        yield _Serial()
+        yield _Threads(threads) if threads > 1 else _Serial()
         return
     from distributed import Client, LocalCluster
 
@@ -258,6 +276,7 @@ def detect(
     simplify_px: float = 0.5,
     sample_pixels: int = 1_500_000,
     gdal_threads: str | int | None = None,
+    threads: int | None = None,
     progress: Progress | None = None,
     compute: bool = True,
 ) -> Any:
@@ -279,7 +298,10 @@ def detect(
     aoi
         shapely geometry in the grid's CRS: only patches intersecting it are kept (clipped to it).
     gdal_threads
-        ``GDAL_NUM_THREADS`` for decoding (default: all CPUs when serial, 1 per worker otherwise).
+        ``GDAL_NUM_THREADS`` for decoding (default: all CPUs in this process, 1 per worker otherwise).
+    threads
+        without workers or scheduler: tiles run on this many threads of this process (default: the CPU
+        count, at most 4; 1 is strictly serial). Results do not depend on it.
     compute
         ``False``: return the run as a Dask graph (``dask.delayed``) without reading any pixel.
 
@@ -294,7 +316,11 @@ def detect(
              water=water, simplify_px=simplify_px, sample_pixels=sample_pixels, gdal_threads=gdal_threads)
     if not compute:
         return p.to_delayed()
-    with executor(workers=workers, scheduler=scheduler) as ex:
+    if threads is None:
+        import os
+
+        threads = min(4, os.cpu_count() or 1)
+    with executor(workers=workers, scheduler=scheduler, threads=threads) as ex:
         blocks = ex.map(kernel.sample_block, [(p.job, w) for w in p.samples], "statistics", progress, gather=False)
         stats = ex.call(kernel.scene_stats, p.job, blocks, threshold=threshold)
         del blocks

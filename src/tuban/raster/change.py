@@ -101,14 +101,13 @@ def _hull_sq(a: np.ndarray, b: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     out = np.zeros(a.shape[1:], np.float32)
     for i in range(a.shape[0]):
         ai, bi = a[i], b[i]
-        d = cv2.erode(bi, kernel, borderType=cv2.BORDER_REPLICATE)
-        d -= ai  # below the neighbourhood's minimum
-        e = cv2.dilate(bi, kernel, borderType=cv2.BORDER_REPLICATE)
-        np.subtract(ai, e, out=e)  # above its maximum
-        np.maximum(d, e, out=d)
-        np.maximum(d, 0, out=d)
-        d *= d
-        out += d
+        lo = cv2.erode(bi, kernel, borderType=cv2.BORDER_REPLICATE)
+        d = cv2.subtract(lo, ai, dst=lo)  # below the neighbourhood's minimum
+        hi = cv2.dilate(bi, kernel, borderType=cv2.BORDER_REPLICATE)
+        e = cv2.subtract(ai, hi, dst=hi)  # above its maximum
+        cv2.max(d, e, dst=d)
+        cv2.threshold(d, 0, 0, cv2.THRESH_TOZERO, dst=d)
+        cv2.accumulateSquare(d, out)
     return out
 
 

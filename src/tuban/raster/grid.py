@@ -127,6 +127,7 @@ def _same_grid(src, grid: Grid) -> bool:
 
 _OPEN: dict[tuple[int, int, str, int, int], object] = {}
 _OPEN_MAX = 32
+GDAL_CACHE_BYTES = 256 * 1024 * 1024  # GDAL's decoded-block cache while reading
 
 
 def _dataset(path: str):
@@ -194,7 +195,11 @@ def read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window,
     by_path: dict[str, list[int]] = {}
     for i, role in enumerate(roles):
         by_path.setdefault(scene.bands[role].path, []).append(i)
-    with rasterio.Env(GDAL_NUM_THREADS=str(threads)):
+    # a fixed block cache: neighbouring tiles reuse decoded blocks, and memory does not grow with the scene
+    opts = {"GDAL_NUM_THREADS": str(threads)}
+    if GDAL_CACHE_BYTES:
+        opts["GDAL_CACHEMAX"] = GDAL_CACHE_BYTES
+    with rasterio.Env(**opts):
         for path, slots in by_path.items():
             # one read per file: pixel-interleaved files decode every band of a block at once
             indexes = [scene.bands[roles[i]].index for i in slots]
