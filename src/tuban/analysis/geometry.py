@@ -64,7 +64,9 @@ def project(geoms: np.ndarray, src: str | pyproj.CRS, dst: str | pyproj.CRS) -> 
 def local_crs(geoms_4490: np.ndarray) -> pyproj.CRS:
     """A metric CRS for *geoms_4490*: :func:`tuban.crs.local_projected_crs` (the CGCS2000 3°
     Gauss–Krüger zone of their centre, or an Albers equal-area for China across zones)."""
-    return local_projected_crs(geoms_4490, CGCS2000)
+    xmin, ymin, xmax, ymax = shapely.total_bounds(geoms_4490)
+    # the choice depends on the extent only: pass its box rather than every geometry
+    return local_projected_crs(np.array([shapely.box(xmin, ymin, xmax, ymax)]), CGCS2000)
 
 
 def _refuse(layer: str, what: str, ids: np.ndarray, fix: str) -> GeometryError:
