@@ -253,6 +253,9 @@ def main() -> None:
           f"rio-tiler direct {base:.0f}/s, ratio renderer/direct {ours / base:.2f}")
     client.close()
     store.close()
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

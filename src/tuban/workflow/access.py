@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import false, or_, true
+from sqlalchemy import false, or_, true, union_all
 
 from tuban.errors import NotFoundError
 
@@ -65,7 +65,15 @@ def _prefixes(scope: frozenset[str]) -> list[str]:
 
 
 def patch_scope_clause(actor: Actor, verb: str, *, lead_only: bool = False) -> Any:
-    """A SQL condition on :class:`Patch` rows the actor may *verb* (read: any division)."""
+    """A SQL condition on :class:`Patch` rows the actor may *verb* (read: any division).
+
+    Written so the database can use the lead-county index: county codes compare exactly,
+    city/province prefixes as a range; patches spanning counties (XZQDM holds a comma)
+    come from a sub-select OR-ed in by id.
+    """
+    from sqlalchemy import select
+    from sqlalchemy.orm import aliased
+
     from tuban.store.models import Patch
 
     scope = actor.perms.division_scope(verb)
@@ -73,12 +81,21 @@ def patch_scope_clause(actor: Actor, verb: str, *, lead_only: bool = False) -> A
         return true()
     if not scope:
         return false()
-    conds = []
-    for prefix in _prefixes(scope):
-        conds.append(Patch.lead_division_code.like(f"{prefix}%"))
-        if not lead_only:
-            conds.append(Patch.xzqdm.like(f"%{prefix}%"))
-    return or_(*conds)
+    prefixes = _prefixes(scope)
+    exact = [p for p in prefixes if len(p) == 6]
+    lead = aliased(Patch)
+    lead_conds: list[Any] = []
+    if exact:
+        lead_conds.append(lead.lead_division_code.in_(exact))
+    for p in prefixes:
+        if len(p) != 6:
+            lead_conds.append(lead.lead_division_code.between(p, p + "\uffff"))
+    ids = select(lead.id).where(or_(*lead_conds))
+    if not lead_only:
+        other = aliased(Patch)
+        ids = union_all(ids, select(other.id).where(
+            other.xzqdm.like("%,%"), or_(*[other.xzqdm.like(f"%{p}%") for p in prefixes])))
+    return Patch.id.in_(ids)
 
 
 def task_scope_clause(actor: Actor, verb: str) -> Any:
