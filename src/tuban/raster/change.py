@@ -134,31 +134,43 @@ def tolerant_magnitude(za: np.ndarray, zb: np.ndarray, *, radius: int = 1) -> np
 _Q_STEP, _Q_LIM = 16.0, 8.0
 
 
+def _cells(shape: tuple[int, int], cell: int, row: int, col: int) -> tuple[int, int, int, int]:
+    h, w = shape
+    pr, pc = row % cell, col % cell
+    return pr, pc, -(-(h + pr) // cell) * cell, -(-(w + pc) // cell) * cell
+
+
+def cell_coverage(valid: np.ndarray | None, shape: tuple[int, int], *, cell: int, row: int = 0,
+                  col: int = 0) -> np.ndarray:
+    """Share of valid pixels per background cell (cells aligned to the grid), float32."""
+    import cv2
+
+    pr, pc, hh, ww = _cells(shape, cell, row, col)
+    den = np.zeros((hh, ww), np.float32)
+    den[pr : pr + shape[0], pc : pc + shape[1]] = 1 if valid is None else valid
+    return cv2.resize(den, (ww // cell, hh // cell), interpolation=cv2.INTER_AREA)
+
+
 def local_offset(d: np.ndarray, valid: np.ndarray | None, *, cell: int, row: int = 0, col: int = 0,
-                 size: int = BACKGROUND_CELLS) -> np.ndarray:
+                 size: int = BACKGROUND_CELLS, coverage: np.ndarray | None = None) -> np.ndarray:
     """The spatially smooth part of a difference image ``d`` (h, w): its robust background.
 
     Mean of the valid pixels per ``cell``² cell (cells aligned to the grid: the block starts at
     ``row``/``col``), median over ``size``² cells, bilinear back to pixels. A pixel's value depends only on
     the cells within ``size // 2 + 1`` of its own, so blocks read with a halo of ``(size // 2 + 2) · cell``
-    give the same values as the whole scene.
+    give the same values as the whole scene. ``coverage``: :func:`cell_coverage` of ``valid`` when known.
     """
     import cv2
 
     h, w = d.shape
-    pr, pc = row % cell, col % cell
-    hh, ww = -(-(h + pr) // cell) * cell, -(-(w + pc) // cell) * cell
+    pr, pc, hh, ww = _cells(d.shape, cell, row, col)
     num = np.zeros((hh, ww), np.float32)
-    den = np.zeros((hh, ww), np.float32)
     if valid is None:
         num[pr : pr + h, pc : pc + w] = d
-        den[pr : pr + h, pc : pc + w] = 1
     else:
         np.multiply(d, valid, out=num[pr : pr + h, pc : pc + w])
-        den[pr : pr + h, pc : pc + w] = valid
-    cs = (ww // cell, hh // cell)
-    s = cv2.resize(num, cs, interpolation=cv2.INTER_AREA)
-    n = cv2.resize(den, cs, interpolation=cv2.INTER_AREA)
+    n = cell_coverage(valid, d.shape, cell=cell, row=row, col=col) if coverage is None else coverage
+    s = cv2.resize(num, (ww // cell, hh // cell), interpolation=cv2.INTER_AREA)
     means = np.where(n > 0.25, s / np.maximum(n, np.float32(1e-6)), np.float32(0))
     q = np.clip(np.rint((means + _Q_LIM) * _Q_STEP), 0, 255).astype(np.uint8)
     bg = cv2.medianBlur(q, size).astype(np.float32)
@@ -171,8 +183,9 @@ def local_offset(d: np.ndarray, valid: np.ndarray | None, *, cell: int, row: int
 def normalise_to(z_ref: np.ndarray, z: np.ndarray, ctx: BlockContext) -> np.ndarray:
     """``z`` with the smooth background of ``z − z_ref`` removed per band (local relative normalisation)."""
     out = np.subtract(z, z_ref)
+    cov = cell_coverage(ctx.valid, z.shape[1:], cell=ctx.cell, row=ctx.row, col=ctx.col)
     for i in range(z.shape[0]):
-        bg = local_offset(out[i], ctx.valid, cell=ctx.cell, row=ctx.row, col=ctx.col)
+        bg = local_offset(out[i], ctx.valid, cell=ctx.cell, row=ctx.row, col=ctx.col, coverage=cov)
         np.subtract(z[i], bg, out=out[i])
     return out
 
