@@ -41,3 +41,18 @@ def test_divisions_are_cgcs2000_and_shifted_from_gcj02():
     raw = gpd.read_file(resources.files("tuban.demo") / "data" / "410811.geojson")
     shift = raw.geometry.iloc[0].centroid.distance(d.set_index("XZQDM").geometry["410811"].centroid)
     assert 0.003 < shift < 0.01  # ~550 m in degrees: the GCJ-02 offset was removed
+
+
+def test_serve_hook_uses_the_web_entry_point(tmp_path, monkeypatch):
+    """``tuban demo`` serves through tuban.web.serve (what ``tuban serve`` runs), on the demo workspace."""
+    import tuban.web.serve as web_serve
+    from tuban.demo import serve_hook
+    from tuban.workspace import init_workspace
+
+    ws = init_workspace(tmp_path / "ws", name="demo")
+    calls = []
+    monkeypatch.setattr(web_serve, "serve", lambda settings, *, host, port: calls.append((settings, host, port)))
+    assert serve_hook(ws.root, port=8123) is True
+    settings, host, port = calls[0]
+    assert (host, port) == ("127.0.0.1", 8123)
+    assert str(ws.root) in settings.database_url
