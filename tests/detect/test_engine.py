@@ -160,10 +160,12 @@ def test_building_the_job_reads_no_pixels(pair, monkeypatch) -> None:
 
     calls = []
     monkeypatch.setattr(grid_mod, "read_block", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(kernel, "read_block", lambda *a, **k: calls.append(a))
     before, after, _ = pair
     b, a = open_scene(before), open_scene(after)
     job = kernel.Job(b, a, grid_mod.analysis_grid(b, a))
     assert job.change_method().name == "construction"
+    assert job.halo > job.score_halo > 0
     assert calls == []
 
 
