@@ -215,10 +215,10 @@ def main() -> None:
          direct(queries.list_patches, byd="疑似未批先建", sort="qarea", descending=True, offset=1000, limit=50)),
         (f"map layer: county view ({n_county} patches)",
          get(f"/api/rounds/{round_id}/features?bbox={bbox_q(county_bbox)}"),
-         direct(queries.features_in_bbox, county_bbox, limit=5000)),
+         direct(queries.features_in_bbox_json, county_bbox, limit=5000)),
         (f"map layer: town view ({n_town} patches)",
          get(f"/api/rounds/{round_id}/features?bbox={bbox_q(town_bbox)}"),
-         direct(queries.features_in_bbox, town_bbox, limit=5000)),
+         direct(queries.features_in_bbox_json, town_bbox, limit=5000)),
     ]
     print(f"backend={args.backend} patches={args.patches:,} load={load_s:.1f}s user=county reviewer ({code}, "
           f"{args.patches // N_COUNTIES:,} patches visible)")

@@ -139,3 +139,42 @@ def test_review_in_the_browser(server) -> None:
             browser.close()
     assert not errors, errors
     assert map_status == "", f"map did not start: {map_status}"
+
+
+def test_case_advanced_in_the_browser_and_english_ui(server) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from tuban.workflow import reporting
+    from tuban.workflow.service import perform
+
+    base, world = server
+    pid = world.patches["A-2"]
+    perform(world.store, world.actor("a_admin"), reporting.determine, pid, byd="超出防治责任范围",
+            based_on_version=world.version("A-2"))
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1300, "height": 700})
+            _login(page, base, "a_admin")
+            page.goto(f"{base}/cases")
+            form = page.locator("form.advance").first
+            form.locator("select[name=to]").select_option("rectifying")
+            form.locator("input[name=deadline]").fill("2024-12-31")
+            form.locator("input[name=note]").fill("限期整改")
+            form.locator("button").click()
+            page.wait_for_selector("td.case-state:has-text('整改中')")
+            assert "2024年12月31日" in page.inner_text("td.case-deadline")
+            page.goto(f"{base}/lang/en?next=/cases")
+            assert page.inner_text("td.case-state") == "Rectifying"
+            assert page.inner_text("td.case-deadline") == "2024-12-31"
+            page.screenshot(path=str(ARTIFACTS / "web-cases-en.png"))
+        finally:
+            browser.close()
+    hist = world.store.session
+    with hist() as s:
+        from sqlalchemy import select
+
+        from tuban.store.models import AuditEntry
+
+        actions = list(s.scalars(select(AuditEntry.action).where(AuditEntry.entity == "case")))
+    assert actions == ["case.open", "case.rectifying"]

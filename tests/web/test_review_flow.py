@@ -220,3 +220,24 @@ def test_audit_cannot_be_edited_through_the_app(routes) -> None:
     for method, path, _ in routes:
         if "audit" in path or path.endswith(("/history", "/log")):
             assert method == "GET", (method, path)
+
+
+def test_fast_geojson_matches_the_reference_encoder(client_for, world) -> None:
+    import json
+
+    from tuban.workflow import queries
+
+    actor = world.actor("a_staff")
+    bbox = (113.0, 35.0, 113.5, 35.5)
+    with world.store.session() as s:
+        fast = json.loads(queries.features_in_bbox_json(s, actor, world.round_id, bbox))
+        ref = queries.features_in_bbox(s, actor, world.round_id, bbox)
+    assert fast["truncated"] is ref["truncated"] is False
+    assert len(fast["features"]) == len(ref["features"]) == 5
+    for f, r in zip(fast["features"], ref["features"], strict=True):
+        assert f["id"] == r["id"]
+        assert f["properties"] == r["properties"]
+        assert shapely.geometry.shape(f["geometry"]).equals(shapely.geometry.shape(r["geometry"]))
+    r = client_for("a_staff").get(f"/api/rounds/{world.round_id}/features?bbox=113,35,113.5,35.5")
+    assert r.headers["content-type"] == "application/geo+json"
+    assert r.json()["features"][0]["properties"]["qdnm"] == "A-1"

@@ -48,12 +48,18 @@ class Pages:
                status_code: int = 200) -> HTMLResponse:
         lang = request_lang(request)
         cat = self.catalogue
-        ctx = {
+        def fmt_area(ha: float | None, unit: str = "ha") -> str:
+            return cat.area(lang, ha, unit=unit)
+
+        def fmt_num(v: float | int | None, d: int = 2) -> str:
+            return cat.number(lang, v, d)
+
+        ctx: dict[str, Any] = {
             "request": request, "lang": lang, "html_lang": "zh-CN" if lang == "zh" else "en",
             "t": lambda key: cat.t(lang, key),
-            "fmt_area": lambda ha, unit="ha": cat.area(lang, ha, unit=unit),
+            "fmt_area": fmt_area,
             "fmt_date": lambda v: cat.date(lang, v),
-            "fmt_num": lambda v, d=2: cat.number(lang, v, d),
+            "fmt_num": fmt_num,
             "csrf_token": getattr(request.state, "csrf", ""),
             "actor": getattr(request.state, "actor", None),
             "version": tuban.__version__,

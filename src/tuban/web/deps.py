@@ -62,7 +62,7 @@ def current_actor(request: Request) -> Actor:
 def _int_param(request: Request, name: str) -> int:
     raw = request.path_params.get(name)
     try:
-        value = int(raw)
+        value = int(str(raw))
     except (TypeError, ValueError):
         raise NotFoundError(f"no item {raw!r}") from None
     if value < 0 or value > 2**62:

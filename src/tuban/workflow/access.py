@@ -90,7 +90,7 @@ def patch_scope_clause(actor: Actor, verb: str, *, lead_only: bool = False) -> A
     for p in prefixes:
         if len(p) != 6:
             lead_conds.append(lead.lead_division_code.between(p, p + "\uffff"))
-    ids = select(lead.id).where(or_(*lead_conds))
+    ids: Any = select(lead.id).where(or_(*lead_conds))
     if not lead_only:
         other = aliased(Patch)
         ids = union_all(ids, select(other.id).where(

@@ -54,7 +54,7 @@ def determine(tx: Transaction, actor: Actor, patch_id: int, *, byd: str, note: s
             tx.session.flush()
             tx.audit("case.open", "case", case.id, after={"patch_id": patch.id, "state": "investigating",
                                                            "byd": byd},
-                     round_id=patch.round_id, division_code=(patch_divisions(patch) or [None])[0])
+                     round_id=patch.round_id, division_code=next(iter(patch_divisions(patch)), None))
     return decision
 
 

@@ -98,7 +98,7 @@ def _claim(tx: Transaction, patch: Patch, based_on: int, submitted: Mapping[str,
         update(Patch).where(Patch.id == patch.id, Patch.version == based_on)
         .values(version=Patch.version + 1).execution_options(synchronize_session=False)
     )
-    if res.rowcount != 1:
+    if getattr(res, "rowcount", 0) != 1:
         tx.session.refresh(patch)
         raise VersionConflictError(patch.id, based_on=based_on, current=public_fields(patch),
                                    submitted=submitted)

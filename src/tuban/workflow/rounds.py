@@ -135,11 +135,11 @@ def dashboard(session: Any, actor: Actor, round_id: int, *, today: dt.date | Non
     q = select(AuditEntry.at).where(AuditEntry.round_id == rnd.id, AuditEntry.action.in_(actions))
     scope = actor.perms.division_scope("patch.read")
     if scope is not None:
-        from sqlalchemy import or_
+        from sqlalchemy import false, or_
 
         from tuban.store.permissions import division_prefix
 
-        q = q.where(or_(*[AuditEntry.division_code.like(f"{division_prefix(c)}%") for c in scope] or [False]))
+        q = q.where(or_(false(), *[AuditEntry.division_code.like(f"{division_prefix(c)}%") for c in scope]))
     for (at,) in session.execute(q):
         progress[at.date().isoformat()] += 1
     return {

@@ -117,9 +117,11 @@ def _geometry(obj: dict[str, Any]) -> Any:
 
 @router.get("/me", summary="The logged-in user and their rights")
 def me(request: Request, actor: Annotated[Actor, require("round.read")]) -> dict[str, Any]:
-    return {"user_id": actor.user_id, "username": actor.username,
-            "verbs": {v: (None if actor.perms.division_scope(v) is None else sorted(actor.perms.division_scope(v)))
-                      for v in sorted(actor.perms.verbs)}}
+    verbs: dict[str, list[str] | None] = {}
+    for v in sorted(actor.perms.verbs):
+        scope = actor.perms.division_scope(v)
+        verbs[v] = None if scope is None else sorted(scope)
+    return {"user_id": actor.user_id, "username": actor.username, "verbs": verbs}
 
 
 @router.get("/codelists", summary="Code lists for the official fields")
@@ -194,10 +196,13 @@ def list_patches(
 
 @router.get("/rounds/{round_id}/features", summary="Patches in a bbox as GeoJSON (the map's patch layer)")
 def features(request: Request, round_id: int, bbox: str, actor: Annotated[Actor, require("patch.read")],
-             simplify: float | None = Query(default=None, ge=0, le=0.01)) -> dict[str, Any]:
+             simplify: float | None = Query(default=None, ge=0, le=0.01)) -> Any:
+    from fastapi.responses import Response
+
     limit = request.app.state.settings.max_features
     with _store(request).session() as s:
-        return queries.features_in_bbox(s, actor, round_id, _bbox(bbox), limit=limit, simplify=simplify)
+        body = queries.features_in_bbox_json(s, actor, round_id, _bbox(bbox), limit=limit, simplify=simplify)
+    return Response(body, media_type="application/geo+json")
 
 
 @router.get("/rounds/{round_id}/scopes", summary="Project scopes in a bbox with project labels")

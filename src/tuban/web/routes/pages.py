@@ -50,7 +50,9 @@ def review_page(request: Request, round_id: int, actor: Annotated[Actor, require
     cl = codelists()
     lang = request.cookies.get("tuban_lang") or request.app.state.settings.default_lang
     messages = request.app.state.catalogue.for_lang(lang if lang in ("zh", "en") else "zh")
-    boot = {"round": info, "lang": lang, "messages": messages,
+    can = {v: actor.perms.division_scope(v) != frozenset()
+           for v in ("patch.edit", "patch.review", "patch.reject", "patch.determine", "round.accept", "case.manage")}
+    boot = {"round": info, "lang": lang, "messages": messages, "can": can,
             "codelists": {n: [[i.code, i.zh if lang != "en" else i.en] for i in cl[n].items]
                           for n in ("BYD", "QTYPE", "QDCS", "QDTYPE", "SEROSION", "FLAG", "REJECT_REASON",
                                     "PATCH_STATE")}}
@@ -70,4 +72,5 @@ def patch_page(request: Request, patch_id: int, actor: Annotated[Actor, require(
 def cases_page(request: Request, actor: Annotated[Actor, require("patch.read")]) -> Response:
     from tuban.web.routes.cases import list_cases
 
-    return _render(request, "cases.html", {"cases": list_cases(request, actor)})
+    return _render(request, "cases.html", {"cases": list_cases(request, actor),
+                                           "can_manage": actor.perms.division_scope("case.manage") != frozenset()})

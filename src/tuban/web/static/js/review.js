@@ -8,7 +8,12 @@
   var byd = {}; boot.codelists.BYD.forEach(function (c) { byd[c[0]] = c[1]; });
   var reasons = {}; boot.codelists.REJECT_REASON.forEach(function (c) { reasons[c[0]] = c[1]; });
   function t(k) { return M[k] || k; }
-  function fmtArea(ha) { return ha == null ? "" : Number(ha).toLocaleString(boot.lang === "en" ? "en" : "zh-CN", { maximumFractionDigits: 2 }) + " " + t("unit.ha"); }
+  var unit = localStorage.getItem("tuban.unit") === "mu" ? "mu" : "ha";
+  function fmtArea(ha) {
+    if (ha == null) return "";
+    var v = unit === "mu" ? ha * 15 : ha;  // 1 ha = 15 亩
+    return Number(v).toLocaleString(boot.lang === "en" ? "en" : "zh-CN", { maximumFractionDigits: unit === "mu" ? 1 : 2 }) + " " + t("unit." + unit);
+  }
   function fmtTime(s) { if (!s) return ""; var d = new Date(s); return d.toLocaleString(boot.lang === "en" ? "en" : "zh-CN", { hour12: false }); }
   function text(el, v) { el.textContent = v == null ? "" : String(v); }
 
@@ -75,8 +80,27 @@
       form.elements[n].disabled = !p.can_edit;
     });
     text($("p-project"), f.prnm ? f.prnm + " (" + f.prid + ")" : "—");
+    $("province-box").hidden = !(boot.can["round.accept"] && (f.state === "reported" || f.state === "rejected"));
+    loadNearby(p);
     var ul = $("comments"); ul.textContent = "";
     p.comments.forEach(function (c) { var li = document.createElement("li"); text(li, c.user + " · " + fmtTime(c.at) + ": " + c.body); ul.appendChild(li); });
+  }
+  async function loadNearby(p) {
+    var ul = $("nearby"); ul.textContent = "";
+    if (!p.bbox || !p.can_edit) return;
+    var d = 0.01, b = [p.bbox[0] - d, p.bbox[1] - d, p.bbox[2] + d, p.bbox[3] + d].map(function (x) { return x.toFixed(6); }).join(",");
+    try {
+      var fc = await api.get("/api/rounds/" + roundId + "/scopes?bbox=" + b);
+      var seen = {};
+      fc.features.forEach(function (f) {
+        var pr = f.properties; if (seen[pr.project_id]) return; seen[pr.project_id] = true;
+        var li = document.createElement("li"); var btn = document.createElement("button");
+        text(btn, t("review.link")); btn.className = "link-project";
+        btn.addEventListener("click", function () { act("PUT", "/project", { based_on_version: v(), project_id: pr.project_id }); });
+        li.appendChild(btn); li.appendChild(document.createTextNode(" " + pr.name + (pr.approved ? "" : " (未批复)")));
+        ul.appendChild(li);
+      });
+    } catch (e) { /* the list stays empty */ }
   }
   async function loadHistory(id) {
     var rows = await api.get("/api/patches/" + id + "/history");
@@ -111,6 +135,13 @@
   $("btn-review").addEventListener("click", function () { act("POST", "/review", { based_on_version: v(), byd: $("d-byd").value || null, note: $("d-note").value }); });
   $("btn-determine").addEventListener("click", function () { act("POST", "/determine", { based_on_version: v(), byd: $("d-byd").value, note: $("d-note").value }); });
   $("btn-reject").addEventListener("click", function () { act("POST", "/reject", { based_on_version: v(), reason: $("r-reason").value, note: $("r-note").value }); });
+  $("btn-accept").addEventListener("click", function () { act("POST", "/accept", { comment: $("pv-comment").value }); });
+  $("btn-return").addEventListener("click", function () { act("POST", "/return", { comment: $("pv-comment").value }); });
+  $("unit").value = unit;
+  $("unit").addEventListener("change", function (ev) {
+    unit = ev.target.value; localStorage.setItem("tuban.unit", unit); loadList(true);
+    if (state.patch) text($("p-area"), fmtArea(state.patch.fields.qarea));
+  });
   $("btn-unlink").addEventListener("click", function () { act("PUT", "/project", { based_on_version: v(), project_id: null }); });
   $("btn-comment").addEventListener("click", async function () {
     if (!state.patch || !$("c-body").value.trim()) return;
