@@ -151,3 +151,22 @@ def test_control_characters_in_credentials_are_a_plain_failure(client_for) -> No
     c = client_for(None)
     r = c.post("/api/session", json={"username": "a_staff\x00", "password": "password-a_staff"})
     assert r.status_code == 401
+
+
+def test_healthz_shows_versions_to_users_only(client_for) -> None:
+    assert client_for(None).get("/healthz").json() == {"ok": True}
+    versions = client_for("viewer").get("/healthz").json()["versions"]
+    assert {"GDAL", "PROJ", "GEOS"} <= set(versions)
+    assert "SQLite" in versions or "PostgreSQL" in versions
+
+
+def test_oversized_body_is_refused_before_parsing(world) -> None:
+    from fastapi.testclient import TestClient
+
+    from tuban.web import create_app
+
+    app = create_app(WebSettings(database_url=world.store.url, secret_key=WebSettings.random_secret(),
+                                 upgrade_on_start=False, max_body_bytes=1000), store=world.store)
+    with TestClient(app) as c:
+        r = c.post("/api/rounds", content=b"{" + b" " * 5000 + b"}", headers={"Content-Type": "application/json"})
+        assert r.status_code == 413

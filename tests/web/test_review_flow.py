@@ -241,3 +241,25 @@ def test_fast_geojson_matches_the_reference_encoder(client_for, world) -> None:
     r = client_for("a_staff").get(f"/api/rounds/{world.round_id}/features?bbox=113,35,113.5,35.5")
     assert r.headers["content-type"] == "application/geo+json"
     assert r.json()["features"][0]["properties"]["qdnm"] == "A-1"
+
+
+def test_create_round_from_geojson_and_issue(client_for, world) -> None:
+    p_admin, staff = client_for("p_admin"), client_for("a_staff")
+    fc = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"QDNM": f"N-{i}", "XZQDM": "410811", "BYD": "疑似未批先建", "QAREA": 0.6},
+         "geometry": shapely.geometry.mapping(shapely.box(113.3 + i * 0.01, 35.3, 113.305 + i * 0.01, 35.305))}
+        for i in range(3)]}
+    r = p_admin.post("/api/rounds", json={"name": "2024-2", "period": "202409", "features": fc})
+    assert r.status_code == 201, r.text
+    rid = r.json()["id"]
+    assert r.json()["patches"] == 3
+    assert staff.get(f"/api/rounds/{rid}/dashboard").status_code == 404  # not issued to A yet
+    r = p_admin.post(f"/api/rounds/{rid}/issue", json={"due_date": "2024-11-30"})
+    assert [t["division_code"] for t in r.json()["tasks"]] == ["410811"]
+    dash = staff.get(f"/api/rounds/{rid}/dashboard").json()
+    assert dash["total"] == 3
+    assert p_admin.post("/api/rounds", json={"name": "2024-2"}).status_code == 409
+    bad = {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"QDNM": "x"},
+                                                      "geometry": {"type": "Polygon", "coordinates": "nope"}}]}
+    assert p_admin.post("/api/rounds", json={"name": "2024-3", "features": bad}).status_code == 422
+    assert "2024-3" not in {x["name"] for x in p_admin.get("/api/rounds").json()}  # nothing half-created

@@ -116,6 +116,13 @@ def create_app(settings: WebSettings, *, store: Any = None) -> FastAPI:
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
+        length = request.headers.get("content-length", "")
+        if length and (not length.isdigit() or int(length) > settings.max_body_bytes):
+            from fastapi.responses import JSONResponse
+
+            return JSONResponse({"type": "urn:tuban:problem:limit-exceeded", "code": "limit-exceeded",
+                                 "title": f"request body over {settings.max_body_bytes} bytes", "status": 413},
+                                status_code=413, media_type="application/problem+json")
         csrf = request.cookies.get(CSRF_COOKIE)
         fresh = not csrf or len(csrf) < 20
         request.state.csrf = new_csrf_token() if fresh else csrf
@@ -144,10 +151,19 @@ def create_app(settings: WebSettings, *, store: Any = None) -> FastAPI:
     app.include_router(field_router)
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, Any]:
-        from tuban.versions import show_versions
+    def healthz(request: Request) -> dict[str, Any]:
+        """Liveness (database reachable); versions of GDAL/PROJ/GEOS/store for logged-in users only."""
+        import rasterio
+        import shapely
 
-        return {"ok": True, "versions": {k: str(v) for k, v in show_versions(None).items()}}
+        store_versions = the_store.server_versions()
+        if optional_actor(request) is None:
+            return {"ok": True}
+        import pyproj
+
+        return {"ok": True, "versions": {"tuban": tuban.__version__, "GDAL": rasterio.__gdal_version__,
+                                         "PROJ": pyproj.proj_version_str, "GEOS": shapely.geos_version_string,
+                                         **store_versions}}
 
     app.state.optional_actor = optional_actor
     return app

@@ -56,6 +56,8 @@ class WebSettings:
     tile_size: int = 256
     max_page_size: int = 500
     max_features: int = 5000
+    max_upload_features: int = 20_000
+    max_body_bytes: int = 64 * 1024 * 1024
     upgrade_on_start: bool = True
     static_dir: Path | None = field(default=None)
 

@@ -40,6 +40,16 @@ def create_round(tx: Transaction, actor: Actor, name: str, *, period: str | None
     return rnd
 
 
+def create_round_with_patches(tx: Transaction, actor: Actor, name: str, patches: Any, *,
+                              period: str | None = None, source: str | None = None) -> tuple[Round, int]:
+    """A new round and its patches (a GeoDataFrame with official fields) in one transaction."""
+    from tuban.store.importing import import_patches
+
+    rnd = create_round(tx, actor, name, period=period)
+    count = import_patches(tx, patches, round_name=rnd.name, source=source) if patches is not None else 0
+    return rnd, count
+
+
 def issue_round(tx: Transaction, actor: Actor, round_id: int, *, due_date: dt.date,
                 due_dates: Mapping[str, dt.date] | None = None) -> list[Task]:
     """Issue the round's patches to their lead counties: one task per county (下发)."""

@@ -144,9 +144,7 @@ def list_rounds(request: Request, actor: Annotated[Actor, require("round.read")]
 
 @router.post("/rounds", status_code=201, summary="Create a round (optionally with its patches as GeoJSON)")
 def create_round(request: Request, body: RoundCreate, actor: Annotated[Actor, require("round.create")]) -> dict[str, Any]:
-    store = _store(request)
-    rnd = perform(store, actor, rounds.create_round, body.name, period=body.period)
-    count = 0
+    gdf = None
     if body.features:
         import geopandas as gpd
 
@@ -154,9 +152,16 @@ def create_round(request: Request, body: RoundCreate, actor: Annotated[Actor, re
 
         try:
             gdf = gpd.GeoDataFrame.from_features(body.features, crs="EPSG:4490")
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
             raise InputError(f"features are not a GeoJSON FeatureCollection: {exc}") from None
-        count = store.import_patches(gdf, round_name=rnd.name, actor=actor.username, source="upload")
+        if len(gdf) > request.app.state.settings.max_upload_features:
+            from tuban.errors import LimitExceededError
+
+            raise LimitExceededError(f"{len(gdf)} features; the limit for an upload is "
+                                     f"{request.app.state.settings.max_upload_features}",
+                                     hint="import large rounds with `tuban import`")
+    rnd, count = perform(_store(request), actor, rounds.create_round_with_patches, body.name, gdf,
+                         period=body.period, source="upload")
     return {"id": rnd.id, "name": rnd.name, "patches": count}
 
 
