@@ -87,6 +87,18 @@ class AnalysisResult:
     def byd(self) -> np.ndarray:
         return np.array([RULE_BYD[r] for r in self.compliance.rule], dtype=object)
 
+    def xzqdm(self) -> np.ndarray:
+        """Per patch: the division codes it overlaps joined by ``,``, lead first (``None`` if none)."""
+        return _xzqdm(self)
+
+    def lead_division_code(self) -> np.ndarray:
+        """Per patch: the lead division's code (largest share), ``None`` if it overlaps none."""
+        lead = self.divisions.lead
+        out = np.full(len(lead), None, dtype=object)
+        has = lead >= 0
+        out[has] = self.division_codes[lead[has]]
+        return out
+
     def lineage(self) -> pd.DataFrame:
         """Lineage links: current QDNM ↔ previous QDNM with their overlap in ha."""
         if self.change is None:

@@ -38,7 +38,7 @@ import shapely
 from tuban.analysis.rules import RuleSet
 from tuban.errors import UsageError
 
-__all__ = ["CLASSIFY_SQL", "classify_in_postgis", "load_layers"]
+__all__ = ["CLASSIFY_SQL", "DETAILS_SQL", "classify_in_postgis", "load_layers"]
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -142,6 +142,26 @@ FROM _an_p p LEFT JOIN _an_cov c ON c.pos = p.pos
 ORDER BY p.pos
 """
 
+#: the numbers behind each decision, read from the temp tables after :data:`CLASSIFY_SQL`
+#: (``classify_in_postgis(..., details=True)``); :func:`to_result` turns them into an
+#: :class:`~tuban.analysis.core.AnalysisResult`
+DETAILS_SQL: dict[str, str] = {
+    "area": "SELECT pos, a FROM _an_p ORDER BY pos",
+    "pairs": "SELECT pp, sp, ov, counting FROM _an_ps ORDER BY pp, sp",
+    "outside": "SELECT pos, outside FROM _an_cov",
+    "site": "SELECT pp, sp, d FROM _an_near WHERE NOT disturbed",
+    "nearest": """SELECT p.pos, n.sp, n.d FROM _an_p p CROSS JOIN LATERAL (
+                    SELECT s.pos AS sp, ST_Distance(p.g, s.g) AS d FROM _an_s s
+                    WHERE s.counting AND ST_DWithin(p.g, s.g, %(search)s) ORDER BY d, s.pos LIMIT 1) n
+                  WHERE NOT EXISTS (SELECT 1 FROM _an_cov c WHERE c.pos = p.pos)""",
+    "divisions": "SELECT pp, xzqdm, ov FROM _an_pd",
+    "previous_area": "SELECT pos, a FROM _an_q ORDER BY pos",
+    "lineage": """SELECT pq.pp, pq.qp, ST_Area(ST_Intersection(p.g, q.g)) FROM _an_pq pq
+                  JOIN _an_p p ON p.pos = pq.pp JOIN _an_q q ON q.pos = pq.qp ORDER BY pq.pp, pq.qp""",
+    "repairs": """SELECT pos, ST_IsValidReason(geom), ST_Area(ST_Transform(geom, %(srid)s)) FROM {s}.an_patches
+                  WHERE NOT ST_IsValid(geom)""",
+}
+
 _COMPLETED_SQL = """
 SELECT q.qdnm FROM _an_q q WHERE NOT EXISTS (SELECT 1 FROM _an_pq pq WHERE pq.qp = q.pos) ORDER BY q.pos
 """
@@ -214,7 +234,8 @@ def load_layers(conn: Any, schema: str, patches: Any, scopes: Any, divisions: An
                                                                  strict=True))])
 
 
-def classify_in_postgis(conn: Any, schema: str, *, srid: int, rules: RuleSet) -> dict[str, Any]:
+def classify_in_postgis(conn: Any, schema: str, *, srid: int, rules: RuleSet,
+                        details: bool = False) -> dict[str, Any]:
     """Run R1–R5, XZQDM and QDTYPE in the database on the tables of :func:`load_layers`.
 
     Parameters
@@ -227,6 +248,9 @@ def classify_in_postgis(conn: Any, schema: str, *, srid: int, rules: RuleSet) ->
         The metric SRID for areas and distances (a Gauss–Krüger zone, e.g. 4547).
     rules
         Thresholds, as for :func:`tuban.analysis.analyse`.
+    details
+        Also read the overlaps, distances, divisions and lineage behind each decision
+        (:data:`DETAILS_SQL`, under the key ``details``), for :func:`to_result`.
 
     Returns
     -------
@@ -258,6 +282,12 @@ def classify_in_postgis(conn: Any, schema: str, *, srid: int, rules: RuleSet) ->
     has_previous = _run(conn, "SELECT count(*) FROM _an_q", fetch=True)[0][0] > 0
     rows = _run(conn, _RESULT_SQL, {k: v for k, v in params.items() if f"%({k})s" in _RESULT_SQL}, fetch=True)
     completed = [r[0] for r in _run(conn, _COMPLETED_SQL, fetch=True)]
+    extra = {}
+    if details:
+        more = {"search": rules.nearest_search_m, "srid": int(srid)}
+        for key, stmt in DETAILS_SQL.items():
+            sql = stmt.format(s=s)
+            extra[key] = _run(conn, sql, {k: v for k, v in more.items() if f"%({k})s" in sql} or None, fetch=True)
     _run(conn, CLASSIFY_SQL[0])
     keys = ("pos", "QDNM", "QAREA", "RULE_ID", "EAREA", "PRID", "XZQDM", "QDTYPE", "projects")
     out = [dict(zip(keys, r, strict=True)) for r in rows]
@@ -266,4 +296,7 @@ def classify_in_postgis(conn: Any, schema: str, *, srid: int, rules: RuleSet) ->
         r["projects"] = list(r["projects"] or [])
         if not has_previous:
             r["QDTYPE"] = None
-    return {"patches": out, "completed": completed}
+    result: dict[str, Any] = {"patches": out, "completed": completed}
+    if details:
+        result["details"] = extra
+    return result

@@ -271,6 +271,20 @@ class Store:
         with self.session() as s:
             return importing.patch_ids_in_bbox(s, round_id, bbox)
 
+    # -- compliance analysis (see tuban.store.analysis) --------------------------------
+
+    def analyse_round(
+        self, round_name: str, *, previous_round: str | None = None, actor: str, **options: Any
+    ) -> Any:
+        """Classify a round's patches and write fields, decisions, lineage and audit (one transaction).
+
+        See :func:`tuban.store.analysis.analyse_round` for *options* (engine, rules, workers,
+        overwrite_reviewed) and the returned :class:`~tuban.store.analysis.RoundAnalysis`.
+        """
+        from tuban.store.analysis import analyse_round
+
+        return analyse_round(self, round_name, previous_round=previous_round, actor=actor, **options)
+
     # -- users and permissions --------------------------------------------------------
 
     def add_user(
