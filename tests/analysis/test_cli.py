@@ -66,3 +66,41 @@ def test_analyse_names_missing_fields(files, tmp_path, capsys):
                "-o", str(files["out"])])
     assert rc == 4
     assert "XZQDM" in capsys.readouterr().err
+
+
+def test_analyse_round_in_the_workspace_store(tmp_path, monkeypatch, capsys):
+    from sqlalchemy import select
+
+    from tuban.store import open_store
+    from tuban.store.models import Patch
+    from tuban.workspace import init_workspace
+
+    monkeypatch.delenv("TUBAN_DATABASE_URL", raising=False)
+    ws = init_workspace(tmp_path / "ws")
+    with open_store(ws.database_url) as store:
+        store.upgrade()
+        store.import_divisions(lay.divisions(), actor="t")
+        store.import_projects(lay.scopes([lay.box(-10, -10, 110, 110), lay.box(300, 0, 380, 100)]), actor="t")
+        store.import_patches(lay.patches([lay.box(0, 0, 100, 100), lay.box(7000, 7000, 7100, 7100)], ["Q1", "Q2"]),
+                             round_name="2023-1", actor="t")
+        store.import_patches(lay.patches([lay.box(0, 0, 100, 100), lay.box(300, 0, 400, 100)]),
+                             round_name="2024-1", actor="t")
+    rc = main(["analyse", "--round", "2024-1", "--previous-round", "2023-1", "--workspace", str(ws.root),
+               "--workers", "1"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "round 2024-1: 2 patches analysed (shapely" in out
+    assert "R1 1, R2 1" in out
+    assert "completed (完工): 1" in out
+    with open_store(ws.database_url) as store, store.session() as s:
+        got = {p.qdnm: (p.byd, p.qdtype) for p in s.scalars(select(Patch).where(Patch.qdnm.in_(["T1", "T2"])))}
+    assert got == {"T1": ("合规", "续建（范围不变）"), "T2": ("疑似超出防治责任范围", "新增")}
+
+
+def test_analyse_round_refuses_file_arguments(files, tmp_path, capsys):
+    rc = main(["analyse", str(files["patches"]), "--round", "2024-1", "--workspace", str(tmp_path)])
+    assert rc == 2
+    assert "PATCHES cannot be used with it" in capsys.readouterr().err
+    rc = main(["analyse", str(files["patches"]), "--scopes", str(files["scopes"])])
+    assert rc == 2
+    assert "needs --divisions, -o" in capsys.readouterr().err

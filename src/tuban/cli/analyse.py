@@ -1,4 +1,5 @@
-"""``tuban analyse PATCHES --scopes SCOPES --divisions DIVISIONS [--previous PREVIOUS] -o OUT.gpkg``."""
+"""``tuban analyse PATCHES --scopes SCOPES --divisions DIVISIONS [--previous PREVIOUS] -o OUT.gpkg``
+or, on the workspace store, ``tuban analyse --round NAME [--previous-round NAME]``."""
 
 from __future__ import annotations
 
@@ -16,15 +17,26 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Overlay disturbance patches with project scopes, divisions and the previous round. "
             "The output GeoPackage keeps every input patch (by QDNM) and adds BYD, RULE_ID, QAREA, EAREA, "
             "QDTYPE, XZQDM, PRID, PRNM, NUMBERS (JSON) and the explanations; layers 'completed' (完工) and "
-            "'lineage' are added when --previous is given."
+            "'lineage' are added when --previous is given. With --round the round in the workspace store "
+            "is analysed against its projects and divisions (in the database on PostgreSQL) and the results "
+            "are written there: fields, suspected decisions, lineage and audit, in one transaction."
         ),
     )
-    p.add_argument("patches", metavar="PATCHES", help="patch file (QDNM …): .gpkg, .shp, .zip, .geojson, .kml")
-    p.add_argument("--scopes", required=True, metavar="SCOPES",
+    p.add_argument("patches", metavar="PATCHES", nargs="?", default=None,
+                   help="patch file (QDNM …): .gpkg, .shp, .zip, .geojson, .kml (not with --round)")
+    p.add_argument("--scopes", metavar="SCOPES",
                    help="project scopes (SWC_P_ID, PRO_NAME, CS_UNIT, RP_NUM, RP_TIME, VEC_TYPE)")
-    p.add_argument("--divisions", required=True, metavar="DIVISIONS", help="county polygons (XZQDM, XZQMC)")
+    p.add_argument("--divisions", metavar="DIVISIONS", help="county polygons (XZQDM, XZQMC)")
     p.add_argument("--previous", metavar="PREVIOUS", default=None, help="previous round's patches (QDNM)")
-    p.add_argument("-o", "--output", required=True, metavar="OUT.gpkg", help="output file (.gpkg)")
+    p.add_argument("-o", "--output", metavar="OUT.gpkg", help="output file (.gpkg)")
+    p.add_argument("--round", dest="round_name", metavar="NAME", default=None,
+                   help="analyse this round of the workspace store instead of files")
+    p.add_argument("--previous-round", metavar="NAME", default=None,
+                   help="with --round: the previous round (QDTYPE, lineage, 完工)")
+    p.add_argument("--engine", choices=("auto", "shapely", "postgis"), default="auto",
+                   help="with --round: auto = in the database on PostgreSQL, shapely on SQLite")
+    p.add_argument("--overwrite-reviewed", action="store_true",
+                   help="with --round: also overwrite the fields of patches already past office review")
     p.add_argument("--crs", default=None, metavar="CRS",
                    help="CRS of all inputs when the files have none, or overriding a WGS84 label: "
                         "gcj02|bd09|wgs84|cgcs2000|EPSG:n")
@@ -38,6 +50,53 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tuban.errors import UsageError
+
+    if args.round_name is not None:
+        return run_round(args)
+    if args.previous_round is not None:
+        raise UsageError("--previous-round needs --round", hint="for files use --previous PREVIOUS")
+    missing = [flag for flag, value in (("PATCHES", args.patches), ("--scopes", args.scopes),
+                                        ("--divisions", args.divisions), ("-o", args.output)) if value is None]
+    if missing:
+        raise UsageError(f"analysing files needs {', '.join(missing)}",
+                         hint="tuban analyse PATCHES --scopes S --divisions D -o OUT.gpkg, or --round NAME")
+    return run_files(args)
+
+
+def run_round(args: argparse.Namespace) -> int:
+    import getpass
+
+    from tuban.analysis import load_rules
+    from tuban.analysis.parallel import default_workers
+    from tuban.errors import UsageError
+    from tuban.store import open_store
+    from tuban.workspace import open_workspace
+
+    given = [flag for flag, value in (("PATCHES", args.patches), ("--scopes", args.scopes),
+                                      ("--divisions", args.divisions), ("--previous", args.previous),
+                                      ("-o", args.output)) if value is not None]
+    if given:
+        raise UsageError(f"--round analyses the workspace store; {', '.join(given)} cannot be used with it",
+                         hint="drop the file arguments, or drop --round to analyse files")
+    ws = open_workspace(args.workspace)
+    with open_store(ws.database_url) as store:
+        store.check_revision()
+        out = store.analyse_round(args.round_name, previous_round=args.previous_round,
+                                  actor=getpass.getuser() or "cli", engine=args.engine,
+                                  rules=load_rules(args.rules), workers=args.workers or default_workers(),
+                                  overwrite_reviewed=args.overwrite_reviewed)
+    print(f"round {out.round_name}: {out.patches} patches analysed ({out.engine}, {out.work_crs}, "
+          f"rules v{out.rules_version}): " + ", ".join(f"{k} {v}" for k, v in out.rules.items()))
+    print(f"fields updated: {out.updated}; kept (already reviewed): {out.kept_reviewed}; "
+          f"suspected decisions: {out.decisions}")
+    if out.previous_round is not None:
+        print(f"previous round {out.previous_round}: lineage links {out.lineage}; completed (完工): "
+              f"{len(out.completed)}; " + ", ".join(f"{k} {v}" for k, v in out.qdtype.items()))
+    return 0
+
+
+def run_files(args: argparse.Namespace) -> int:
     import pyogrio
 
     from tuban.analysis import analyse, load_rules
