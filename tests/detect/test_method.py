@@ -117,3 +117,29 @@ def test_cli_progress_on_a_pipe_is_plain_lines(pair, tmp_path, capsys) -> None:
     assert "\r" not in err
     assert "tiles: 6/6 (100%)" in err
     assert "statistics:" in err
+
+
+def test_landsat_qa_pixel_clouds_are_unobservable(tmp_path) -> None:
+    from synth import RECTS, scene_arrays, write_stack
+
+    from tuban.detect.engine import detect
+
+    before, after, _ = scene_arrays(seed=5)
+    r0, r1, c0, c1 = RECTS[1]
+    folders = []
+    for name, arr in (("b", before), ("a", after)):
+        d = tmp_path / name
+        d.mkdir()
+        for i, token in enumerate(("B2", "B3", "B4", "B5", "B6", "B7")):
+            write_stack(d / f"LC08_L2SP_123032_2023010{len(folders) + 1}_SR_{token}.TIF", arr[i : i + 1],
+                        descriptions=None)
+        qa = np.full((1, *arr.shape[1:]), 21824 / 10000, np.float32)  # clear land
+        if name == "a":
+            qa[:, r0 - 5 : r1 + 5, c0 - 5 : c1 + 5] = (1 << 3 | 1 << 1) / 10000  # cloud + dilated cloud
+        write_stack(d / f"LC08_L2SP_123032_2023010{len(folders) + 1}_QA_PIXEL.TIF", qa, descriptions=None)
+        folders.append(d)
+    res = detect(folders[0], folders[1])
+    assert res.unobservable_fraction > 0.02
+    site = shapely.box(*_bounds(res.grid, r0, r1, c0, c1))
+    assert not res.patches.intersects(site).any()  # the changed site under the cloud is not reported
+    assert len(res.patches) >= 2  # the clear sites are
