@@ -170,3 +170,11 @@ def test_oversized_body_is_refused_before_parsing(world) -> None:
     with TestClient(app) as c:
         r = c.post("/api/rounds", content=b"{" + b" " * 5000 + b"}", headers={"Content-Type": "application/json"})
         assert r.status_code == 413
+
+
+def test_openapi_documents_the_json_api(client_for) -> None:
+    doc = client_for(None).get("/api/openapi.json").json()
+    paths = set(doc["paths"])
+    assert {"/api/rounds", "/api/patches/{patch_id}", "/api/rounds/{round_id}/features",
+            "/api/cases/{case_id}/advance"} <= paths
+    assert not any(p.startswith("/login") for p in paths)  # pages are not part of the API
