@@ -143,3 +143,15 @@ def test_landsat_qa_pixel_clouds_are_unobservable(tmp_path) -> None:
     site = shapely.box(*_bounds(res.grid, r0, r1, c0, c1))
     assert not res.patches.intersects(site).any()  # the changed site under the cloud is not reported
     assert len(res.patches) >= 2  # the clear sites are
+
+
+def test_threads_give_the_serial_result(pair) -> None:
+    from tuban.detect.engine import detect
+
+    before, after, _ = pair
+    serial = detect(before, after, sensor="sentinel2", tile_size=128)
+    threaded = detect(before, after, sensor="sentinel2", tile_size=128, threads=3)
+    assert threaded.threshold == serial.threshold
+    assert len(threaded.patches) == len(serial.patches) > 0
+    assert shapely.equals(shapely.union_all(serial.patches.geometry.values),
+                          shapely.union_all(threaded.patches.geometry.values))

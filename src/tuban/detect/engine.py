@@ -300,8 +300,9 @@ def detect(
     gdal_threads
         ``GDAL_NUM_THREADS`` for decoding (default: all CPUs in this process, 1 per worker otherwise).
     threads
-        without workers or scheduler: tiles run on this many threads of this process (default: the CPU
-        count, at most 4; 1 is strictly serial). Results do not depend on it.
+        without workers or scheduler: tiles run on this many threads of this process (default 1: serial;
+        OpenCV and GDAL already use every core inside one tile, and more Python threads measured slower
+        on 2 cores). Results do not depend on it.
     compute
         ``False``: return the run as a Dask graph (``dask.delayed``) without reading any pixel.
 
@@ -316,11 +317,7 @@ def detect(
              water=water, simplify_px=simplify_px, sample_pixels=sample_pixels, gdal_threads=gdal_threads)
     if not compute:
         return p.to_delayed()
-    if threads is None:
-        import os
-
-        threads = min(4, os.cpu_count() or 1)
-    with executor(workers=workers, scheduler=scheduler, threads=threads) as ex:
+    with executor(workers=workers, scheduler=scheduler, threads=threads or 1) as ex:
         blocks = ex.map(kernel.sample_block, [(p.job, w) for w in p.samples], "statistics", progress, gather=False)
         stats = ex.call(kernel.scene_stats, p.job, blocks, threshold=threshold)
         del blocks
