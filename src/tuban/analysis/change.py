@@ -54,9 +54,13 @@ def classify_change(
     *,
     current_area_m2: np.ndarray,
     previous_area_m2: np.ndarray | None = None,
+    inner_points: np.ndarray | None = None,
     workers: int = 1,
 ) -> ChangeArrays:
-    """QDTYPE for metric *current* patches against metric *previous* patches."""
+    """QDTYPE for metric *current* patches against metric *previous* patches.
+
+    *inner_points* (``point_on_surface`` of every current patch) may be passed when already computed.
+    """
     n = len(current)
     prev_area = shapely.area(previous) if previous_area_m2 is None else previous_area_m2
     shapely.prepare(previous)
@@ -65,7 +69,8 @@ def classify_change(
     # fast path: a point strictly inside the current patch lies in the previous patch's interior
     # → their interiors meet (point-in-polygon on the prepared previous patch). The other pairs
     # need the predicates: intersects and not touches.
-    inner = pmap(shapely.point_on_surface, current, workers=workers)
+    inner = inner_points if inner_points is not None else pmap(shapely.point_on_surface, current,
+                                                                workers=workers)
     keep = pmap(shapely.contains_properly, previous[pj], inner[ci], workers=workers)
     rest = np.flatnonzero(~keep)
     hit = pmap(shapely.intersects, previous[pj[rest]], current[ci[rest]], workers=workers)

@@ -397,8 +397,9 @@ def analyse(
                                workers=workers)
     dg = metric(ld)
     codes = np.array([str(c).strip() for c in ld.ids], dtype=object)
+    inner = pmap(shapely.point_on_surface, pg, workers=workers)  # shared by divisions and change
     divs = assign_divisions(pg, dg, codes, patch_area_m2=area, overlap_min_m2=rules.overlap_min_m2,
-                            rank_decimals=rules.rank_decimals, workers=workers)
+                            rank_decimals=rules.rank_decimals, inner_points=inner, workers=workers)
     change = None
     prev_ids = np.zeros(0, dtype=object)
     prev_frame = None
@@ -406,7 +407,8 @@ def analyse(
     if previous is not None:
         lq = layers["previous"]
         kept["previous"] = metric(lq)
-        change = classify_change(pg, kept["previous"], rules, current_area_m2=area, workers=workers)
+        change = classify_change(pg, kept["previous"], rules, current_area_m2=area, inner_points=inner,
+                                 workers=workers)
         prev_ids = np.asarray(lq.ids, dtype=object)
         prev_frame = gpd.GeoDataFrame(previous.drop(columns=previous.geometry.name),
                                       geometry=lq.geoms, crs=CGCS2000)

@@ -30,6 +30,7 @@ def assign_divisions(
     patch_area_m2: np.ndarray,
     overlap_min_m2: float,
     rank_decimals: int = 4,
+    inner_points: np.ndarray | None = None,
     workers: int = 1,
 ) -> DivisionArrays:
     """Overlap every metric patch with the metric division polygons.
@@ -39,6 +40,7 @@ def assign_divisions(
     every division holding a point of its interior: one point-in-polygon test, no overlay.
     Multipolygons and patches meeting a boundary are intersected with their divisions.
     Pairs are ordered per patch by overlap (descending) then code: the first is the lead.
+    *inner_points* (``point_on_surface`` of every patch) may be passed when already computed.
     """
     n = len(patches)
     ptree = shapely.STRtree(patches)
@@ -48,7 +50,10 @@ def assign_divisions(
     full |= shapely.get_type_id(patches) != shapely.GeometryType.POLYGON
     simple = np.flatnonzero(~full)
     shapely.prepare(divisions)
-    inner = pmap(shapely.point_on_surface, patches[simple], workers=workers)
+    if inner_points is not None:
+        inner = inner_points[simple]
+    else:
+        inner = pmap(shapely.point_on_surface, patches[simple], workers=workers)
     dj_a, k = shapely.STRtree(inner).query(divisions, predicate="contains")
     pi_a = simple[k]
     ov_a = patch_area_m2[pi_a]

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import pyproj
@@ -56,9 +57,54 @@ def _to_cgcs2000(geoms: np.ndarray, src: object, layer: str) -> np.ndarray:
         raise UnsupportedCRSError(f"layer {layer}: {exc.message}", hint=exc.hint) from None
 
 
+@lru_cache(maxsize=32)
+def _transformer(src: str, dst: str) -> pyproj.Transformer:
+    return pyproj.Transformer.from_crs(pyproj.CRS.from_user_input(src), pyproj.CRS.from_user_input(dst),
+                                       always_xy=True)
+
+
+def _key(crs: str | pyproj.CRS) -> str | None:
+    """A cache key for a plain (non-offset) CRS, ``None`` for GCJ-02 / BD-09 names."""
+    if isinstance(crs, pyproj.CRS):
+        epsg = crs.to_epsg(min_confidence=100)
+        return f"EPSG:{epsg}" if epsg is not None else crs.to_wkt()
+    text = str(crs).strip()
+    return text if text.upper().startswith("EPSG:") else None
+
+
 def project(geoms: np.ndarray, src: str | pyproj.CRS, dst: str | pyproj.CRS) -> np.ndarray:
-    """Reproject an array of shapely geometries (x = longitude/easting first)."""
-    return transform_geometries(geoms, src, dst)
+    """Reproject an array of shapely geometries (x = longitude/easting first).
+
+    One ``Transformer.transform`` call on the flat coordinate array; plain polygons (no
+    holes) are rebuilt from that array in one ``from_ragged_array`` call, other geometries
+    get their coordinates set. GCJ-02 / BD-09 go through :func:`tuban.crs.transform_geometries`.
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    ks, kd = _key(src), _key(dst)
+    if ks is None or kd is None or len(geoms) == 0:
+        return transform_geometries(geoms, src, dst)
+    coords = shapely.get_coordinates(geoms)
+    x, y = np.ascontiguousarray(coords[:, 0]), np.ascontiguousarray(coords[:, 1])
+    if ks != kd:
+        try:
+            _transformer(ks, kd).transform(x, y, inplace=True, errcheck=True)
+        except pyproj.exceptions.ProjError as exc:
+            raise GeometryError(f"coordinates cannot be transformed from {ks} to {kd}: {exc}") from None
+    xy = np.column_stack([x, y])
+    counts = shapely.get_num_coordinates(geoms)
+    plain = (shapely.get_type_id(geoms) == shapely.GeometryType.POLYGON) & (shapely.get_num_interior_rings(geoms) == 0)
+    out = np.empty(len(geoms), dtype=object)
+    if plain.any():
+        k = int(plain.sum())
+        rings = np.zeros(k + 1, dtype=np.int64)
+        np.cumsum(counts[plain], out=rings[1:])
+        pts = xy if plain.all() else xy[np.repeat(plain, counts)]
+        out[plain] = shapely.from_ragged_array(shapely.GeometryType.POLYGON, pts,
+                                               (rings, np.arange(k + 1, dtype=np.int64)))
+    if not plain.all():
+        other = np.array(geoms[~plain], dtype=object)  # a new array: set_coordinates replaces its items
+        out[~plain] = shapely.set_coordinates(other, xy[np.repeat(~plain, counts)])
+    return out
 
 
 def local_crs(geoms_4490: np.ndarray) -> pyproj.CRS:
