@@ -256,6 +256,15 @@ def main() -> None:
     import shutil
 
     shutil.rmtree(tmp, ignore_errors=True)
+    if args.backend == "postgis":
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.engine import make_url as mk
+        from sqlalchemy.pool import NullPool
+
+        eng = create_engine(os.environ["TUBAN_TEST_POSTGRES_URL"], isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        with eng.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{mk(url).database}"'))
+        eng.dispose()
 
 
 if __name__ == "__main__":
