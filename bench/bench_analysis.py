@@ -13,6 +13,8 @@ Timed in the same process:
   one projection, R1–R5 with EAREA, nearest scopes and the 500 m search, XZQDM, QDTYPE;
 * ``kernels``: the same minus validation and projection (metric arrays in);
 * ``format``: ``to_geodataframe()`` (NUMBERS JSON and the zh/en sentences), reported apart;
+* ``write`` (``--write``): that frame to a GeoPackage with pyogrio (``use_arrow=True`` when
+  pyarrow is installed), reported apart;
 * ``postgis`` (``--postgis-scale``, needs ``$TUBAN_TEST_POSTGRES_URL``): load + SQL classification.
 
     .venv/bin/python bench/bench_analysis.py --scale 0.1
@@ -163,12 +165,25 @@ def bench_postgis(scale: float) -> None:
     print(f"  ratio postgis classify / shapely analyse: {t_sql / t_py:.2f}")
 
 
+def write_gpkg(frame: gpd.GeoDataFrame) -> None:
+    import importlib.util
+    import tempfile
+
+    import pyogrio
+
+    arrow = importlib.util.find_spec("pyarrow") is not None
+    with tempfile.TemporaryDirectory() as tmp:
+        timed(f"write GeoPackage (pyogrio, use_arrow={arrow})", pyogrio.write_dataframe, frame,
+              os.path.join(tmp, "out.gpkg"), layer="patches", driver="GPKG", use_arrow=arrow, repeat=1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scale", type=float, default=1.0, help="1.0 = 1 M patches × 100 k scopes")
     ap.add_argument("--workers", type=int, default=0, help="threads for analyse (0 = all cores); 1 is also timed")
     ap.add_argument("--repeat", type=int, default=1, help="time each step this many times, keep the fastest")
     ap.add_argument("--skip-format", action="store_true", help="do not time to_geodataframe")
+    ap.add_argument("--write", action="store_true", help="also time writing the result GeoPackage (pyogrio)")
     ap.add_argument("--postgis-scale", type=float, default=0.0, help="also time the PostGIS path at this scale")
     args = ap.parse_args()
     global REPEAT
@@ -189,6 +204,8 @@ def main() -> None:
     t_fmt = float("nan")
     if not args.skip_format:
         _, t_fmt = timed("to_geodataframe (JSON + zh/en sentences)", res.to_geodataframe, repeat=1)
+    if args.write and not args.skip_format:
+        write_gpkg(res.to_geodataframe())
     counts = dict(zip(*np.unique(res.compliance.rule, return_counts=True), strict=True))
     print(f"  rules: {counts}; QDTYPE: {dict(zip(*np.unique(res.change.qdtype, return_counts=True), strict=True))}")
     print(f"ratio analyse (1 thread) / baseline:  {t_full / t_base:.2f}")

@@ -218,3 +218,18 @@ def test_postgis_in_database_and_shapely_engines_agree(postgis_url) -> None:
             assert [d["XZQDM"] for d in x["divisions"]] == [d["XZQDM"] for d in y["divisions"]]
             assert [q["QDNM"] for q in x["previous"]] == [q["QDNM"] for q in y["previous"]]
             assert (x.get("nearest_scope") or {}).get("SWC_P_ID") == (y.get("nearest_scope") or {}).get("SWC_P_ID")
+
+
+def test_rejected_and_superseded_patches_are_left_out(store) -> None:
+    _load(store)
+    with store.transaction(actor="test") as tx:
+        for qdnm, state in (("T4", "rejected"), ("T5", "superseded")):
+            tx.session.scalar(select(Patch).where(Patch.qdnm == qdnm)).state = state
+    out = store.analyse_round("2024-1", actor="a")
+    assert out.patches == 5
+    assert sorted(out.result.patches["QDNM"]) == ["T1", "T2", "T3", "T6", "T7"]
+    got = _patches(store)
+    assert got["T4"].byd is None
+    assert got["T4"].version == 1
+    with store.session() as s:
+        assert s.scalar(select(func.count()).select_from(Decision).where(Decision.patch_id == got["T5"].id)) == 0

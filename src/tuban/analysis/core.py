@@ -148,7 +148,8 @@ class AnalysisResult:
             prev = _group_strings(self.change.pair_current, self.previous_ids[self.change.pair_previous], len(out))
             out["PREV_QDNM"] = prev
         numbers = self.numbers()
-        out["NUMBERS"] = [json.dumps(n, ensure_ascii=False) for n in numbers]
+        encode = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+        out["NUMBERS"] = [encode(n) for n in numbers]
         if with_text:
             qdnm = out["QDNM"].to_numpy()
             out["EXPLAIN_ZH"] = [explain_rule(r, n, q, "zh") for r, n, q in zip(comp.rule, numbers, qdnm, strict=True)]

@@ -25,10 +25,13 @@ HINT_R5_EN = "below the plan threshold: may need no plan if earthwork < 1,000 mÂ
 
 
 def _n(x: Any, digits: int = 4) -> str:
-    """Format a number compactly: 1.2, 0.0123, 30."""
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+    """Format a number compactly: 1.2, 0.0123, 30 (the format rounds correctly, as ``round`` does)."""
+    if x is None:
         return "?"
-    text = f"{round(float(x), digits):.{digits}f}"
+    v = float(x)
+    if not math.isfinite(v):
+        return "?"
+    text = f"{v:.{digits}f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 

@@ -17,8 +17,8 @@ Engines: on SQLite the geometries are read out and classified by the shapely ker
 only the rows behind each decision come back. ``engine="shapely"`` also works on
 PostgreSQL (the two are compared in the tests).
 
-Policy (our decision): patches in states ``superseded`` and ``rejected`` are left out (they
-are no disturbance of this round); patches already past office review (state other than
+Policy (our decision): patches in states ``superseded`` and ``rejected`` (and any without a
+geometry) are left out (they are no disturbance of this round); patches already past office review (state other than
 ``detected``/``issued``) get the suspected decision row but keep their fields unless
 ``overwrite_reviewed=True``; a patch that overlaps no division keeps its XZQDM. 完工
 (previous patches without successor) are reported in the result and the audit row, the
@@ -115,12 +115,18 @@ def _round(s: Session, name: str, what: str) -> Round:
     return rnd
 
 
+def _analysed(round_id: int) -> tuple[Any, ...]:
+    """The patches of a round that take part: not superseded/rejected, with a geometry."""
+    t = Patch.__table__.c
+    return (t.round_id == round_id, t.state.not_in(SKIPPED_STATES), t.geometry.is_not(None))
+
+
 def _patch_rows(s: Session, round_id: int, dialect: str, *, geometry: bool, lock: bool) -> list[Any]:
     t = Patch.__table__.c
     cols = [t.id, t.qdnm, t.state, t.version, *(t[f] for f in FIELDS)]
     if geometry:
         cols.append(_wkb(t.geometry, dialect))
-    q = select(*cols).where(t.round_id == round_id, t.state.not_in(SKIPPED_STATES)).order_by(t.id)
+    q = select(*cols).where(*_analysed(round_id)).order_by(t.id)
     if lock and dialect == "postgresql":
         q = q.with_for_update()
     return list(s.execute(q).all())
@@ -157,7 +163,7 @@ def _work_crs(s: Session, round_id: int) -> pyproj.CRS:
 
     t = Patch.__table__.c
     box = s.execute(select(func.min(t.minx), func.min(t.miny), func.max(t.maxx), func.max(t.maxy))
-                    .where(t.round_id == round_id, t.state.not_in(SKIPPED_STATES))).one()
+                    .where(*_analysed(round_id))).one()
     if any(v is None for v in box):
         raise UsageError(f"round {round_id} has no patch with a geometry to analyse")
     return local_crs(np.array([shapely.box(*(float(v) for v in box))]))
@@ -239,14 +245,15 @@ def _run_postgis(s: Session, rows: list[Any], prev_rows: list[Any] | None, round
     div_ids = ", ".join(str(int(r[0])) for r in div_rows)
     views = (
         f"""CREATE TEMP VIEW an_patches AS SELECT id AS pos, qdnm, geometry AS geom FROM patches
-            WHERE round_id = {int(round_id)} AND state NOT IN ({skipped})""",
+            WHERE round_id = {int(round_id)} AND state NOT IN ({skipped}) AND geometry IS NOT NULL""",
         """CREATE TEMP VIEW an_scopes AS SELECT s.id AS pos, coalesce(p.swc_p_id, '#' || p.id) AS swc_p_id,
             p.rp_num, s.vec_type, s.geometry AS geom FROM scopes s JOIN projects p ON p.id = s.project_id
             WHERE s.geometry IS NOT NULL""",
         f"CREATE TEMP VIEW an_divisions AS SELECT id AS pos, code AS xzqdm, geometry AS geom FROM divisions "
         f"WHERE id IN ({div_ids})",
         f"""CREATE TEMP VIEW an_previous AS SELECT id AS pos, qdnm, geometry AS geom FROM patches
-            WHERE {f'round_id = {int(prev_id)}' if prev_id is not None else 'false'} AND state NOT IN ({skipped})""",
+            WHERE {f'round_id = {int(prev_id)}' if prev_id is not None else 'false'} AND state NOT IN ({skipped})
+            AND geometry IS NOT NULL""",
     )
     drop = "DROP VIEW IF EXISTS " + ", ".join(f"pg_temp.{v}" for v in _VIEWS)
     conn.exec_driver_sql(drop)
@@ -343,10 +350,9 @@ def _write(tx: Transaction, res: AnalysisResult, rows: list[Any], prev_rows: lis
         s.execute(insert(AuditEntry), audits)
     links = 0
     if prev_rows is not None and res.change is not None:
-        current_ids = Patch.__table__.c.id
         s.execute(delete(PatchLineage).where(
             PatchLineage.kind == "previous_round",
-            PatchLineage.child_id.in_(select(current_ids).where(Patch.__table__.c.round_id == round_id))))
+            PatchLineage.child_id.in_(select(Patch.__table__.c.id).where(*_analysed(round_id)))))
         ch = res.change
         pairs = [{"parent_id": prev_rows[q].id, "child_id": rows[c].id, "kind": "previous_round", "created_at": now}
                  for c, q in zip(ch.pair_current.tolist(), ch.pair_previous.tolist(), strict=True)]
