@@ -13,6 +13,7 @@ Case: investigating ─▶ rectifying (deadline) ─▶ closed; investigating �
 
 from __future__ import annotations
 
+from tuban.codes import codelists
 from tuban.errors import ConflictError
 
 __all__ = [
@@ -25,17 +26,9 @@ __all__ = [
     "check_patch_transition",
 ]
 
-PATCH_STATES = (
-    "detected",
-    "issued",
-    "office_reviewed",
-    "field_verified",
-    "determined",
-    "reported",
-    "rejected",
-    "returned",
-    "superseded",  # a parent of a split or merge (kept for lineage, out of the workflow)
-)
+#: the patch states are the PATCH_STATE code list (domain.md §6), data not literals;
+#: ``superseded`` marks a parent of a split or merge (kept for lineage, out of the workflow)
+PATCH_STATES: tuple[str, ...] = tuple(codelists()["PATCH_STATE"].codes())
 
 #: action → (allowed source states, target state); ``None`` target = the state is kept
 PATCH_TRANSITIONS: dict[str, tuple[frozenset[str], str | None]] = {
