@@ -30,7 +30,8 @@ class Job:
     """What every task needs: scenes (paths), grid, method name, parameters.
 
     ``cell``: background cell size in pixels (≈ 80 m on the ground, see :func:`background_cell`);
-    ``gdal_threads``: ``GDAL_NUM_THREADS`` for decoding inside a task.
+    ``gdal_threads``: threads inside a task, for GDAL decoding (``GDAL_NUM_THREADS``) and OpenCV: ``"1"`` in
+    Dask workers (one core per worker, so N workers use N cores), ``"ALL_CPUS"`` in a serial run.
     """
 
     before: Scene
@@ -89,9 +90,12 @@ class Block:
 
 
 def _read(job: Job, core: Window, method: ChangeMethod, halo: int) -> Block:
+    import cv2
+
     from tuban.detect.tiles import expand
     from tuban.raster import masks
 
+    cv2.setNumThreads(1 if job.gdal_threads == "1" else -1)
     win = expand(core, job.grid, halo)
     dates = {"b": job.before, "a": job.after}
     if job.baseline is not None:
