@@ -100,21 +100,5 @@ def classify_change(
 
 
 def lineage_overlaps(current: np.ndarray, previous: np.ndarray, change: ChangeArrays) -> np.ndarray:
-    """Overlap area (m²) of every lineage link of *change* (metric geometries).
-
-    A pair where one patch lies wholly inside the other (prepared ``contains_properly``)
-    overlaps by the smaller one's area; only the other pairs are intersected.
-    """
-    a, b = current[change.pair_current], previous[change.pair_previous]
-    area_a, area_b = shapely.area(a), shapely.area(b)
-    shapely.prepare(b)
-    shapely.prepare(a)
-    out = np.full(len(a), np.nan)
-    inside_b = shapely.contains_properly(b, a)
-    out[inside_b] = area_a[inside_b]
-    rest = np.flatnonzero(~inside_b)
-    inside_a = shapely.contains_properly(a[rest], b[rest])
-    out[rest[inside_a]] = area_b[rest[inside_a]]
-    cut = rest[~inside_a]
-    out[cut] = shapely.area(shapely.intersection(a[cut], b[cut]))
-    return out
+    """Overlap area (m²) of every lineage link of *change* (metric geometries)."""
+    return shapely.area(shapely.intersection(current[change.pair_current], previous[change.pair_previous]))

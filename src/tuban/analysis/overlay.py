@@ -223,10 +223,9 @@ def nearest_scopes(
     dist = np.full(len(patches), np.inf)
     cidx = np.flatnonzero(counting)
     if len(patches) and len(cidx):
-        # nearest-neighbour search (all ties returned), then the lowest scope row among ties
-        (qi, qj), d = shapely.STRtree(scopes[cidx]).query_nearest(
-            patches, max_distance=max_distance, return_distance=True, all_matches=True)
+        qi, qj = shapely.STRtree(scopes[cidx]).query(patches, predicate="dwithin", distance=max_distance)
         if len(qi):
+            d = shapely.distance(patches[qi], scopes[cidx[qj]])
             first = first_per_group(qi, d, cidx[qj])
             idx[qi[first]] = cidx[qj[first]]
             dist[qi[first]] = d[first]
