@@ -113,6 +113,8 @@ def test_upload_refusals(fworld: FieldWorld, api: Any) -> None:
     assert r.status_code == 404
     r = c.request("POST", "/api/field/uploads", json={**photo_meta(fworld, html), "size": 10**10})
     assert r.status_code == 413
+    assert c.request("HEAD", f"/api/field/uploads/{uid}").status_code == 404  # the refused upload was discarded
+    uid = c.request("POST", "/api/field/uploads", json=photo_meta(fworld, html)).json()["upload_id"]
     r = c.request("PATCH", f"/api/field/uploads/{uid}", content=b"x", headers={"Upload-Offset": "0"})
     assert r.status_code == 422  # wrong content type
 

@@ -238,6 +238,15 @@ class UploadManager:
             raise NotFoundError(f"no upload {upload_id}")
         return state
 
+    def owned(self, actor: Actor, upload_id: str) -> UploadState:
+        """The upload if *actor* started it, else :class:`NotFoundError` (also for a non-UUID id)."""
+        try:
+            uid = normalize_client_id(upload_id)
+        except UsageError:
+            raise NotFoundError(f"no upload {upload_id[:40]!r}") from None
+        with self._locked(uid):
+            return self._owned(actor, uid)
+
     # -- protocol ------------------------------------------------------------------------
 
     def create(self, actor: Actor, meta: Mapping[str, Any]) -> UploadState:

@@ -16,6 +16,10 @@ items outside the user's counties answer 404 like missing ones)::
     PATCH /api/field/uploads/{upload_id}        bytes at Upload-Offset
     GET   /api/field/patches/{patch_id}/photos  photos with their checks, and the photo-set check
     GET   /api/field/photos/{photo_id}[?display=1]   the original (or display copy) bytes
+
+The web app's :func:`~tuban.web.deps.require` resolves ``{patch_id}`` only; the items this
+router adds (``{photo_id}``, ``{upload_id}``, ``{review_id}``) are resolved in one place,
+:func:`field_item`, which answers 404 for another county's item exactly as for a missing one.
 """
 
 from __future__ import annotations
@@ -24,11 +28,11 @@ import json
 from importlib import resources
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query, Request
+from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from tuban.errors import LimitExceededError, NotFoundError, PermissionDeniedError, UsageError
+from tuban.errors import LimitExceededError, NotFoundError, UsageError
 from tuban.fieldapp.services import field_services
 from tuban.web.deps import require
 from tuban.workflow.access import Actor
@@ -36,6 +40,65 @@ from tuban.workflow.access import Actor
 __all__ = ["router"]
 
 router = APIRouter()
+
+#: path parameters of this router that :func:`field_item` resolves (the route walker reads it)
+FIELD_ITEM_PARAMS = ("photo_id", "upload_id", "review_id")
+
+
+def _item_id(request: Request, name: str) -> int:
+    raw = request.path_params.get(name)
+    try:
+        value = int(str(raw))
+    except (TypeError, ValueError):
+        raise NotFoundError(f"no item {str(raw)[:40]!r}") from None
+    if value < 0 or value > 2**62:
+        raise NotFoundError(f"no item {raw!r}")
+    return value
+
+
+def check_field_item(request: Request, actor: Actor, verb: str) -> None:
+    """Resolve ``{photo_id}`` / ``{review_id}`` / ``{upload_id}`` and apply *verb* (404 outside scope).
+
+    A photo or a field record is visible when its patch is (``patch.read``); *verb* then
+    decides (403 for a visible item the user may not change). An upload is visible to the
+    user who started it only.
+    """
+    from tuban.store.models import Photo, Review
+    from tuban.workflow.access import load_patch
+
+    params = request.path_params
+    store = request.app.state.store
+    if "upload_id" in params:
+        field_services(request.app).uploads.owned(actor, str(params["upload_id"]))
+        return
+    for name, model, kinds in (("photo_id", Photo, None), ("review_id", Review, _RECORD_KINDS)):
+        if name not in params:
+            continue
+        ident = _item_id(request, name)
+        with store.session() as s:
+            item = s.get(model, ident)
+            if item is None or (kinds is not None and item.kind not in kinds):
+                raise NotFoundError(f"no {name[:-3]} with id {ident}")
+            try:
+                load_patch(s, actor, item.patch_id, "patch.read")
+            except NotFoundError:
+                raise NotFoundError(f"no {name[:-3]} with id {ident}") from None
+            if verb != "patch.read":
+                load_patch(s, actor, item.patch_id, verb)
+        return
+
+
+def field_item(verb: str) -> Any:
+    """The permission dependency of a field route: :func:`require` plus :func:`check_field_item`."""
+    inner = require(verb)
+
+    def dependency(request: Request, actor: Actor = inner) -> Actor:  # a default: annotations are strings here
+        check_field_item(request, actor, verb)
+        return actor
+
+    dependency.__name__ = f"field_item_{verb.replace('.', '_')}"
+    dependency.verb = verb  # type: ignore[attr-defined]
+    return Depends(dependency)
 
 _STATIC = {
     "": ("index.html", "text/html; charset=utf-8"),
@@ -48,6 +111,7 @@ _STATIC = {
 }
 _CHIP_BYTES_ESTIMATE = 60_000
 _SERVED_MIME = {"image/jpeg", "image/png", "image/webp"}
+_RECORD_KINDS = ("field", "field_dup", "field_held", "field_unperm")
 _PATCH_PROPS = ("qdnm", "qtype", "qdcs", "address", "problem", "proposal", "memo", "prnm", "byd", "qarea", "state",
                 "version", "round_id", "lead_division_code")
 
@@ -169,17 +233,20 @@ def patch_records(request: Request, patch_id: int, actor: Annotated[Actor, requi
     from sqlalchemy import select
 
     from tuban.field.sync import record_to_dict
-    from tuban.store.models import Review
+    from tuban.store.models import Patch, Review, User
 
     with request.app.state.store.session() as s:
-        rows = s.scalars(select(Review).where(Review.patch_id == patch_id,
-                                              Review.kind.in_(("field", "field_dup"))).order_by(Review.id)).all()
-        return {"patch_id": patch_id, "records": [record_to_dict(r) for r in rows]}
+        rows = s.execute(select(Review, User.username).outerjoin(User, User.id == Review.user_id)
+                         .where(Review.patch_id == patch_id, Review.kind.in_(_RECORD_KINDS))
+                         .order_by(Review.id)).all()
+        records = [{**record_to_dict(r), "user": name} for r, name in rows]
+        version = s.scalar(select(Patch.version).where(Patch.id == patch_id))
+    return {"patch_id": patch_id, "patch_version": version, "records": records}
 
 
 @router.post("/api/field/records/{review_id}/resolve", tags=["field"], summary="Settle a hard conflict")
 def resolve(request: Request, review_id: int, body: Annotated[dict[str, Any], Body()],
-            actor: Annotated[Actor, require("patch.edit")]) -> dict[str, Any]:
+            actor: Annotated[Actor, field_item("patch.edit")]) -> dict[str, Any]:
     from tuban.field.sync import resolve_conflict
 
     choices = body.get("choices")
@@ -205,13 +272,13 @@ def create_upload(request: Request, body: Annotated[dict[str, Any], Body()],
 
 
 @router.head("/api/field/uploads/{upload_id}", tags=["field"], summary="The persisted offset")
-def head_upload(request: Request, upload_id: str, actor: Annotated[Actor, require("photo.upload")]) -> Response:
+def head_upload(request: Request, upload_id: str, actor: Annotated[Actor, field_item("photo.upload")]) -> Response:
     state = field_services(request.app).uploads.status(actor, upload_id)
     return Response(status_code=200, headers={**_upload_headers(state), "Cache-Control": "no-store"})
 
 
 @router.get("/api/field/uploads/{upload_id}", tags=["field"], summary="The upload's state as JSON")
-def get_upload(request: Request, upload_id: str, actor: Annotated[Actor, require("photo.upload")]) -> JSONResponse:
+def get_upload(request: Request, upload_id: str, actor: Annotated[Actor, field_item("photo.upload")]) -> JSONResponse:
     state = field_services(request.app).uploads.status(actor, upload_id)
     return JSONResponse(state.to_dict(), headers=_upload_headers(state))
 
@@ -219,7 +286,7 @@ def get_upload(request: Request, upload_id: str, actor: Annotated[Actor, require
 @router.patch("/api/field/uploads/{upload_id}", tags=["field"], summary="Append bytes at Upload-Offset")
 async def patch_upload(request: Request, upload_id: str,
                        upload_offset: Annotated[int, Header(alias="Upload-Offset", ge=0)],
-                       actor: Annotated[Actor, require("photo.upload")]) -> JSONResponse:
+                       actor: Annotated[Actor, field_item("photo.upload")]) -> JSONResponse:
     from tuban.field.uploads import MAX_CHUNK
 
     declared = request.headers.get("content-length")
@@ -245,32 +312,30 @@ def patch_photos(request: Request, patch_id: int, actor: Annotated[Actor, requir
 
     from tuban.field.checks import check_photo_set
     from tuban.field.uploads import photo_to_dict
-    from tuban.store.models import Photo
+    from tuban.store.models import Photo, User
 
     policy = field_services(request.app).policy
     with request.app.state.store.session() as s:
-        rows = s.scalars(select(Photo).where(Photo.patch_id == patch_id).order_by(Photo.id)).all()
-        items = [photo_to_dict(p) for p in rows]
+        rows = s.execute(select(Photo, User.username).outerjoin(User, User.id == Photo.user_id)
+                         .where(Photo.patch_id == patch_id).order_by(Photo.id)).all()
+        items = [{**photo_to_dict(p), "user": name} for p, name in rows]
     photo_set = check_photo_set([p["kind"] for p in items], policy=policy)
-    return {"patch_id": patch_id, "photos": items, "photo_set": photo_set.to_dict()}
+    return {"patch_id": patch_id, "photos": items, "photo_set": photo_set.to_dict(),
+            "camera": {"fov_deg": policy.camera_fov_deg, "view_range_m": policy.view_range_m,
+                       "max_distance_m": policy.max_distance_m}}
 
 
 @router.get("/api/field/photos/{photo_id}", tags=["field"], response_class=Response,
             summary="A photo's original bytes (or ?display=1 for the small copy)")
-def photo_bytes(request: Request, photo_id: int, actor: Annotated[Actor, require("photo.read")],
+def photo_bytes(request: Request, photo_id: int, actor: Annotated[Actor, field_item("photo.read")],
                 display: Annotated[bool, Query()] = False) -> Response:
     from tuban.store.models import Photo
-    from tuban.workflow.access import load_patch
 
     services = field_services(request.app)
-    with request.app.state.store.session() as s:
+    with request.app.state.store.session() as s:  # the permission was checked by field_item
         photo = s.get(Photo, photo_id)
         if photo is None:
             raise NotFoundError(f"no photo {photo_id}")
-        try:
-            load_patch(s, actor, photo.patch_id, "photo.read")
-        except (NotFoundError, PermissionDeniedError):
-            raise NotFoundError(f"no photo {photo_id}") from None
         sha = (photo.exif or {}).get("display", {}).get("sha256") if display else photo.sha256
         mime = "image/jpeg" if display else photo.mime
     if not sha or mime not in _SERVED_MIME:
