@@ -39,7 +39,7 @@ def build_field_world(store: Any, users: dict[str, int]) -> FieldWorld:
     import shapely
     from sqlalchemy import select, update
 
-    from tuban.store.models import Patch, Round
+    from tuban.store.models import Patch, Round, Task
 
     specs = [("A-1", COUNTY_A, 0.000, "焦作市山阳区新城街道东"), ("A-2", COUNTY_A, 0.003, "山阳区定和街道"),
              ("B-1", COUNTY_B, 0.020, "博爱县清化镇")]
@@ -54,6 +54,8 @@ def build_field_world(store: Any, users: dict[str, int]) -> FieldWorld:
         tx.session.execute(update(Round).where(Round.id == rid).values(
             field_start=dt.date(2024, 8, 10), field_end=dt.date(2024, 10, 31)))
         ids = dict(tx.session.execute(select(Patch.qdnm, Patch.id).where(Patch.round_id == rid)).all())
+        for county in (COUNTY_A, COUNTY_B):  # issued to both counties: the review page shows the round
+            tx.session.add(Task(round_id=rid, division_code=county, status="issued", issued_by="p_admin"))
     inspector = store.add_user("a_field", "password-a_field", roles=[("field_inspector", COUNTY_A)], actor="test")
     return FieldWorld(store=store, users={**users, "a_field": inspector}, round_id=rid, patches=ids)
 

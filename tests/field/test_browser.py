@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -23,6 +25,68 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "field"
 DEVICE = {"latitude": LAT - 0.0002, "longitude": LON + 0.0005, "accuracy": 8}  # ≈ 22 m south of A-1
+
+
+def compass(page: Any, alpha: float) -> None:
+    """Emulate the phone's compass (absolute device orientation, alpha counter-clockwise from north)."""
+    page.evaluate("a => window.dispatchEvent(new DeviceOrientationEvent('deviceorientationabsolute', "
+                  "{alpha: a, beta: 0, gamma: 0, absolute: true}))", alpha)
+
+
+def review_login(browser: Any, base: str, username: str) -> Any:
+    """A desktop page logged in to the review web app."""
+    page = browser.new_page(viewport={"width": 1500, "height": 950}, locale="zh-CN", timezone_id="Asia/Shanghai")
+    page.goto(f"{base}/login")
+    page.fill("#username", username)
+    page.fill("#password", f"password-{username}")
+    page.click("#login-submit")
+    page.wait_for_url(f"{base}/rounds")
+    return page
+
+
+def see_on_review_page(browser: Any, base: str, world: FieldWorld, qdnm: str) -> None:
+    """The reviewer opens the patch: the record, the photo markers with bearing arrows and the checks."""
+    from playwright.sync_api import expect
+
+    page = review_login(browser, base, "a_staff")
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    pid = world.patches[qdnm]
+    page.goto(f"{base}/rounds/{world.round_id}/review#patch={pid}")
+    expect(page.locator("#p-title")).to_contain_text(qdnm)
+    expect(page.locator("#field-box")).to_have_attribute("data-loaded", str(pid), timeout=20_000)
+    rec = page.locator("#field-records .field-rec")
+    expect(rec).to_have_count(1)
+    expect(rec).to_contain_text("a_field")
+    expect(rec).to_contain_text("QDCS: 停工")
+    expect(rec).to_contain_text("焦作市新城建设有限公司")
+    expect(rec).to_contain_text("弃土堆")
+    expect(page.locator("#field-photos .field-photo")).to_have_count(3)
+    expect(page.locator("#field-photoset")).to_contain_text("通过")
+    # each photo: six checks, location / window / accuracy / EXIF / duplicate passed, with their reasons
+    for check in ("location", "field_window", "accuracy", "exif_position", "duplicate"):
+        expect(page.locator(f"#field-photos li[data-check={check}].chk-pass")).to_have_count(3)
+    expect(page.locator("#field-photos li[data-check=location]").first).to_contain_text("m from the patch")
+    # thumbnails are display copies through the permission-checked route, and they load
+    page.wait_for_function("""() => [...document.querySelectorAll('#field-photos img')]
+        .every(i => i.complete && i.naturalWidth > 0 && i.src.includes('/api/field/photos/') && i.src.endsWith('display=1'))""")
+    # photo markers with bearing arrows on the after-image map, rotated to the device compass bearing
+    markers = page.locator(".field-photo-marker")
+    expect(markers).to_have_count(3)
+    bearings = page.eval_on_selector_all(".field-photo-marker", "els => els.map(e => [e.dataset.bearing, e.style.transform])")
+    for bearing, transform in bearings:
+        angle = re.search(r"rotateZ\(([-\d.]+)deg\)", transform)
+        assert bearing, bearings
+        assert angle, bearings
+        assert abs(float(angle.group(1)) - float(bearing)) < 0.5, bearings  # the arrow points along the bearing
+    page.wait_for_function("() => window.tubanFieldReview.state.cones && window.tubanReview.maps[1].getLayer('field-cones')")
+    cones = page.evaluate("() => window.tubanFieldReview.state.cones.features.map(f => f.geometry.coordinates[0].length)")
+    assert cones == [15, 15, 15]  # a view cone (apex, 13 arc points, apex) per photo
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(ARTIFACTS / "07-review-field-records.png"))
+    page.locator("#field-box").screenshot(path=str(ARTIFACTS / "08-review-field-panel.png"))
+    assert errors == []
+    page.close()
 
 
 @pytest.mark.browser
@@ -80,6 +144,7 @@ def test_offline_record_with_photos_then_sync(fworld: FieldWorld, tmp_path: Path
             page.fill("#record-form [name=PROBLEM]", "裸露土方未苫盖，存在扬尘和水土流失风险")
             page.fill("#pt-label", "弃土堆")
             page.click("#btn-point")
+            compass(page, 340)  # the phone faces north-north-west: heading 20° east of north
             for kind, data in photos.items():
                 page.set_input_files(f"input[data-kind={kind}]",
                                      files=[{"name": f"{kind}.jpg", "mimeType": "image/jpeg", "buffer": data}])
@@ -103,6 +168,7 @@ def test_offline_record_with_photos_then_sync(fworld: FieldWorld, tmp_path: Path
             expect(page.locator("#record-form [name=QDCS]")).to_have_value("停工")  # the task follows the server
             page.screenshot(path=str(ARTIFACTS / "06-checks.png"), full_page=True)
             assert errors == []
+            see_on_review_page(browser, server.base, fworld, "A-1")
             browser.close()
 
         # the review side sees the record, the edit and the photos with their checks

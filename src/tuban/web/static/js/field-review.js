@@ -193,10 +193,13 @@
   function drawMap(data) {
     current.markers.forEach(function (mk) { mk.remove(); }); current.markers = [];
     var m = afterMap(); if (!m || !window.maplibregl) return;
-    var apply = function () {
-      try { ensureLayers(m); m.getSource("field-cones").setData(cones(data.photos, data.camera)); } catch (e) { /* style not ready */ }
+    var seq = current.seq, tries = 0;
+    var apply = function () {  // the style may still be loading (or reloading): try again shortly
+      if (seq !== current.seq) return;
+      try { ensureLayers(m); current.cones = cones(data.photos, data.camera); m.getSource("field-cones").setData(current.cones); }
+      catch (e) { if (++tries < 100) setTimeout(apply, 150); else current.mapError = String(e); }
     };
-    if (m.isStyleLoaded()) apply(); else m.once("load", apply);
+    apply();
     data.photos.forEach(function (p) {
       if (p.lon == null || p.lat == null) return;
       var e = el("div", "field-photo-marker"); e.dataset.id = p.id; e.dataset.bearing = p.bearing == null ? "" : String(p.bearing);
