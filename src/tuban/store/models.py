@@ -26,11 +26,13 @@ from sqlalchemy import (
     Date,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     Text,
     UniqueConstraint,
+    event,
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -47,6 +49,7 @@ __all__ = [
     "Decision",
     "Division",
     "Patch",
+    "PatchDivision",
     "PatchLineage",
     "Photo",
     "Project",
@@ -58,6 +61,7 @@ __all__ = [
     "Scope",
     "Task",
     "User",
+    "display_geojson",
     "field_column",
     "utcnow",
 ]
@@ -189,9 +193,63 @@ class Patch(BBoxMixin, Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     detection: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     source: Mapped[str | None] = mapped_column(Text)
+    display_geojson: Mapped[str | None] = mapped_column(
+        Text, comment="the outline as GeoJSON, 6 decimals (map display; NULL = compute from geometry)")
     created_at: Mapped[dt.datetime] = mapped_column(TZ, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(TZ, default=utcnow, onupdate=utcnow)
     round: Mapped[Round] = relationship()
+
+
+#: decimal places of :attr:`Patch.display_geojson` (1e-6 degree ≈ 0.1 m)
+DISPLAY_DECIMALS = 6
+
+
+def display_geojson(geoms: Any) -> list[str | None]:
+    """GeoJSON geometry texts rounded to :data:`DISPLAY_DECIMALS` (``None`` for missing ones).
+
+    The map's patch layer sends these as they are. PostGIS computes the same column with
+    ``ST_AsGeoJSON(geometry, 6)`` in a trigger (migration 0002); on SQLite the ORM fills
+    it on every write of the geometry and readers compute it where it is ``NULL``.
+    """
+    import numpy as np
+    import shapely
+
+    arr = np.asarray(geoms, dtype=object)
+    out: list[str | None] = [None] * len(arr)
+    ok = np.flatnonzero(~shapely.is_missing(arr) & ~shapely.is_empty(arr)) if len(arr) else []
+    if len(ok):
+        rounded = shapely.set_precision(arr[ok], 10.0**-DISPLAY_DECIMALS, mode="pointwise")
+        for i, text in zip(ok, shapely.to_geojson(rounded), strict=True):
+            out[int(i)] = str(text)
+    return out
+
+
+@event.listens_for(Patch, "before_insert")
+@event.listens_for(Patch, "before_update")
+def _patch_display_before_write(mapper: Any, connection: Any, target: Patch) -> None:
+    if connection.dialect.name == "postgresql":
+        return  # the trigger computes it in the database
+    from sqlalchemy import inspect as sa_inspect
+
+    state = sa_inspect(target)
+    if state.persistent and not state.attrs.geometry.history.has_changes():
+        return
+    target.display_geojson = display_geojson([target.geometry])[0]
+
+
+class PatchDivision(Base):
+    """One division of a patch (lead county or an XZQDM code): who may see it (图斑涉及行政区).
+
+    Written only by database triggers on ``patches`` (migration 0002) from
+    ``lead_division_code`` and ``xzqdm``; read by the visibility clause
+    (:func:`tuban.workflow.access.patch_scope_clause`).
+    """
+
+    __tablename__ = "patch_divisions"
+    __table_args__ = (Index(None, "round_id", "division_code", "patch_id"),)
+    patch_id: Mapped[int] = mapped_column(ForeignKey("patches.id", ondelete="CASCADE"), primary_key=True)
+    round_id: Mapped[int] = mapped_column(Integer)
+    division_code: Mapped[str] = mapped_column(String(12), primary_key=True)
 
 
 class PatchLineage(Base):

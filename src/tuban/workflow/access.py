@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import false, or_, true, union_all
+from sqlalchemy import false, or_, true
 
 from tuban.errors import NotFoundError
 
@@ -64,17 +64,18 @@ def _prefixes(scope: frozenset[str]) -> list[str]:
     return sorted({division_prefix(c) for c in scope})
 
 
-def patch_scope_clause(actor: Actor, verb: str, *, lead_only: bool = False) -> Any:
+def patch_scope_clause(actor: Actor, verb: str, *, lead_only: bool = False, round_id: int | None = None) -> Any:
     """A SQL condition on :class:`Patch` rows the actor may *verb* (read: any division).
 
-    Written so the database can use the lead-county index: county codes compare exactly,
-    city/province prefixes as a range; patches spanning counties (XZQDM holds a comma)
-    come from a sub-select OR-ed in by id.
+    Reads go through ``patch_divisions`` (one row per patch and division, kept by triggers):
+    county codes compare exactly, city/province prefixes as a range, all on one index
+    ``(round_id, division_code, patch_id)`` when *round_id* is given. ``lead_only`` uses
+    the lead-county index of ``patches`` instead.
     """
     from sqlalchemy import select
     from sqlalchemy.orm import aliased
 
-    from tuban.store.models import Patch
+    from tuban.store.models import Patch, PatchDivision
 
     scope = actor.perms.division_scope(verb)
     if scope is None:
@@ -83,19 +84,22 @@ def patch_scope_clause(actor: Actor, verb: str, *, lead_only: bool = False) -> A
         return false()
     prefixes = _prefixes(scope)
     exact = [p for p in prefixes if len(p) == 6]
-    lead = aliased(Patch)
-    lead_conds: list[Any] = []
+    if lead_only:
+        lead = aliased(Patch)
+        column, table_cond = lead.lead_division_code, []
+        if round_id is not None:
+            table_cond.append(lead.round_id == round_id)
+        id_column = lead.id
+    else:
+        column, id_column = PatchDivision.division_code, PatchDivision.patch_id
+        table_cond = [PatchDivision.round_id == round_id] if round_id is not None else []
+    conds: list[Any] = []
     if exact:
-        lead_conds.append(lead.lead_division_code.in_(exact))
+        conds.append(column.in_(exact))
     for p in prefixes:
         if len(p) != 6:
-            lead_conds.append(lead.lead_division_code.between(p, p + "\uffff"))
-    ids: Any = select(lead.id).where(or_(*lead_conds))
-    if not lead_only:
-        other = aliased(Patch)
-        ids = union_all(ids, select(other.id).where(
-            other.xzqdm.like("%,%"), or_(*[other.xzqdm.like(f"%{p}%") for p in prefixes])))
-    return Patch.id.in_(ids)
+            conds.append(column.between(p, p + "\uffff"))
+    return Patch.id.in_(select(id_column).where(*table_cond, or_(*conds)))
 
 
 def task_scope_clause(actor: Actor, verb: str) -> Any:

@@ -59,7 +59,7 @@ def list_patches(session: Any, actor: Actor, round_id: int, *, state: str | None
         raise UsageError(f"sort={sort!r} is not supported", hint=f"use one of: {', '.join(SORT_KEYS)}")
     if limit < 1 or offset < 0:
         raise UsageError(f"limit must be ≥ 1 and offset ≥ 0 (got limit={limit}, offset={offset})")
-    conds = [Patch.round_id == rnd.id, patch_scope_clause(actor, "patch.read")]
+    conds = [Patch.round_id == rnd.id, patch_scope_clause(actor, "patch.read", round_id=rnd.id)]
     conds.append(Patch.state == state if state else Patch.state != "superseded")
     if byd:
         conds.append(Patch.byd == byd)
@@ -80,53 +80,81 @@ def list_patches(session: Any, actor: Actor, round_id: int, *, state: str | None
             "items": [dict(zip(LIST_COLUMNS, r, strict=True)) for r in rows]}
 
 
+def _feature_conds(session: Any, actor: Actor, round_id: int, bbox: Sequence[float]) -> list[Any]:
+    rnd = load_round(session, actor, round_id)
+    return [Patch.round_id == rnd.id, Patch.state != "superseded",
+            patch_scope_clause(actor, "patch.read", round_id=rnd.id),
+            bbox_condition(Patch, _check_bbox(bbox), session.get_bind().dialect.name)]
+
+
+def _props(pid: int, qdnm: str, state: str, byd: str | None, version: int, lead: str | None) -> dict[str, Any]:
+    return {"id": pid, "qdnm": qdnm, "state": state, "byd": byd or "", "version": version, "lead": lead or ""}
+
+
 def features_in_bbox(session: Any, actor: Actor, round_id: int, bbox: Sequence[float], *,
                      limit: int = 5000, simplify: float | None = None) -> dict[str, Any]:
-    """GeoJSON FeatureCollection of the visible patches meeting *bbox* (the map's patch layer)."""
-    rnd = load_round(session, actor, round_id)
-    conds = [Patch.round_id == rnd.id, Patch.state != "superseded", patch_scope_clause(actor, "patch.read"),
-             bbox_condition(Patch, _check_bbox(bbox), session.get_bind().dialect.name)]
+    """GeoJSON FeatureCollection of the visible patches meeting *bbox* (the map's patch layer).
+
+    The reference form (full-precision geometries as dicts); the app sends
+    :func:`features_in_bbox_json`.
+    """
+    conds = _feature_conds(session, actor, round_id, bbox)
     rows = session.execute(
-        select(Patch.id, Patch.qdnm, Patch.state, Patch.byd, Patch.geometry).where(*conds)
-        .order_by(Patch.id).limit(limit + 1)
+        select(Patch.id, Patch.qdnm, Patch.state, Patch.byd, Patch.version, Patch.lead_division_code,
+               Patch.geometry).where(*conds).order_by(Patch.id).limit(limit + 1)
     ).all()
     truncated = len(rows) > limit
     rows = rows[:limit]
-    geoms = [r[4] for r in rows]
+    geoms = [r[-1] for r in rows]
     if simplify:
         geoms = list(shapely.simplify(geoms, simplify, preserve_topology=True))
     feats = []
-    for (pid, qdnm, state, byd, _), geom in zip(rows, geoms, strict=True):
+    for row, geom in zip(rows, geoms, strict=True):
         if geom is None:
             continue
-        feats.append({"type": "Feature", "id": pid,
-                      "properties": {"id": pid, "qdnm": qdnm, "state": state, "byd": byd or ""},
+        feats.append({"type": "Feature", "id": row[0], "properties": _props(*row[:6]),
                       "geometry": shapely.geometry.mapping(geom)})
     return {"type": "FeatureCollection", "features": feats, "truncated": truncated}
 
 
 def features_in_bbox_json(session: Any, actor: Actor, round_id: int, bbox: Sequence[float], *,
                           limit: int = 5000, simplify: float | None = None) -> bytes:
-    """:func:`features_in_bbox` serialised straight to GeoJSON bytes (vectorised, no dict tree)."""
-    import json
+    """The map's patch layer as GeoJSON bytes, built from the stored display outlines.
 
-    rnd = load_round(session, actor, round_id)
-    conds = [Patch.round_id == rnd.id, Patch.state != "superseded", patch_scope_clause(actor, "patch.read"),
-             bbox_condition(Patch, _check_bbox(bbox), session.get_bind().dialect.name)]
-    rows = session.execute(
-        select(Patch.id, Patch.qdnm, Patch.state, Patch.byd, Patch.geometry).where(*conds)
-        .order_by(Patch.id).limit(limit + 1)
-    ).all()
+    ``patches.display_geojson`` (6 decimals, kept by the store) is sent as it is, so a
+    county view decodes no geometry; rows where it is NULL (written around the ORM on
+    SQLite) are computed here. With *simplify* (degrees) outlines are simplified from
+    the geometry instead. Properties are escaped by the json module's C string encoder.
+    """
+    from json.encoder import encode_basestring as esc  # type: ignore[attr-defined]
+
+    from tuban.store.models import display_geojson
+
+    conds = _feature_conds(session, actor, round_id, bbox)
+    columns = [Patch.id, Patch.qdnm, Patch.state, Patch.byd, Patch.version, Patch.lead_division_code]
+    if not simplify:
+        columns.append(Patch.display_geojson)
+    rows = session.execute(select(*columns).where(*conds).order_by(Patch.id).limit(limit + 1)).all()
     truncated = len(rows) > limit
-    rows = [r for r in rows[:limit] if r[4] is not None]
-    geoms = [r[4] for r in rows]
-    if simplify:
-        geoms = list(shapely.simplify(geoms, simplify, preserve_topology=True))
-    texts = shapely.to_geojson(geoms) if geoms else []
-    parts = []
-    for (pid, qdnm, state, byd, _), g in zip(rows, texts, strict=True):
-        props = json.dumps({"id": pid, "qdnm": qdnm, "state": state, "byd": byd or ""}, ensure_ascii=False)
-        parts.append(f'{{"type":"Feature","id":{int(pid)},"properties":{props},"geometry":{g}}}')
+    rows = rows[:limit]
+    texts: list[str | None] = [r[6] for r in rows] if not simplify else [None] * len(rows)
+    missing = [i for i, t in enumerate(texts) if t is None]
+    if missing:
+        ids = [rows[i][0] for i in missing]
+        geom_of: dict[int, Any] = {}
+        for chunk in range(0, len(ids), 900):
+            geom_of.update(session.execute(select(Patch.id, Patch.geometry)
+                                           .where(Patch.id.in_(ids[chunk:chunk + 900]))).all())
+        geoms = [geom_of.get(pid) for pid in ids]
+        if simplify:
+            geoms = list(shapely.simplify(geoms, simplify, preserve_topology=True))
+        for i, text in zip(missing, display_geojson(geoms), strict=True):
+            texts[i] = text
+    parts = [
+        f'{{"type":"Feature","id":{pid},"properties":{{"id":{pid},"qdnm":{esc(qdnm)},"state":{esc(state)},'
+        f'"byd":{esc(byd or "")},"version":{int(version)},"lead":{esc(lead or "")}}},"geometry":{g}}}'
+        for (pid, qdnm, state, byd, version, lead, *_), g in zip(rows, texts, strict=True) if g is not None
+    ]
     flag = "true" if truncated else "false"
     return f'{{"type":"FeatureCollection","truncated":{flag},"features":[{",".join(parts)}]}}'.encode()
 

@@ -94,7 +94,8 @@ def list_rounds(session: Any, actor: Actor) -> list[dict[str, Any]]:
     out = []
     for rnd in session.scalars(q):
         n = session.scalar(select(func.count(Patch.id)).where(
-            Patch.round_id == rnd.id, Patch.state != "superseded", patch_scope_clause(actor, "patch.read")))
+            Patch.round_id == rnd.id, Patch.state != "superseded",
+            patch_scope_clause(actor, "patch.read", round_id=rnd.id)))
         out.append({"id": rnd.id, "name": rnd.name, "period": rnd.period, "status": rnd.status,
                     "created_at": rnd.created_at, "patches": int(n or 0),
                     "has_imagery": bool(rnd.imagery)})
@@ -105,7 +106,7 @@ def dashboard(session: Any, actor: Actor, round_id: int, *, today: dt.date | Non
     """Counts by state, compliance and county; overdue tasks; progress by day; timeliness."""
     rnd = load_round(session, actor, round_id)
     today = today or utcnow().date()
-    visible = patch_scope_clause(actor, "patch.read")
+    visible = patch_scope_clause(actor, "patch.read", round_id=rnd.id)
     base = (Patch.round_id == rnd.id, Patch.state != "superseded", visible)
     by_state = dict(session.execute(select(Patch.state, func.count()).where(*base).group_by(Patch.state)).all())
     by_byd = {k or "": v for k, v in session.execute(
