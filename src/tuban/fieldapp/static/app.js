@@ -3,6 +3,7 @@
 
 const $ = (sel) => document.querySelector(sel);
 const CHUNK = 256 * 1024;
+const RETRY_MS = 4000;
 const HERE_M = 50;
 const state = { me: null, tasks: [], fix: null, heading: null, current: null, draft: null, syncing: false };
 
@@ -403,6 +404,11 @@ async function uploadPhoto(ph) {
   await put("photos", ph);
 }
 
+async function pending() {
+  const busy = (x) => x.status === "queued" || x.status === "uploading";
+  return (await all("records")).some(busy) || (await all("photos")).some(busy);
+}
+
 async function sync() {
   if (state.syncing || !navigator.onLine) return;
   state.syncing = true;
@@ -457,6 +463,8 @@ async function sync() {
 async function start() {
   setNet();
   window.addEventListener("online", () => { setNet(); sync(); });
+  // a server restart or a dropped connection: keep retrying what is still queued or half uploaded
+  setInterval(async () => { if (navigator.onLine && !state.syncing && state.me && await pending()) sync(); }, RETRY_MS);
   window.addEventListener("offline", setNet);
   if ("serviceWorker" in navigator) navigator.serviceWorker.register("/field/sw.js", { scope: "/field/" }).catch(() => {});
   if (navigator.geolocation) {
