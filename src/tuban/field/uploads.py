@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import fcntl
 import hashlib
 import json
@@ -42,6 +43,8 @@ from tuban.errors import (
     IntegrityError,
     LimitExceededError,
     NotFoundError,
+    StoreError,
+    TubanError,
     UsageError,
 )
 from tuban.field import checks as photo_checks
@@ -53,7 +56,8 @@ from tuban.store.models import Patch, Photo, Round
 from tuban.store.store import Store, jsonable
 from tuban.workflow.access import Actor, load_patch, patch_divisions
 
-__all__ = ["HashMismatchError", "OffsetMismatchError", "PhotoMeta", "UploadManager", "UploadState", "photo_to_dict"]
+__all__ = ["HashMismatchError", "OffsetMismatchError", "PhotoMeta", "StorageUnavailableError", "UploadManager",
+           "UploadState", "photo_to_dict"]
 
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 MAX_CHUNK = 8 * 1024 * 1024
@@ -63,6 +67,34 @@ class HashMismatchError(ConflictError):
     """The assembled bytes do not have the sha256 the device declared; the upload restarts."""
 
     code = "hash-mismatch"
+
+
+class StorageUnavailableError(StoreError):
+    """The disk refused a write or an fsync (ENOSPC, EIO …): nothing was acknowledged; retry later.
+
+    ``status`` is the HTTP status the field router answers: 507 when the disk is full, else 503.
+    """
+
+    code = "storage-unavailable"
+
+    def __init__(self, exc: OSError, *, during: str) -> None:
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        what = "the disk is full" if full else f"the disk reported {errno.errorcode.get(exc.errno or 0, 'an error')}"
+        super().__init__(f"{during} failed: {what}; nothing was acknowledged",
+                         hint="the phone keeps its copy and retries; the upload resumes at the last acknowledged byte")
+        self.status = 507 if full else 503
+        self.errno = exc.errno
+
+
+@contextlib.contextmanager
+def _disk(during: str) -> Iterator[None]:
+    """Turn an operating-system write error into :class:`StorageUnavailableError` (never a 2xx)."""
+    try:
+        yield
+    except TubanError:
+        raise
+    except OSError as exc:
+        raise StorageUnavailableError(exc, during=during) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,7 +293,7 @@ class UploadManager:
                                     hint="generate a new client id for a new photo")
             return UploadState(id=pm.client_id, user_id=actor.user_id, meta=asdict(pm), offset=done.size,
                                photo_id=done.id)
-        with self._locked(pm.client_id):
+        with self._locked(pm.client_id), _disk("starting the upload"):
             state = self._load(pm.client_id)
             if state is not None:
                 if state.user_id != actor.user_id:
@@ -279,7 +311,7 @@ class UploadManager:
 
     def status(self, actor: Actor, upload_id: str) -> UploadState:
         """The persisted offset (``HEAD``), or the photo id once complete."""
-        with self._locked(upload_id):
+        with self._locked(upload_id), _disk("storing the photo"):
             state = self._owned(actor, upload_id)
             if not state.complete and state.offset == state.length:
                 return self._finish(actor, state)
@@ -289,7 +321,7 @@ class UploadManager:
         """Write *chunk* at *offset* (must equal the persisted offset); completes on the last byte."""
         if len(chunk) > MAX_CHUNK:
             raise LimitExceededError(f"chunk of {len(chunk)} bytes; the limit is {MAX_CHUNK}")
-        with self._locked(upload_id):
+        with self._locked(upload_id), _disk("writing the chunk"):
             state = self._owned(actor, upload_id)
             if state.complete:
                 return state
@@ -334,6 +366,8 @@ class UploadManager:
             raise
         self.blobs.put_bytes(data)  # fsync + atomic rename: whole or absent
         display_sha = self.blobs.put_bytes(display)
+        for blob in (state.meta["sha256"], display_sha):  # a retry after a failed folder fsync: durable now
+            _fsync_dir(self.blobs.path(blob).parent)
         photo_id = self._commit(actor, state, info, display_sha)
         state.photo_id = photo_id
         self._save(state)

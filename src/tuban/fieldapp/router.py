@@ -256,6 +256,16 @@ def resolve(request: Request, review_id: int, body: Annotated[dict[str, Any], Bo
     return resolve_conflict(request.app.state.store, actor, review_id, choices, based_on_version=version)
 
 
+def _storage_problem(exc: Any) -> JSONResponse:
+    """507 (disk full) or 503 (I/O error) with a problem body and Retry-After: never a 2xx."""
+    from tuban.web.problems import problem_for
+
+    _, body = problem_for(exc)
+    body["status"] = exc.status
+    return JSONResponse(body, status_code=exc.status, media_type="application/problem+json",
+                        headers={"Retry-After": "30"})
+
+
 def _upload_headers(state: Any) -> dict[str, str]:
     headers = {"Upload-Offset": str(state.offset), "Upload-Length": str(state.length), "Tus-Resumable": "1.0.0"}
     if state.photo_id is not None:
@@ -266,20 +276,35 @@ def _upload_headers(state: Any) -> dict[str, str]:
 @router.post("/api/field/uploads", tags=["field"], summary="Start (or find again) a resumable photo upload")
 def create_upload(request: Request, body: Annotated[dict[str, Any], Body()],
                   actor: Annotated[Actor, require("photo.upload")]) -> JSONResponse:
-    state = field_services(request.app).uploads.create(actor, body)
+    from tuban.field.uploads import StorageUnavailableError
+
+    try:
+        state = field_services(request.app).uploads.create(actor, body)
+    except StorageUnavailableError as exc:
+        return _storage_problem(exc)
     return JSONResponse(state.to_dict(), status_code=201, headers={
         **_upload_headers(state), "Location": f"/api/field/uploads/{state.id}"})
 
 
 @router.head("/api/field/uploads/{upload_id}", tags=["field"], summary="The persisted offset")
 def head_upload(request: Request, upload_id: str, actor: Annotated[Actor, field_item("photo.upload")]) -> Response:
-    state = field_services(request.app).uploads.status(actor, upload_id)
+    from tuban.field.uploads import StorageUnavailableError
+
+    try:
+        state = field_services(request.app).uploads.status(actor, upload_id)
+    except StorageUnavailableError as exc:
+        return _storage_problem(exc)
     return Response(status_code=200, headers={**_upload_headers(state), "Cache-Control": "no-store"})
 
 
 @router.get("/api/field/uploads/{upload_id}", tags=["field"], summary="The upload's state as JSON")
 def get_upload(request: Request, upload_id: str, actor: Annotated[Actor, field_item("photo.upload")]) -> JSONResponse:
-    state = field_services(request.app).uploads.status(actor, upload_id)
+    from tuban.field.uploads import StorageUnavailableError
+
+    try:
+        state = field_services(request.app).uploads.status(actor, upload_id)
+    except StorageUnavailableError as exc:
+        return _storage_problem(exc)
     return JSONResponse(state.to_dict(), headers=_upload_headers(state))
 
 
@@ -287,7 +312,7 @@ def get_upload(request: Request, upload_id: str, actor: Annotated[Actor, field_i
 async def patch_upload(request: Request, upload_id: str,
                        upload_offset: Annotated[int, Header(alias="Upload-Offset", ge=0)],
                        actor: Annotated[Actor, field_item("photo.upload")]) -> JSONResponse:
-    from tuban.field.uploads import MAX_CHUNK
+    from tuban.field.uploads import MAX_CHUNK, StorageUnavailableError
 
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_CHUNK:
@@ -302,7 +327,10 @@ async def patch_upload(request: Request, upload_id: str,
             raise LimitExceededError(f"chunk larger than {MAX_CHUNK} bytes")
         chunks.append(part)
     manager = field_services(request.app).uploads
-    state = await run_in_threadpool(manager.append, actor, upload_id, upload_offset, b"".join(chunks))
+    try:
+        state = await run_in_threadpool(manager.append, actor, upload_id, upload_offset, b"".join(chunks))
+    except StorageUnavailableError as exc:
+        return _storage_problem(exc)
     return JSONResponse(state.to_dict(), headers=_upload_headers(state))
 
 
