@@ -70,7 +70,7 @@ def populate(store: Any, n: int) -> int:
     import shapely
     from sqlalchemy import insert, select
 
-    from tuban.store.models import Patch, Round
+    from tuban.store.models import Patch, Round, display_geojson
 
     per = n // N_COUNTIES
     side = int(np.ceil(np.sqrt(per)))
@@ -92,11 +92,14 @@ def populate(store: Any, n: int) -> int:
         radius = step * rng.uniform(0.15, 0.4, per)
         geoms = shapely.buffer(shapely.points(xs, ys), radius, quad_segs=4)
         bounds = shapely.bounds(geoms)
+        # the ORM fills the display outline on SQLite (PostGIS: a trigger); a bulk insert does it here
+        display = display_geojson(geoms) if store.dialect == "sqlite" else [None] * per
         rows = [
             {"round_id": round_id, "qdnm": f"{code}-{i:05d}", "xzqdm": code, "lead_division_code": code,
              "byd": byds[i % 4], "qarea": float(radius[i] ** 2 * 1e6), "address": f"第{c}县 第{i}号 地块",
              "state": "issued", "version": 1, "geometry": geoms[i], "minx": float(bounds[i, 0]),
-             "miny": float(bounds[i, 1]), "maxx": float(bounds[i, 2]), "maxy": float(bounds[i, 3])}
+             "miny": float(bounds[i, 1]), "maxx": float(bounds[i, 2]), "maxy": float(bounds[i, 3]),
+             "display_geojson": display[i]}
             for i in range(per)
         ]
         with store.transaction(actor="bench") as tx:

@@ -10,9 +10,12 @@ reveals that another county's item exists.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import false, or_, true
+from sqlalchemy import Boolean, false, or_, true
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from tuban.errors import NotFoundError
 
@@ -64,6 +67,36 @@ def _prefixes(scope: frozenset[str]) -> list[str]:
     return sorted({division_prefix(c) for c in scope})
 
 
+class _IdIn(ColumnElement[bool]):
+    """``column IN (subquery)``; on PostgreSQL ``column = ANY(ARRAY(subquery))``.
+
+    PostgreSQL estimates an ``IN`` semi-join over a county's few thousand ids as a large
+    fraction of ``patches`` and answers it with a full scan (~90 ms at 100 k patches);
+    the array form is evaluated once and probes the primary key (~6 ms).
+    """
+
+    inherit_cache = True
+    type = Boolean()
+    _traverse_internals: ClassVar[list[tuple[str, Any]]] = [
+        ("column", InternalTraversal.dp_clauseelement), ("subquery", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, column: Any, subquery: Any) -> None:
+        self.column = column
+        self.subquery = subquery
+
+
+@compiles(_IdIn)
+def _id_in_default(element: _IdIn, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.column.in_(element.subquery), **kw))
+
+
+@compiles(_IdIn, "postgresql")
+def _id_in_postgresql(element: _IdIn, compiler: Any, **kw: Any) -> str:
+    column = compiler.process(element.column, **kw)
+    sub = compiler.process(element.subquery.scalar_subquery(), **kw)
+    return f"{column} = ANY(ARRAY{sub})"
+
+
 def patch_scope_clause(actor: Actor, verb: str, *, lead_only: bool = False, round_id: int | None = None) -> Any:
     """A SQL condition on :class:`Patch` rows the actor may *verb* (read: any division).
 
@@ -99,7 +132,7 @@ def patch_scope_clause(actor: Actor, verb: str, *, lead_only: bool = False, roun
     for p in prefixes:
         if len(p) != 6:
             conds.append(column.between(p, p + "\uffff"))
-    return Patch.id.in_(select(id_column).where(*table_cond, or_(*conds)))
+    return _IdIn(Patch.id, select(id_column).where(*table_cond, or_(*conds)))
 
 
 def task_scope_clause(actor: Actor, verb: str) -> Any:

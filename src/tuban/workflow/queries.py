@@ -6,7 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import shapely
-from sqlalchemy import func, or_, select
+from sqlalchemy import String, cast, func, literal, null, or_, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from tuban.errors import UsageError
 from tuban.store.importing import bbox_condition
@@ -117,46 +119,87 @@ def features_in_bbox(session: Any, actor: Actor, round_id: int, bbox: Sequence[f
     return {"type": "FeatureCollection", "features": feats, "truncated": truncated}
 
 
+class _JsonString(FunctionElement[str]):
+    """A text column as a JSON string literal: ``json_quote(x)`` (SQLite), ``to_json(x)::text`` (PostgreSQL)."""
+
+    type = String()
+    inherit_cache = True
+    name = "json_string"
+
+
+@compiles(_JsonString)
+def _json_string_sqlite(element: _JsonString, compiler: Any, **kw: Any) -> str:
+    return f"json_quote({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(_JsonString, "postgresql")
+def _json_string_postgresql(element: _JsonString, compiler: Any, **kw: Any) -> str:
+    return f"to_json(CAST({compiler.process(element.clauses, **kw)} AS TEXT))::text"
+
+
+def _feature_text() -> Any:
+    """One GeoJSON Feature as text, assembled by the database from the stored outline."""
+    def num(col: Any) -> Any:
+        return cast(col, String)
+
+    def jstr(col: Any) -> Any:
+        return _JsonString(func.coalesce(col, ""))
+
+    return (literal('{"type":"Feature","id":') + num(Patch.id) + ',"properties":{"id":' + num(Patch.id)
+            + ',"qdnm":' + jstr(Patch.qdnm) + ',"state":' + jstr(Patch.state) + ',"byd":' + jstr(Patch.byd)
+            + ',"version":' + num(Patch.version) + ',"lead":' + jstr(Patch.lead_division_code)
+            + '},"geometry":' + Patch.display_geojson + "}")
+
+
 def features_in_bbox_json(session: Any, actor: Actor, round_id: int, bbox: Sequence[float], *,
                           limit: int = 5000, simplify: float | None = None) -> bytes:
-    """The map's patch layer as GeoJSON bytes, built from the stored display outlines.
+    """The map's patch layer as GeoJSON bytes, assembled from the stored display outlines.
 
-    ``patches.display_geojson`` (6 decimals, kept by the store) is sent as it is, so a
-    county view decodes no geometry; rows where it is NULL (written around the ORM on
-    SQLite) are computed here. With *simplify* (degrees) outlines are simplified from
-    the geometry instead. Properties are escaped by the json module's C string encoder.
+    The database writes each Feature's text from ``patches.display_geojson`` (6 decimals,
+    kept by the store) and the properties (JSON-quoted in SQL), so a county view decodes
+    no geometry and builds no Python objects per patch. Rows whose outline is NULL
+    (written around the ORM on SQLite) are computed here; with *simplify* (degrees) every
+    outline is simplified from the geometry instead.
     """
+    conds = _feature_conds(session, actor, round_id, bbox)
+    text = null() if simplify else _feature_text()
+    rows = session.execute(select(Patch.id, text).where(*conds).order_by(Patch.id).limit(limit + 1)).all()
+    truncated = len(rows) > limit
+    rows = rows[:limit]
+    texts: list[str | None] = [r[1] for r in rows]
+    missing = [i for i, t in enumerate(texts) if t is None]
+    if missing:
+        for i, t in zip(missing, _features_from_geometry(session, [rows[i][0] for i in missing], simplify),
+                        strict=True):
+            texts[i] = t
+    flag = "true" if truncated else "false"
+    body = ",".join(t for t in texts if t is not None)
+    return f'{{"type":"FeatureCollection","truncated":{flag},"features":[{body}]}}'.encode()
+
+
+def _features_from_geometry(session: Any, ids: list[int], simplify: float | None) -> list[str | None]:
+    """Feature texts of *ids* computed from their geometries (``None`` for a patch without one)."""
     from json.encoder import encode_basestring as esc  # type: ignore[attr-defined]
 
     from tuban.store.models import display_geojson
 
-    conds = _feature_conds(session, actor, round_id, bbox)
-    columns = [Patch.id, Patch.qdnm, Patch.state, Patch.byd, Patch.version, Patch.lead_division_code]
-    if not simplify:
-        columns.append(Patch.display_geojson)
-    rows = session.execute(select(*columns).where(*conds).order_by(Patch.id).limit(limit + 1)).all()
-    truncated = len(rows) > limit
-    rows = rows[:limit]
-    texts: list[str | None] = [r[6] for r in rows] if not simplify else [None] * len(rows)
-    missing = [i for i, t in enumerate(texts) if t is None]
-    if missing:
-        ids = [rows[i][0] for i in missing]
-        geom_of: dict[int, Any] = {}
-        for chunk in range(0, len(ids), 900):
-            geom_of.update(session.execute(select(Patch.id, Patch.geometry)
-                                           .where(Patch.id.in_(ids[chunk:chunk + 900]))).all())
-        geoms = [geom_of.get(pid) for pid in ids]
-        if simplify:
-            geoms = list(shapely.simplify(geoms, simplify, preserve_topology=True))
-        for i, text in zip(missing, display_geojson(geoms), strict=True):
-            texts[i] = text
-    parts = [
-        f'{{"type":"Feature","id":{pid},"properties":{{"id":{pid},"qdnm":{esc(qdnm)},"state":{esc(state)},'
+    found: dict[int, Any] = {}
+    for chunk in range(0, len(ids), 900):
+        for row in session.execute(
+            select(Patch.id, Patch.qdnm, Patch.state, Patch.byd, Patch.version, Patch.lead_division_code,
+                   Patch.geometry).where(Patch.id.in_(ids[chunk:chunk + 900]))
+        ):
+            found[row[0]] = row
+    rows = [found[i] for i in ids]
+    geoms = [r[-1] for r in rows]
+    if simplify:
+        geoms = list(shapely.simplify(geoms, simplify, preserve_topology=True))
+    return [
+        None if g is None else
+        f'{{"type":"Feature","id":{pid},"properties":{{"id":{pid},"qdnm":{esc(qdnm or "")},"state":{esc(state or "")},'
         f'"byd":{esc(byd or "")},"version":{int(version)},"lead":{esc(lead or "")}}},"geometry":{g}}}'
-        for (pid, qdnm, state, byd, version, lead, *_), g in zip(rows, texts, strict=True) if g is not None
+        for (pid, qdnm, state, byd, version, lead, _), g in zip(rows, display_geojson(geoms), strict=True)
     ]
-    flag = "true" if truncated else "false"
-    return f'{{"type":"FeatureCollection","truncated":{flag},"features":[{",".join(parts)}]}}'.encode()
 
 
 def scopes_in_bbox(session: Any, bbox: Sequence[float], *, limit: int = 2000) -> dict[str, Any]:
