@@ -109,9 +109,12 @@ def test_hard_conflict_keeps_both_values_and_resolution_is_audited(fworld: Field
 
 def test_other_county_patch_is_not_found(fworld: FieldWorld) -> None:
     payload = record(fworld, "B-1")
-    with pytest.raises(NotFoundError):
+    before = fworld.patch("B-1").version
+    with pytest.raises(NotFoundError) as info:  # 404 like a missing patch; kept, never applied (A #8)
         submit_record(fworld.store, fworld.actor("a_field"), payload)
-    assert count(fworld, Review) == 0
+    assert info.value.code == "unpermitted"
+    assert count(fworld, Review) == 1
+    assert fworld.patch("B-1").version == before
 
 
 @pytest.mark.parametrize(("over", "exc"), [

@@ -39,7 +39,15 @@ import shapely
 from sqlalchemy import select, update
 
 from tuban.codes import codelists
-from tuban.errors import ConflictError, FieldError, GeometryError, IntegrityError, NotFoundError, UsageError
+from tuban.errors import (
+    ConflictError,
+    FieldError,
+    GeometryError,
+    IntegrityError,
+    NotFoundError,
+    PermissionDeniedError,
+    UsageError,
+)
 from tuban.field.writer import write_lock
 from tuban.store.models import Patch, Review
 from tuban.store.store import Store, Transaction, jsonable
@@ -49,6 +57,7 @@ __all__ = [
     "RECORD_FIELDS",
     "DuplicateClientIdError",
     "RecordResult",
+    "UnpermittedRecordError",
     "content_hash",
     "normalize_client_id",
     "record_to_dict",
@@ -80,6 +89,25 @@ class DuplicateClientIdError(ConflictError):
 
     def problem_extra(self) -> dict[str, Any]:
         return {"client_id": self.client_id, "existing_id": self.existing_id, "kept_id": self.kept_id}
+
+
+class UnpermittedRecordError(NotFoundError):
+    """The user may no longer edit the patch (e.g. moved to another county): the record was kept, not applied.
+
+    Answered as 404 with ``code: "unpermitted"`` and ``kept: true`` whether the patch is in another county or
+    does not exist, so nothing reveals which (reliability.md A #8).
+    """
+
+    code = "unpermitted"
+
+    def __init__(self, client_id: str) -> None:
+        super().__init__(f"you may not edit this patch (any more); field record {client_id} was kept for an "
+                         "administrator's review and not applied",
+                         hint="keep the copy on the phone; ask your county administrator")
+        self.client_id = client_id
+
+    def problem_extra(self) -> dict[str, Any]:
+        return {"client_id": self.client_id, "kept": True}
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,8 +304,31 @@ def _audit(tx: Transaction, action: str, entity: str, entity_id: Any, patch: Pat
              division_code=lead[0] if lead else None)
 
 
-def _submit(tx: Transaction, actor: Actor, record: dict[str, Any], digest: str) -> RecordResult | tuple[int, int]:
+def _keep_unpermitted(tx: Transaction, actor: Actor, record: dict[str, Any], digest: str) -> str:
+    """Store a record the actor may not apply (kind ``field_unperm``) for an administrator; audited."""
+    patch = tx.session.get(Patch, record["patch_id"])
+    after = {"client_id": record["client_id"], "content_sha256": digest, "user_id": actor.user_id}
+    if patch is None:  # nothing to attach it to: the audit row keeps the whole payload
+        tx.audit("field.record.unpermitted", "review", None, after={**after, "record": record})
+        return "unpermitted"
+    kept = Review(patch_id=patch.id, kind="field_unperm", user_id=actor.user_id, client_id=record["client_id"],
+                  based_on_version=record["based_on_version"], conflict=True,
+                  data={"record": record, "content_sha256": digest, "reason": "the user may not edit this patch",
+                        "received_at": dt.datetime.now(dt.UTC).isoformat()})
+    tx.session.add(kept)
+    tx.session.flush()
+    _audit(tx, "field.record.unpermitted", "review", kept.id, patch, after=after)
+    return "unpermitted"
+
+
+def _submit(tx: Transaction, actor: Actor, record: dict[str, Any],
+            digest: str) -> RecordResult | tuple[int, int] | str:
     existing = _existing(tx, record["client_id"])
+    if existing is not None and existing.kind == "field_unperm":
+        if (existing.data or {}).get("content_sha256") != digest:  # other content under a kept id: keep it too
+            tx.audit("field.record.unpermitted", "review", existing.id,
+                     after={"client_id": record["client_id"], "content_sha256": digest, "record": record})
+        return "unpermitted"  # the same refused record again: nothing new stored
     if existing is not None:
         patch = load_patch(tx.session, actor, existing.patch_id, "field.sync")
         if (existing.data or {}).get("content_sha256") == digest:
@@ -291,7 +342,10 @@ def _submit(tx: Transaction, actor: Actor, record: dict[str, Any], digest: str) 
         _audit(tx, "field.record.duplicate_client_id", "review", kept.id, patch,
                after={"client_id": record["client_id"], "existing_id": existing.id, "content_sha256": digest})
         return (existing.id, kept.id)
-    patch = load_patch(tx.session, actor, record["patch_id"], "field.sync")
+    try:
+        patch = load_patch(tx.session, actor, record["patch_id"], "field.sync")
+    except (NotFoundError, PermissionDeniedError):
+        return _keep_unpermitted(tx, actor, record, digest)
     seen = patch.version
     apply, conflict = _merge(record, patch)
     before = {k: getattr(patch, k.lower()) for k in apply}
@@ -339,6 +393,8 @@ def submit_record(store: Store, actor: Actor, payload: Mapping[str, Any]) -> Rec
             if attempt == 2 or isinstance(exc, DuplicateClientIdError):
                 raise
             continue
+        if out == "unpermitted":
+            raise UnpermittedRecordError(record["client_id"])  # after the commit: the record is kept
         if isinstance(out, tuple):
             raise DuplicateClientIdError(record["client_id"], existing_id=out[0], kept_id=out[1])
         return out

@@ -124,11 +124,11 @@ async function sha256(buf) {
 
 // ---------- status per task ----------
 const STATUS_ZH = { saved: "已保存 saved", queued: "待上传 queued", uploading: "上传中 uploading", done: "已完成 done",
-                    conflict: "有冲突 conflict" };
+                    conflict: "有冲突 conflict", unpermitted: "无权限，已保留 kept, not permitted" };
 async function taskStatus(id) {
   const items = [...await byPatch("records", id), ...await byPatch("photos", id)].map((x) => x.status);
   if (!items.length) return "";
-  for (const s of ["conflict", "uploading", "queued", "saved"]) if (items.includes(s)) return s;
+  for (const s of ["conflict", "unpermitted", "uploading", "queued", "saved"]) if (items.includes(s)) return s;
   return "done";
 }
 
@@ -382,6 +382,7 @@ async function uploadPhoto(ph) {
     client_id: ph.client_id, patch_id: ph.patch_id, size: ph.size, sha256: ph.sha256, mime: ph.mime, kind: ph.kind,
     lon: ph.lon, lat: ph.lat, accuracy_m: ph.accuracy_m, bearing: ph.bearing, taken_at: ph.taken_at,
     mock_location: ph.mock_location, record_client_id: ph.record_client_id });
+  if (r.status === 404) { ph.status = "unpermitted"; await put("photos", ph); return; }  // the copy stays here
   if (!r.ok) throw new Error(`upload create ${r.status}`);
   let st = await r.json();
   while (!st.complete) {
@@ -426,6 +427,11 @@ async function sync() {
       } else if (r.status === 409) {
         rec.status = "conflict";
         rec.server = await r.json();
+      } else if (r.status === 404) {  // moved to another county: kept on the server for an admin, and here
+        const p = await r.json().catch(() => ({}));
+        if (p.code !== "unpermitted") continue;
+        rec.status = "unpermitted";
+        rec.server = p;
       } else { continue; }
       await put("records", rec);
       const t = await get("tasks", rec.patch_id);
