@@ -48,7 +48,9 @@ def expected_compliance(
             outside = geom.difference(shapely.union_all(geoms[hits])).area / 1e4
             best = max(hits, key=lambda i: geoms[i].intersection(geom).area)
             if outside <= max(tolerance_ha, tolerance_share * area):
-                rows.append({"QDNM": qdnm, "BYD": "合规", "rule": "R1", "EAREA": 0.0, "PRID": ids[best]})
+                # EAREA is the real outside area for R1 too (domain.md §4: area(patch − union of scopes))
+                rows.append({"QDNM": qdnm, "BYD": "合规", "rule": "R1", "EAREA": round(outside, 4),
+                             "PRID": ids[best]})
             else:
                 rows.append({"QDNM": qdnm, "BYD": "疑似超出防治责任范围", "rule": "R2", "EAREA": round(outside, 4),
                              "PRID": ids[best]})
