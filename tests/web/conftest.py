@@ -133,11 +133,19 @@ def world(store: Any, personas: dict[str, int], imagery: dict[str, Path]) -> Wor
 
 
 @pytest.fixture
-def app(world: World) -> Any:
+def detection_dir(tmp_path: Path) -> Path:
+    """The app's folder of detection outputs (empty)."""
+    folder = tmp_path / "detections"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def app(world: World, detection_dir: Path) -> Any:
     from tuban.web import WebSettings, create_app
 
     settings = WebSettings(database_url=world.store.url, secret_key=WebSettings.random_secret(),
-                           upgrade_on_start=False)
+                           upgrade_on_start=False, detection_dir=detection_dir)
     return create_app(settings, store=world.store)
 
 

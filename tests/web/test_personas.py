@@ -25,6 +25,9 @@ CASES: dict[tuple[str, str], tuple[str, str, int, dict, dict | None]] = {
     ("GET", "/api/codelists"): ("viewer", "anonymous", 401, {}, None),
     ("GET", "/api/rounds"): ("viewer", "anonymous", 401, {}, None),
     ("POST", "/api/rounds"): ("p_admin", "a_admin", 403, {}, {"name": "2025-1"}),
+    ("POST", "/api/rounds/import"): ("p_admin", "a_admin", 403, {}, "upload"),
+    ("POST", "/api/rounds/{round_id}/analyse"): ("p_admin", "a_admin", 403, {}, {"previous_round": None}),
+    ("GET", "/api/detection-runs"): ("p_admin", "a_staff", 403, {}, None),
     ("GET", "/api/rounds/{round_id}/dashboard"): ("a_staff", "anonymous", 401, {}, None),
     ("POST", "/api/rounds/{round_id}/issue"): ("p_admin", "a_admin", 403, {}, {"due_date": "2024-11-30"}),
     ("GET", "/api/rounds/{round_id}/patches"): ("viewer", "anonymous", 401, {}, None),
@@ -93,6 +96,13 @@ def _prepare(world, method: str, path: str) -> dict:
             perform(store, p_admin, reporting.determine, world.patches[q], byd="合规",
                     based_on_version=world.version(q))
         perform(store, p_admin, reporting.submit_task, task_id)
+    if path.endswith("/analyse"):
+        import geopandas as gpd
+        import shapely
+
+        store.import_divisions(gpd.GeoDataFrame({"XZQDM": ["410811"], "XZQMC": ["山阳区"]},
+                                                geometry=[shapely.box(113.0, 35.0, 113.5, 35.5)], crs="EPSG:4490"),
+                               actor="p_admin")
     if path.endswith("/submit"):
         for q in ("A-1", "A-2", "A-3", "X-AB"):
             perform(store, p_admin, reporting.determine, world.patches[q], byd="合规",
@@ -122,6 +132,8 @@ def _body(world, spec, pid: int):
                             str(world.patches["A-2"]): world.version("A-2")}}
     if spec == "password":
         return "form"
+    if spec == "upload":
+        return "upload"
     body = dict(spec)
     if "fields" in body or body.keys() & {"reason", "byd", "project_id"} or body == {}:
         body.setdefault("based_on_version", world.version("A-1"))
@@ -130,6 +142,14 @@ def _body(world, spec, pid: int):
 
 def _call(c, method: str, url: str, body, username: str):
     headers = {"Accept": "application/json"}
+    if body == "upload":
+        fc = {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"QDNM": "U-1"},
+              "geometry": {"type": "Polygon", "coordinates": [[[113.2, 35.2], [113.21, 35.2], [113.21, 35.21],
+                                                              [113.2, 35.2]]]}}]}
+        import json
+
+        return c.request(method, url, headers=headers, data={"name": "2025-U", "analyse": "false"},
+                         files={"file": ("p.geojson", json.dumps(fc).encode(), "application/geo+json")})
     if body == "form":
         return c.request(method, url, data={"old_password": f"password-{username}",
                                             "new_password": "another-long-password"}, headers=headers)

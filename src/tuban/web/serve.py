@@ -11,6 +11,8 @@ from tuban.web.settings import WebSettings
 __all__ = ["serve", "settings_for_workspace"]
 
 SECRET_FILE = "web-secret.key"
+#: the workspace folder whose ``*.gpkg`` detection outputs the web app offers as new rounds
+DETECTION_DIR = "detections"
 
 
 def _workspace_secret(root: Path) -> str:
@@ -33,7 +35,7 @@ def settings_for_workspace(workspace: str | None) -> WebSettings:
     ws = open_workspace(workspace)
     env = dict(os.environ)
     env["TUBAN_SECRET_KEY"] = _workspace_secret(ws.root)
-    return WebSettings.from_env(ws.database_url, environ=env)
+    return WebSettings.from_env(ws.database_url, environ=env, detection_dir=ws.root / DETECTION_DIR)
 
 
 def serve(settings: WebSettings, *, host: str = "127.0.0.1", port: int = 8000) -> None:

@@ -43,6 +43,11 @@ class WebSettings:
         ``zh`` (default) or ``en``.
     tile_size
         Imagery tile size in pixels.
+    detection_dir
+        Folder of detection outputs (``tuban detect -o DIR/NAME.gpkg``) that a province
+        analyst may create a round from; ``None``: none offered.
+    max_import_features
+        Most patches in a file uploaded (or a detection run picked) to create a round.
     """
 
     database_url: str
@@ -60,6 +65,8 @@ class WebSettings:
     max_body_bytes: int = 64 * 1024 * 1024
     upgrade_on_start: bool = True
     static_dir: Path | None = field(default=None)
+    detection_dir: Path | None = None
+    max_import_features: int = 200_000
 
     def __post_init__(self) -> None:
         key = self.secret_key or ""
@@ -76,11 +83,13 @@ class WebSettings:
             raise ConfigError("no database url given for the web app", hint="pass database_url")
 
     @classmethod
-    def from_env(cls, database_url: str, *, environ: dict[str, str] | None = None) -> WebSettings:
+    def from_env(cls, database_url: str, *, environ: dict[str, str] | None = None,
+                 detection_dir: Path | None = None) -> WebSettings:
         """Settings from ``TUBAN_SECRET_KEY``, ``TUBAN_BEHIND_TLS`` and ``TUBAN_LANG``."""
         env = os.environ if environ is None else environ
         return cls(
             database_url=database_url,
+            detection_dir=detection_dir,
             secret_key=env.get("TUBAN_SECRET_KEY", ""),
             behind_tls=env.get("TUBAN_BEHIND_TLS", "").lower() in ("1", "true", "yes"),
             default_lang=env.get("TUBAN_LANG", "zh") or "zh",
