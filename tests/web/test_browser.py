@@ -178,3 +178,74 @@ def test_case_advanced_in_the_browser_and_english_ui(server) -> None:
 
         actions = list(s.scalars(select(AuditEntry.action).where(AuditEntry.entity == "case")))
     assert actions == ["case.open", "case.rectifying"]
+
+
+def _map_point(page, lng: float, lat: float) -> tuple[float, float]:
+    """Page coordinates of a lng/lat on the after-image map."""
+    box = page.locator("#map-after").bounding_box()
+    assert box is not None
+    px = page.evaluate("([lng, lat]) => { const p = window.tubanReview.maps[1].project([lng, lat]); return [p.x, p.y]; }",
+                       [lng, lat])
+    return box["x"] + px[0], box["y"] + px[1]
+
+
+def test_split_by_drawn_line_then_merge_in_the_browser(server) -> None:
+    from playwright.sync_api import sync_playwright
+    from sqlalchemy import select
+
+    from tuban.store.models import Patch, PatchLineage
+
+    base, world = server
+    pid = world.patches["A-1"]
+    with world.store.session() as s:
+        minx, miny, maxx, maxy = s.get(Patch, pid).geometry.bounds
+    mid_y = (miny + maxy) / 2
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 900}, locale="zh-CN")
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            _login(page, base, "a_staff")
+            page.goto(f"{base}/rounds/{world.round_id}/review#patch={pid}")
+            page.wait_for_selector("#p-title:has-text('A-1')")
+            page.locator("#swipe").fill("0")  # the after-image map takes every click
+            page.wait_for_function("() => window.tubanReview.mapReady === true")
+            page.wait_for_timeout(500)
+            # split: draw a line across the patch, west to east through its middle
+            page.click("#btn-split-draw")
+            for lng in (minx - (maxx - minx) * 0.3, maxx + (maxx - minx) * 0.3):
+                x, y = _map_point(page, lng, mid_y)
+                page.mouse.click(x, y)
+            assert page.evaluate("() => window.tubanDraw.points.length") == 2
+            page.screenshot(path=str(ARTIFACTS / "web-split-line.png"))
+            page.click("#btn-split-done")
+            page.wait_for_selector("#flash:has-text('A-1-1')")
+            with world.store.session() as s:
+                children = list(s.scalars(select(PatchLineage.child_id).where(PatchLineage.parent_id == pid,
+                                                                              PatchLineage.kind == "split")))
+                assert s.get(Patch, pid).state == "superseded"
+            assert len(children) == 2
+            # merge: shift-click both halves on the map, then merge them back into one patch
+            page.wait_for_function("""() => window.tubanReview.maps[1].querySourceFeatures("patches")
+                .filter(f => String(f.properties.qdnm).startsWith("A-1-")).length >= 2""")
+            page.wait_for_timeout(500)
+            page.keyboard.down("Shift")
+            for frac in (0.25, 0.75):
+                x, y = _map_point(page, (minx + maxx) / 2, miny + (maxy - miny) * frac)
+                page.mouse.click(x, y)
+            page.keyboard.up("Shift")
+            assert page.inner_text("#merge-count") == "2"
+            page.screenshot(path=str(ARTIFACTS / "web-merge-selection.png"))
+            page.click("#btn-merge")
+            page.wait_for_selector("#flash:has-text('已合并')")
+            page.screenshot(path=str(ARTIFACTS / "web-merged.png"))
+        finally:
+            browser.close()
+    assert not errors, errors
+    with world.store.session() as s:
+        merged = sorted(s.scalars(select(PatchLineage.child_id).where(PatchLineage.parent_id.in_(children),
+                                                                      PatchLineage.kind == "merge")))
+        assert len(merged) == 2
+        assert merged[0] == merged[1]
+        assert s.get(Patch, merged[0]).geometry.area > 0.99 * (maxx - minx) * (maxy - miny)

@@ -30,6 +30,7 @@ __all__ = [
     "merge_patches",
     "record_office_review",
     "reject_patch",
+    "split_by_line",
     "split_patch",
     "validate_fields",
 ]
@@ -255,6 +256,24 @@ def split_patch(tx: Transaction, actor: Actor, patch_id: int, parts: Sequence[An
     _audit(tx, "patch.split", patch, before, {"state": "superseded", "children": [c.id for c in children],
                                               "version": patch.version})
     return children
+
+
+def split_by_line(tx: Transaction, actor: Actor, patch_id: int, line: Any, *,
+                  based_on_version: int) -> list[Patch]:
+    """Split a patch along *line* (a shapely LineString drawn across it, 分割线) into its pieces."""
+    from shapely.ops import split as split_geometry
+
+    patch = load_patch(tx.session, actor, patch_id, "patch.split_merge")
+    if not isinstance(line, shapely.LineString) or line.is_empty or len(line.coords) < 2:
+        raise GeometryError("a split line must be a LineString of at least 2 points")
+    if patch.geometry is None:
+        raise GeometryError(f"patch {patch.qdnm} has no outline to split")
+    pieces = [g for g in split_geometry(patch.geometry, line).geoms
+              if isinstance(g, shapely.Polygon) and g.area > 1e-12]
+    if len(pieces) < 2:
+        raise GeometryError(f"the line does not cut patch {patch.qdnm} into parts",
+                            hint="draw the line across the whole patch, from outside to outside")
+    return split_patch(tx, actor, patch_id, pieces, based_on_version=based_on_version)
 
 
 def merge_patches(tx: Transaction, actor: Actor, patch_versions: Mapping[int, int]) -> Patch:

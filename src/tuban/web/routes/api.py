@@ -72,7 +72,9 @@ class CommentBody(Strict):
 
 class SplitBody(Strict):
     based_on_version: int
-    parts: list[dict[str, Any]] = Field(min_length=2, max_length=50, description="GeoJSON polygons")
+    parts: list[dict[str, Any]] | None = Field(default=None, min_length=2, max_length=50,
+                                               description="GeoJSON polygons inside the patch")
+    line: dict[str, Any] | None = Field(default=None, description="or a GeoJSON LineString drawn across the patch")
 
 
 class MergeBody(Strict):
@@ -301,12 +303,21 @@ def comment(request: Request, patch_id: int, body: CommentBody,
     return {"id": c.id, "body": c.body}
 
 
-@router.post("/patches/{patch_id}/split", status_code=201, summary="Split a patch into parts (lineage kept)")
+@router.post("/patches/{patch_id}/split", status_code=201,
+             summary="Split a patch into parts, or along a line drawn across it (lineage kept)")
 def split(request: Request, patch_id: int, body: SplitBody,
           actor: Annotated[Actor, require("patch.split_merge")]) -> dict[str, Any]:
-    parts = [_geometry(p) for p in body.parts]
-    children = perform(_store(request), actor, review.split_patch, patch_id, parts,
-                       based_on_version=body.based_on_version)
+    from tuban.errors import UsageError
+
+    if (body.parts is None) == (body.line is None):
+        raise UsageError("give either parts (polygons) or a line, not both or neither")
+    if body.line is not None:
+        children = perform(_store(request), actor, review.split_by_line, patch_id, _geometry(body.line),
+                           based_on_version=body.based_on_version)
+    else:
+        parts = [_geometry(p) for p in body.parts or []]
+        children = perform(_store(request), actor, review.split_patch, patch_id, parts,
+                           based_on_version=body.based_on_version)
     return {"children": [{"id": c.id, "qdnm": c.qdnm} for c in children]}
 
 

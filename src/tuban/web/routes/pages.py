@@ -51,7 +51,8 @@ def review_page(request: Request, round_id: int, actor: Annotated[Actor, require
     lang = request.cookies.get("tuban_lang") or request.app.state.settings.default_lang
     messages = request.app.state.catalogue.for_lang(lang if lang in ("zh", "en") else "zh")
     can = {v: actor.perms.division_scope(v) != frozenset()
-           for v in ("patch.edit", "patch.review", "patch.reject", "patch.determine", "round.accept", "case.manage")}
+           for v in ("patch.edit", "patch.review", "patch.reject", "patch.determine", "round.accept", "case.manage",
+                      "patch.split_merge")}
     boot = {"round": info, "lang": lang, "messages": messages, "can": can,
             "codelists": {n: [[i.code, i.zh if lang != "en" else i.en] for i in cl[n].items]
                           for n in ("BYD", "QTYPE", "QDCS", "QDTYPE", "SEROSION", "FLAG", "REJECT_REASON",

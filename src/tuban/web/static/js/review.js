@@ -180,23 +180,27 @@
   swipe($("swipe").value);
   var empty = { type: "FeatureCollection", features: [] };
   function style(which) {
-    var sources = { patches: { type: "geojson", data: empty }, scopes: { type: "geojson", data: empty }, selected: { type: "geojson", data: empty } };
+    var sources = { patches: { type: "geojson", data: empty }, scopes: { type: "geojson", data: empty }, selected: { type: "geojson", data: empty }, draft: { type: "geojson", data: empty } };
     var layers = [{ id: "bg", type: "background", paint: { "background-color": "#1d2630" } }];
     if (boot.round.imagery.indexOf(which) >= 0) {
       sources.img = { type: "raster", tiles: [location.origin + "/rounds/" + roundId + "/tiles/" + which + "/{z}/{x}/{y}.png"], tileSize: 256, maxzoom: 20 };
       layers.push({ id: "imagery", type: "raster", source: "img" });
     }
     layers.push({ id: "scopes", type: "line", source: "scopes", paint: { "line-color": "#4fc3f7", "line-width": 1.5, "line-dasharray": [2, 1] } });
+    layers.push({ id: "patches-hit", type: "fill", source: "patches", paint: { "fill-color": "#ffd54f", "fill-opacity": 0.02 } });
     layers.push({ id: "patches", type: "line", source: "patches", paint: { "line-color": "#ffd54f", "line-width": 1.2 } });
     layers.push({ id: "selected", type: "line", source: "selected", paint: { "line-color": "#ff1744", "line-width": 3 } });
+    layers.push({ id: "merge-sel", type: "fill", source: "patches", filter: ["in", ["get", "id"], ["literal", []]], paint: { "fill-color": "#00e676", "fill-opacity": 0.35 } });
+    layers.push({ id: "draft-line", type: "line", source: "draft", paint: { "line-color": "#e040fb", "line-width": 2.5, "line-dasharray": [2, 1] } });
+    layers.push({ id: "draft-points", type: "circle", source: "draft", paint: { "circle-color": "#e040fb", "circle-radius": 4 } });
     return { version: 8, sources: sources, layers: layers };
   }
   function initMaps() {
     if (!window.maplibregl) { text($("map-status"), "map library missing"); return; }
     try {
       ["before", "after"].forEach(function (which) {
-        var m = new maplibregl.Map({ container: "map-" + which, style: style(which), center: [113.2, 35.2], zoom: 9, attributionControl: false, fadeDuration: 0 });
-        m.on("load", function () { if (which === "after") refreshFeatures(); });
+        var m = new maplibregl.Map({ container: "map-" + which, style: style(which), center: [113.2, 35.2], zoom: 9, attributionControl: false, fadeDuration: 0, boxZoom: false });  // shift-click selects patches to merge
+        m.on("load", function () { if (which === "after") { state.mapReady = true; refreshFeatures(); } });
         state.maps.push(m);
       });
       var syncing = false;
@@ -208,15 +212,20 @@
         });
       });
       state.maps[1].on("moveend", refreshFeatures);
-      state.maps[1].on("click", "patches", function (ev) {
-        var id = ev.features && ev.features[0] && ev.features[0].properties.id;
-        if (id) { openPatch(id); }
+      // the after-map is clipped by the swipe, so either map may receive a click
+      state.maps.forEach(function (m) {
+        m.on("click", function (ev) {
+          if (draw.mode === "split") { addSplitPoint(ev.lngLat); return; }
+          var feats = m.queryRenderedFeatures([[ev.point.x - 4, ev.point.y - 4], [ev.point.x + 4, ev.point.y + 4]], { layers: ["patches-hit"] });
+          var f = feats[0]; if (!f) return;
+          if (ev.originalEvent && ev.originalEvent.shiftKey) { toggleMerge(f.properties); } else { openPatch(f.properties.id); }
+        });
       });
       text($("map-status"), "");
     } catch (e) { text($("map-status"), "map unavailable: " + e.message); state.maps = []; }
   }
   async function refreshFeatures() {
-    var m = state.maps[1]; if (!m || !m.loaded()) return;
+    var m = state.maps[1]; if (!m || !state.mapReady) return;  // loaded() is false while any tile loads
     var b = m.getBounds(), bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map(function (x) { return x.toFixed(6); }).join(",");
     try {
       var feats = await api.get("/api/rounds/" + roundId + "/features?bbox=" + bbox);
@@ -241,6 +250,58 @@
       try { state.maps[1].fitBounds([[p.bbox[0], p.bbox[1]], [p.bbox[2], p.bbox[3]]], { padding: 80, maxZoom: 17, duration: 0 }); } catch (e) { /* map not ready */ }
     }
   }
+
+  // ---- split (a line drawn across the patch) and merge (shift-click 2+ patches) ------------
+  var draw = { mode: null, points: [], merge: {} };  // merge: id -> the version seen on the map
+  window.tubanDraw = draw;  // for the browser test
+  function setDraft() {
+    var feats = draw.points.map(function (p) { return { type: "Feature", properties: {}, geometry: { type: "Point", coordinates: p } }; });
+    if (draw.points.length > 1) feats.push({ type: "Feature", properties: {}, geometry: { type: "LineString", coordinates: draw.points } });
+    state.maps.forEach(function (m) { if (m.getSource("draft")) m.getSource("draft").setData({ type: "FeatureCollection", features: feats }); });
+  }
+  function setMergeLayer() {
+    var ids = Object.keys(draw.merge).map(Number);
+    state.maps.forEach(function (m) { if (m.getLayer("merge-sel")) m.setFilter("merge-sel", ["in", ["get", "id"], ["literal", ids]]); });
+    text($("merge-count"), ids.length); $("btn-merge").disabled = ids.length < 2;
+    $("btn-draw-cancel").hidden = !ids.length && draw.mode !== "split";
+  }
+  function resetDraw() {
+    draw.mode = null; draw.points = []; draw.merge = {};
+    $("btn-split-done").hidden = true; $("btn-split-draw").hidden = false;
+    state.maps.forEach(function (m) { m.getCanvas().style.cursor = ""; });
+    setDraft(); setMergeLayer();
+  }
+  function addSplitPoint(ll) { draw.points.push([Number(ll.lng.toFixed(7)), Number(ll.lat.toFixed(7))]); setDraft(); $("btn-split-done").disabled = draw.points.length < 2; }
+  function toggleMerge(props) {
+    if (draw.merge[props.id] !== undefined) delete draw.merge[props.id]; else draw.merge[props.id] = Number(props.version);
+    setMergeLayer();
+  }
+  $("btn-split-draw").addEventListener("click", function () {
+    if (!state.patch) { showError({ message: t("review.no_patch") }); return; }
+    draw.mode = "split"; draw.points = []; setDraft();
+    $("btn-split-draw").hidden = true; $("btn-split-done").hidden = false; $("btn-split-done").disabled = true; $("btn-draw-cancel").hidden = false;
+    state.maps.forEach(function (m) { m.getCanvas().style.cursor = "crosshair"; });
+  });
+  $("btn-split-done").addEventListener("click", async function () {
+    if (!state.patch || draw.points.length < 2) return;
+    var id = state.patch.id, body = { based_on_version: v(), line: { type: "LineString", coordinates: draw.points } };
+    try {
+      var out = await api.send("POST", "/api/patches/" + id + "/split", body);
+      resetDraw(); flash(t("review.split_saved") + ": " + out.children.map(function (c) { return c.qdnm; }).join(", "));
+      await loadList(); refreshFeatures(); await openPatch(out.children[0].id);
+    } catch (e) { showError(e); }
+  });
+  $("btn-merge").addEventListener("click", async function () {
+    var body = { patches: {} }; Object.keys(draw.merge).forEach(function (k) { body.patches[k] = draw.merge[k]; });
+    try {
+      var out = await api.send("POST", "/api/patches/merge", body);
+      resetDraw(); flash(t("review.merge_saved") + ": " + out.qdnm);
+      await loadList(); refreshFeatures(); await openPatch(out.id);
+    } catch (e) { showError(e); }
+  });
+  $("btn-draw-cancel").addEventListener("click", resetDraw);
+  document.addEventListener("keydown", function (ev) { if (ev.key === "Escape" && (draw.mode || Object.keys(draw.merge).length)) resetDraw(); });
+  $("draw-tools").hidden = !boot.can["patch.split_merge"];
 
   window.tubanReview = state;  // for debugging and the browser test
   initMaps();
