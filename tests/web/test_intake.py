@@ -108,3 +108,8 @@ def test_county_staff_cannot_create_rounds(client_for, world, tmp_path: Path) ->
             assert c.post("/api/rounds/import", data={"name": "x"}, files={"file": ("p.geojson", f)}).status_code == 403
         assert c.get("/api/detection-runs").status_code == 403
         assert c.post(f"/api/rounds/{world.round_id}/analyse", json={}).status_code in (403, 404)
+
+
+def test_rounds_page_offers_the_form_to_province_staff_only(client_for, world) -> None:
+    assert 'id="round-import"' in client_for("p_admin").get("/rounds").text
+    assert 'id="round-import"' not in client_for("a_staff").get("/rounds").text
