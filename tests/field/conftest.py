@@ -135,3 +135,40 @@ def api(field_app: Any) -> Any:
     yield make
     for c in clients:
         c.http.close()
+
+
+def add_imagery(world: FieldWorld, folder: Path) -> dict[str, str]:
+    """Small before/after GeoTIFFs (EPSG:4490, ≈ 1 m pixels) around the county-A patches, set on the round."""
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+    from sqlalchemy import update
+
+    from tuban.store.models import Round
+
+    folder.mkdir(parents=True, exist_ok=True)
+    res = 1e-5
+    west, north = LON - 0.004, LAT + 0.0045
+    width, height = 1100, 900  # to LON + 0.007, LAT - 0.0045
+    yy, xx = np.mgrid[0:height, 0:width]
+    rng = np.random.default_rng(7)
+    paths = {}
+    for which, tint in (("before", (60, 110, 50)), ("after", (150, 120, 90))):
+        bands = []
+        for b, base in enumerate(tint):
+            field = base + 40 * np.sin(xx / (37 + 11 * b)) * np.cos(yy / (29 + 7 * b))
+            bands.append(np.clip(field + rng.integers(0, 25, size=field.shape), 0, 255).astype("uint8"))
+        arr = np.stack(bands)
+        if which == "after":  # the disturbance: bare soil over patch A-1
+            c0, r0 = int((LON - west) / res), int((north - LAT - SIZE * 0.8) / res)
+            arr[:, r0:r0 + int(SIZE * 0.8 / res), c0:c0 + int(SIZE / res)] = np.array([205, 180, 140])[:, None, None]
+        path = folder / f"{which}.tif"
+        with rasterio.open(path, "w", driver="GTiff", width=width, height=height, count=3, dtype="uint8",
+                           crs="EPSG:4490", transform=from_origin(west, north, res, res), tiled=True,
+                           blockxsize=256, blockysize=256) as dst:
+            dst.write(arr)
+            dst.build_overviews([2, 4, 8])
+        paths[which] = str(path)
+    with world.store.transaction(actor="test") as tx:
+        tx.session.execute(update(Round).where(Round.id == world.round_id).values(imagery=paths))
+    return paths

@@ -46,6 +46,9 @@ class PhotoPolicy:
     max_pixels: int = 60_000_000
     display_max_px: int = 1280
     allowed_formats: tuple[str, ...] = ("JPEG", "PNG", "WEBP")
+    outline_max_vertices: int = 500
+    outline_max_shift_m: float = 300.0
+    held_max_days: float = 14.0
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -68,7 +71,7 @@ def _from_mapping(data: Mapping[str, Any], origin: str) -> PhotoPolicy:
         if key in kwargs:
             kwargs[key] = tuple(str(v) for v in kwargs[key])
     for key in ("max_distance_m", "camera_fov_deg", "view_range_m", "max_accuracy_m", "max_exif_disagreement_m",
-                "max_clock_skew_s"):
+                "max_clock_skew_s", "outline_max_shift_m", "held_max_days"):
         if key in kwargs and isinstance(kwargs[key], int) and not isinstance(kwargs[key], bool):
             kwargs[key] = float(kwargs[key])
     try:
@@ -76,7 +79,8 @@ def _from_mapping(data: Mapping[str, Any], origin: str) -> PhotoPolicy:
     except TypeError as exc:  # pragma: no cover - guarded by the key check above
         raise ConfigError(f"photo policy {origin}: {exc}") from exc
     numeric = ("max_distance_m", "camera_fov_deg", "view_range_m", "max_accuracy_m", "max_exif_disagreement_m",
-               "max_photo_bytes", "max_pixels", "display_max_px")
+               "max_photo_bytes", "max_pixels", "display_max_px", "outline_max_vertices", "outline_max_shift_m",
+               "held_max_days")
     for name in numeric:
         value = getattr(policy, name)
         if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:

@@ -20,6 +20,19 @@ Conflicts (D #42)
     **hard** conflict: that field is not applied, both values are kept on the record
     (``data.conflict.fields``) and :func:`resolve_conflict` lets a reviewer choose, audited.
 
+Out of order (D #43)
+    a record may name ``after_client_id``, the device's previous record of the patch. When
+    that one has not arrived yet, the record is **held** (kind ``field_held``, audited
+    ``field.record.hold``, answered 202 ``status: "held"``) and applied when the gap fills
+    (``field.record.release``); after ``policy.held_max_days`` it is force-applied and
+    flagged (:func:`tuban.field.backlog.release_overdue`). Nothing is dropped.
+
+Outline (轮廓)
+    a redrawn outline must be a valid polygon of at most ``policy.outline_max_vertices``
+    vertices (Z dropped) whose Hausdorff distance to the patch is at most
+    ``policy.outline_max_shift_m``; the record keeps it with its area and shift for the
+    reviewer (``data.outline_check``). The patch's own geometry is not changed.
+
 Every write runs inside ``store.transaction(actor)`` with its audit rows; a record is
 acknowledged only after that commit (SQLite ``synchronous=FULL``).
 """
@@ -27,6 +40,7 @@ acknowledged only after that commit (SQLite ``synchronous=FULL``).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import math
@@ -48,6 +62,7 @@ from tuban.errors import (
     PermissionDeniedError,
     UsageError,
 )
+from tuban.field.policy import PhotoPolicy, load_policy
 from tuban.field.writer import write_lock
 from tuban.store.models import Patch, Review
 from tuban.store.store import Store, Transaction, jsonable
@@ -58,6 +73,8 @@ __all__ = [
     "DuplicateClientIdError",
     "RecordResult",
     "UnpermittedRecordError",
+    "apply_record",
+    "check_outline",
     "content_hash",
     "normalize_client_id",
     "record_to_dict",
@@ -69,7 +86,7 @@ __all__ = [
 RECORD_FIELDS = ("QTYPE", "QDCS", "ADDRESS", "PROBLEM", "PROPOSAL", "MEMO")
 OUTCOMES = ("confirmed", "corrected", "not_disturbance")
 MAX_POINTS = 200
-MAX_OUTLINE_VERTICES = 20_000
+MAX_OUTLINE_VERTICES = 20_000  # a hard ceiling before parsing; the policy's limit is lower
 
 
 class DuplicateClientIdError(ConflictError):
@@ -120,11 +137,22 @@ class RecordResult:
     patch_id: int
     patch_version: int
     conflict: dict[str, Any] | None
+    held: bool = False
+
+    @property
+    def status(self) -> str:
+        if self.held:
+            return "held"
+        return "conflict" if self.conflict and self.conflict.get("kind") == "hard" else "done"
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "client_id": self.client_id, "created": self.created, "patch_id": self.patch_id,
-                "patch_version": self.patch_version, "conflict": self.conflict,
-                "status": "conflict" if self.conflict and self.conflict.get("kind") == "hard" else "done"}
+                "patch_version": self.patch_version, "conflict": self.conflict, "status": self.status}
+
+
+@functools.lru_cache(maxsize=1)
+def _default_policy() -> PhotoPolicy:
+    return load_policy()
 
 
 def normalize_client_id(value: Any) -> str:
@@ -166,14 +194,27 @@ def _validate_values(values: Mapping[str, Any], where: str) -> dict[str, str | N
 
 
 def _validate_outline(value: Any) -> dict[str, Any] | None:
+    """A redrawn outline as 2-D GeoJSON, or :class:`GeometryError` naming the reason (reliability.md C #37)."""
     if value is None:
         return None
+    if not isinstance(value, dict) or value.get("type") not in ("Polygon", "MultiPolygon"):
+        kind = value.get("type") if isinstance(value, dict) else type(value).__name__
+        raise GeometryError(f"the redrawn outline must be a GeoJSON Polygon or MultiPolygon, got {kind!r}")
+    try:
+        flat = json.dumps(value.get("coordinates"))
+    except (TypeError, ValueError) as exc:
+        raise GeometryError(f"the redrawn outline has unreadable coordinates: {exc}") from exc
+    if flat.count("[") > 4 * MAX_OUTLINE_VERTICES:
+        raise GeometryError(f"the outline has more than {MAX_OUTLINE_VERTICES} vertices")
+    if "NaN" in flat or "Infinity" in flat:
+        raise GeometryError("the outline has NaN or infinite coordinates")
     try:
         geom = shapely.geometry.shape(value)
-    except (AttributeError, KeyError, TypeError, ValueError, shapely.errors.GEOSException) as exc:
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError, shapely.errors.GEOSException) as exc:
         raise GeometryError(f"the redrawn outline is not a GeoJSON geometry: {exc}") from exc
     if not isinstance(geom, shapely.Polygon | shapely.MultiPolygon) or geom.is_empty:
         raise GeometryError(f"the redrawn outline must be a non-empty polygon, got {geom.geom_type}")
+    geom = shapely.force_2d(geom)  # documented rule: Z (and M) dropped
     coords = shapely.get_coordinates(geom)
     if len(coords) > MAX_OUTLINE_VERTICES:
         raise GeometryError(f"the outline has {len(coords)} vertices, the limit is {MAX_OUTLINE_VERTICES}")
@@ -181,7 +222,40 @@ def _validate_outline(value: Any) -> dict[str, Any] | None:
         raise GeometryError("the outline has NaN or infinite coordinates")
     if not (((coords[:, 0] >= -180) & (coords[:, 0] <= 180) & (coords[:, 1] >= -90) & (coords[:, 1] <= 90)).all()):
         raise GeometryError("the outline lies outside lon/lat bounds (lat/lon swapped?)")
+    if not geom.is_valid:
+        raise GeometryError(f"the redrawn outline is not a valid polygon: {shapely.is_valid_reason(geom)}",
+                            hint="redraw it without crossing edges")
     return dict(shapely.geometry.mapping(geom))
+
+
+def check_outline(outline: Mapping[str, Any], patch_geometry: Any, *, policy: PhotoPolicy) -> dict[str, Any]:
+    """The outline's vertices, area (ha) and Hausdorff distance (m) to the patch; refused beyond the policy.
+
+    Distances are computed in a local equirectangular frame around the patch (metre-accurate
+    at patch scale).
+    """
+    geom = shapely.geometry.shape(outline)
+    n = len(shapely.get_coordinates(geom)) - len(shapely.get_parts(geom))
+    if n > policy.outline_max_vertices:
+        raise GeometryError(f"the outline has {n} vertices, the limit is {policy.outline_max_vertices}",
+                            hint="simplify the outline")
+    out: dict[str, Any] = {"vertices": n}
+    if patch_geometry is None:
+        return out
+    lat0 = math.radians(shapely.centroid(patch_geometry).y)
+    kx, ky = 111_320.0 * math.cos(lat0), 110_540.0
+
+    def local(g: Any) -> Any:
+        return shapely.transform(g, lambda c: c * [kx, ky])
+
+    a, b = local(geom), local(patch_geometry)
+    shift = float(shapely.hausdorff_distance(a, b))
+    if shift > policy.outline_max_shift_m:
+        raise GeometryError(f"the outline is {shift:.0f} m from the patch outline (Hausdorff distance); the limit is "
+                            f"{policy.outline_max_shift_m:.0f} m", hint="draw the outline of this patch, not another")
+    out.update({"area_ha": round(float(a.area) / 10_000, 4), "patch_area_ha": round(float(b.area) / 10_000, 4),
+                "hausdorff_m": round(shift, 1)})
+    return out
 
 
 def _validate_points(points: Any) -> list[dict[str, Any]]:
@@ -205,7 +279,7 @@ def _validate_points(points: Any) -> list[dict[str, Any]]:
 def _normalize(payload: Mapping[str, Any]) -> dict[str, Any]:
     """The validated, canonical record (what is hashed and stored)."""
     known = {"client_id", "patch_id", "based_on_version", "base", "fields", "responsible_party", "outcome",
-             "not_disturbance_reason", "outline", "points", "recorded_at", "device"}
+             "not_disturbance_reason", "outline", "points", "recorded_at", "device", "after_client_id"}
     extra = sorted(set(payload) - known)
     if extra:
         raise UsageError(f"unknown keys in the field record: {extra}")
@@ -225,10 +299,11 @@ def _normalize(payload: Mapping[str, Any]) -> dict[str, Any]:
     party = payload.get("responsible_party")
     if party is not None and (not isinstance(party, str) or len(party) > 200):
         raise FieldError("responsible_party must be text of at most 200 characters")
+    after = payload.get("after_client_id")
     device = payload.get("device") or {}
     if not isinstance(device, dict) or len(json.dumps(jsonable(device))) > 4000:
         raise FieldError("device must be a small JSON object")
-    return {
+    out = {
         "client_id": normalize_client_id(payload.get("client_id")),
         "patch_id": patch_id,
         "based_on_version": based_on,
@@ -242,6 +317,11 @@ def _normalize(payload: Mapping[str, Any]) -> dict[str, Any]:
         "recorded_at": str(payload.get("recorded_at") or "")[:40] or None,
         "device": device,
     }
+    if after:  # only when given: records without it hash as before
+        out["after_client_id"] = normalize_client_id(after)
+        if out["after_client_id"] == out["client_id"]:
+            raise UsageError("after_client_id names the record itself")
+    return out
 
 
 def record_to_dict(review: Review) -> dict[str, Any]:
@@ -250,7 +330,8 @@ def record_to_dict(review: Review) -> dict[str, Any]:
     return {"id": review.id, "kind": review.kind, "client_id": review.client_id, "patch_id": review.patch_id,
             "based_on_version": review.based_on_version, "conflict": data.get("conflict"),
             "flagged": bool(review.conflict), "applied": data.get("applied"), "record": data.get("record"),
-            "resolution": data.get("resolution"), "created_at": jsonable(review.created_at)}
+            "resolution": data.get("resolution"), "created_at": jsonable(review.created_at),
+            "held": data.get("held"), "outline_check": data.get("outline_check")}
 
 
 def _existing(tx: Transaction, client_id: str) -> Review | None:
@@ -259,7 +340,8 @@ def _existing(tx: Transaction, client_id: str) -> Review | None:
 
 def _result(review: Review, patch: Patch, *, created: bool) -> RecordResult:
     return RecordResult(id=review.id, client_id=review.client_id or "", created=created, patch_id=review.patch_id,
-                        patch_version=patch.version, conflict=(review.data or {}).get("conflict"))
+                        patch_version=patch.version, conflict=(review.data or {}).get("conflict"),
+                        held=review.kind == "field_held")
 
 
 def _merge(record: dict[str, Any], patch: Patch) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -321,8 +403,50 @@ def _keep_unpermitted(tx: Transaction, actor: Actor, record: dict[str, Any], dig
     return "unpermitted"
 
 
-def _submit(tx: Transaction, actor: Actor, record: dict[str, Any],
-            digest: str) -> RecordResult | tuple[int, int] | str:
+def apply_record(tx: Transaction, patch: Patch, record: dict[str, Any], digest: str, *, user_id: int | None,
+                 review: Review | None = None, extra: Mapping[str, Any] | None = None) -> Review:
+    """Merge *record* onto *patch* and store it as a ``field`` review (a new row, or *review* turned into one).
+
+    A record that names ``after_client_id`` is not stale when the patch is still at the version
+    its predecessor left it at (the device's own chain of edits).
+    """
+    pred_version = None
+    if record.get("after_client_id"):
+        pred = _existing(tx, record["after_client_id"])
+        if pred is not None and pred.kind == "field":
+            pred_version = (pred.data or {}).get("patch_version_after")
+    merged = dict(record)
+    if pred_version is not None and pred_version == patch.version:
+        merged["based_on_version"] = patch.version
+    seen = patch.version
+    apply, conflict = _merge(merged, patch)
+    before = {k: getattr(patch, k.lower()) for k in apply}
+    if apply:
+        _apply(tx, patch, apply, seen_version=seen)
+    data = {**(dict(review.data or {}) if review is not None else {}), **dict(extra or {}), "record": record,
+            "content_sha256": digest, "applied": apply, "conflict": conflict, "patch_version_after": patch.version}
+    data.setdefault("received_at", dt.datetime.now(dt.UTC).isoformat())
+    forced = bool((data.get("held") or {}).get("forced"))
+    if review is None:
+        review = Review(patch_id=patch.id, kind="field", user_id=user_id, client_id=record["client_id"],
+                        based_on_version=record["based_on_version"], conflict=conflict is not None or forced,
+                        data=data)
+        tx.session.add(review)
+    else:
+        review.kind = "field"
+        review.conflict = conflict is not None or forced
+        review.data = data
+    tx.session.flush()
+    if apply:
+        _audit(tx, "patch.field_edit", "patch", patch.id, patch, before={**before, "version": seen},
+               after={**apply, "version": patch.version, "review_id": review.id})
+    return review
+
+
+def _submit(tx: Transaction, actor: Actor, record: dict[str, Any], digest: str,
+            policy: PhotoPolicy) -> RecordResult | tuple[int, int] | str:
+    from tuban.field import backlog
+
     existing = _existing(tx, record["client_id"])
     if existing is not None and existing.kind == "field_unperm":
         if (existing.data or {}).get("content_sha256") != digest:  # other content under a kept id: keep it too
@@ -346,44 +470,45 @@ def _submit(tx: Transaction, actor: Actor, record: dict[str, Any],
         patch = load_patch(tx.session, actor, record["patch_id"], "field.sync")
     except (NotFoundError, PermissionDeniedError):
         return _keep_unpermitted(tx, actor, record, digest)
-    seen = patch.version
-    apply, conflict = _merge(record, patch)
-    before = {k: getattr(patch, k.lower()) for k in apply}
-    if apply:
-        _apply(tx, patch, apply, seen_version=seen)
-    review = Review(patch_id=patch.id, kind="field", user_id=actor.user_id, client_id=record["client_id"],
-                    based_on_version=record["based_on_version"], conflict=conflict is not None,
-                    data={"record": record, "content_sha256": digest, "applied": apply, "conflict": conflict,
-                          "received_at": dt.datetime.now(dt.UTC).isoformat()})
-    tx.session.add(review)
-    tx.session.flush()
-    if apply:
-        _audit(tx, "patch.field_edit", "patch", patch.id, patch, before={**before, "version": seen},
-               after={**apply, "version": patch.version, "review_id": review.id})
+    extra: dict[str, Any] = {}
+    if record.get("outline") is not None:
+        extra["outline_check"] = check_outline(record["outline"], patch.geometry, policy=policy)
+    after = record.get("after_client_id")
+    if after:
+        pred = _existing(tx, after)
+        if pred is None or pred.kind == "field_held":  # the earlier record has not been applied yet: hold this one
+            held = backlog.hold(tx, actor, patch, record, digest, waiting_for=after, extra=extra)
+            return _result(held, patch, created=True)
+    review = apply_record(tx, patch, record, digest, user_id=actor.user_id, extra=extra)
     _audit(tx, "field.record.create", "review", review.id, patch,
-           after={"client_id": record["client_id"], "content_sha256": digest, "conflict": conflict,
+           after={"client_id": record["client_id"], "content_sha256": digest, "conflict": review.data["conflict"],
                   "outcome": record["outcome"]})
+    backlog.release_waiting(tx, patch, review)
     return _result(review, patch, created=True)
 
 
-def submit_record(store: Store, actor: Actor, payload: Mapping[str, Any]) -> RecordResult:
+def submit_record(store: Store, actor: Actor, payload: Mapping[str, Any], *,
+                  policy: PhotoPolicy | None = None) -> RecordResult:
     """Store one field record (idempotent by ``client_id``) and apply its field edits.
+
+    A record whose ``after_client_id`` has not arrived yet is held (``result.held``, HTTP 202).
 
     Raises
     ------
     DuplicateClientIdError
         Same client id, different content (the payload is kept; HTTP 409).
-    NotFoundError
-        The patch does not exist or is outside the actor's counties (HTTP 404).
+    UnpermittedRecordError
+        The patch does not exist or is outside the actor's counties (kept; HTTP 404).
     FieldError, GeometryError, UsageError
         The payload is invalid (HTTP 422).
     """
+    policy = policy or _default_policy()
     record = _normalize(payload)
     digest = content_hash(record)
     for attempt in range(3):
         try:
             with write_lock(store), store.transaction(actor=actor.username) as tx:
-                out = _submit(tx, actor, record, digest)
+                out = _submit(tx, actor, record, digest, policy)
         except IntegrityError:
             # a concurrent request inserted the same client id first: read it back
             if attempt == 2:
@@ -397,6 +522,9 @@ def submit_record(store: Store, actor: Actor, payload: Mapping[str, Any]) -> Rec
             raise UnpermittedRecordError(record["client_id"])  # after the commit: the record is kept
         if isinstance(out, tuple):
             raise DuplicateClientIdError(record["client_id"], existing_id=out[0], kept_id=out[1])
+        from tuban.field.backlog import maybe_release_overdue
+
+        maybe_release_overdue(store, max_age_days=policy.held_max_days)
         return out
     raise AssertionError("unreachable")  # pragma: no cover
 

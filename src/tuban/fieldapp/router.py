@@ -7,7 +7,8 @@ items outside the user's counties answer 404 like missing ones)::
     GET   /api/field/me                         who I am, the photo policy, the code lists
     GET   /api/field/tasks[?round_id&summary]   my patches as GeoJSON (+ size estimate)
     GET   /api/field/patches/{patch_id}/chips/{which}.png   before/after image chip
-    POST  /api/field/records                    submit a field record (idempotent by client_id)
+    GET   /api/field/tiles/plan[?round_id&budget_mb]   offline imagery tiles of my tasks, size vs budget
+    POST  /api/field/records                    submit a field record (idempotent by client_id; 202 when held)
     GET   /api/field/patches/{patch_id}/records field records of a patch (conflicts included)
     POST  /api/field/records/{review_id}/resolve   settle a hard conflict (audited)
     POST  /api/field/uploads                    start / find a resumable photo upload
@@ -104,6 +105,7 @@ _STATIC = {
     "": ("index.html", "text/html; charset=utf-8"),
     "index.html": ("index.html", "text/html; charset=utf-8"),
     "app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "map.js": ("map.js", "text/javascript; charset=utf-8"),
     "sw.js": ("sw.js", "text/javascript; charset=utf-8"),
     "app.css": ("app.css", "text/css; charset=utf-8"),
     "manifest.webmanifest": ("manifest.webmanifest", "application/manifest+json"),
@@ -192,6 +194,20 @@ def tasks(request: Request, actor: Annotated[Actor, require("field.sync")], roun
     return out
 
 
+@router.get("/api/field/tiles/plan", tags=["field"],
+            summary="The imagery tiles of my tasks for offline use: URLs, size estimate, budget (trimmed/refused)")
+def tile_plan(request: Request, actor: Annotated[Actor, require("field.sync")], round_id: int | None = None,
+              budget_mb: Annotated[float | None, Query(gt=0, le=100_000)] = None) -> dict[str, Any]:
+    from tuban.fieldapp.offline import tile_url, user_tile_plan
+
+    services = field_services(request.app)
+    rows = _tasks(request, actor, round_id)
+    budget = None if budget_mb is None else int(budget_mb * 1024 * 1024)
+    plan = user_tile_plan(rows, settings=services.offline, renderer=request.app.state.tiles, probe=services.probe,
+                          budget_bytes=budget)
+    return {**plan.to_dict(url=tile_url), "server_budget_bytes": services.offline.budget_bytes}
+
+
 @router.get("/api/field/patches/{patch_id}/chips/{which}.png", tags=["field"], response_class=Response,
             summary="A before/after image chip around the patch")
 def chip(request: Request, patch_id: int, which: str, actor: Annotated[Actor, require("patch.read")]) -> Response:
@@ -224,8 +240,9 @@ def post_record(request: Request, body: Annotated[dict[str, Any], Body()],
                 actor: Annotated[Actor, require("field.sync")]) -> JSONResponse:
     from tuban.field.sync import submit_record
 
-    result = submit_record(request.app.state.store, actor, body)
-    return JSONResponse(result.to_dict(), status_code=201 if result.created else 200)
+    result = submit_record(request.app.state.store, actor, body, policy=field_services(request.app).policy)
+    status = 202 if result.held else 201 if result.created else 200
+    return JSONResponse(result.to_dict(), status_code=status)
 
 
 @router.get("/api/field/patches/{patch_id}/records", tags=["field"], summary="Field records of a patch")

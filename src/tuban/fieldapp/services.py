@@ -20,6 +20,8 @@ class FieldServices:
     blobs: Any
     uploads: Any
     policy: Any
+    offline: Any = None
+    probe: Any = None
 
 
 def _default_blob_dir(database_url: str) -> Path:
@@ -34,11 +36,14 @@ def _default_blob_dir(database_url: str) -> Path:
 
 
 def configure_field(app: Any, *, blob_dir: str | os.PathLike[str] | None = None,
-                    upload_dir: str | os.PathLike[str] | None = None, policy: Any = None) -> FieldServices:
+                    upload_dir: str | os.PathLike[str] | None = None, policy: Any = None,
+                    offline: Any = None) -> FieldServices:
     """Attach the field services to *app* (``app.state.field``)."""
     from tuban.blobs import BlobStore
     from tuban.field.policy import load_policy
+    from tuban.field.tiles import OfflineSettings
     from tuban.field.uploads import UploadManager
+    from tuban.fieldapp.offline import ImageryProbe
 
     store = app.state.store
     root = Path(blob_dir) if blob_dir is not None else _default_blob_dir(store.url)
@@ -46,7 +51,8 @@ def configure_field(app: Any, *, blob_dir: str | os.PathLike[str] | None = None,
     pol = policy if policy is not None else load_policy(os.environ.get("TUBAN_PHOTO_POLICY") or None)
     blobs = BlobStore(root)
     services = FieldServices(store=store, blobs=blobs, uploads=UploadManager(store, blobs, updir, policy=pol),
-                             policy=pol)
+                             policy=pol, offline=offline if offline is not None else OfflineSettings.from_env(),
+                             probe=ImageryProbe())
     app.state.field = services
     return services
 

@@ -5,7 +5,8 @@ const $ = (sel) => document.querySelector(sel);
 const CHUNK = 256 * 1024;
 const RETRY_MS = 4000;
 const HERE_M = 50;
-const state = { me: null, tasks: [], fix: null, heading: null, current: null, draft: null, syncing: false };
+const state = { me: null, tasks: [], fix: null, heading: null, current: null, draft: null, syncing: false,
+                map: null, layer: "after", tilePlan: null, pendingPlan: null };
 
 // ---------- IndexedDB ----------
 let dbp = null;
@@ -124,11 +125,12 @@ async function sha256(buf) {
 
 // ---------- status per task ----------
 const STATUS_ZH = { saved: "已保存 saved", queued: "待上传 queued", uploading: "上传中 uploading", done: "已完成 done",
+                    held: "已接收，等待前一条 held", invalid: "被拒绝，请修改 invalid",
                     conflict: "有冲突 conflict", unpermitted: "无权限，已保留 kept, not permitted" };
 async function taskStatus(id) {
   const items = [...await byPatch("records", id), ...await byPatch("photos", id)].map((x) => x.status);
   if (!items.length) return "";
-  for (const s of ["conflict", "unpermitted", "uploading", "queued", "saved"]) if (items.includes(s)) return s;
+  for (const s of ["conflict", "invalid", "unpermitted", "uploading", "queued", "saved", "held"]) if (items.includes(s)) return s;
   return "done";
 }
 
@@ -187,27 +189,35 @@ function fillSelect(sel, items, value, blank) {
 }
 
 function drawMap(t, photos) {
-  const svg = $("#d-map");
-  const pts = rings(t.geometry)[0] || [];
-  const xs = pts.map((p) => p[0]), ys = pts.map((p) => p[1]);
-  if (state.fix) { xs.push(state.fix.lon); ys.push(state.fix.lat); }
-  const minx = Math.min(...xs), maxx = Math.max(...xs), miny = Math.min(...ys), maxy = Math.max(...ys);
-  const span = Math.max(maxx - minx, maxy - miny) * 1.2 || 1e-3;
-  const sx = (x) => 100 + (x - (minx + maxx) / 2) / span * 180;
-  const sy = (y) => 100 - (y - (miny + maxy) / 2) / span * 180;
-  const poly = pts.map((p) => `${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join(" ");
-  let html = `<polygon points="${poly}" fill="rgba(220,60,40,.25)" stroke="#c0392b" stroke-width="2"/>`;
-  for (const ph of photos || []) {
-    if (ph.lon == null) continue;
-    const x = sx(ph.lon), y = sy(ph.lat);
-    html += `<circle cx="${x}" cy="${y}" r="3" fill="#b7791f"/>`;
-    if (ph.bearing != null) {
-      const a = rad(ph.bearing);
-      html += `<line x1="${x}" y1="${y}" x2="${x + 18 * Math.sin(a)}" y2="${y - 18 * Math.cos(a)}" stroke="#b7791f" stroke-width="2"/>`;
-    }
+  if (!state.map) {
+    state.map = new window.tubanFieldMap.FieldMap($("#d-map"));
+    state.map.onchange = (outline, n) => showOutlineInfo(outline, n);
   }
-  if (state.fix) html += `<circle cx="${sx(state.fix.lon)}" cy="${sy(state.fix.lat)}" r="5" fill="#1d4ed8"/>`;
-  svg.innerHTML = html;
+  const plan = state.tilePlan;
+  state.map.show({ geometry: t.geometry, roundId: t.properties.round_id, layer: state.layer,
+                   zooms: plan && plan.zooms ? plan.zooms : [15, 18], fix: state.fix, photos });
+}
+
+function showOutlineInfo(outline, n) {
+  const m = state.map;
+  const mode = m ? m.mode : "none";
+  const problem = window.tubanFieldMap.outlineProblem(outline, (state.me.policy || {}).outline_max_vertices || 200);
+  const info = $("#ol-info");
+  info.className = "muted" + (problem && mode === "none" && outline ? " err" : "");
+  info.textContent = mode === "redraw" ? `重画中 redrawing: ${n} 个顶点 vertices (点击地图添加 tap the map)`
+    : mode === "drag" ? `拖动顶点 drag the vertices (${n})`
+    : outline ? `新轮廓 new outline: ${n} 个顶点 vertices` + (problem ? ` · ${problem}` : "")
+    : "轮廓未修改 outline confirmed as is";
+  for (const id of ["#btn-ol-undo", "#btn-ol-done"]) $(id).hidden = mode === "none";
+}
+
+function outlineTool(mode) {
+  const m = state.map;
+  if (!m) return;
+  if (mode === "done") m.finish();
+  else if (mode === "undo") m.undo();
+  else if (mode === "clear") m.clearOutline();
+  else m.setMode(mode, state.current.geometry);
 }
 
 async function openTask(id) {
@@ -215,7 +225,7 @@ async function openTask(id) {
   if (!t) return;
   state.current = t;
   const p = t.properties;
-  const saved = (await byPatch("records", id)).filter((r) => r.status === "saved").pop();
+  const saved = (await byPatch("records", id)).filter((r) => r.status === "saved" || r.status === "invalid").pop();
   state.draft = saved ? saved : { client_id: uuid(), patch_id: id, points: [] };
   $("#d-title").textContent = `图斑 ${p.qdnm}`;
   $("#d-attrs").innerHTML = "";
@@ -225,9 +235,6 @@ async function openTask(id) {
     const dd = document.createElement("dd"); dd.textContent = p[k] ?? "—";
     $("#d-attrs").append(dt, dd);
   }
-  const img = $("#d-after");
-  img.hidden = !(p.chips && p.chips.after);
-  if (!img.hidden) img.src = p.chips.after; else img.removeAttribute("src");
   const f = $("#record-form");
   const cl = state.me.codelists;
   const v = saved ? saved.fields : { QTYPE: p.qtype, QDCS: p.qdcs, ADDRESS: p.address, PROBLEM: p.problem,
@@ -237,11 +244,15 @@ async function openTask(id) {
   fillSelect(f.not_disturbance_reason, cl.REJECT_REASON, saved ? saved.not_disturbance_reason : "", true);
   for (const k of ["ADDRESS", "PROBLEM", "PROPOSAL", "MEMO"]) f[k].value = v[k] || "";
   f.responsible_party.value = saved ? saved.responsible_party || "" : "";
-  $("#save-msg").textContent = "";
+  $("#save-msg").className = "msg" + (saved && saved.status === "invalid" ? " err" : "");
+  $("#save-msg").textContent = saved && saved.status === "invalid"
+    ? `服务器拒绝，请修改后重新保存 refused by the server: ${(saved.server && saved.server.title) || ""}` : "";
+  show("detail");
   updateNav();
   await renderPhotos();
+  state.map.setOutline(saved ? saved.outline : null);
+  showOutlineInfo(state.map.outline(), state.map.vertices ? state.map.vertices.length : 0);
   renderPoints();
-  show("detail");
 }
 
 function updateNav() {
@@ -307,12 +318,51 @@ async function renderPhotos() {
 }
 
 // ---------- actions ----------
+function budgetParam() {
+  const mb = Number($("#budget-mb").value);
+  return mb > 0 ? `&budget_mb=${mb}` : "";
+}
+
 async function checkTasks() {
   const r = await api("GET", "/api/field/tasks?summary=true");
   if (!r.ok) return;
   const s = await r.json();
-  $("#budget-text").textContent = `${s.count} 个图斑 patches, ${s.chips} 张影像 chips, 约 ${fmtBytes(s.estimate_bytes)} to download`;
+  const t = await api("GET", "/api/field/tiles/plan?x=1" + budgetParam());
+  const plan = t.ok ? await t.json() : null;
+  state.pendingPlan = plan;
+  let text = `${s.count} 个图斑 patches, ${s.chips} 张影像 chips, 约 ${fmtBytes(s.estimate_bytes)}`;
+  if (plan) {
+    if (!$("#budget-mb").value) $("#budget-mb").value = Math.round(plan.budget_bytes / 1048576);
+    text += plan.fits
+      ? ` · 离线影像 imagery ${plan.count} 瓦片 tiles (级别 z${plan.zooms[0]}–${plan.zooms[1]}), 约 ${fmtBytes(plan.estimate_bytes)}` +
+        ` / 预算 budget ${fmtBytes(plan.budget_bytes)}` + (plan.trimmed ? ` · 已缩减 trimmed from z${plan.requested_zooms[1]}` : "")
+      : ` · 离线影像超出预算，不下载 imagery ${fmtBytes(plan.estimate_bytes)} over the budget ${fmtBytes(plan.budget_bytes)}: not downloaded`;
+  }
+  $("#budget-text").textContent = text + " to download";
+  $("#budget-text").dataset.fits = plan ? String(plan.fits) : "none";
   $("#budget").hidden = false;
+}
+
+async function downloadTiles(plan) {
+  const cache = await caches.open("tuban-field-tiles-v1");
+  let done = 0, bytes = 0;
+  const queue = plan.tiles.slice();
+  const worker = async () => {
+    while (queue.length) {
+      const url = queue.shift();
+      try {
+        if (!(await cache.match(url))) {
+          const resp = await fetch(url, { credentials: "same-origin", cache: "no-store" });
+          if (resp.ok) { const blob = await resp.clone().blob(); bytes += blob.size; await cache.put(url, resp); }
+        }
+      } catch (e) { /* retried on the next download */ }
+      done += 1;
+      $("#dl-progress").textContent = `影像 imagery ${done}/${plan.tiles.length} · ${fmtBytes(bytes)}`;
+    }
+  };
+  await Promise.all([worker(), worker(), worker(), worker()]);
+  await put("kv", { zooms: plan.zooms, count: plan.count, estimate_bytes: plan.estimate_bytes, bytes }, "tile_plan");
+  state.tilePlan = await get("kv", "tile_plan");
 }
 
 async function download() {
@@ -327,9 +377,12 @@ async function download() {
       catch (e) { /* chips are optional */ }
     }
   }
+  const plan = state.pendingPlan;
+  if (plan && plan.fits && plan.tiles.length) await downloadTiles(plan);
   await put("kv", Date.now(), "downloaded_at");
   state.tasks = await all("tasks");
   $("#budget").hidden = true;
+  document.body.dataset.downloaded = String(Date.now());
   await renderTasks();
 }
 
@@ -355,7 +408,19 @@ async function saveRecord(ev) {
   const f = ev.target, t = state.current, p = t.properties;
   const fields = {};
   for (const k of ["QTYPE", "QDCS", "ADDRESS", "PROBLEM", "PROPOSAL", "MEMO"]) fields[k] = f[k].value || null;
+  if (state.map && state.map.mode !== "none") state.map.finish();
+  const outline = state.map ? state.map.outline() : null;
+  const problem = window.tubanFieldMap.outlineProblem(outline, (state.me.policy || {}).outline_max_vertices || 200);
+  if (problem) {
+    $("#save-msg").className = "msg err";
+    $("#save-msg").textContent = `轮廓无效 invalid outline: ${problem}`;
+    return;
+  }
+  // the record this one follows on this device (the server holds it until that one has arrived, D #43)
+  const earlier = (await byPatch("records", t.id)).filter((r) => r.client_id !== state.draft.client_id && r.status !== "saved")
+    .sort((a, b) => String(a.recorded_at).localeCompare(String(b.recorded_at))).pop();
   const rec = Object.assign(state.draft, {
+    outline, after_client_id: earlier ? earlier.client_id : null,
     patch_id: t.id, based_on_version: p.version, fields,
     base: { QTYPE: p.qtype, QDCS: p.qdcs, ADDRESS: p.address, PROBLEM: p.problem, PROPOSAL: p.proposal, MEMO: p.memo },
     responsible_party: f.responsible_party.value || null, outcome: f.outcome.value,
@@ -418,12 +483,17 @@ async function sync() {
       if (rec.status !== "queued") continue;
       const body = {};
       for (const k of ["client_id", "patch_id", "based_on_version", "base", "fields", "responsible_party", "outcome",
-                       "not_disturbance_reason", "points", "recorded_at"]) body[k] = rec[k];
+                       "not_disturbance_reason", "points", "recorded_at", "outline", "after_client_id"]) {
+        if (rec[k] !== undefined) body[k] = rec[k];
+      }
       const r = await api("POST", "/api/field/records", body);
-      if (r.status === 200 || r.status === 201) {
+      if (r.status === 200 || r.status === 201 || r.status === 202) {
         const res = await r.json();
-        rec.status = res.status === "conflict" ? "conflict" : "done";
+        rec.status = res.status === "conflict" ? "conflict" : res.status === "held" ? "held" : "done";
         rec.server = res;
+      } else if (r.status === 422) {  // refused as invalid: kept here, back to the inspector to fix
+        rec.status = "invalid";
+        rec.server = await r.json().catch(() => ({}));
       } else if (r.status === 409) {
         rec.status = "conflict";
         rec.server = await r.json();
@@ -477,6 +547,7 @@ async function start() {
     navigator.geolocation.watchPosition((p) => {
       state.fix = { lon: p.coords.longitude, lat: p.coords.latitude, accuracy: p.coords.accuracy, time: p.timestamp };
       renderTasks(); updateNav();
+      if (state.current && state.map && !$("#detail").hidden) state.map.show({ ...state.map.opts, fix: state.fix });
     }, () => {}, { enableHighAccuracy: true, maximumAge: 5000 });
   }
   window.addEventListener("deviceorientationabsolute", (e) => { if (e.alpha != null) state.heading = (360 - e.alpha) % 360; });
@@ -487,10 +558,20 @@ async function start() {
     if (r.ok) { await boot(); } else { $("#login-msg").className = "msg err"; $("#login-msg").textContent = "登录失败 login failed"; }
   });
   $("#btn-check").addEventListener("click", checkTasks);
+  $("#btn-recheck").addEventListener("click", checkTasks);
   $("#btn-download").addEventListener("click", download);
   $("#btn-sync").addEventListener("click", sync);
   $("#btn-back").addEventListener("click", () => { state.current = null; show("home"); renderTasks(); });
   $("#record-form").addEventListener("submit", saveRecord);
+  for (const [id, mode] of [["#btn-ol-drag", "drag"], ["#btn-ol-redraw", "redraw"], ["#btn-ol-undo", "undo"],
+                            ["#btn-ol-done", "done"], ["#btn-ol-clear", "clear"]]) {
+    $(id).addEventListener("click", () => outlineTool(mode));
+  }
+  $("#btn-layer").addEventListener("click", async () => {
+    state.layer = state.layer === "after" ? "before" : "after";
+    $("#btn-layer").textContent = state.layer === "after" ? "后时相 after" : "前时相 before";
+    if (state.current) drawMap(state.current, await byPatch("photos", state.current.id));
+  });
   $("#btn-point").addEventListener("click", () => {
     if (!state.fix) return;
     state.draft.points.push({ lon: state.fix.lon, lat: state.fix.lat, label: $("#pt-label").value });
@@ -514,6 +595,7 @@ async function boot() {
   state.me = me;
   $("#who").textContent = me.username;
   state.tasks = await all("tasks");
+  state.tilePlan = await get("kv", "tile_plan");
   show("home");
   await renderTasks();
   document.body.dataset.ready = "1";
