@@ -14,7 +14,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tuban.raster.change import BlockContext, ChangeMethod, get_method, otsu_threshold, robust_stats
+from tuban.raster import fused
+from tuban.raster.change import (
+    _Q_LIM,
+    _Q_STEP,
+    BACKGROUND_CELLS,
+    BlockContext,
+    ChangeMethod,
+    get_method,
+    otsu_threshold,
+    robust_stats,
+)
 from tuban.raster.grid import Grid, Window, read_block
 from tuban.raster.indices import INDICES
 from tuban.raster.scene import Scene
@@ -156,15 +166,65 @@ def _standardise(blk: Block, method: ChangeMethod, stats: Stats) -> dict[str, np
     return z
 
 
+def _fused(method: ChangeMethod) -> bool:
+    return method.layout is not None and fused.available()
+
+
+def _band_stats(stats: Stats, key: str, method: ChangeMethod) -> tuple[np.ndarray, np.ndarray]:
+    med = np.array([stats.bands[f"{key}:{r}"][0] for r in method.roles], np.float32)
+    inv = np.array([1 / stats.bands[f"{key}:{r}"][1] for r in method.roles], np.float32)
+    return med, inv
+
+
+def _comp_stats(stats: Stats, names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    med = np.array([stats.components[k][0] for k in names], np.float32)
+    inv = np.array([1 / stats.components[k][1] for k in names], np.float32)
+    return med, inv
+
+
+def _fused_run(job: Job, blk: Block, method: ChangeMethod, stats: Stats, *, score: bool) -> np.ndarray:
+    """Fused kernels: components (n, h, w), or with ``score`` the gated (unsmoothed) score (h, w)."""
+    lay = method.layout
+    assert lay is not None
+    kw = {"cell": job.cell, "row": blk.win.row, "col": blk.win.col, "size": BACKGROUND_CELLS,
+          "q_step": _Q_STEP, "q_lim": _Q_LIM}
+    cs = _comp_stats(stats, lay.names) if score else None
+    after = _band_stats(stats, "a", method)
+    if "0" not in blk.stack:
+        return fused.components(blk.stack["b"], blk.stack["a"], _band_stats(stats, "b", method), after, blk.use,
+                                lay, comp_stats=cs, **kw)
+    # baseline: each component the weaker of (after vs before) and (after vs baseline)
+    c = fused.components(blk.stack["b"], blk.stack["a"], _band_stats(stats, "b", method), after, blk.use, lay,
+                         **kw)
+    np.minimum(c, fused.components(blk.stack["0"], blk.stack["a"], _band_stats(stats, "0", method), after,
+                                   blk.use, lay, **kw), out=c)
+    return fused.combine(c, cs, blk.use) if cs is not None else c
+
+
 def _components(job: Job, blk: Block, method: ChangeMethod, stats: Stats) -> dict[str, np.ndarray]:
+    if _fused(method):
+        c = _fused_run(job, blk, method, stats, score=False)
+        return {k: c[i] for i, k in enumerate(method.layout.names)}  # type: ignore[union-attr]
     z = _standardise(blk, method, stats)
     ctx = BlockContext(blk.win.row, blk.win.col, job.cell, blk.use)
     return method.components(blk.raw["b"], blk.raw["a"], z["b"], z["a"], blk.raw.get("0"), z.get("0"), ctx=ctx)
 
 
-def _combine(comps: dict[str, np.ndarray], blk: Block, method: ChangeMethod, stats: Stats) -> np.ndarray:
+def _smooth(score: np.ndarray, method: ChangeMethod) -> np.ndarray:
     import cv2
 
+    if method.smooth > 0:
+        score = cv2.GaussianBlur(score, (0, 0), method.smooth, borderType=cv2.BORDER_REPLICATE)
+    return score
+
+
+def _combine(comps: dict[str, np.ndarray], blk: Block, method: ChangeMethod, stats: Stats) -> np.ndarray:
+    if _fused(method):
+        names = method.layout.names  # type: ignore[union-attr]
+        score = fused.combine(np.stack([comps[k] for k in names]), _comp_stats(stats, names), blk.use)
+        score = _smooth(score, method)
+        score[~blk.use] = 0
+        return score
     zc = {}
     for k, v in comps.items():
         med, mad = stats.components[k]
@@ -173,10 +233,22 @@ def _combine(comps: dict[str, np.ndarray], blk: Block, method: ChangeMethod, sta
         zc[k] = out
     score = np.asarray(method.combine(zc), np.float32)
     score[~blk.use] = 0
-    if method.smooth > 0:
-        score = cv2.GaussianBlur(score, (0, 0), method.smooth, borderType=cv2.BORDER_REPLICATE)
-        score[~blk.use] = 0
+    score = _smooth(score, method)
+    score[~blk.use] = 0
     return score
+
+
+def _tile_score_mask(job: Job, blk: Block, method: ChangeMethod, stats: Stats) -> tuple[np.ndarray, np.ndarray]:
+    """The smoothed score and the cleaned change mask of a tile (mask 0 off ``use``)."""
+    if not _fused(method):
+        score = _combine(_components(job, blk, method, stats), blk, method, stats)
+        mask = change_mask(score, stats.threshold)
+        mask[~blk.use] = 0
+        return score, mask
+    score = _smooth(_fused_run(job, blk, method, stats, score=True), method)
+    mask = _clean(fused.threshold(score, stats.threshold, blk.use))
+    np.bitwise_and(mask, blk.use.view(np.uint8), out=mask)
+    return score, mask
 
 
 def scene_stats(job: Job, blocks: list[Block], *, threshold: float | None = None) -> Stats:
@@ -204,9 +276,12 @@ def scene_stats(job: Job, blocks: list[Block], *, threshold: float | None = None
 
 def change_mask(score: np.ndarray, threshold: float) -> np.ndarray:
     """``score > threshold`` cleaned by a 3×3 opening and closing (uint8 0/1)."""
+    return _clean((score > threshold).astype(np.uint8))
+
+
+def _clean(m: np.ndarray) -> np.ndarray:
     import cv2
 
-    m = (score > threshold).astype(np.uint8)
     k = np.ones((2 * MORPH_RADIUS + 1,) * 2, np.uint8)
     m = cv2.morphologyEx(m, cv2.MORPH_OPEN, k, borderType=cv2.BORDER_REPLICATE)
     return cv2.morphologyEx(m, cv2.MORPH_CLOSE, k, borderType=cv2.BORDER_REPLICATE)
@@ -226,9 +301,7 @@ def tile_pieces(job: Job, core: Window, stats: Stats) -> dict[str, object]:
 
     method = job.change_method()
     blk = _read(job, core, method, job.halo)
-    score = _combine(_components(job, blk, method, stats), blk, method, stats)
-    mask = change_mask(score, stats.threshold)
-    mask[~blk.use] = 0
+    score, mask = _tile_score_mask(job, blk, method, stats)
     m = np.ascontiguousarray(_crop(mask, core, blk.win))
     unobs = _crop(blk.unobservable, core, blk.win)
     out: dict[str, object] = {"wkb": [], "sums": np.zeros((0, len(SUMS))), "seam": np.zeros(0, bool),

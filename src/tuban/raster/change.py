@@ -42,6 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tuban.errors import BandError, UsageError
+from tuban.raster.fused import FusedLayout
 from tuban.raster.indices import INDICES, compile_expression, expression_roles
 
 __all__ = ["METHODS", "BlockContext", "ChangeMethod", "get_method", "local_offset", "neighbourhood_distance",
@@ -195,7 +196,9 @@ class ChangeMethod:
     """A change-score method (see module docstring).
 
     ``halo``: pixels of context the components need, besides the background (``background=True`` adds
-    ``(BACKGROUND_CELLS // 2 + 2) · cell``); ``smooth``: Gaussian σ (px) of the final score.
+    ``(BACKGROUND_CELLS // 2 + 2) · cell``); ``smooth``: Gaussian σ (px) of the final score; ``layout``:
+    where the bands sit for the fused kernels (:mod:`tuban.raster.fused`), ``None`` when the method has
+    none (then ``components``/``combine``, the numpy reference, always run).
     """
 
     name: str
@@ -206,6 +209,7 @@ class ChangeMethod:
     combine: Callable[[dict[str, np.ndarray]], np.ndarray]
     description: str = ""
     background: bool = False
+    layout: FusedLayout | None = None
 
     def context_halo(self, cell: int) -> int:
         """Pixels of context a block needs around its core for exact (tile-independent) scores."""
@@ -258,9 +262,12 @@ def _construction(roles: tuple[str, ...]) -> ChangeMethod:
             direction = np.maximum(direction, c["soil_gain"])
         return _gate(c["mag"], direction)
 
+    layout = FusedLayout(0, tuple(vis), nir=roles.index("nir"), red=roles.index("red"),
+                         green=roles.index("green"), blue=roles.index("blue"),
+                         swir1=roles.index("swir1") if has_swir else -1)
     return ChangeMethod("construction", roles, 2, 1.5, components, combine,
                         "locally normalised, misregistration-tolerant CVA gated by vegetation loss / brightening / "
-                        "bare-soil gain", background=True)
+                        "bare-soil gain", background=True, layout=layout)
 
 
 def _rgb(roles: tuple[str, ...]) -> ChangeMethod:
@@ -284,8 +291,10 @@ def _rgb(roles: tuple[str, ...]) -> ChangeMethod:
     def combine(c: dict[str, np.ndarray]) -> np.ndarray:
         return _gate(c["mag"], np.maximum(c["veg_loss"], c["bright"]))
 
+    layout = FusedLayout(1, tuple(range(len(roles))), red=roles.index("red"), green=roles.index("green"),
+                         blue=roles.index("blue"))
     return ChangeMethod("rgb", roles, 2, 1.5, components, combine, "construction method on RGB only",
-                        background=True)
+                        background=True, layout=layout)
 
 
 def _cva(roles: tuple[str, ...]) -> ChangeMethod:

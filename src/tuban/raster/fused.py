@@ -1,0 +1,467 @@
+"""Fused per-pixel kernels (融合内核) of the ``construction`` and ``rgb`` change methods (numba).
+
+The numpy implementation in :mod:`tuban.raster.change` is the reference (and the fallback when numba is
+missing or ``TUBAN_FUSED=0``); these kernels compute the same per-pixel pipeline in few passes over memory:
+
+1. :func:`_cell_sums`: standardise both dates on the fly and sum the after − before difference and the
+   valid pixels per background cell (rows accumulated in a row buffer, so the inner loop vectorises);
+2. the background (cell means → 1/16-σ quantisation → 9×9-cell median → horizontal linear interpolation)
+   runs on the small cell grid with OpenCV, exactly as the reference;
+3. :func:`_rows`: per output row, standardisation, the vertical half of the bilinear background,
+   the 3×3 min/max of both dates (ring buffer of three rows, separable), the misregistration-tolerant
+   magnitude, NDVI/VARI, brightening, BSI gain, and either the raw components or the gated score.
+
+Compiled with ``cache=True`` (next to the sources, or in numba's user cache); where neither location is
+writable (read-only install) the kernels are compiled in memory once per process instead.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["FusedLayout", "available", "combine", "components", "warm"]
+
+_EPS = np.float32(1e-6)
+
+
+@dataclass(frozen=True)
+class FusedLayout:
+    """Where the bands a method needs sit in its stack (indices into ``roles``; -1: absent).
+
+    ``kind``: 0 = construction (NDVI drop, BSI gain when ``swir1`` ≥ 0), 1 = rgb (VARI drop);
+    ``vis``: the bands averaged for brightening, in the reference's summation order.
+    """
+
+    kind: int
+    vis: tuple[int, ...]
+    nir: int = -1
+    red: int = -1
+    green: int = -1
+    blue: int = -1
+    swir1: int = -1
+
+    @property
+    def n_components(self) -> int:
+        return 4 if self.kind == 0 and self.swir1 >= 0 else 3
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return ("mag", "veg_loss", "bright", "soil_gain")[: self.n_components]
+
+    def index_array(self) -> np.ndarray:
+        return np.array([self.kind, self.nir, self.red, self.green, self.blue, self.swir1], np.int64)
+
+
+def _enabled() -> bool:
+    return os.environ.get("TUBAN_FUSED", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+_numba = None  # the numba module once imported (lazily: importing it takes ~0.5 s)
+_NO_NUMBA = False
+
+
+def _nb():
+    """numba, imported on first use; ``None`` when missing (numba is in the ``detect`` extra)."""
+    global _numba, _NO_NUMBA, _nd, _prep_row
+    if _numba is None and not _NO_NUMBA:
+        try:
+            import numba
+        except ImportError:  # pragma: no cover - exercised only without the extra
+            _NO_NUMBA = True
+            return None
+        # helpers called from the kernels: compiled into them (and cached with them)
+        _nd = numba.njit(nogil=True, inline="always")(_nd)
+        _prep_row = numba.njit(nogil=True)(_prep_row)
+        _numba = numba
+    return _numba
+
+
+def available() -> bool:
+    """True when the fused kernels can run (numba importable and ``TUBAN_FUSED`` not ``0``)."""
+    return _enabled() and _nb() is not None
+
+
+class _Kernel:
+    """A numba kernel compiled on first use: cached on disk when possible, else in memory."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self._disp = None
+
+    def _compile(self, cache: bool):
+        return _nb().njit(parallel=False, fastmath=False, cache=cache, nogil=True)(self.fn)
+
+    def __call__(self, *args):
+        if self._disp is None:
+            try:
+                self._disp = self._compile(True)
+            except RuntimeError:  # "no locator available": no writable cache directory
+                self._disp = self._compile(False)
+        try:
+            return self._disp(*args)
+        except OSError:  # the cache file could not be written (read-only or full disk): compile in memory
+            self._disp = self._compile(False)
+            return self._disp(*args)
+
+
+# --------------------------------------------------------------------------------------------- kernels
+# Plain Python functions; compiled lazily by _Kernel. Inner loops run along rows (contiguous) so LLVM
+# vectorises them; float32 arithmetic in the reference's order of operations.
+
+
+def _cell_sums_py(before, after, med_b, inv_b, med_a, inv_a, use, cell, pr, pc, sums, count):
+    nb, h, w = before.shape
+    nw = count.shape[1]
+    acc = np.zeros(w, np.float32)
+    cnt = np.zeros(w, np.float32)
+    for b in range(nb):
+        mb, ib, ma, ia = med_b[b], inv_b[b], med_a[b], inv_a[b]
+        for y0 in range(-pr, h, cell):
+            cy = (y0 + pr) // cell
+            acc[:] = 0
+            if b == 0:
+                cnt[:] = 0
+            for y in range(max(y0, 0), min(y0 + cell, h)):
+                rb = before[b, y]
+                ra = after[b, y]
+                ru = use[y]
+                for x in range(w):
+                    za = (rb[x] - mb) * ib
+                    zb = (ra[x] - ma) * ia
+                    d = zb - za
+                    acc[x] += d if ru[x] else np.float32(0)
+                if b == 0:
+                    for x in range(w):
+                        cnt[x] += np.float32(1) if ru[x] else np.float32(0)
+            for cx in range(nw):
+                x0 = max(cx * cell - pc, 0)
+                x1 = min((cx + 1) * cell - pc, w)
+                s = 0.0
+                for x in range(x0, x1):
+                    s += acc[x]
+                sums[b, cy, cx] = s
+                if b == 0:
+                    n = 0.0
+                    for x in range(x0, x1):
+                        n += cnt[x]
+                    count[cy, cx] = n
+
+
+def _prep_row(before, after, med_b, inv_b, med_a, inv_a, hbg, y, fy0, cell, za, zn, lo_a, hi_a, lo_n, hi_n, s):
+    """Standardised before (za) and normalised after (zn) of row ``y`` and their horizontal 3-min/max."""
+    nb, _h, w = before.shape
+    nh = hbg.shape[1]
+    fy = np.float32((y + fy0 + 0.5) * (1.0 / cell) - 0.5)
+    sy = int(np.floor(fy))
+    fy = fy - np.float32(sy)
+    r0 = min(max(sy, 0), nh - 1)
+    r1 = min(max(sy + 1, 0), nh - 1)
+    b1 = fy
+    b0 = np.float32(1) - fy
+    for b in range(nb):
+        mb, ib, ma, ia = med_b[b], inv_b[b], med_a[b], inv_a[b]
+        rb = before[b, y]
+        ra = after[b, y]
+        g0 = hbg[b, r0]
+        g1 = hbg[b, r1]
+        oa = za[s, b]
+        on = zn[s, b]
+        for x in range(w):
+            oa[x] = (rb[x] - mb) * ib
+            bg = g0[x] * b0 + g1[x] * b1
+            on[x] = (ra[x] - ma) * ia - bg
+        la, ha, ln, hn = lo_a[s, b], hi_a[s, b], lo_n[s, b], hi_n[s, b]
+        if w == 1:
+            la[0] = oa[0]
+            ha[0] = oa[0]
+            ln[0] = on[0]
+            hn[0] = on[0]
+            continue
+        la[0] = min(oa[0], oa[1])
+        ha[0] = max(oa[0], oa[1])
+        ln[0] = min(on[0], on[1])
+        hn[0] = max(on[0], on[1])
+        for x in range(1, w - 1):
+            la[x] = min(min(oa[x - 1], oa[x]), oa[x + 1])
+            ha[x] = max(max(oa[x - 1], oa[x]), oa[x + 1])
+            ln[x] = min(min(on[x - 1], on[x]), on[x + 1])
+            hn[x] = max(max(on[x - 1], on[x]), on[x + 1])
+        la[w - 1] = min(oa[w - 2], oa[w - 1])
+        ha[w - 1] = max(oa[w - 2], oa[w - 1])
+        ln[w - 1] = min(on[w - 2], on[w - 1])
+        hn[w - 1] = max(on[w - 2], on[w - 1])
+
+
+def _nd(a, b):
+    """Normalised difference, 0 where ``a + b`` is ~0 (as :func:`tuban.raster.indices.normalized_difference`)."""
+    den = a + b
+    ok = abs(den) > np.float32(1e-6)
+    q = (a - b) / (den if ok else np.float32(1))
+    return q if ok else np.float32(0)
+
+
+def _rows(before, after, med_b, inv_b, med_a, inv_a, hbg, fy0, cell, use, vis, idx, score_mode, cmed, cinv,
+          out):
+    """Components (``score_mode`` 0: out is (n_comp, h, w)) or the gated score (1: out[0] is the score)."""
+    nb, h, w = before.shape
+    kind, i_nir, i_red, i_green, i_blue, i_swir = idx[0], idx[1], idx[2], idx[3], idx[4], idx[5]
+    za = np.empty((3, nb, w), np.float32)
+    zn = np.empty((3, nb, w), np.float32)
+    lo_a = np.empty((3, nb, w), np.float32)
+    hi_a = np.empty((3, nb, w), np.float32)
+    lo_n = np.empty((3, nb, w), np.float32)
+    hi_n = np.empty((3, nb, w), np.float32)
+    s1 = np.empty(w, np.float32)
+    s2 = np.empty(w, np.float32)
+    va = np.empty(w, np.float32)
+    vn = np.empty(w, np.float32)
+    veg = np.empty(w, np.float32)
+    soil = np.empty(w, np.float32)
+    nv = vis.shape[0]
+    third = np.float32(nv)
+    half = np.float32(0.5)
+    zero = np.float32(0)
+    one = np.float32(1)
+    _prep_row(before, after, med_b, inv_b, med_a, inv_a, hbg, 0, fy0, cell, za, zn, lo_a, hi_a, lo_n, hi_n, 0)
+    if h > 1:
+        _prep_row(before, after, med_b, inv_b, med_a, inv_a, hbg, 1, fy0, cell, za, zn, lo_a, hi_a, lo_n, hi_n,
+                  1)
+    for y in range(h):
+        if y + 1 < h and y >= 1:
+            _prep_row(before, after, med_b, inv_b, med_a, inv_a, hbg, y + 1, fy0, cell, za, zn, lo_a, hi_a,
+                      lo_n, hi_n, (y + 1) % 3)
+        sm = max(y - 1, 0) % 3
+        sc = y % 3
+        sp = min(y + 1, h - 1) % 3
+        s1[:] = 0
+        s2[:] = 0
+        for b in range(nb):
+            a = za[sc, b]
+            n = zn[sc, b]
+            l1, l2, l3 = lo_n[sm, b], lo_n[sc, b], lo_n[sp, b]
+            h1, h2, h3 = hi_n[sm, b], hi_n[sc, b], hi_n[sp, b]
+            m1, m2, m3 = lo_a[sm, b], lo_a[sc, b], lo_a[sp, b]
+            k1, k2, k3 = hi_a[sm, b], hi_a[sc, b], hi_a[sp, b]
+            for x in range(w):
+                # before's value against the range of the normalised after-date's 3×3 neighbourhood
+                d = min(min(l1[x], l2[x]), l3[x]) - a[x]
+                e = a[x] - max(max(h1[x], h2[x]), h3[x])
+                d = max(d, e)
+                d = d if d > zero else zero
+                s1[x] += d * d
+                # and the other way round
+                d = min(min(m1[x], m2[x]), m3[x]) - n[x]
+                e = n[x] - max(max(k1[x], k2[x]), k3[x])
+                d = max(d, e)
+                d = d if d > zero else zero
+                s2[x] += d * d
+        ru = use[y]
+        # brightening of the visible bands (normalised after vs before), summed in the reference's order
+        va[:] = za[sc, vis[0]]
+        vn[:] = zn[sc, vis[0]]
+        for j in range(1, nv):
+            pa = za[sc, vis[j]]
+            pn = zn[sc, vis[j]]
+            for x in range(w):
+                va[x] += pa[x]
+                vn[x] += pn[x]
+        bb = before[:, y]
+        aa = after[:, y]
+        if kind == 0:  # NDVI drop
+            for x in range(w):
+                veg[x] = _nd(bb[i_nir, x], bb[i_red, x]) - _nd(aa[i_nir, x], aa[i_red, x])
+        else:  # VARI drop
+            for x in range(w):
+                gb = _nd(bb[i_green, x], bb[i_red, x]) - half * _nd(bb[i_blue, x], bb[i_green, x])
+                ga = _nd(aa[i_green, x], aa[i_red, x]) - half * _nd(aa[i_blue, x], aa[i_green, x])
+                veg[x] = gb - ga
+        if i_swir >= 0:  # BSI gain
+            for x in range(w):
+                soil[x] = _nd(aa[i_swir, x] + aa[i_red, x], aa[i_nir, x] + aa[i_blue, x]) - _nd(
+                    bb[i_swir, x] + bb[i_red, x], bb[i_nir, x] + bb[i_blue, x])
+        if score_mode == 0:
+            o0, o1, o2 = out[0, y], out[1, y], out[2, y]
+            for x in range(w):
+                ok = ru[x]
+                o0[x] = np.sqrt(max(s1[x], s2[x])) if ok else zero
+                o1[x] = veg[x] if ok else zero
+                o2[x] = (vn[x] / third - va[x] / third) if ok else zero
+            if i_swir >= 0:
+                o3 = out[3, y]
+                for x in range(w):
+                    o3[x] = soil[x] if ru[x] else zero
+        else:
+            o0 = out[0, y]
+            m0, m1, m2, m3 = cmed[0], cmed[1], cmed[2], cmed[-1]
+            c0, c1, c2, c3 = cinv[0], cinv[1], cinv[2], cinv[-1]
+            if i_swir < 0:
+                for x in range(w):
+                    soil[x] = veg[x]  # max(d, d) == d: no BSI term
+                m3, c3 = m1, c1
+            for x in range(w):
+                m = (np.sqrt(max(s1[x], s2[x])) - m0) * c0
+                direction = max((veg[x] - m1) * c1, (vn[x] / third - va[x] / third - m2) * c2)
+                direction = max(direction, (soil[x] - m3) * c3)
+                g = min(max(direction, zero), one) * max(m, zero)
+                o0[x] = g if ru[x] else zero
+
+
+def _combine_py(comps, cmed, cinv, use, out):
+    nc, h, w = comps.shape
+    zero = np.float32(0)
+    one = np.float32(1)
+    for y in range(h):
+        for x in range(w):
+            if not use[y, x]:
+                out[y, x] = zero
+                continue
+            m = (comps[0, y, x] - cmed[0]) * cinv[0]
+            direction = (comps[1, y, x] - cmed[1]) * cinv[1]
+            for k in range(2, nc):
+                direction = max(direction, (comps[k, y, x] - cmed[k]) * cinv[k])
+            g = min(max(direction, zero), one)
+            out[y, x] = g * max(m, zero)
+
+
+def _threshold_py(score, thr, use, out):
+    h, w = score.shape
+    for y in range(h):
+        for x in range(w):
+            out[y, x] = 1 if (score[y, x] > thr and use[y, x]) else 0
+
+
+def _u16_py(arr, out, slots, valid, nodata, has_nodata, max_value, check_max, scale):
+    nb, h, w = arr.shape
+    for y in range(h):
+        ok = valid[y]
+        for k in range(nb):
+            src = arr[k, y]
+            dst = out[slots[k], y]
+            for x in range(w):
+                v = src[x]
+                bad = (has_nodata and v == nodata) or (check_max and v >= max_value)
+                if bad:
+                    ok[x] = False
+                dst[x] = np.float32(v) * scale
+
+
+_cell_sums = _Kernel(_cell_sums_py)
+_rows_k = _Kernel(_rows)
+_combine_k = _Kernel(_combine_py)
+_threshold_k = _Kernel(_threshold_py)
+_u16_k = _Kernel(_u16_py)
+
+
+# --------------------------------------------------------------------------------------------- wrappers
+
+
+def _f32(v) -> np.ndarray:
+    return np.ascontiguousarray(v, np.float32)
+
+
+def background_rows(before: np.ndarray, after: np.ndarray, med_b: np.ndarray, inv_b: np.ndarray,
+                    med_a: np.ndarray, inv_a: np.ndarray, use: np.ndarray, *, cell: int, row: int,
+                    col: int, size: int, q_step: float, q_lim: float) -> np.ndarray:
+    """Per band, the background cells linearly interpolated along rows: (bands, cell rows, w) float32."""
+    import cv2
+
+    nb, h, w = before.shape
+    pr, pc = row % cell, col % cell
+    nh, nw = -(-(h + pr) // cell), -(-(w + pc) // cell)
+    sums = np.zeros((nb, nh, nw), np.float64)
+    count = np.zeros((nh, nw), np.float64)
+    _cell_sums(before, after, med_b, inv_b, med_a, inv_a, use, cell, pr, pc, sums, count)
+    ok = count > 0.25 * cell * cell
+    means = np.where(ok, sums / np.maximum(count, 1), 0.0).astype(np.float32)
+    q = np.clip(np.rint((means + np.float32(q_lim)) * np.float32(q_step)), 0, 255).astype(np.uint8)
+    out = np.empty((nb, nh, w), np.float32)
+    for b in range(nb):
+        bg = cv2.medianBlur(np.ascontiguousarray(q[b]), size).astype(np.float32)
+        bg *= np.float32(1 / q_step)
+        bg -= np.float32(q_lim)
+        out[b] = cv2.resize(bg, (nw * cell, nh), interpolation=cv2.INTER_LINEAR)[:, pc : pc + w]
+    return out
+
+
+def components(before: np.ndarray, after: np.ndarray, band_b: tuple[np.ndarray, np.ndarray],
+               band_a: tuple[np.ndarray, np.ndarray], use: np.ndarray, layout: FusedLayout, *, cell: int,
+               row: int = 0, col: int = 0, size: int = 9, q_step: float = 16.0, q_lim: float = 8.0,
+               comp_stats: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """The method's change components (n, h, w), or with ``comp_stats`` its gated score (h, w).
+
+    Parameters
+    ----------
+    before, after
+        raw stacks (bands, h, w) of the method's roles, float32.
+    band_b, band_a
+        per band (median, 1 / MAD) of each date (scene-wide robust statistics).
+    use
+        observable pixels (bool, h × w); components and score are 0 elsewhere.
+    layout
+        where the bands sit (:class:`FusedLayout`).
+    cell, row, col, size, q_step, q_lim
+        background cells as in :func:`tuban.raster.change.local_offset`.
+    comp_stats
+        per component (median, 1 / MAD): return the gated score instead of the components.
+    """
+    before, after = _f32(before), _f32(after)
+    med_b, inv_b, med_a, inv_a = (_f32(v) for v in (*band_b, *band_a))
+    u = np.ascontiguousarray(use, np.bool_)
+    hbg = background_rows(before, after, med_b, inv_b, med_a, inv_a, u, cell=cell, row=row, col=col,
+                          size=size, q_step=q_step, q_lim=q_lim)
+    h, w = before.shape[1:]
+    vis = np.asarray(layout.vis, np.int64)
+    if comp_stats is None:
+        out = np.empty((layout.n_components, h, w), np.float32)
+        cmed = cinv = np.zeros(layout.n_components, np.float32)
+        _rows_k(before, after, med_b, inv_b, med_a, inv_a, hbg, row % cell, cell, u, vis, layout.index_array(),
+                0, cmed, cinv, out)
+        return out
+    out = np.empty((1, h, w), np.float32)
+    _rows_k(before, after, med_b, inv_b, med_a, inv_a, hbg, row % cell, cell, u, vis, layout.index_array(), 1,
+            _f32(comp_stats[0]), _f32(comp_stats[1]), out)
+    return out[0]
+
+
+def combine(comps: np.ndarray, comp_stats: tuple[np.ndarray, np.ndarray], use: np.ndarray) -> np.ndarray:
+    """Gated score of components (n, h, w): ``clip(max(directions), 0, 1) · max(magnitude, 0)``, 0 off ``use``."""
+    out = np.empty(comps.shape[1:], np.float32)
+    _combine_k(_f32(comps), _f32(comp_stats[0]), _f32(comp_stats[1]), np.ascontiguousarray(use, np.bool_), out)
+    return out
+
+
+def threshold(score: np.ndarray, thr: float, use: np.ndarray) -> np.ndarray:
+    """``(score > thr) & use`` as uint8 in one pass."""
+    out = np.empty(score.shape, np.uint8)
+    _threshold_k(_f32(score), np.float32(thr), np.ascontiguousarray(use, np.bool_), out)
+    return out
+
+
+def convert_u16(arr: np.ndarray, out: np.ndarray, slots: list[int], valid: np.ndarray, *, nodata: float | None,
+                mask_max: bool, scale: float) -> None:
+    """uint16 bands → ``out[slots]`` (float32, × ``scale``); ``valid`` cleared at nodata / saturated pixels."""
+    nd = 0 if nodata is None or not float(nodata).is_integer() or not 0 <= nodata <= 65535 else int(nodata)
+    has_nd = nodata is not None and float(nodata) == nd
+    _u16_k(np.ascontiguousarray(arr), out, np.asarray(slots, np.int64), valid, np.uint16(nd), has_nd,
+           np.uint16(65535), bool(mask_max), np.float32(scale))
+
+
+def warm() -> None:
+    """Compile (or load from the cache) every kernel once in this process, on tiny inputs."""
+    if not available():
+        return
+    rng = np.random.default_rng(0)
+    b = rng.random((4, 12, 12), dtype=np.float32)
+    a = rng.random((4, 12, 12), dtype=np.float32)
+    st = (np.zeros(4, np.float32), np.ones(4, np.float32))
+    use = np.ones((12, 12), bool)
+    lay = FusedLayout(0, (0, 1, 2), nir=3, red=2, green=1, blue=0)
+    c = components(b, a, st, st, use, lay, cell=4)
+    cs = (np.zeros(3, np.float32), np.ones(3, np.float32))
+    components(b, a, st, st, use, lay, cell=4, comp_stats=cs)
+    threshold(combine(c, cs, use), 0.5, use)
+    convert_u16(np.ones((1, 2, 2), np.uint16), np.empty((1, 2, 2), np.float32), [0], np.ones((2, 2), bool),
+                nodata=0, mask_max=True, scale=1.0)
