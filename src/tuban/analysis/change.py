@@ -2,8 +2,8 @@
 
 Our rule (domain.md §5): a current patch matches the previous patches whose interiors
 it intersects (``intersects`` and not ``touches``: a shared edge is no match; the same
-test as ``ST_Intersects AND NOT ST_Touches`` in PostGIS). No intersection is computed
-for the classification; :func:`lineage_overlaps` gives the overlap areas for the report. None → 新增. Otherwise its area is compared
+test as ``ST_Intersects AND NOT ST_Touches`` in PostGIS); the overlap areas of the links
+come with it (:func:`lineage_overlaps`). None → 新增. Otherwise its area is compared
 with the total area of the matched previous patches: above +expand_share → 续建（范围扩大）,
 below −shrink_share → 续建（范围缩小）, else 续建（范围不变）. A previous patch that no
 current patch overlaps is 完工 (reported separately, not among the current patches).
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
-from tuban.analysis.parallel import pmap
+from tuban.analysis.pairwise import EdgeSet, edge_set, pair_overlaps
 from tuban.analysis.rules import RuleSet
 
 __all__ = [
@@ -45,6 +45,7 @@ class ChangeArrays:
     pair_current: np.ndarray  # lineage links, sorted by current patch then previous patch
     pair_previous: np.ndarray
     completed: np.ndarray  # indices of previous patches with no current match (完工)
+    pair_overlap_m2: np.ndarray | None = None  # overlap of each lineage link (None: compute)
 
 
 def classify_change(
@@ -54,31 +55,35 @@ def classify_change(
     *,
     current_area_m2: np.ndarray,
     previous_area_m2: np.ndarray | None = None,
-    inner_points: np.ndarray | None = None,
     workers: int = 1,
+    current_edges: EdgeSet | None = None,
+    previous_edges: EdgeSet | None = None,
+    tree: shapely.STRtree | None = None,
 ) -> ChangeArrays:
     """QDTYPE for metric *current* patches against metric *previous* patches.
 
-    *inner_points* (``point_on_surface`` of every current patch) may be passed when already computed.
+    Pairs come from the bounding boxes (*tree*: an ``STRtree`` of *current*, when at hand);
+    the numpy kernel (:func:`~tuban.analysis.pairwise.pair_overlaps`) says whether their
+    interiors meet and gives the lineage overlap areas; the pairs it is not sure of
+    (touching, shared edges) use the GEOS predicates ``intersects and not touches``.
     """
     n = len(current)
     prev_area = shapely.area(previous) if previous_area_m2 is None else previous_area_m2
-    shapely.prepare(previous)
-    ctree = shapely.STRtree(current)
-    pj, ci = ctree.query(previous)  # bounding boxes only
-    # fast path: a point strictly inside the current patch lies in the previous patch's interior
-    # → their interiors meet (point-in-polygon on the prepared previous patch). The other pairs
-    # need the predicates: intersects and not touches.
-    inner = inner_points if inner_points is not None else pmap(shapely.point_on_surface, current,
-                                                                workers=workers)
-    keep = pmap(shapely.contains_properly, previous[pj], inner[ci], workers=workers)
-    rest = np.flatnonzero(~keep)
-    hit = pmap(shapely.intersects, previous[pj[rest]], current[ci[rest]], workers=workers)
-    rest = rest[hit]
-    keep[rest] = ~pmap(shapely.touches, current[ci[rest]], previous[pj[rest]], workers=workers)
-    ci, pj = ci[keep], pj[keep]
+    ec = current_edges if current_edges is not None else edge_set(current)
+    eq = previous_edges if previous_edges is not None else edge_set(previous)
+    pj, ci = (tree if tree is not None else shapely.STRtree(current)).query(previous)  # bounding boxes
+    res = pair_overlaps(ec, eq, ci, pj, workers=workers)
+    keep = res.interiors & ~res.fallback
+    ov = res.area
+    fb = np.flatnonzero(res.fallback)
+    if len(fb):
+        hit = shapely.intersects(current[ci[fb]], previous[pj[fb]])
+        hit[hit] = ~shapely.touches(current[ci[fb[hit]]], previous[pj[fb[hit]]])
+        keep[fb] = hit
+        ov[fb[hit]] = shapely.area(shapely.intersection(current[ci[fb[hit]]], previous[pj[fb[hit]]]))
+    ci, pj, ov = ci[keep], pj[keep], ov[keep]
     order = np.lexsort((pj, ci))
-    ci, pj = ci[order], pj[order]
+    ci, pj, ov = ci[order], pj[order], ov[order]
     matched_prev = np.bincount(ci, weights=prev_area[pj], minlength=n)
     matched = np.bincount(ci, minlength=n) > 0
     share = np.full(n, np.nan)
@@ -96,9 +101,12 @@ def classify_change(
         pair_current=ci,
         pair_previous=pj,
         completed=np.flatnonzero(~has_successor),
+        pair_overlap_m2=ov,
     )
 
 
 def lineage_overlaps(current: np.ndarray, previous: np.ndarray, change: ChangeArrays) -> np.ndarray:
     """Overlap area (m²) of every lineage link of *change* (metric geometries)."""
+    if change.pair_overlap_m2 is not None:
+        return change.pair_overlap_m2
     return shapely.area(shapely.intersection(current[change.pair_current], previous[change.pair_previous]))

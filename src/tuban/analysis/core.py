@@ -23,9 +23,9 @@ import shapely
 from tuban.analysis.change import COMPLETED, ChangeArrays, classify_change, lineage_overlaps
 from tuban.analysis.divisions import DivisionArrays, assign_divisions
 from tuban.analysis.explanations import HINT_R5_ZH, explain_rule
-from tuban.analysis.geometry import CGCS2000, PreparedLayer, local_crs, prepare_layer, project
+from tuban.analysis.geometry import CGCS2000, PreparedLayer, local_crs, prepare_layer, project, project_coords
 from tuban.analysis.overlay import M2_PER_HA, RULE_BYD, ComplianceArrays, classify_compliance, nearest_scopes
-from tuban.analysis.parallel import pmap
+from tuban.analysis.pairwise import EdgeSet, edge_set
 from tuban.analysis.rules import RuleSet, load_rules
 from tuban.errors import FieldError
 
@@ -382,34 +382,36 @@ def analyse(
     lp, ls, ld = layers["patches"], layers["scopes"], layers["divisions"]
     crs = pyproj.CRS.from_user_input(work_crs) if work_crs is not None else local_crs(lp.geoms)
 
-    def metric(layer: PreparedLayer) -> np.ndarray:
-        return pmap(lambda g: project(g, CGCS2000, crs), layer.geoms[layer.present], workers=workers)
+    def metric(layer: PreparedLayer) -> tuple[np.ndarray, EdgeSet]:
+        geoms, coords = project_coords(layer.geoms[layer.present], CGCS2000, crs, workers=workers)
+        return geoms, edge_set(geoms, coords)
 
-    pg = metric(lp)
-    area = shapely.area(pg)
+    pg, pe = metric(lp)
+    area = pe.area
+    tree = shapely.STRtree(pg)  # shared by compliance, divisions and change
     scope_rows = np.flatnonzero(ls.present)
-    sg = metric(ls)
+    sg, se = metric(ls)
     meta = pd.DataFrame({c: _text(scopes[c]) if c in scopes.columns else None
                          for c in (*SCOPE_REQUIRED, *SCOPE_OPTIONAL)}).iloc[scope_rows].reset_index(drop=True)
     meta["SWC_P_ID"] = [v if v is not None else f"#{k}" for v, k in zip(meta["SWC_P_ID"], scope_rows, strict=True)]
     meta["approved"] = meta["RP_NUM"].notna().to_numpy()
     meta["counting"] = meta["approved"].to_numpy() & meta["VEC_TYPE"].isin(rules.counting_vec_types).to_numpy()
     comp = classify_compliance(pg, sg, meta["counting"].to_numpy(), rules, patch_area_m2=area,
-                               workers=workers)
-    dg = metric(ld)
+                               workers=workers, patch_edges=pe, scope_edges=se, tree=tree)
+    dg = project(ld.geoms[ld.present], CGCS2000, crs, workers=workers)
     codes = np.array([str(c).strip() for c in ld.ids], dtype=object)
-    inner = pmap(shapely.point_on_surface, pg, workers=workers)  # shared by divisions and change
+    first = shapely.points(pe.x[pe.start], pe.y[pe.start])  # a point of every patch (its first vertex)
     divs = assign_divisions(pg, dg, codes, patch_area_m2=area, overlap_min_m2=rules.overlap_min_m2,
-                            rank_decimals=rules.rank_decimals, inner_points=inner, workers=workers)
+                            rank_decimals=rules.rank_decimals, inner_points=first, workers=workers, tree=tree)
     change = None
     prev_ids = np.zeros(0, dtype=object)
     prev_frame = None
     kept = {"patches": pg, "scopes": sg}
     if previous is not None:
         lq = layers["previous"]
-        kept["previous"] = metric(lq)
-        change = classify_change(pg, kept["previous"], rules, current_area_m2=area, inner_points=inner,
-                                 workers=workers)
+        kept["previous"], qe = metric(lq)
+        change = classify_change(pg, kept["previous"], rules, current_area_m2=area, previous_area_m2=qe.area,
+                                 workers=workers, current_edges=pe, previous_edges=qe, tree=tree)
         prev_ids = np.asarray(lq.ids, dtype=object)
         prev_frame = gpd.GeoDataFrame(previous.drop(columns=previous.geometry.name),
                                       geometry=lq.geoms, crs=CGCS2000)

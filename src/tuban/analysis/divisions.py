@@ -32,18 +32,20 @@ def assign_divisions(
     rank_decimals: int = 4,
     inner_points: np.ndarray | None = None,
     workers: int = 1,
+    tree: shapely.STRtree | None = None,
 ) -> DivisionArrays:
     """Overlap every metric patch with the metric division polygons.
 
     Division boundaries are cut into short pieces so that only patches near a boundary are
     tested against it. A (single) polygon patch that meets no boundary lies wholly inside
-    every division holding a point of its interior: one point-in-polygon test, no overlay.
-    Multipolygons and patches meeting a boundary are intersected with their divisions.
-    Pairs are ordered per patch by overlap (descending) then code: the first is the lead.
-    *inner_points* (``point_on_surface`` of every patch) may be passed when already computed.
+    every division holding any of its points (its first vertex, say: it lies on no division
+    boundary): one point-in-polygon test, no overlay. Multipolygons and patches meeting a
+    boundary are intersected with their divisions. Pairs are ordered per patch by overlap
+    (descending) then code: the first is the lead. *inner_points* (one point of every patch)
+    and *tree* (an ``STRtree`` of the patches) may be passed when already at hand.
     """
     n = len(patches)
-    ptree = shapely.STRtree(patches)
+    ptree = tree if tree is not None else shapely.STRtree(patches)
     _, near = ptree.query(boundary_pieces(divisions), predicate="intersects")
     full = np.zeros(n, dtype=bool)
     full[near] = True
@@ -53,7 +55,9 @@ def assign_divisions(
     if inner_points is not None:
         inner = inner_points[simple]
     else:
-        inner = pmap(shapely.point_on_surface, patches[simple], workers=workers)
+        rings = shapely.get_exterior_ring(patches[simple])
+        first = np.r_[0, np.cumsum(shapely.get_num_coordinates(rings))[:-1]].astype(np.int64)
+        inner = shapely.points(shapely.get_coordinates(rings)[first[:len(simple)]])
     dj_a, k = shapely.STRtree(inner).query(divisions, predicate="contains")
     pi_a = simple[k]
     ov_a = patch_area_m2[pi_a]

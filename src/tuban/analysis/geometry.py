@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -19,10 +20,11 @@ import numpy as np
 import pyproj
 import shapely
 
+from tuban.analysis.tmerc import TmercParams, tmerc_forward, tmerc_params
 from tuban.crs import CGCS2000, local_projected_crs, transform_geometries
 from tuban.errors import GeometryError, MissingCRSError, UnsupportedCRSError
 
-__all__ = ["CGCS2000", "PreparedLayer", "local_crs", "prepare_layer", "project"]
+__all__ = ["CGCS2000", "PreparedLayer", "local_crs", "prepare_layer", "project", "project_coords"]
 
 _POLYGONAL = (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON)
 
@@ -72,24 +74,58 @@ def _key(crs: str | pyproj.CRS) -> str | None:
     return text if text.upper().startswith("EPSG:") else None
 
 
-def project(geoms: np.ndarray, src: str | pyproj.CRS, dst: str | pyproj.CRS) -> np.ndarray:
+def project(geoms: np.ndarray, src: str | pyproj.CRS, dst: str | pyproj.CRS, *, workers: int = 1) -> np.ndarray:
     """Reproject an array of shapely geometries (x = longitude/easting first).
 
-    One ``Transformer.transform`` call on the flat coordinate array; plain polygons (no
-    holes) are rebuilt from that array in one ``from_ragged_array`` call, other geometries
-    get their coordinates set. GCJ-02 / BD-09 go through :func:`tuban.crs.transform_geometries`.
+    One transform of the flat coordinate array (numpy Gauss–Krüger on *workers* threads, or
+    one PROJ call); plain polygons (no holes) are rebuilt from that array in one
+    ``from_ragged_array`` call, other geometries get their coordinates set. GCJ-02 / BD-09
+    go through :func:`tuban.crs.transform_geometries`.
     """
+    return project_coords(geoms, src, dst, workers=workers)[0]
+
+
+@lru_cache(maxsize=32)
+def _tmerc(src: str, dst: str) -> TmercParams | None:
+    return tmerc_params(pyproj.CRS.from_user_input(src), pyproj.CRS.from_user_input(dst))
+
+
+def _transform(ks: str, kd: str, x: np.ndarray, y: np.ndarray, workers: int) -> None:
+    """Transform x, y in place. Geographic CGCS2000 → a Gauss–Krüger zone runs in numpy
+    (:mod:`tuban.analysis.tmerc`, on up to *workers* threads); anything else through PROJ."""
+    tm = _tmerc(ks, kd)
+    if tm is not None and len(x) and np.abs(x - tm.lon0).max() < 60 and np.abs(y).max() <= 90:
+        k = max(1, min(int(workers), len(x) // 100_000))
+        bounds = np.linspace(0, len(x), k + 1).astype(int)
+
+        def run(i: int) -> None:
+            sl = slice(bounds[i], bounds[i + 1])
+            x[sl], y[sl] = tmerc_forward(x[sl], y[sl], tm)
+
+        if k == 1:
+            run(0)
+        else:
+            with ThreadPoolExecutor(k) as ex:
+                list(ex.map(run, range(k)))
+        return
+    try:
+        _transformer(ks, kd).transform(x, y, inplace=True, errcheck=True)
+    except pyproj.exceptions.ProjError as exc:
+        raise GeometryError(f"coordinates cannot be transformed from {ks} to {kd}: {exc}") from None
+
+
+def project_coords(geoms: np.ndarray, src: str | pyproj.CRS, dst: str | pyproj.CRS, *,
+                   workers: int = 1) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`project`, also returning the projected coordinates (``get_coordinates`` order,
+    an (n, 2) array) when they were computed on the way (``None`` otherwise)."""
     geoms = np.asarray(geoms, dtype=object)
     ks, kd = _key(src), _key(dst)
     if ks is None or kd is None or len(geoms) == 0:
-        return transform_geometries(geoms, src, dst)
+        return transform_geometries(geoms, src, dst), None
     coords = shapely.get_coordinates(geoms)
     x, y = np.ascontiguousarray(coords[:, 0]), np.ascontiguousarray(coords[:, 1])
     if ks != kd:
-        try:
-            _transformer(ks, kd).transform(x, y, inplace=True, errcheck=True)
-        except pyproj.exceptions.ProjError as exc:
-            raise GeometryError(f"coordinates cannot be transformed from {ks} to {kd}: {exc}") from None
+        _transform(ks, kd, x, y, workers)
     xy = np.column_stack([x, y])
     counts = shapely.get_num_coordinates(geoms)
     plain = (shapely.get_type_id(geoms) == shapely.GeometryType.POLYGON) & (shapely.get_num_interior_rings(geoms) == 0)
@@ -104,7 +140,7 @@ def project(geoms: np.ndarray, src: str | pyproj.CRS, dst: str | pyproj.CRS) -> 
     if not plain.all():
         other = np.array(geoms[~plain], dtype=object)  # a new array: set_coordinates replaces its items
         out[~plain] = shapely.set_coordinates(other, xy[np.repeat(~plain, counts)])
-    return out
+    return out, xy
 
 
 def local_crs(geoms_4490: np.ndarray) -> pyproj.CRS:

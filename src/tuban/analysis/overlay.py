@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
+from tuban.analysis.pairwise import EdgeSet, edge_set, pair_overlaps
 from tuban.analysis.parallel import pmap
 from tuban.analysis.rules import RuleSet
 
@@ -90,6 +91,9 @@ def classify_compliance(
     *,
     patch_area_m2: np.ndarray | None = None,
     workers: int = 1,
+    patch_edges: EdgeSet | None = None,
+    scope_edges: EdgeSet | None = None,
+    tree: shapely.STRtree | None = None,
 ) -> ComplianceArrays:
     """Apply R1–R5 to metric *patches* against metric *scopes*.
 
@@ -105,6 +109,9 @@ def classify_compliance(
         Precomputed patch areas, to avoid computing them twice.
     workers
         Threads for the per-pair geometry work (:func:`tuban.analysis.parallel.pmap`).
+    patch_edges, scope_edges, tree
+        The :func:`~tuban.analysis.pairwise.edge_set` of each layer and an ``STRtree`` of the
+        patches, when the caller already has them.
 
     Only *undisturbed* counting scopes are searched within the radius (that is all R3
     needs); the nearest counting scope of an R4/R5 patch, disturbed or not, is found for
@@ -115,48 +122,50 @@ def classify_compliance(
     area = shapely.area(patches) if patch_area_m2 is None else patch_area_m2
     min_ov = rules.overlap_min_m2
 
-    # scope × patch pairs: bounding boxes, then a prepared contains_properly (no overlay needed),
-    # then a prepared intersects and the intersection only for the rest
-    shapely.prepare(scopes)
-    sj, pi = shapely.STRtree(patches).query(scopes)
-    inside = pmap(shapely.contains_properly, scopes[sj], patches[pi], workers=workers)
-    rest = np.flatnonzero(~inside)
-    touching = pmap(shapely.intersects, scopes[sj[rest]], patches[pi[rest]], workers=workers)
-    drop = rest[~touching]
-    keep_pairs = np.ones(len(sj), dtype=bool)
-    keep_pairs[drop] = False
-    sj, pi, inside = sj[keep_pairs], pi[keep_pairs], inside[keep_pairs]
-    ov = np.where(inside, area[pi], 0.0)
-    part = np.flatnonzero(~inside)
-    pieces = pmap(shapely.intersection, patches[pi[part]], scopes[sj[part]], workers=workers)
-    ov[part] = shapely.area(pieces)
+    # scope × patch pairs by bounding boxes; the numpy kernel decides containment and areas
+    # (:mod:`tuban.analysis.pairwise`); pairs it is not sure of (touching, shared edges) and
+    # large ones go through GEOS: a prepared contains_properly, else the intersection
+    ep = patch_edges if patch_edges is not None else edge_set(patches)
+    es = scope_edges if scope_edges is not None else edge_set(scopes)
+    sj, pi = (tree if tree is not None else shapely.STRtree(patches)).query(scopes)
+    res = pair_overlaps(ep, es, pi, sj, workers=workers)
+    inside = res.a_within & ~res.fallback
+    ov = np.where(inside, area[pi], res.area)
+    fb = np.flatnonzero(res.fallback)
+    if len(fb):
+        shapely.prepare(scopes[np.unique(sj[fb])])
+        fin = shapely.contains_properly(scopes[sj[fb]], patches[pi[fb]])
+        inside[fb] = fin
+        rest = fb[~fin]
+        ov[fb[fin]] = area[pi[fb[fin]]]
+        ov[rest] = shapely.area(shapely.intersection(patches[pi[rest]], scopes[sj[rest]]))
     keep = ov > min_ov
-    piece_of = np.full(len(sj), -1)
-    piece_of[part] = np.arange(len(part))
 
     order = np.lexsort((sj[keep], pi[keep]))
     pair_patch, pair_scope, pair_ov = pi[keep][order], sj[keep][order], ov[keep][order]
-    pair_piece = piece_of[keep][order]
+    pair_inside = inside[keep][order]
     pair_counting = counting[pair_scope]
 
     scope_disturbed = np.zeros(m, dtype=bool)
     scope_disturbed[pair_scope] = True
 
-    # covered = area(patch ∩ union of counting scopes)
+    # covered = area(patch ∩ union of counting scopes): the patch area when one scope holds it,
+    # the one overlap when one scope crosses it, a union of pieces (GEOS) only for several
     c = pair_counting
     covered = np.zeros(n)
     has_overlap = np.zeros(n, dtype=bool)
     has_overlap[pair_patch[c]] = True
     fully = np.zeros(n, dtype=bool)
-    fully[pair_patch[c & (pair_piece < 0)]] = True
-    partial = c & (pair_piece >= 0) & ~fully[pair_patch]
-    pp, pk = pair_patch[partial], pair_piece[partial]
+    fully[pair_patch[c & pair_inside]] = True
+    partial = c & ~pair_inside & ~fully[pair_patch]
+    pp, ps = pair_patch[partial], pair_scope[partial]
     nparts = np.bincount(pp, minlength=n)
     single = nparts[pp] == 1
     covered[pp[single]] = pair_ov[partial][single]
     multi = ~single
     if multi.any():
-        union_area = _union_area_per_patch(pp[multi], pieces[pk[multi]], n)
+        pieces = pmap(shapely.intersection, patches[pp[multi]], scopes[ps[multi]], workers=workers)
+        union_area = _union_area_per_patch(pp[multi], pieces, n)
         many = nparts > 1
         covered[many] = union_area[many]
     covered[fully] = area[fully]
