@@ -602,4 +602,5 @@ async function boot() {
   if (navigator.onLine) sync();
 }
 
+window.tubanField = { state, sync };  // for tests and debugging
 document.addEventListener("DOMContentLoaded", start);
