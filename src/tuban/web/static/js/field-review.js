@@ -14,6 +14,8 @@
     field: "field", base: "downloaded", server: "server (current)", device: "device", resolve: "Resolve",
     resolved: "Resolved", keep: "keep", outcome: "Outcome", party: "Responsible party", points: "Points",
     reason: "Reason", recorded: "recorded", received: "received", bearing: "bearing", accuracy: "accuracy",
+    outline: "Outline redrawn in the field", vertices: "vertices", area: "area", was: "patch", shift: "max. shift",
+    held: "Arrived before the record it follows; applied when that one came", forced: "Force-applied after waiting: the earlier record never arrived",
     kind: { field: "field record", field_dup: "client id reused (kept)", field_held: "held (waiting for an earlier record)",
             field_unperm: "unpermitted (kept for admin review)" },
     outcomes: { confirmed: "confirmed", corrected: "corrected", not_disturbance: "not a disturbance" },
@@ -27,6 +29,8 @@
     field: "字段", base: "下载时", server: "服务器（当前）", device: "外业设备", resolve: "确认裁决",
     resolved: "已裁决", keep: "采用", outcome: "核查结论", party: "责任主体", points: "标注点",
     reason: "原因", recorded: "记录于", received: "接收于", bearing: "方位角", accuracy: "定位精度",
+    outline: "现场修正轮廓", vertices: "个顶点", area: "面积", was: "原图斑", shift: "最大偏移",
+    held: "先于前一条记录到达，已在其到达后应用", forced: "等待超时后强制应用：前一条记录未到达",
     kind: { field: "外业记录", field_dup: "客户端编号重复（已保留）", field_held: "暂存（等待前一条记录）",
             field_unperm: "无权限（已保留待管理员审核）" },
     outcomes: { confirmed: "确认", corrected: "更正", not_disturbance: "非扰动图斑" },
@@ -85,6 +89,14 @@
     Object.keys(rec.fields || {}).forEach(function (k) { lines.appendChild(el("li", "rec-field", k + ": " + valueText(rec.fields[k]))); });
     if (rec.responsible_party) lines.appendChild(el("li", null, L.party + ": " + rec.responsible_party));
     if (rec.points && rec.points.length) lines.appendChild(el("li", null, L.points + ": " + rec.points.map(function (p) { return p.label || (p.lon.toFixed(5) + "," + p.lat.toFixed(5)); }).join("、")));
+    if (rec.outline) {
+      var oc = r.outline_check || {};
+      var ol = el("li", "rec-outline", L.outline + ": " + (oc.vertices != null ? oc.vertices + " " + L.vertices : "") +
+        (oc.area_ha != null ? " · " + L.area + " " + oc.area_ha + " ha (" + L.was + " " + oc.patch_area_ha + " ha)" : "") +
+        (oc.hausdorff_m != null ? " · " + L.shift + " " + oc.hausdorff_m + " m" : ""));
+      lines.appendChild(ol);
+    }
+    if (r.held && r.held.released_at) lines.appendChild(el("li", "rec-held" + (r.held.forced ? " error" : ""), r.held.forced ? L.forced : L.held));
     div.appendChild(lines);
     if (c && c.kind === "soft") div.appendChild(el("p", "small", L.conflict_soft + " (v" + c.based_on_version + " → v" + c.server_version + ")"));
     if (c && c.kind === "hard") {
@@ -189,14 +201,24 @@
     m.addLayer({ id: "field-cones", type: "fill", source: "field-cones", paint: {
       "fill-color": ["match", ["get", "status"], "pass", "#43a047", "fail", "#e53935", "#fbc02d"], "fill-opacity": 0.28 } });
     m.addLayer({ id: "field-cones-line", type: "line", source: "field-cones", paint: { "line-color": "#ffffff", "line-width": 1 } });
+    m.addSource("field-outlines", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
+    m.addLayer({ id: "field-outline", type: "line", source: "field-outlines", paint: {
+      "line-color": "#2b7bff", "line-width": 3, "line-dasharray": [2, 1] } });
   }
-  function drawMap(data) {
+  function outlines(records) {  // outlines redrawn in the field (the patch itself is not changed)
+    return { type: "FeatureCollection", features: (records || []).filter(function (r) { return r.record && r.record.outline; })
+      .map(function (r) { return { type: "Feature", properties: { id: r.id, kind: r.kind }, geometry: r.record.outline }; }) };
+  }
+  function drawMap(data, records) {
     current.markers.forEach(function (mk) { mk.remove(); }); current.markers = [];
     var m = afterMap(); if (!m || !window.maplibregl) return;
     var seq = current.seq, tries = 0;
     var apply = function () {  // the style may still be loading (or reloading): try again shortly
       if (seq !== current.seq) return;
-      try { ensureLayers(m); current.cones = cones(data.photos, data.camera); m.getSource("field-cones").setData(current.cones); }
+      try {
+        ensureLayers(m); current.cones = cones(data.photos, data.camera); m.getSource("field-cones").setData(current.cones);
+        current.outlines = outlines(records); m.getSource("field-outlines").setData(current.outlines);
+      }
       catch (e) { if (++tries < 100) setTimeout(apply, 150); else current.mapError = String(e); }
     };
     apply();
@@ -229,7 +251,7 @@
       recList.textContent = "";
       if (!recs.records.length) recList.appendChild(el("p", "hint", L.none));
       recs.records.forEach(function (r) { recList.appendChild(renderRecord(r, recs.patch_version)); });
-      renderPhotos(photos); drawMap(photos);
+      renderPhotos(photos); drawMap(photos, recs.records);
       box.dataset.loaded = String(id);
     } catch (e) {
       if (seq !== current.seq) return;
