@@ -292,6 +292,22 @@ def _clean(m: np.ndarray) -> np.ndarray:
 SUMS = ("n", "score", "idx_before", "idx_after", "masked", "footprint")
 
 
+def _runs(m: np.ndarray, *, gap: int = 16) -> list[tuple[int, int, int, int]]:
+    """Windows ``(r0, r1, c0, c1)`` covering every nonzero pixel of ``m``: runs of rows holding some,
+    merged across gaps under ``gap`` (≥ 3) rows, each cropped to its columns. A 4-connected patch lies in
+    one run (it cannot cross an empty row), so labelling or vectorising the runs equals doing the whole."""
+    rows = np.flatnonzero(m.any(axis=1))
+    if rows.size == 0:
+        return []
+    cut = np.flatnonzero(np.diff(rows) > gap) + 1
+    out = []
+    for rr in np.split(rows, cut):
+        r0, r1 = int(rr[0]), int(rr[-1]) + 1
+        cols = np.flatnonzero(m[r0:r1].any(axis=0))
+        out.append((r0, r1, int(cols[0]), int(cols[-1]) + 1))
+    return out
+
+
 def tile_pieces(job: Job, core: Window, stats: Stats) -> dict[str, object]:
     """Patch pieces of one tile: WKB polygons (core only), per-piece sums, seam flags, unobservable count."""
     import cv2
@@ -309,27 +325,35 @@ def tile_pieces(job: Job, core: Window, stats: Stats) -> dict[str, object]:
     if not m.any():
         return out
     n_lab, lab = cv2.connectedComponents(m, connectivity=4, ltype=cv2.CV_32S)
-    flat = lab.ravel()
-    px = np.flatnonzero(flat)  # only the patch pixels are summed
-    lp = flat[px]
-    s = _crop(score, core, blk.win).ravel()[px]
+    runs = _runs(m)
     idx_name = "ndvi" if {"nir", "red"} <= set(blk.raw["b"]) else "vari"
     fn, roles = INDICES[idx_name][1], INDICES[idx_name][0]
-
-    def _at(date: str) -> np.ndarray:
-        return fn({r: _crop(blk.raw[date][r], core, blk.win).ravel()[px] for r in roles})
-
+    r_off, c_off = core.row - blk.win.row, core.col - blk.win.col
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("lp", "s", "ib", "ia", "lg", "ug")}
+    for r0, r1, c0, c1 in runs:  # only the windows holding patches are scanned
+        sub = lab[r0:r1, c0:c1]
+        px = np.flatnonzero(sub)
+        parts["lp"].append(sub.ravel()[px])
+        win = (slice(r0 + r_off, r1 + r_off), slice(c0 + c_off, c1 + c_off))
+        parts["s"].append(score[win].ravel()[px])
+        for key, date in (("ib", "b"), ("ia", "a")):
+            parts[key].append(fn({r: blk.raw[date][r][win].ravel()[px] for r in roles}))
+        # masked share of each patch grown by one pixel (clouds, nodata next to or inside the patch); runs
+        # are ≥ 3 rows apart, so their one-pixel margins never overlap
+        g0, g1, h0, h1 = max(r0 - 1, 0), min(r1 + 1, m.shape[0]), max(c0 - 1, 0), min(c1 + 1, m.shape[1])
+        grown = cv2.dilate(lab[g0:g1, h0:h1].astype(np.float32), np.ones((3, 3), np.uint8)).ravel()
+        gp = np.flatnonzero(grown)
+        parts["lg"].append(grown[gp].astype(np.int64))
+        parts["ug"].append(unobs[g0:g1, h0:h1].ravel()[gp])
+    cat = {k: np.concatenate(v) for k, v in parts.items()}
+    lp = cat["lp"]
     sums = np.zeros((n_lab, len(SUMS)))
     sums[:, 0] = np.bincount(lp, minlength=n_lab)
-    sums[:, 1] = np.bincount(lp, s.astype(np.float64), n_lab)
-    sums[:, 2] = np.bincount(lp, _at("b").astype(np.float64), n_lab)
-    sums[:, 3] = np.bincount(lp, _at("a").astype(np.float64), n_lab)
-    # masked share of each patch grown by one pixel (clouds, nodata next to or inside the patch)
-    grown = cv2.dilate(lab.astype(np.float32), np.ones((3, 3), np.uint8)).ravel()
-    gp = np.flatnonzero(grown)
-    lg = grown[gp].astype(np.int64)
-    sums[:, 4] = np.bincount(lg, unobs.ravel()[gp].astype(np.float64), n_lab)
-    sums[:, 5] = np.bincount(lg, minlength=n_lab)
+    sums[:, 1] = np.bincount(lp, cat["s"].astype(np.float64), n_lab)
+    sums[:, 2] = np.bincount(lp, cat["ib"].astype(np.float64), n_lab)
+    sums[:, 3] = np.bincount(lp, cat["ia"].astype(np.float64), n_lab)
+    sums[:, 4] = np.bincount(cat["lg"], cat["ug"].astype(np.float64), n_lab)
+    sums[:, 5] = np.bincount(cat["lg"], minlength=n_lab)
     g = job.grid
     seam = np.zeros(n_lab, bool)
     if core.row > 0:
@@ -340,11 +364,13 @@ def tile_pieces(job: Job, core: Window, stats: Stats) -> dict[str, object]:
         seam[np.unique(lab[-1])] = True
     if core.col + core.width < g.width:
         seam[np.unique(lab[:, -1])] = True
-    tr = Affine(*g.window_transform(core))
     geoms, labels = [], []
-    for geom, value in features.shapes(lab, mask=lab > 0, connectivity=4, transform=tr):
-        geoms.append(shapely.geometry.shape(geom))
-        labels.append(int(value))
+    for r0, r1, c0, c1 in runs:
+        sub = lab[r0:r1, c0:c1]
+        tr = Affine(*g.window_transform(Window(core.row + r0, core.col + c0, r1 - r0, c1 - c0)))
+        for geom, value in features.shapes(sub, mask=sub > 0, connectivity=4, transform=tr):
+            geoms.append(shapely.geometry.shape(geom))
+            labels.append(int(value))
     labels_arr = np.asarray(labels)
     out["wkb"] = list(shapely.to_wkb(np.asarray(geoms, dtype=object)))
     out["sums"] = sums[labels_arr]

@@ -335,17 +335,21 @@ def _threshold_py(score, thr, use, out):
 
 def _u16_py(arr, out, slots, valid, nodata, has_nodata, max_value, check_max, scale):
     nb, h, w = arr.shape
+    bad = np.empty(w, np.uint8)
     for y in range(h):
-        ok = valid[y]
+        bad[:] = 0
         for k in range(nb):
             src = arr[k, y]
             dst = out[slots[k], y]
             for x in range(w):
                 v = src[x]
-                bad = (has_nodata and v == nodata) or (check_max and v >= max_value)
-                if bad:
-                    ok[x] = False
                 dst[x] = np.float32(v) * scale
+                nd = has_nodata and v == nodata
+                sat = check_max and v >= max_value
+                bad[x] |= np.uint8(1) if (nd or sat) else np.uint8(0)
+        ok = valid[y]
+        for x in range(w):
+            ok[x] = ok[x] and bad[x] == 0
 
 
 _cell_sums = _Kernel(_cell_sums_py)

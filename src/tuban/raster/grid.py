@@ -196,6 +196,7 @@ def read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window,
     for i, role in enumerate(roles):
         by_path.setdefault(scene.bands[role].path, []).append(i)
     # a fixed block cache: neighbouring tiles reuse decoded blocks, and memory does not grow with the scene
+    scale = float(scene.scale) if scaled and scene.scale is not None else 1.0
     opts = {"GDAL_NUM_THREADS": str(threads)}
     if GDAL_CACHE_BYTES:
         opts["GDAL_CACHEMAX"] = GDAL_CACHE_BYTES
@@ -209,6 +210,12 @@ def read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window,
                 nodata = 0
             if _same_grid(src, grid):
                 arr = src.read(indexes, window=rw, boundless=False)
+                if arr.dtype == np.uint16 and _fused_ok():  # one pass: convert, scale, nodata, saturation
+                    from tuban.raster import fused
+
+                    fused.convert_u16(arr, out, slots, valid, nodata=nodata, mask_max=mask_saturated and (
+                        nodata is None or nodata != 65535), scale=scale)
+                    continue
                 ok = np.ones((h, w), bool) if nodata is None else np.all(arr != nodata, axis=0)
             else:
                 coarser = src.res[0] > 0 and grid.res[0] / max(src.res[0], 1e-12) > 1.5
@@ -231,7 +238,13 @@ def read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window,
             else:
                 ok &= np.all(np.isfinite(arr), axis=0)
             out[slots] = arr
+            if scale != 1.0:
+                out[slots] *= np.float32(scale)
             valid &= ok
-    if scaled and scene.scale is not None:
-        out *= np.float32(scene.scale)
     return out, valid
+
+
+def _fused_ok() -> bool:
+    from tuban.raster import fused
+
+    return fused.available()
