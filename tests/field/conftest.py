@@ -115,7 +115,14 @@ class ApiClient:
                              headers={"Upload-Offset": str(off), "Content-Type": "application/offset+octet-stream"})
             assert r.status_code == 200, r.text
             state = r.json()
+        self.drain()
         return state
+
+    def drain(self) -> None:
+        """Wait for the photo processing that follows the acknowledgement (EXIF, hash, display copy, checks)."""
+        from tuban.fieldapp.services import field_services
+
+        field_services(self.http.app).processor.drain()
 
 
 @pytest.fixture

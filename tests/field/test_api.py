@@ -85,6 +85,7 @@ def test_upload_protocol_head_resume_and_photo_access(fworld: FieldWorld, api: A
     done = r.json()
     assert done["complete"]
     photo_id = done["photo_id"]
+    c.drain()  # EXIF, hash, display copy and checks follow the acknowledgement
     assert c.request("POST", "/api/field/uploads", json=meta).json()["photo_id"] == photo_id  # lost response
     orig = api("a_staff").request("GET", f"/api/field/photos/{photo_id}")
     assert orig.status_code == 200

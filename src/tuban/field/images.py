@@ -34,6 +34,7 @@ __all__ = [
     "inspect_image",
     "parse_exif",
     "perceptual_hash",
+    "probe_image",
     "sniff_format",
 ]
 
@@ -264,6 +265,23 @@ def inspect_image(data: bytes, *, formats: tuple[str, ...] = ("JPEG", "PNG", "WE
         return ImageInfo(format=fmt, mime=Image.MIME.get(fmt, "application/octet-stream"), width=img.size[0],
                          height=img.size[1], size=len(data), sha256=hashlib.sha256(data).hexdigest(),
                          phash=phash, exif=exif)
+    finally:
+        img.close()
+
+
+def probe_image(data: bytes, *, formats: tuple[str, ...] = ("JPEG", "PNG", "WEBP"), max_pixels: int = 60_000_000,
+                max_bytes: int = 30 * 1024 * 1024) -> tuple[str, str, int, int]:
+    """The cheap checks (magic bytes, allowlisted decoder, pixel count, one frame) without decoding pixels.
+
+    Returns ``(format, mime, width, height)``. This is what a photo must pass before it is
+    acknowledged; EXIF, the perceptual hash and the display copy come after the commit.
+    """
+    if len(data) > max_bytes:
+        raise LimitExceededError(f"photo is {len(data)} bytes, the limit is {max_bytes}")
+    img = _open(data, formats=formats, max_pixels=max_pixels)
+    try:
+        fmt = img.format or "?"
+        return fmt, Image.MIME.get(fmt, "application/octet-stream"), img.size[0], img.size[1]
     finally:
         img.close()
 

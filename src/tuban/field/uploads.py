@@ -48,11 +48,12 @@ from tuban.errors import (
     UsageError,
 )
 from tuban.field import checks as photo_checks
-from tuban.field.images import display_copy, inspect_image
+from tuban.field.images import probe_image
 from tuban.field.policy import PhotoPolicy, load_policy
+from tuban.field.processing import PENDING, PhotoProcessor, process_photo
 from tuban.field.sync import normalize_client_id
 from tuban.field.writer import write_lock
-from tuban.store.models import Patch, Photo, Round
+from tuban.store.models import Photo
 from tuban.store.store import Store, jsonable
 from tuban.workflow.access import Actor, load_patch, patch_divisions
 
@@ -205,8 +206,9 @@ class UploadManager:
     """Resumable uploads for one store, blob store and upload folder."""
 
     def __init__(self, store: Store, blobs: BlobStore, upload_dir: str | os.PathLike[str], *,
-                 policy: PhotoPolicy | None = None) -> None:
+                 policy: PhotoPolicy | None = None, processor: PhotoProcessor | None = None) -> None:
         self.store = store
+        self.processor = processor
         self.blobs = blobs
         self.dir = Path(upload_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -356,23 +358,23 @@ class UploadManager:
             raise HashMismatchError(f"the uploaded bytes have sha256 {sha[:12]}…, the device declared "
                                     f"{state.meta['sha256'][:12]}…", hint="the upload was reset; send it again")
         pol = self.policy
-        try:
-            info = inspect_image(data, formats=pol.allowed_formats, max_pixels=pol.max_pixels,
-                                 max_bytes=pol.max_photo_bytes)
-            display = display_copy(data, max_px=pol.display_max_px, formats=pol.allowed_formats,
-                                   max_pixels=pol.max_pixels)
+        try:  # the cheap checks only (nothing decoded): EXIF, hashes and display copy come after the ack
+            _fmt, mime, width, height = probe_image(data, formats=pol.allowed_formats, max_pixels=pol.max_pixels,
+                                                   max_bytes=pol.max_photo_bytes)
         except InputError:
             self._discard(state.id)
             raise
         self.blobs.put_bytes(data)  # fsync + atomic rename: whole or absent
-        display_sha = self.blobs.put_bytes(display)
-        for blob in (state.meta["sha256"], display_sha):  # a retry after a failed folder fsync: durable now
-            _fsync_dir(self.blobs.path(blob).parent)
-        photo_id = self._commit(actor, state, info, display_sha)
+        _fsync_dir(self.blobs.path(state.meta["sha256"]).parent)  # a retry after a failed folder fsync: durable now
+        photo_id = self._commit(actor, state, mime=mime, width=width, height=height)
         state.photo_id = photo_id
         self._save(state)
         with contextlib.suppress(FileNotFoundError):
             part.unlink()
+        if self.processor is not None:
+            self.processor.submit(photo_id)
+        else:  # no background worker: process now (still after the durable commit)
+            process_photo(self.store, self.blobs, self.policy, photo_id)
         return state
 
     def _discard(self, upload_id: str) -> None:
@@ -380,28 +382,11 @@ class UploadManager:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
 
-    def _commit(self, actor: Actor, state: UploadState, info: Any, display_sha: str) -> int:
+    def _commit(self, actor: Actor, state: UploadState, *, mime: str, width: int, height: int) -> int:
+        """The Photo row, ``checks.status = "pending"`` (persisted: processing is redone after a crash)."""
         pm = PhotoMeta(**state.meta)
-        # read phase (no write lock held): permission, round, earlier photos → the checks
-        with self.store.session() as s:
-            existing = s.scalar(select(Photo.id).where(Photo.client_id == pm.client_id))
-            if existing is not None:
-                return int(existing)
-            patch = load_patch(s, actor, pm.patch_id, "photo.upload")
-            rnd = s.get(Round, patch.round_id)
-            taken = dt.datetime.fromisoformat(pm.taken_at) if pm.taken_at else None
-            obs = photo_checks.PhotoObservation(
-                lon=pm.lon, lat=pm.lat, accuracy_m=pm.accuracy_m, bearing=pm.bearing, taken_at=taken,
-                mock_location=pm.mock_location, exif_lon=info.exif.gps_lon, exif_lat=info.exif.gps_lat,
-                exif_gps_valid=info.exif.gps_valid, exif_gps_problem=info.exif.gps_problem,
-                sha256=info.sha256, phash=info.phash, kind=pm.kind)
-            results = photo_checks.check_photo(
-                obs, patch.geometry, policy=self.policy, field_start=rnd.field_start if rnd else None,
-                field_end=rnd.field_end if rnd else None, patch_id=patch.id, prior=self._prior_uses(s, patch))
-        checks = {"status": photo_checks.summarize(results), "policy": self.policy.version,
-                  "results": [r.to_dict() for r in results]}
-        valid = photo_checks.valid_lonlat(obs.lon, obs.lat)
-        # write phase: a short transaction (one writer at a time on SQLite)
+        taken = dt.datetime.fromisoformat(pm.taken_at) if pm.taken_at else None
+        valid = photo_checks.valid_lonlat(pm.lon, pm.lat)
         for attempt in range(2):
             try:
                 with write_lock(self.store), self.store.transaction(actor=actor.username) as tx:
@@ -411,36 +396,26 @@ class UploadManager:
                         return int(existing)
                     patch = load_patch(s, actor, pm.patch_id, "photo.upload")
                     photo = Photo(
-                        patch_id=patch.id, sha256=info.sha256, size=info.size, mime=info.mime,
-                        lon=obs.lon if valid else None, lat=obs.lat if valid else None,
+                        patch_id=patch.id, sha256=pm.sha256, size=pm.size, mime=mime,
+                        lon=pm.lon if valid else None, lat=pm.lat if valid else None,
                         accuracy_m=pm.accuracy_m, bearing=None if pm.bearing is None else pm.bearing % 360.0,
                         taken_at=taken if taken is not None and taken.tzinfo is not None else None,
-                        user_id=actor.user_id, client_id=pm.client_id, checks=checks,
-                        exif={**info.exif.to_dict(), "kind": pm.kind, "phash": info.phash,
-                              "width": info.width, "height": info.height, "device_taken_at": pm.taken_at,
-                              "mock_location": pm.mock_location, "record_client_id": pm.record_client_id,
-                              "display": {"sha256": display_sha, "mime": "image/jpeg"}})
+                        user_id=actor.user_id, client_id=pm.client_id,
+                        checks={"status": PENDING, "policy": self.policy.version, "results": []},
+                        exif={"pending": True, "kind": pm.kind, "width": width, "height": height,
+                              "device_taken_at": pm.taken_at, "mock_location": pm.mock_location,
+                              "record_client_id": pm.record_client_id})
                     s.add(photo)
                     s.flush()
                     lead = patch_divisions(patch)
                     tx.audit("photo.create", "photo", photo.id, after={
-                        "client_id": pm.client_id, "patch_id": patch.id, "sha256": info.sha256, "size": info.size,
-                        "checks": checks["status"]}, round_id=patch.round_id, division_code=lead[0] if lead else None)
+                        "client_id": pm.client_id, "patch_id": patch.id, "sha256": pm.sha256, "size": pm.size,
+                        "checks": PENDING}, round_id=patch.round_id, division_code=lead[0] if lead else None)
                     return photo.id
             except IntegrityError:
                 if attempt == 1:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
-
-    @staticmethod
-    def _prior_uses(session: Any, patch: Patch, *, limit: int = 5000) -> list[photo_checks.PriorUse]:
-        """Photos of the same round and lead county (never another county's: nothing leaks)."""
-        rows = session.execute(
-            select(Photo.id, Photo.patch_id, Photo.sha256, Photo.exif).join(Patch, Patch.id == Photo.patch_id)
-            .where(Patch.round_id == patch.round_id, Patch.lead_division_code == patch.lead_division_code)
-            .order_by(Photo.id.desc()).limit(limit)).all()
-        return [photo_checks.PriorUse(patch_id=r.patch_id, sha256=r.sha256, phash=(r.exif or {}).get("phash"),
-                                      photo_id=r.id) for r in rows]
 
 
 class OffsetMismatchError(ConflictError):

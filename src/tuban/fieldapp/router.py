@@ -381,8 +381,10 @@ def photo_bytes(request: Request, photo_id: int, actor: Annotated[Actor, field_i
         photo = s.get(Photo, photo_id)
         if photo is None:
             raise NotFoundError(f"no photo {photo_id}")
-        sha = (photo.exif or {}).get("display", {}).get("sha256") if display else photo.sha256
-        mime = "image/jpeg" if display else photo.mime
+        small = ((photo.exif or {}).get("display") or {}).get("sha256") if display else None
+        # until the display copy is made (after the acknowledgement) the original is served
+        sha = small or photo.sha256
+        mime = "image/jpeg" if small else photo.mime
     if not sha or mime not in _SERVED_MIME:
         raise NotFoundError(f"no photo {photo_id}")
     with services.blobs.open(sha) as fh:

@@ -22,6 +22,7 @@ class FieldServices:
     policy: Any
     offline: Any = None
     probe: Any = None
+    processor: Any = None
 
 
 def _default_blob_dir(database_url: str) -> Path:
@@ -41,6 +42,7 @@ def configure_field(app: Any, *, blob_dir: str | os.PathLike[str] | None = None,
     """Attach the field services to *app* (``app.state.field``)."""
     from tuban.blobs import BlobStore
     from tuban.field.policy import load_policy
+    from tuban.field.processing import PhotoProcessor
     from tuban.field.tiles import OfflineSettings
     from tuban.field.uploads import UploadManager
     from tuban.fieldapp.offline import ImageryProbe
@@ -50,8 +52,10 @@ def configure_field(app: Any, *, blob_dir: str | os.PathLike[str] | None = None,
     updir = Path(upload_dir) if upload_dir is not None else root.parent / "uploads"
     pol = policy if policy is not None else load_policy(os.environ.get("TUBAN_PHOTO_POLICY") or None)
     blobs = BlobStore(root)
-    services = FieldServices(store=store, blobs=blobs, uploads=UploadManager(store, blobs, updir, policy=pol),
-                             policy=pol, offline=offline if offline is not None else OfflineSettings.from_env(),
+    processor = PhotoProcessor(store, blobs, pol).start()  # photos left pending by a crash are redone now
+    uploads = UploadManager(store, blobs, updir, policy=pol, processor=processor)
+    services = FieldServices(store=store, blobs=blobs, uploads=uploads, policy=pol, processor=processor,
+                             offline=offline if offline is not None else OfflineSettings.from_env(),
                              probe=ImageryProbe())
     app.state.field = services
     return services

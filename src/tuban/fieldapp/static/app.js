@@ -298,8 +298,10 @@ async function renderPhotos() {
   drawMap(state.current, items);
   for (const ph of items) {
     const li = document.createElement("li");
-    const checks = ph.server_checks
-      ? ph.server_checks.results.map((r) => [r.name, r.status, r.message]) : localChecks(ph, state.current);
+    const serverDone = ph.server_checks && ph.server_checks.status !== "pending";
+    const checks = serverDone ? ph.server_checks.results.map((r) => [r.name, r.status, r.message])
+      : localChecks(ph, state.current);
+    if (ph.server_checks && !serverDone) checks.push(["server", "unknown", "服务器检查中 being checked on the server"]);
     li.innerHTML = "";
     const head = document.createElement("span");
     head.textContent = `${ph.kind} · ${fmtBytes(ph.size)} · `;
@@ -470,6 +472,23 @@ async function uploadPhoto(ph) {
   await put("photos", ph);
 }
 
+// the server checks a photo after acknowledging it: fetch the results of those still pending
+async function refreshChecks() {
+  const waiting = (await all("photos")).filter((p) => p.status === "done" && p.server_checks &&
+                                                      p.server_checks.status === "pending");
+  for (const pid of new Set(waiting.map((p) => p.patch_id))) {
+    const r = await api("GET", `/api/field/patches/${pid}/photos`);
+    if (!r.ok) continue;
+    const list = await r.json();
+    for (const ph of waiting.filter((p) => p.patch_id === pid)) {
+      const mine = list.photos.find((x) => x.client_id === ph.client_id);
+      if (mine) { ph.server_checks = mine.checks; await put("photos", ph); }
+    }
+  }
+  if (waiting.length && state.current && !$("#detail").hidden) await renderPhotos();
+  return waiting.length;
+}
+
 async function pending() {
   const busy = (x) => x.status === "queued" || x.status === "uploading";
   return (await all("records")).some(busy) || (await all("photos")).some(busy);
@@ -540,7 +559,10 @@ async function start() {
   setNet();
   window.addEventListener("online", () => { setNet(); sync(); });
   // a server restart or a dropped connection: keep retrying what is still queued or half uploaded
-  setInterval(async () => { if (navigator.onLine && !state.syncing && state.me && await pending()) sync(); }, RETRY_MS);
+  setInterval(async () => {
+    if (!navigator.onLine || state.syncing || !state.me) return;
+    if (await pending()) sync(); else refreshChecks().catch(() => {});
+  }, RETRY_MS);
   window.addEventListener("offline", setNet);
   if ("serviceWorker" in navigator) navigator.serviceWorker.register("/field/sw.js", { scope: "/field/" }).catch(() => {});
   if (navigator.geolocation) {
