@@ -21,7 +21,7 @@
     outcomes: { confirmed: "confirmed", corrected: "corrected", not_disturbance: "not a disturbance" },
     checks: { location: "location", field_window: "field window", accuracy: "GPS accuracy", mock_location: "mock location",
               exif_position: "EXIF position", duplicate: "duplicate", photo_set: "photo set" },
-    status: { pass: "pass", fail: "fail", unknown: "unknown" },
+    status: { pass: "pass", fail: "fail", unknown: "unknown", pending: "being checked" },
     photoKinds: { overview: "overview", closeup: "close-up", disturbance: "disturbance" }
   } : {
     title: "外业核查", none: "暂无外业记录。", by: "", photos: "现场照片", noPhotos: "暂无照片。",
@@ -36,7 +36,7 @@
     outcomes: { confirmed: "确认", corrected: "更正", not_disturbance: "非扰动图斑" },
     checks: { location: "拍摄位置", field_window: "外业时段", accuracy: "定位精度", mock_location: "模拟定位",
               exif_position: "EXIF 位置", duplicate: "重复照片", photo_set: "照片组" },
-    status: { pass: "通过", fail: "未通过", unknown: "无法判断" },
+    status: { pass: "通过", fail: "未通过", unknown: "无法判断", pending: "检查中" },
     photoKinds: { overview: "全景", closeup: "近景", disturbance: "扰动" }
   };
   var $ = function (id) { return document.getElementById(id); };
@@ -253,6 +253,10 @@
       recs.records.forEach(function (r) { recList.appendChild(renderRecord(r, recs.patch_version)); });
       renderPhotos(photos); drawMap(photos, recs.records);
       box.dataset.loaded = String(id);
+      // photos are checked just after they are acknowledged: look again while some are pending
+      if (photos.photos.some(function (p) { return p.checks && p.checks.status === "pending"; })) {
+        setTimeout(function () { if (seq === current.seq) load(id, true); }, 1500);
+      }
     } catch (e) {
       if (seq !== current.seq) return;
       recList.textContent = ""; recList.appendChild(el("p", "error", (e.status || "") + " " + e.message));
