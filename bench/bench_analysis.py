@@ -113,7 +113,9 @@ REPEAT = 1
 def timed(label: str, fn, *args, repeat: int | None = None, **kwargs):  # type: ignore[no-untyped-def]
     """Run *fn* ``repeat`` times (default ``--repeat``) and report the fastest run."""
     best = float("inf")
+    out = None
     for _ in range(repeat or REPEAT):
+        out = None  # free the previous result before timing (its destruction is not the call's)
         t = time.perf_counter()
         out = fn(*args, **kwargs)
         best = min(best, time.perf_counter() - t)

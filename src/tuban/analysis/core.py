@@ -400,9 +400,9 @@ def analyse(
                                workers=workers, patch_edges=pe, scope_edges=se, tree=tree)
     dg = project(ld.geoms[ld.present], CGCS2000, crs, workers=workers)
     codes = np.array([str(c).strip() for c in ld.ids], dtype=object)
-    first = shapely.points(pe.x[pe.start], pe.y[pe.start])  # a point of every patch (its first vertex)
     divs = assign_divisions(pg, dg, codes, patch_area_m2=area, overlap_min_m2=rules.overlap_min_m2,
-                            rank_decimals=rules.rank_decimals, inner_points=first, workers=workers, tree=tree)
+                            rank_decimals=rules.rank_decimals, inner_xy=(pe.x[pe.start], pe.y[pe.start]),
+                            workers=workers, tree=tree, patch_edges=pe)
     change = None
     prev_ids = np.zeros(0, dtype=object)
     prev_frame = None

@@ -34,19 +34,15 @@ MAX_EDGE_PAIRS = 8192  # edges(A) × edges(B) per pair above which GEOS is used
 CHUNK = 1 << 20  # padded edge pairs per vectorised step
 
 
-FIELDS = ("x", "y", "dx", "dy", "sign", "xlo", "xhi", "ylo", "yhi")
-X, Y, DX, DY, SIGN, XLO, XHI, YLO, YHI = range(len(FIELDS))
+FIELDS = ("x", "y", "dx", "dy", "sign")
+X, Y, DX, DY, SIGN = range(len(FIELDS))
 
 
 @dataclass(slots=True)
 class EdgeSet:
     """The edges of an array of polygonal geometries, geometry by geometry, ring by ring."""
 
-    x: np.ndarray  # start of every edge
-    y: np.ndarray
-    dx: np.ndarray  # end − start
-    dy: np.ndarray
-    sign: np.ndarray  # +1 where the interior lies left of the edge, −1 where right (float)
+    rec: np.ndarray  # (edges, FIELDS): start x, y; end − start dx, dy; sign (+1: interior on the left)
     ring_pos: np.ndarray  # position of the edge's ring among its geometry's rings
     ring_first: np.ndarray  # position (within its geometry) of the first edge of its ring
     start: np.ndarray  # per geometry: index of its first edge
@@ -55,35 +51,35 @@ class EdgeSet:
     ring_count: np.ndarray  # per geometry: number of rings
     ring_edge: np.ndarray  # per ring: index of its first edge
     area: np.ndarray  # per geometry (m²)
+    bucket: np.ndarray  # per geometry: padded edge count (see ``_bucket``)
     _pads: dict[tuple[int, float], tuple[np.ndarray, np.ndarray, np.ndarray | None]] = field(
         default_factory=dict, repr=False)
+
+    @property
+    def x(self) -> np.ndarray:
+        return self.rec[:, X]
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.rec[:, Y]
 
     def padded(self, width: int, delta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """The geometries whose edge count pads to *width*, as one block.
 
         Returns the row of every geometry in the block (−1 if not there), the float block
-        (rows, len(FIELDS), width): world coordinates, NaN / 0 padding, bounds widened by *delta*
-        (``XLO`` …), and for multi-ring layers an int block (rows, 2, width) of ring position
+        (rows, width, len(FIELDS)): world coordinates, NaN / 0 padding, and for multi-ring layers an int block (rows, 2, width) of ring position
         and ring first edge (``None`` when every geometry has one ring).
         """
         key = (width, delta)
         if key not in self._pads:
-            g = np.flatnonzero(_bucket(self.count) == width)
+            g = np.flatnonzero(self.bucket == width)
             row = np.full(len(self.count), -1, dtype=np.int64)
             row[g] = np.arange(len(g))
             col = np.arange(width)
             valid = col < self.count[g][:, None]
             idx = np.where(valid, self.start[g][:, None] + col, 0)
-            block = np.empty((len(g), len(FIELDS), width))
-            x = block[:, X] = np.where(valid, self.x[idx], np.nan)
-            y = block[:, Y] = np.where(valid, self.y[idx], np.nan)
-            dx = block[:, DX] = np.where(valid, self.dx[idx], 0.0)
-            dy = block[:, DY] = np.where(valid, self.dy[idx], 0.0)
-            block[:, SIGN] = np.where(valid, self.sign[idx], 0.0)
-            block[:, XLO] = np.minimum(x, x + dx) - delta
-            block[:, XHI] = np.maximum(x, x + dx) + delta
-            block[:, YLO] = np.minimum(y, y + dy) - delta
-            block[:, YHI] = np.maximum(y, y + dy) + delta
+            block = self.rec[idx]  # (rows, width, fields)
+            block[~valid] = np.array([np.nan, np.nan, 0.0, 0.0, 0.0])
             rings = None
             if self.ring_count.max(initial=1) > 1:
                 rings = np.stack([np.where(valid, self.ring_pos[idx], 0),
@@ -115,8 +111,10 @@ def _from_rings(coords: np.ndarray, ring_off: np.ndarray, ring_geom: np.ndarray,
     start = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(count, out=start[1:])
     geom_of = ring_geom[ring_of]
+    rec = np.empty((len(x), len(FIELDS)))
+    rec[:, X], rec[:, Y], rec[:, DX], rec[:, DY], rec[:, SIGN] = x, y, dx, dy, ring_sign[ring_of]
     return EdgeSet(
-        x=x, y=y, dx=dx, dy=dy, sign=ring_sign[ring_of],
+        rec=rec, bucket=_bucket(count),
         ring_pos=(ring_of - ring_start[geom_of]).astype(np.int32),
         ring_first=(ring_edge[ring_of] - start[geom_of]).astype(np.int32),
         start=start[:-1], count=count, ring_start=ring_start[:-1], ring_count=ring_count,
@@ -171,8 +169,15 @@ def _gather(es: EdgeSet, g: np.ndarray, width: int, delta: float) -> tuple[np.nd
     """The padded edges of geometries *g* as (fields, width, len(g)): pairs vary fastest."""
     row, block, rings = es.padded(width, delta)
     r = row[g]
-    out = np.ascontiguousarray(block[r].transpose(1, 2, 0))
+    out = np.ascontiguousarray(block[r].transpose(2, 1, 0))
     return out, (np.ascontiguousarray(rings[r].transpose(1, 2, 0)) if rings is not None else None)
+
+
+def _bounds(p: np.ndarray, delta: float) -> tuple[np.ndarray, ...]:
+    """xmin, xmax, ymin, ymax of every padded edge, widened by *delta*."""
+    x1, y1 = p[X] + p[DX], p[Y] + p[DY]
+    return (np.minimum(p[X], x1) - delta, np.maximum(p[X], x1) + delta,
+            np.minimum(p[Y], y1) - delta, np.maximum(p[Y], y1) + delta)
 
 
 def _inside(px: np.ndarray, py: np.ndarray, other: np.ndarray) -> np.ndarray:
@@ -214,10 +219,11 @@ def _chunk(a: EdgeSet, b: EdgeSet, ia: np.ndarray, ib: np.ndarray, wa: int, wb: 
     n = len(ia)
     pa, ra = _gather(a, ia, wa, delta)
     pb, rb = _gather(b, ib, wb, delta)
-    cand = pa[XLO][:, None, :] <= pb[XHI][None, :, :]
-    cand &= pa[XHI][:, None, :] >= pb[XLO][None, :, :]
-    cand &= pa[YLO][:, None, :] <= pb[YHI][None, :, :]
-    cand &= pa[YHI][:, None, :] >= pb[YLO][None, :, :]
+    ba, bb = _bounds(pa, delta), _bounds(pb, 0.0)  # NaN padding fails every comparison
+    cand = ba[0][:, None, :] <= bb[1][None, :, :]
+    cand &= ba[1][:, None, :] >= bb[0][None, :, :]
+    cand &= ba[2][:, None, :] <= bb[3][None, :, :]
+    cand &= ba[3][:, None, :] >= bb[2][None, :, :]
     flat = np.flatnonzero(cand)
     i, rem = np.divmod(flat, wb * n)
     j, k = np.divmod(rem, n)
@@ -230,7 +236,7 @@ def _chunk(a: EdgeSet, b: EdgeSet, ia: np.ndarray, ib: np.ndarray, wa: int, wb: 
     o2 = o1 + c
     o3 = ady * wx - adx * wy  # start of the B edge w.r.t. the A edge
     o4 = o3 - c
-    tol = delta * (np.abs(adx) + np.abs(ady) + np.abs(bdx) + np.abs(bdy))
+    tol = 2 * delta * (np.abs(adx) + np.abs(ady) + np.abs(bdx) + np.abs(bdy))
     small = np.minimum(np.minimum(np.abs(o1), np.abs(o2)), np.minimum(np.abs(o3), np.abs(o4))) < tol
     fallback = np.bincount(k[small], minlength=n) > 0
     hit = ~small & (o1 * o2 < 0) & (o3 * o4 < 0)

@@ -1,0 +1,97 @@
+"""The numpy pair kernel and the numpy Gauss–Krüger projection against GEOS and PROJ."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyproj
+import pytest
+import shapely
+
+from tuban.analysis.divisions import points_in_polygons, subdivide
+from tuban.analysis.pairwise import edge_set, pair_overlaps
+from tuban.analysis.tmerc import tmerc_forward, tmerc_params
+
+
+def _stars(rng: np.random.Generator, n: int, r: float, k: int, side: float) -> np.ndarray:
+    cx, cy = rng.uniform(0, side, n) + 450_000.0, rng.uniform(0, side, n) + 3_850_000.0
+    ang = (np.arange(k) + rng.uniform(-0.4, 0.4, (n, k))) * (2 * np.pi / k)
+    rad = r * rng.uniform(0.5, 1.5, (n, k))
+    xy = np.stack([cx[:, None] + rad * np.cos(ang), cy[:, None] + rad * np.sin(ang)], axis=-1)
+    return shapely.polygons(np.concatenate([xy, xy[:, :1]], axis=1))
+
+
+def _mixed(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Stars (some clockwise), stars with a hole, multipolygons and grid-aligned boxes."""
+    base = _stars(rng, n, 40.0, 9, 600.0)
+    out = base.copy()
+    kind = rng.integers(0, 5, n)
+    for i in np.flatnonzero(kind == 1):  # clockwise shell
+        out[i] = shapely.Polygon(shapely.get_coordinates(base[i])[::-1])
+    for i in np.flatnonzero(kind == 2):  # a hole around the centre
+        c = shapely.centroid(base[i])
+        out[i] = shapely.difference(base[i], shapely.buffer(c, 8.0, quad_segs=2))
+    for i in np.flatnonzero(kind == 3):  # two parts
+        far = shapely.affinity.translate(base[i], 150.0, 20.0)
+        out[i] = shapely.MultiPolygon([base[i], far]) if not base[i].intersects(far) else base[i]
+    for i in np.flatnonzero(kind == 4):  # integer boxes: shared edges and touching corners
+        x, y = np.round(shapely.get_coordinates(shapely.centroid(base[i]))[0] / 20) * 20
+        out[i] = shapely.box(x, y, x + 40, y + 40)
+    assert shapely.is_valid(out).all()
+    return out
+
+
+def test_kernel_matches_geos_on_mixed_pairs() -> None:
+    rng = np.random.default_rng(3)
+    a, b = _mixed(rng, 300), _mixed(rng, 300)
+    ib, ia = shapely.STRtree(a).query(b)
+    res = pair_overlaps(edge_set(a), edge_set(b), ia, ib)
+    sure = ~res.fallback
+    assert sure.sum() > 0.8 * len(ia)  # the boxes on a grid touch: those go to GEOS
+    area = shapely.area(shapely.intersection(a[ia], b[ib]))
+    np.testing.assert_allclose(res.area[sure], area[sure], atol=1e-6)
+    interiors = shapely.intersects(a[ia], b[ib]) & ~shapely.touches(a[ia], b[ib])
+    assert (res.interiors[sure] == interiors[sure]).all()
+    within = shapely.contains_properly(b[ib], a[ia])
+    assert (res.a_within[sure] == within[sure]).all()
+    # every degenerate contact (a shared edge, a touching corner) is handed over, never guessed
+    touch = shapely.touches(a[ia], b[ib])
+    assert res.fallback[touch].all()
+
+
+def test_edge_set_areas_and_orientation() -> None:
+    rng = np.random.default_rng(4)
+    g = _mixed(rng, 200)
+    es = edge_set(g)
+    np.testing.assert_allclose(es.area, shapely.area(g), rtol=1e-12)
+
+
+def test_subdivide_partitions_and_points_in_polygons() -> None:
+    rng = np.random.default_rng(5)
+    big = shapely.segmentize(_stars(rng, 5, 3000.0, 40, 20_000.0), 50.0)
+    big = big[shapely.is_valid(big)]
+    pieces, owner = subdivide(big, max_vertices=32)
+    assert len(pieces) > 4 * len(big)
+    np.testing.assert_allclose(np.bincount(owner, weights=shapely.area(pieces)), shapely.area(big), rtol=1e-9)
+    x, y = rng.uniform(440_000, 480_000, 2000), rng.uniform(3_840_000, 3_880_000, 2000)
+    k, d = points_in_polygons(big, x, y)
+    ref_d, ref_k = shapely.STRtree(shapely.points(x, y)).query(big, predicate="contains")
+    assert sorted(zip(k.tolist(), d.tolist(), strict=True)) == sorted(zip(ref_k.tolist(), ref_d.tolist(),
+                                                                          strict=True))
+
+
+@pytest.mark.parametrize("dst", ["EPSG:4547", "EPSG:4527", "EPSG:4499"])
+def test_tmerc_matches_proj(dst: str) -> None:
+    src, crs = pyproj.CRS("EPSG:4490"), pyproj.CRS(dst)
+    p = tmerc_params(src, crs)
+    assert p is not None
+    rng = np.random.default_rng(6)
+    lon, lat = p.lon0 + rng.uniform(-3.5, 3.5, 50_000), rng.uniform(0, 55, 50_000)
+    ex, ey = pyproj.Transformer.from_crs(src, crs, always_xy=True).transform(lon, lat)
+    x, y = tmerc_forward(lon, lat, p)
+    assert np.abs(x - ex).max() < 1e-6
+    assert np.abs(y - ey).max() < 1e-6
+
+
+def test_tmerc_only_for_gauss_kruger_on_the_same_datum() -> None:
+    assert tmerc_params(pyproj.CRS("EPSG:4326"), pyproj.CRS("EPSG:4547")) is None  # other datum
+    assert tmerc_params(pyproj.CRS("EPSG:4490"), pyproj.CRS("EPSG:3857")) is None  # not tmerc
