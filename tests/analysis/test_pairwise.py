@@ -56,6 +56,11 @@ def test_kernel_matches_geos_on_mixed_pairs() -> None:
     # every degenerate contact (a shared edge, a touching corner) is handed over, never guessed
     touch = shapely.touches(a[ia], b[ib])
     assert res.fallback[touch].all()
+    # interiors only (the change type): the same answers, the vertex probe settles most pairs
+    quick = pair_overlaps(edge_set(a), edge_set(b), ia, ib, areas=False)
+    sure = ~quick.fallback
+    assert (quick.interiors[sure] == interiors[sure]).all()
+    assert quick.fallback[touch].all()
 
 
 def test_edge_set_areas_and_orientation() -> None:

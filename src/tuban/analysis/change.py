@@ -3,7 +3,7 @@
 Our rule (domain.md §5): a current patch matches the previous patches whose interiors
 it intersects (``intersects`` and not ``touches``: a shared edge is no match; the same
 test as ``ST_Intersects AND NOT ST_Touches`` in PostGIS); the overlap areas of the links
-come with it (:func:`lineage_overlaps`). None → 新增. Otherwise its area is compared
+are computed on demand (:func:`lineage_overlaps`). None → 新增. Otherwise its area is compared
 with the total area of the matched previous patches: above +expand_share → 续建（范围扩大）,
 below −shrink_share → 续建（范围缩小）, else 续建（范围不变）. A previous patch that no
 current patch overlaps is 完工 (reported separately, not among the current patches).
@@ -72,18 +72,16 @@ def classify_change(
     ec = current_edges if current_edges is not None else edge_set(current)
     eq = previous_edges if previous_edges is not None else edge_set(previous)
     pj, ci = (tree if tree is not None else shapely.STRtree(current)).query(previous)  # bounding boxes
-    res = pair_overlaps(ec, eq, ci, pj, workers=workers)
+    res = pair_overlaps(ec, eq, ci, pj, areas=False, workers=workers)
     keep = res.interiors & ~res.fallback
-    ov = res.area
     fb = np.flatnonzero(res.fallback)
     if len(fb):
         hit = shapely.intersects(current[ci[fb]], previous[pj[fb]])
         hit[hit] = ~shapely.touches(current[ci[fb[hit]]], previous[pj[fb[hit]]])
         keep[fb] = hit
-        ov[fb[hit]] = shapely.area(shapely.intersection(current[ci[fb[hit]]], previous[pj[fb[hit]]]))
-    ci, pj, ov = ci[keep], pj[keep], ov[keep]
+    ci, pj = ci[keep], pj[keep]
     order = np.lexsort((pj, ci))
-    ci, pj, ov = ci[order], pj[order], ov[order]
+    ci, pj = ci[order], pj[order]
     matched_prev = np.bincount(ci, weights=prev_area[pj], minlength=n)
     matched = np.bincount(ci, minlength=n) > 0
     share = np.full(n, np.nan)
@@ -101,12 +99,21 @@ def classify_change(
         pair_current=ci,
         pair_previous=pj,
         completed=np.flatnonzero(~has_successor),
-        pair_overlap_m2=ov,
     )
 
 
-def lineage_overlaps(current: np.ndarray, previous: np.ndarray, change: ChangeArrays) -> np.ndarray:
-    """Overlap area (m²) of every lineage link of *change* (metric geometries)."""
+def lineage_overlaps(current: np.ndarray, previous: np.ndarray, change: ChangeArrays, *,
+                     current_edges: EdgeSet | None = None, previous_edges: EdgeSet | None = None) -> np.ndarray:
+    """Overlap area (m²) of every lineage link of *change* (metric geometries): the pair
+    kernel, GEOS for the pairs it is not sure of."""
     if change.pair_overlap_m2 is not None:
         return change.pair_overlap_m2
-    return shapely.area(shapely.intersection(current[change.pair_current], previous[change.pair_previous]))
+    ci, pj = change.pair_current, change.pair_previous
+    ec = current_edges if current_edges is not None else edge_set(current)
+    eq = previous_edges if previous_edges is not None else edge_set(previous)
+    res = pair_overlaps(ec, eq, ci, pj)
+    ov = res.area
+    fb = np.flatnonzero(res.fallback)
+    if len(fb):
+        ov[fb] = shapely.area(shapely.intersection(current[ci[fb]], previous[pj[fb]]))
+    return ov

@@ -63,8 +63,10 @@ class AnalysisResult:
             if self.change is None:
                 self._cache["lineage"] = np.zeros(0)
             else:
+                edges = self._cache.get("edges", {})
                 self._cache["lineage"] = lineage_overlaps(self.metric["patches"], self.metric["previous"],
-                                                          self.change)
+                                                          self.change, current_edges=edges.get("patches"),
+                                                          previous_edges=edges.get("previous"))
         return self._cache["lineage"]
 
     def nearest_counting_scope(self) -> tuple[np.ndarray, np.ndarray]:
@@ -295,8 +297,13 @@ def _source(source_crs: str | Mapping[str, str] | None, layer: str) -> str | Non
 
 
 def _text(values: pd.Series) -> np.ndarray:
-    out = values.astype(object).where(values.notna(), None).to_numpy(dtype=object)
-    return np.array([None if v is None or str(v).strip() == "" else str(v).strip() for v in out], dtype=object)
+    """Stripped strings, ``None`` for missing or blank values."""
+    raw = values.to_numpy(dtype=object)
+    out = np.full(len(raw), None, dtype=object)
+    has = np.flatnonzero(~pd.isna(raw))
+    stripped = [str(v).strip() for v in raw[has]]
+    out[has] = [v or None for v in stripped]
+    return out
 
 
 def prepare_inputs(
@@ -312,8 +319,9 @@ def prepare_inputs(
     _require(scopes, SCOPE_REQUIRED, "scopes")
     _require(divisions, DIVISION_REQUIRED, "divisions")
     qdnm = patches["QDNM"]
-    if qdnm.isna().any() or (qdnm.astype(str).str.strip() == "").any():
-        rows = np.flatnonzero(qdnm.isna().to_numpy() | (qdnm.astype(str).str.strip() == "").to_numpy())
+    blank = pd.isna(_text(qdnm))
+    if blank.any():
+        rows = np.flatnonzero(blank)
         raise FieldError(f"layer patches: {len(rows)} row(s) without QDNM (rows {rows[:10].tolist()})",
                          hint="every patch needs its number QDNM")
     dup = qdnm[qdnm.duplicated()].unique()
@@ -383,8 +391,10 @@ def analyse(
     crs = pyproj.CRS.from_user_input(work_crs) if work_crs is not None else local_crs(lp.geoms)
 
     def metric(layer: PreparedLayer) -> tuple[np.ndarray, EdgeSet]:
-        geoms, coords = project_coords(layer.geoms[layer.present], CGCS2000, crs, workers=workers)
-        return geoms, edge_set(geoms, coords)
+        geoms, coords = project_coords(layer.geoms[layer.present], CGCS2000, crs, workers=workers,
+                                       coords=layer.coords, plain=layer.plain)
+        plain = bool(layer.plain.all()) if layer.plain is not None else None
+        return geoms, edge_set(geoms, coords, plain=plain)
 
     pg, pe = metric(lp)
     area = pe.area
@@ -407,9 +417,11 @@ def analyse(
     prev_ids = np.zeros(0, dtype=object)
     prev_frame = None
     kept = {"patches": pg, "scopes": sg}
+    edges = {"patches": pe}
     if previous is not None:
         lq = layers["previous"]
         kept["previous"], qe = metric(lq)
+        edges["previous"] = qe
         change = classify_change(pg, kept["previous"], rules, current_area_m2=area, previous_area_m2=qe.area,
                                  workers=workers, current_edges=pe, previous_edges=qe, tree=tree)
         prev_ids = np.asarray(lq.ids, dtype=object)
@@ -435,4 +447,5 @@ def analyse(
         rules=rules,
         geometry_notes=notes,
         metric=kept,
+        _cache={"edges": edges},
     )

@@ -43,6 +43,8 @@ class PreparedLayer:
     geoms: np.ndarray
     present: np.ndarray
     repairs: dict[int, tuple[str, float]] = field(default_factory=dict)
+    coords: np.ndarray | None = None  # get_coordinates of the present geometries (EPSG:4490), if known
+    plain: np.ndarray | None = None  # per present geometry: a polygon without holes, if known
 
 
 def _crs_name(crs: object) -> str:
@@ -115,20 +117,27 @@ def _transform(ks: str, kd: str, x: np.ndarray, y: np.ndarray, workers: int) -> 
 
 
 def project_coords(geoms: np.ndarray, src: str | pyproj.CRS, dst: str | pyproj.CRS, *,
-                   workers: int = 1) -> tuple[np.ndarray, np.ndarray | None]:
+                   workers: int = 1, coords: np.ndarray | None = None,
+                   plain: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """:func:`project`, also returning the projected coordinates (``get_coordinates`` order,
-    an (n, 2) array) when they were computed on the way (``None`` otherwise)."""
+    an (n, 2) array) when they were computed on the way (``None`` otherwise).
+
+    *coords* (``get_coordinates(geoms)``) and *plain* (polygon without holes, per geometry)
+    may be passed when already known.
+    """
     geoms = np.asarray(geoms, dtype=object)
     ks, kd = _key(src), _key(dst)
     if ks is None or kd is None or len(geoms) == 0:
         return transform_geometries(geoms, src, dst), None
-    coords = shapely.get_coordinates(geoms)
-    x, y = np.ascontiguousarray(coords[:, 0]), np.ascontiguousarray(coords[:, 1])
+    if coords is None:
+        coords = shapely.get_coordinates(geoms)
+    x, y = coords[:, 0].copy(), coords[:, 1].copy()
     if ks != kd:
         _transform(ks, kd, x, y, workers)
     xy = np.column_stack([x, y])
     counts = shapely.get_num_coordinates(geoms)
-    plain = (shapely.get_type_id(geoms) == shapely.GeometryType.POLYGON) & (shapely.get_num_interior_rings(geoms) == 0)
+    if plain is None:
+        plain = _plain(geoms)
     out = np.empty(len(geoms), dtype=object)
     if plain.any():
         k = int(plain.sum())
@@ -141,6 +150,11 @@ def project_coords(geoms: np.ndarray, src: str | pyproj.CRS, dst: str | pyproj.C
         other = np.array(geoms[~plain], dtype=object)  # a new array: set_coordinates replaces its items
         out[~plain] = shapely.set_coordinates(other, xy[np.repeat(~plain, counts)])
     return out, xy
+
+
+def _plain(geoms: np.ndarray) -> np.ndarray:
+    """Per geometry: a polygon without holes."""
+    return (shapely.get_type_id(geoms) == shapely.GeometryType.POLYGON) & (shapely.get_num_interior_rings(geoms) == 0)
 
 
 def local_crs(geoms_4490: np.ndarray) -> pyproj.CRS:
@@ -224,8 +238,12 @@ def prepare_layer(
         for pos, reason, a0, a1 in zip(positions, reasons, before, after, strict=True):
             repairs[int(pos)] = (str(reason), float(a0 / a1) if a1 > 0 else float("nan"))
         sub[invalid] = repaired
-    geoms[present] = _to_cgcs2000(sub, src, layer)
-    return PreparedLayer(name=layer, ids=ids, geoms=geoms, present=present, repairs=repairs)
+    out = _to_cgcs2000(sub, src, layer)
+    geoms[present] = out
+    same = out is sub and not repairs  # coordinates unchanged: keep them for the projection
+    plain = (gtype == shapely.GeometryType.POLYGON) & (shapely.get_num_interior_rings(sub) == 0) if same else None
+    return PreparedLayer(name=layer, ids=ids, geoms=geoms, present=present, repairs=repairs,
+                         coords=coords if same else None, plain=plain)
 
 
 def _polygonal_part(geoms: np.ndarray) -> np.ndarray:

@@ -92,18 +92,33 @@ def _from_rings(coords: np.ndarray, ring_off: np.ndarray, ring_geom: np.ndarray,
                 n: int) -> EdgeSet:
     nr = len(ring_off) - 1
     nc = len(coords)
-    last = np.zeros(nc, dtype=bool)
-    last[ring_off[1:] - 1] = True
-    e = np.flatnonzero(~last)
-    x, y = coords[e, 0], coords[e, 1]
-    dx, dy = coords[e + 1, 0] - x, coords[e + 1, 1] - y
     per_ring = np.diff(ring_off) - 1
-    ring_of = np.repeat(np.arange(nr), per_ring)
-    fx, fy = coords[ring_off[:-1], 0], coords[ring_off[:-1], 1]
-    twice = np.bincount(ring_of, (x - fx[ring_of]) * dy - (y - fy[ring_of]) * dx, minlength=nr)
-    ring_sign = np.where(shell, 1.0, -1.0) * np.where(twice < 0, -1.0, 1.0)
+    keep = np.ones(max(nc - 1, 0), dtype=bool)  # (vertex, next vertex) pairs within a ring
+    keep[ring_off[1:-1] - 1] = False
+    cx, cy = coords[:, 0], coords[:, 1]
+    rec = np.empty((int(per_ring.sum()), len(FIELDS)))
+    rec[:, X] = cx[:-1][keep]
+    rec[:, Y] = cy[:-1][keep]
+    rec[:, DX] = cx[1:][keep]
+    rec[:, DY] = cy[1:][keep]
+    x, y = rec[:, X], rec[:, Y]
+    rec[:, DX] -= x
+    rec[:, DY] -= y
     ring_edge = np.zeros(nr + 1, dtype=np.int64)
     np.cumsum(per_ring, out=ring_edge[1:])
+    # twice the signed area of every ring, about its first vertex (no cancellation)
+    fx, fy = np.repeat(cx[ring_off[:-1]], per_ring), np.repeat(cy[ring_off[:-1]], per_ring)
+    term = (x - fx) * rec[:, DY] - (y - fy) * rec[:, DX]
+    twice = np.add.reduceat(term, ring_edge[:-1]) if nr else np.zeros(0)
+    ring_sign = np.where(shell, 1.0, -1.0) * np.where(twice < 0, -1.0, 1.0)
+    rec[:, SIGN] = np.repeat(ring_sign, per_ring)
+    if nr == n:  # one ring per geometry
+        count = per_ring.astype(np.int64)
+        zeros = np.zeros(len(rec), dtype=np.int32)
+        return EdgeSet(rec=rec, bucket=_bucket(count), ring_pos=zeros, ring_first=zeros,
+                       start=ring_edge[:-1], count=count, ring_start=np.arange(n), ring_count=np.ones(n, np.int64),
+                       ring_edge=ring_edge[:-1], area=0.5 * ring_sign * twice)
+    ring_of = np.repeat(np.arange(nr), per_ring)
     ring_count = np.bincount(ring_geom, minlength=n)
     ring_start = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(ring_count, out=ring_start[1:])
@@ -111,8 +126,6 @@ def _from_rings(coords: np.ndarray, ring_off: np.ndarray, ring_geom: np.ndarray,
     start = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(count, out=start[1:])
     geom_of = ring_geom[ring_of]
-    rec = np.empty((len(x), len(FIELDS)))
-    rec[:, X], rec[:, Y], rec[:, DX], rec[:, DY], rec[:, SIGN] = x, y, dx, dy, ring_sign[ring_of]
     return EdgeSet(
         rec=rec, bucket=_bucket(count),
         ring_pos=(ring_of - ring_start[geom_of]).astype(np.int32),
@@ -123,16 +136,17 @@ def _from_rings(coords: np.ndarray, ring_off: np.ndarray, ring_geom: np.ndarray,
     )
 
 
-def edge_set(geoms: np.ndarray, coords: np.ndarray | None = None) -> EdgeSet:
+def edge_set(geoms: np.ndarray, coords: np.ndarray | None = None, *, plain: bool | None = None) -> EdgeSet:
     """The :class:`EdgeSet` of polygonal *geoms* (polygons and multipolygons, holes allowed).
 
     *coords* (``shapely.get_coordinates(geoms)``) may be passed when already at hand; it is
-    only used when every geometry is a polygon without holes.
+    only used when every geometry is a polygon without holes (*plain*, when known).
     """
     geoms = np.asarray(geoms, dtype=object)
     n = len(geoms)
-    plain = bool(np.all(shapely.get_type_id(geoms) == shapely.GeometryType.POLYGON)) and not bool(
-        shapely.get_num_interior_rings(geoms).any())
+    if plain is None:
+        plain = bool(np.all(shapely.get_type_id(geoms) == shapely.GeometryType.POLYGON)) and not bool(
+            shapely.get_num_interior_rings(geoms).any())
     if plain:
         if coords is None:
             coords = shapely.get_coordinates(geoms)
@@ -160,9 +174,10 @@ class PairOverlap:
 
 
 def _bucket(count: np.ndarray) -> np.ndarray:
-    small = (count + 3) // 4 * 4
+    """Padded edge count: exact up to 16, a multiple of 8 up to 64, then a power of two."""
+    mid = (count + 7) // 8 * 8
     big = 1 << np.ceil(np.log2(np.maximum(count, 1))).astype(np.int64)
-    return np.where(count <= 32, small, big)
+    return np.where(count <= 16, count, np.where(count <= 64, mid, big))
 
 
 def _gather(es: EdgeSet, g: np.ndarray, width: int, delta: float) -> tuple[np.ndarray, np.ndarray | None]:
@@ -214,11 +229,44 @@ def _ring_status(es: EdgeSet, g: np.ndarray, pa: np.ndarray, rings: np.ndarray |
     return end_in, hits > 0, hits == rc
 
 
+def _probe(px: np.ndarray, py: np.ndarray, other: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair: is the point (px, py) inside the other geometry, and is it within *delta* of
+    one of its edges (then the answer is not sure)?"""
+    inside = _inside(px, py, other)
+    x, y, dx, dy = other[X], other[Y], other[DX], other[DY]
+    lo_x, hi_x, lo_y, hi_y = _bounds(other, delta)
+    o = np.abs(dx * (py - y) - dy * (px - x))
+    near = (lo_x <= px) & (hi_x >= px) & (lo_y <= py) & (hi_y >= py)
+    near &= o < 2 * delta * (np.abs(dx) + np.abs(dy))
+    return inside, near.any(axis=0)
+
+
 def _chunk(a: EdgeSet, b: EdgeSet, ia: np.ndarray, ib: np.ndarray, wa: int, wb: int,
-           delta: float) -> tuple[np.ndarray, ...]:
-    n = len(ia)
+           delta: float, areas: bool) -> tuple[np.ndarray, ...]:
     pa, ra = _gather(a, ia, wa, delta)
     pb, rb = _gather(b, ib, wb, delta)
+    if areas:
+        return _solve(a, b, ia, ib, pa, ra, pb, rb, wa, wb, delta)
+    # interiors only: a boundary point of one strictly inside the other settles it
+    in_a, near_a = _probe(pa[X, 0], pa[Y, 0], pb, delta)
+    in_b, near_b = _probe(pb[X, 0], pb[Y, 0], pa, delta)
+    sure = (in_a & ~near_a) | (in_b & ~near_b)
+    n = len(ia)
+    area = np.full(n, np.nan)
+    interiors = sure.copy()
+    a_within = np.zeros(n, dtype=bool)
+    fallback = np.zeros(n, dtype=bool)
+    rest = np.flatnonzero(~sure)
+    if len(rest):
+        sub = _solve(a, b, ia[rest], ib[rest], pa[:, :, rest], None if ra is None else ra[:, :, rest],
+                     pb[:, :, rest], None if rb is None else rb[:, :, rest], wa, wb, delta)
+        interiors[rest], a_within[rest], fallback[rest] = sub[1], sub[2], sub[3]
+    return area, interiors, a_within, fallback
+
+
+def _solve(a: EdgeSet, b: EdgeSet, ia: np.ndarray, ib: np.ndarray, pa: np.ndarray, ra: np.ndarray | None,
+           pb: np.ndarray, rb: np.ndarray | None, wa: int, wb: int, delta: float) -> tuple[np.ndarray, ...]:
+    n = len(ia)
     ba, bb = _bounds(pa, delta), _bounds(pb, 0.0)  # NaN padding fails every comparison
     cand = ba[0][:, None, :] <= bb[1][None, :, :]
     cand &= ba[1][:, None, :] >= bb[0][None, :, :]
@@ -265,8 +313,12 @@ def _chunk(a: EdgeSet, b: EdgeSet, ia: np.ndarray, ib: np.ndarray, wa: int, wb: 
 
 
 def pair_overlaps(a: EdgeSet, b: EdgeSet, ia: np.ndarray, ib: np.ndarray, *, delta: float = DELTA_M,
-                  workers: int = 1) -> PairOverlap:
+                  areas: bool = True, workers: int = 1) -> PairOverlap:
     """Overlap of the pairs ``(A[ia[k]], B[ib[k]])`` (see the module docstring).
+
+    With ``areas=False`` only ``interiors`` (and ``fallback``) are answered: a pair is settled
+    as soon as a vertex of one lies strictly inside the other; ``area`` is NaN and
+    ``a_within`` is not computed.
 
     Pairs are grouped by padded edge counts and processed in chunks, on *workers* threads
     (numpy releases the GIL in its array loops).
@@ -301,7 +353,7 @@ def pair_overlaps(a: EdgeSet, b: EdgeSet, ia: np.ndarray, ib: np.ndarray, *, del
 
     def run(job: tuple[np.ndarray, int, int]) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
         sel, wa_, wb_ = job
-        return sel, _chunk(a, b, ia[sel], ib[sel], wa_, wb_, delta)
+        return sel, _chunk(a, b, ia[sel], ib[sel], wa_, wb_, delta, areas)
 
     if workers > 1 and len(jobs) > 1:
         with ThreadPoolExecutor(workers) as ex:
