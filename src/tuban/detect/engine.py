@@ -83,6 +83,33 @@ class _Serial:
     def call(self, fn, *args, **kw):
         return fn(*args, **kw)
 
+    def stats(self, job: kernel.Job, samples: Sequence[Window], threshold: float | None,
+              progress: Progress | None = None) -> kernel.Stats:
+        blocks = self.map(kernel.sample_block, [(job, w) for w in samples], "statistics", progress)
+        return kernel.scene_stats(job, blocks, threshold=threshold)
+
+    def tiles(self, job: kernel.Job, tiles: Sequence[Window], stats: kernel.Stats,
+              progress: Progress | None = None) -> list[dict[str, Any]]:
+        """Tile pieces in order; the next tile is read on a thread while this one is computed (the numba
+        kernels, OpenCV and GDAL release the GIL). One reader thread does every read, so its open datasets
+        (and GDAL's block cache) serve every tile."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        out: list[dict[str, Any]] = []
+        if not tiles:
+            return out
+        with ThreadPoolExecutor(1, thread_name_prefix="tuban-read") as reader:
+            nxt = reader.submit(kernel.read_tile, job, tiles[0])
+            for i, t in enumerate(tiles):
+                blk = nxt.result()
+                if i + 1 < len(tiles):
+                    nxt = reader.submit(kernel.read_tile, job, tiles[i + 1])
+                out.append(kernel.tile_pieces(job, t, stats, blk))
+                del blk
+                if progress:
+                    progress("tiles", i + 1, len(tiles))
+        return out
+
 
 class _Threads(_Serial):
     """Runs tile tasks on a pool of threads in this process (OpenCV, numpy and GDAL release the GIL)."""
@@ -100,6 +127,22 @@ class _Threads(_Serial):
                 if progress:
                     progress(label, i + 1, len(items))
         return out
+
+    def tiles(self, job: kernel.Job, tiles: Sequence[Window], stats: kernel.Stats,
+              progress: Progress | None = None) -> list[dict[str, Any]]:
+        return self.map(kernel.tile_pieces, [(job, t, stats) for t in tiles], "tiles", progress)
+
+
+def _strips(items: Sequence[Any], n: int) -> list[list[Any]]:
+    """``items`` cut into ``n`` contiguous, nearly equal runs (order kept)."""
+    n = max(1, min(n, len(items)))
+    q, r = divmod(len(items), n)
+    out, i = [], 0
+    for k in range(n):
+        j = i + q + (k < r)
+        out.append(list(items[i:j]))
+        i = j
+    return out
 
 
 class _Dask:
@@ -119,6 +162,54 @@ class _Dask:
 
     def call(self, fn, *args, **kw):
         return self.client.submit(fn, *args, pure=False, **kw).result()
+
+    def _workers(self) -> list[str]:
+        return sorted(self.client.scheduler_info().get("workers", {})) or [""]
+
+    def stats(self, job: kernel.Job, samples: Sequence[Window], threshold: float | None,
+              progress: Progress | None = None) -> kernel.Stats:
+        """Statistics computed where the sample windows were read: one chunk of windows per worker, which
+        keeps its blocks and sends back only the sampled values (band values, then components, then
+        scores), never the blocks themselves. Same numbers as :func:`kernel.scene_stats` (chunks are
+        concatenated in order)."""
+        c = self.client
+        workers = self._workers()
+        chunks = [ch for ch in _strips(samples, len(workers)) if ch]
+        pin = [{"workers": [w], "allow_other_workers": True} if w else {} for w in workers]
+        blocks = [c.submit(kernel.sample_blocks, job, ch, pure=False, **pin[i % len(pin)])
+                  for i, ch in enumerate(chunks)]
+        st = kernel.stats_from_values(c.gather([c.submit(kernel.sample_band_values, job, b, pure=False)
+                                                for b in blocks]))
+        if progress:
+            progress("statistics", 1, 3)
+        comps = c.gather([c.submit(kernel.sample_component_values, job, b, st, pure=False) for b in blocks])
+        st = kernel.stats_from_values([], comps, threshold=threshold, stats=st)
+        if progress:
+            progress("statistics", 2, 3)
+        if threshold is None:
+            scores = c.gather([c.submit(kernel.sample_score_values, job, b, st, pure=False) for b in blocks])
+            st = kernel.stats_from_values([], None, scores, stats=st)
+        if progress:
+            progress("statistics", 3, 3)
+        del blocks
+        return st
+
+    def tiles(self, job: kernel.Job, tiles: Sequence[Window], stats: kernel.Stats,
+              progress: Progress | None = None) -> list[dict[str, Any]]:
+        """Tiles in contiguous strips of rows, one strip per worker, so each worker's GDAL block cache
+        serves the halos its neighbouring tiles share (others may still steal work when idle)."""
+        from distributed import as_completed
+
+        c = self.client
+        workers = self._workers()
+        futures = []
+        for w, strip in zip(workers, _strips(tiles, len(workers)), strict=False):
+            kw = {"workers": [w], "allow_other_workers": True} if w else {}
+            futures += [c.submit(kernel.tile_pieces, job, t, stats, pure=False, **kw) for t in strip]
+        if progress:
+            for done, _ in enumerate(as_completed(futures), 1):
+                progress("tiles", done, len(futures))
+        return c.gather(futures)
 
 
 @contextmanager
@@ -318,10 +409,8 @@ def detect(
     if not compute:
         return p.to_delayed()
     with executor(workers=workers, scheduler=scheduler, threads=threads or 1) as ex:
-        blocks = ex.map(kernel.sample_block, [(p.job, w) for w in p.samples], "statistics", progress, gather=False)
-        stats = ex.call(kernel.scene_stats, p.job, blocks, threshold=threshold)
-        del blocks
-        results = ex.map(kernel.tile_pieces, [(p.job, t, stats) for t in p.tiles], "tiles", progress)
+        stats = ex.stats(p.job, p.samples, threshold, progress)
+        results = ex.tiles(p.job, p.tiles, stats, progress)
     return finish(p, results, stats)
 
 

@@ -29,7 +29,8 @@ from tuban.raster.grid import Grid, Window, read_block
 from tuban.raster.indices import INDICES
 from tuban.raster.scene import Scene
 
-__all__ = ["Job", "Stats", "sample_block", "scene_stats", "tile_pieces"]
+__all__ = ["Job", "Stats", "read_tile", "sample_band_values", "sample_block", "sample_blocks",
+           "sample_component_values", "sample_score_values", "scene_stats", "stats_from_values", "tile_pieces"]
 
 MORPH_RADIUS = 1  # 3×3 opening then closing
 SAMPLE_STEP = 2  # every 2nd row and column of the sample windows
@@ -251,27 +252,90 @@ def _tile_score_mask(job: Job, blk: Block, method: ChangeMethod, stats: Stats) -
     return score, mask
 
 
+def _samples(blocks: list[Block]) -> list[np.ndarray]:
+    return [_sample_mask(b.core, _crop(b.use, b.core, b.win)) for b in blocks]
+
+
+def _band_values(job: Job, blocks: list[Block], sels: list[np.ndarray]) -> dict[str, np.ndarray]:
+    method = job.change_method()
+    out: dict[str, np.ndarray] = {}
+    for k in blocks[0].stack if blocks else ():
+        for i, r in enumerate(method.roles):
+            out[f"{k}:{r}"] = np.concatenate(
+                [_crop(b.stack[k][i], b.core, b.win)[s] for b, s in zip(blocks, sels, strict=True)])
+    return out
+
+
+def _comp_values(blocks: list[Block], comps: list[dict[str, np.ndarray]],
+                 sels: list[np.ndarray]) -> dict[str, np.ndarray]:
+    return {k: np.concatenate([_crop(c[k], b.core, b.win)[s] for c, b, s in zip(comps, blocks, sels, strict=True)])
+            for k in (comps[0] if comps else ())}
+
+
+def _score_values(job: Job, blocks: list[Block], comps: list[dict[str, np.ndarray]], stats: Stats,
+                  sels: list[np.ndarray]) -> np.ndarray:
+    method = job.change_method()
+    scores = [_crop(_combine(c, b, method, stats), b.core, b.win)[s]
+              for c, b, s in zip(comps, blocks, sels, strict=True)]
+    return np.concatenate(scores) if scores else np.zeros(0, np.float32)
+
+
+def _reduce(parts: list[dict[str, np.ndarray]]) -> dict[str, tuple[float, float]]:
+    """Robust statistics of per-key values split over ordered chunks (concatenated in order first)."""
+    parts = [p for p in parts if p]
+    return {k: robust_stats(np.concatenate([p[k] for p in parts])) for k in (parts[0] if parts else ())}
+
+
+def sample_blocks(job: Job, cores: list[Window]) -> list[Block]:
+    """Several sample windows read in one task (a Dask worker keeps them for the steps below)."""
+    return [sample_block(job, c) for c in cores]
+
+
+def sample_band_values(job: Job, blocks: list[Block]) -> dict[str, np.ndarray]:
+    """Step 1 on a worker: the sampled band values of its blocks (a few MB, not the blocks)."""
+    return _band_values(job, blocks, _samples(blocks))
+
+
+def sample_component_values(job: Job, blocks: list[Block], stats: Stats) -> dict[str, np.ndarray]:
+    """Step 2: the sampled change components, given the band statistics."""
+    method = job.change_method()
+    return _comp_values(blocks, [_components(job, b, method, stats) for b in blocks], _samples(blocks))
+
+
+def sample_score_values(job: Job, blocks: list[Block], stats: Stats) -> np.ndarray:
+    """Step 3: the sampled (smoothed) scores, given band and component statistics (for the threshold)."""
+    method = job.change_method()
+    comps = [_components(job, b, method, stats) for b in blocks]
+    return _score_values(job, blocks, comps, stats, _samples(blocks))
+
+
+def stats_from_values(band_values: list[dict[str, np.ndarray]], comp_values: list[dict[str, np.ndarray]] | None = None,
+                      score_values: list[np.ndarray] | None = None, *, threshold: float | None = None,
+                      stats: Stats | None = None) -> Stats:
+    """Statistics from the sampled values of ordered chunks of the sample windows (same as :func:`scene_stats`)."""
+    st = stats or Stats()
+    if not st.bands:
+        st.bands = _reduce(band_values)
+    if comp_values is not None:
+        st.components = _reduce(comp_values)
+    if threshold is not None:
+        st.threshold = float(threshold)
+    elif score_values is not None:
+        sample = np.concatenate(score_values) if score_values else np.zeros(0, np.float32)
+        st.threshold = otsu_threshold(sample) if sample.size else float("inf")
+    return st
+
+
 def scene_stats(job: Job, blocks: list[Block], *, threshold: float | None = None) -> Stats:
     """Scene-wide statistics and threshold from the sample blocks (their cores, every 2nd pixel)."""
     method = job.change_method()
-    stats = Stats()
-    sels = [_sample_mask(b.core, _crop(b.use, b.core, b.win)) for b in blocks]
-    for k in blocks[0].stack if blocks else ():
-        for i, r in enumerate(method.roles):
-            stats.bands[f"{k}:{r}"] = robust_stats(np.concatenate(
-                [_crop(b.stack[k][i], b.core, b.win)[s] for b, s in zip(blocks, sels, strict=True)]))
+    sels = _samples(blocks)
+    stats = stats_from_values([_band_values(job, blocks, sels)])
     comps = [_components(job, b, method, stats) for b in blocks]
-    for k in comps[0] if comps else ():
-        stats.components[k] = robust_stats(np.concatenate(
-            [_crop(c[k], b.core, b.win)[s] for c, b, s in zip(comps, blocks, sels, strict=True)]))
+    stats = stats_from_values([], [_comp_values(blocks, comps, sels)], threshold=threshold, stats=stats)
     if threshold is not None:
-        stats.threshold = float(threshold)
         return stats
-    scores = [_crop(_combine(c, b, method, stats), b.core, b.win)[s]
-              for c, b, s in zip(comps, blocks, sels, strict=True)]
-    sample = np.concatenate(scores) if scores else np.zeros(0, np.float32)
-    stats.threshold = otsu_threshold(sample) if sample.size else float("inf")
-    return stats
+    return stats_from_values([], None, [_score_values(job, blocks, comps, stats, sels)], stats=stats)
 
 
 def change_mask(score: np.ndarray, threshold: float) -> np.ndarray:
@@ -308,15 +372,24 @@ def _runs(m: np.ndarray, *, gap: int = 16) -> list[tuple[int, int, int, int]]:
     return out
 
 
-def tile_pieces(job: Job, core: Window, stats: Stats) -> dict[str, object]:
-    """Patch pieces of one tile: WKB polygons (core only), per-piece sums, seam flags, unobservable count."""
+def read_tile(job: Job, core: Window) -> Block:
+    """The pixels of one tile (core + halo) and its masks: the I/O half of :func:`tile_pieces`."""
+    return _read(job, core, job.change_method(), job.halo)
+
+
+def tile_pieces(job: Job, core: Window, stats: Stats, blk: Block | None = None) -> dict[str, object]:
+    """Patch pieces of one tile: WKB polygons (core only), per-piece sums, seam flags, unobservable count.
+
+    ``blk``: the tile already read by :func:`read_tile` (e.g. on a reader thread); read here when ``None``.
+    """
     import cv2
     import shapely
     from affine import Affine
     from rasterio import features
 
     method = job.change_method()
-    blk = _read(job, core, method, job.halo)
+    if blk is None:
+        blk = _read(job, core, method, job.halo)
     score, mask = _tile_score_mask(job, blk, method, stats)
     m = np.ascontiguousarray(_crop(mask, core, blk.win))
     unobs = _crop(blk.unobservable, core, blk.win)
