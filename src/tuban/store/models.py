@@ -216,7 +216,7 @@ def display_geojson(geoms: Any) -> list[str | None]:
 
     arr = np.asarray(geoms, dtype=object)
     out: list[str | None] = [None] * len(arr)
-    ok = np.flatnonzero(~shapely.is_missing(arr) & ~shapely.is_empty(arr)) if len(arr) else []
+    ok: np.ndarray = np.flatnonzero(~shapely.is_missing(arr) & ~shapely.is_empty(arr)) if len(arr) else np.zeros(0, int)
     if len(ok):
         rounded = shapely.set_precision(arr[ok], 10.0**-DISPLAY_DECIMALS, mode="pointwise")
         for i, text in zip(ok, shapely.to_geojson(rounded), strict=True):

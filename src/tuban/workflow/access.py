@@ -10,7 +10,7 @@ reveals that another county's item exists.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Boolean, false, or_, true
 from sqlalchemy.ext.compiler import compiles
@@ -77,7 +77,7 @@ class _IdIn(ColumnElement[bool]):
 
     inherit_cache = True
     type = Boolean()
-    _traverse_internals: ClassVar[list[tuple[str, Any]]] = [
+    _traverse_internals = [  # noqa: RUF012 (SQLAlchemy's traversal protocol)
         ("column", InternalTraversal.dp_clauseelement), ("subquery", InternalTraversal.dp_clauseelement)]
 
     def __init__(self, column: Any, subquery: Any) -> None:

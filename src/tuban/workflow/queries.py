@@ -179,7 +179,7 @@ def features_in_bbox_json(session: Any, actor: Actor, round_id: int, bbox: Seque
 
 def _features_from_geometry(session: Any, ids: list[int], simplify: float | None) -> list[str | None]:
     """Feature texts of *ids* computed from their geometries (``None`` for a patch without one)."""
-    from json.encoder import encode_basestring as esc  # type: ignore[attr-defined]
+    from json.encoder import encode_basestring as esc
 
     from tuban.store.models import display_geojson
 
