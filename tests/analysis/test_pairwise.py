@@ -100,3 +100,25 @@ def test_tmerc_matches_proj(dst: str) -> None:
 def test_tmerc_only_for_gauss_kruger_on_the_same_datum() -> None:
     assert tmerc_params(pyproj.CRS("EPSG:4326"), pyproj.CRS("EPSG:4547")) is None  # other datum
     assert tmerc_params(pyproj.CRS("EPSG:4490"), pyproj.CRS("EPSG:3857")) is None  # not tmerc
+
+
+def test_star_test_never_passes_an_invalid_ring() -> None:
+    from tuban.analysis.geometry import star_simple
+
+    rings = [
+        [(0, 0), (1, 1), (1, 0), (0, 1), (0, 0)],  # bowtie
+        [(0, 0), (2, 0), (2, 2), (1, 2), (1, 3), (1, 2), (0, 2), (0, 0)],  # spike
+        [(0, 0), (4, 0), (4, 4), (2, 0), (0, 4), (0, 0)],  # touches itself
+        [(0, 0), (2, 0), (2, 2), (0, 2), (0, 0), (2, 0), (2, 2), (0, 2), (0, 0)],  # twice round
+        [(0, 0), (1, 0), (0, 0), (0, 0)],  # collapsed
+    ]
+    rng = np.random.default_rng(8)
+    g = np.array([shapely.Polygon(r) for r in rings] + list(_stars(rng, 500, 30.0, 8, 100.0)), dtype=object)
+    # random polygons: star-shaped ones pass, self-crossing ones must not
+    rand = shapely.polygons(np.concatenate([c := rng.uniform(0, 10, (300, 6, 2)), c[:, :1]], axis=1))
+    g = np.r_[g, rand]
+    sure = star_simple(shapely.get_coordinates(g), shapely.get_num_coordinates(g))
+    valid = shapely.is_valid(g)
+    assert not (sure & ~valid).any()
+    assert sure[5:505].mean() > 0.9  # the test does spare GEOS most of the time
+    assert not sure[:5].any()

@@ -24,7 +24,7 @@ from tuban.analysis.tmerc import TmercParams, tmerc_forward, tmerc_params
 from tuban.crs import CGCS2000, local_projected_crs, transform_geometries
 from tuban.errors import GeometryError, MissingCRSError, UnsupportedCRSError
 
-__all__ = ["CGCS2000", "PreparedLayer", "local_crs", "prepare_layer", "project", "project_coords"]
+__all__ = ["CGCS2000", "PreparedLayer", "local_crs", "prepare_layer", "project", "project_coords", "star_simple"]
 
 _POLYGONAL = (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON)
 
@@ -224,7 +224,17 @@ def prepare_layer(
         bad = ~np.array([np.isfinite(shapely.get_coordinates(g)).all() for g in sub])
         raise _refuse(layer, "geometries with NaN/Inf coordinates", sub_ids[bad], "fix the coordinates")
     repairs: dict[int, tuple[str, float]] = {}
-    invalid = ~shapely.is_valid(sub)
+    plain = (gtype == shapely.GeometryType.POLYGON) & (shapely.get_num_interior_rings(sub) == 0)
+    invalid = np.zeros(len(sub), dtype=bool)
+    if plain.all():
+        unsure = np.flatnonzero(~star_simple(coords, shapely.get_num_coordinates(sub)))
+    else:
+        unsure = np.flatnonzero(~plain)
+        if plain.any():
+            rows = np.flatnonzero(plain)
+            unsure = np.r_[unsure, rows[~star_simple(shapely.get_coordinates(sub[rows]),
+                                                      shapely.get_num_coordinates(sub[rows]))]]
+    invalid[unsure] = ~shapely.is_valid(sub[unsure])
     if invalid.any():
         positions = np.flatnonzero(present)[invalid]
         before = shapely.area(sub[invalid])
@@ -241,9 +251,43 @@ def prepare_layer(
     out = _to_cgcs2000(sub, src, layer)
     geoms[present] = out
     same = out is sub and not repairs  # coordinates unchanged: keep them for the projection
-    plain = (gtype == shapely.GeometryType.POLYGON) & (shapely.get_num_interior_rings(sub) == 0) if same else None
     return PreparedLayer(name=layer, ids=ids, geoms=geoms, present=present, repairs=repairs,
-                         coords=coords if same else None, plain=plain)
+                         coords=coords if same else None, plain=plain if same else None)
+
+
+def star_simple(coords: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Per closed ring (``counts`` coordinates each, in ``coords``): is it surely simple?
+
+    True when the ring is star-shaped about the mean of its vertices: every edge turns
+    strictly the same way around that point (``|cross| > 1e-9 |a||b|``) and goes round it
+    once. Each ray from the point then meets the ring once, so the ring cannot cross or
+    touch itself and the polygon is valid. False means "not shown": run GEOS ``is_valid``.
+    """
+    n = len(counts)
+    out = np.zeros(n, dtype=bool)
+    if n == 0 or len(coords) < 2:
+        return out
+    ends = np.cumsum(counts)
+    starts = ends - counts
+    nv = counts - 1
+    ok = nv >= 3
+    cx = (np.add.reduceat(coords[:, 0], starts) - coords[ends - 1, 0]) / np.maximum(nv, 1)
+    cy = (np.add.reduceat(coords[:, 1], starts) - coords[ends - 1, 1]) / np.maximum(nv, 1)
+    rx = coords[:, 0] - np.repeat(cx, counts)
+    ry = coords[:, 1] - np.repeat(cy, counts)
+    cross = rx[:-1] * ry[1:] - ry[:-1] * rx[1:]
+    tol = 1e-9 * (np.abs(rx[:-1]) + np.abs(ry[:-1])) * (np.abs(rx[1:]) + np.abs(ry[1:]))
+    inner = np.ones(len(cross), dtype=bool)
+    inner[ends[:-1] - 1] = False  # the step from one ring to the next
+    pos = (cross > tol) & inner
+    neg = (cross < -tol) & inner
+    up = (ry[:-1] < 0) & (ry[1:] >= 0) & inner
+    down = (ry[:-1] >= 0) & (ry[1:] < 0) & inner
+    s = np.minimum(starts, len(cross) - 1)
+    n_pos, n_neg = np.add.reduceat(pos, s), np.add.reduceat(neg, s)
+    n_up, n_down = np.add.reduceat(up, s), np.add.reduceat(down, s)
+    out = ok & (((n_pos == nv) & (n_up == 1)) | ((n_neg == nv) & (n_down == 1)))
+    return out
 
 
 def _polygonal_part(geoms: np.ndarray) -> np.ndarray:
