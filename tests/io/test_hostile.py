@@ -387,3 +387,23 @@ def test_vertex_and_feature_limits(tmp_path: Path) -> None:
         read_vector(path, max_vertices=100)
     with pytest.raises(LimitExceededError, match="2 features"):
         read_vector(path, max_features=1)
+
+
+@pytest.mark.parametrize("suffix", [".gpkg", ".shp"])
+def test_corrupt_file_is_an_input_error_naming_the_file(tmp_path: Path, suffix: str) -> None:
+    good = tmp_path / f"good{suffix}"
+    frame = gpd.GeoDataFrame(
+        {"QDNM": ["T1"]}, geometry=[shapely.box(113.2, 35.2, 113.21, 35.21)], crs="EPSG:4490"
+    )
+    pyogrio.write_dataframe(frame, good)
+    bad = tmp_path / f"bad{suffix}"
+    data = good.read_bytes()
+    # keep the magic bytes so the format is recognised, truncate and scramble the rest
+    bad.write_bytes(data[:120] + bytes(range(256)) * 4)
+    if suffix == ".shp":
+        for ext in (".shx", ".dbf", ".prj"):
+            (tmp_path / f"bad{ext}").write_bytes(b"\x00" * 64)
+    from tuban.errors import InputError
+
+    with pytest.raises(InputError, match=r"bad\.(gpkg|shp|dbf)"):
+        read_vector(bad)

@@ -41,6 +41,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyogrio
+import pyogrio.errors
 import pyproj
 import shapely
 
@@ -249,6 +250,29 @@ def _labels(frame: pd.DataFrame) -> list[str]:
     ]
 
 
+
+_OGR_ERRORS = (
+    pyogrio.errors.DataSourceError,
+    pyogrio.errors.DataLayerError,
+    pyogrio.errors.FeatureError,
+    pyogrio.errors.FieldError,
+    pyogrio.errors.GeometryError,
+    pyogrio.errors.CRSError,
+)
+
+
+@contextlib.contextmanager
+def _ogr_errors(label: str, kind: str) -> Iterator[None]:
+    """Turn GDAL/OGR read errors of a corrupt file into one :class:`InputError`."""
+    try:
+        yield
+    except _OGR_ERRORS as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(
+            f"{label} cannot be read as {kind}: {first}",
+            hint="the file is corrupt or truncated; export it again from the source system",
+        ) from exc
+
 def _read_one(
     path: Path,
     kind: str,
@@ -268,11 +292,13 @@ def _read_one(
     enc = None
     if kind == "shp":
         enc = normalize_encoding(encoding) if encoding else detect_dbf_encoding(path)
-    layers = pyogrio.list_layers(path)
+    with _ogr_errors(label, kind):
+        layers = pyogrio.list_layers(path)
     if layer is None and len(layers) > 1:
         names = ", ".join(str(n) for n in layers[:10, 0])
         raise UsageError(f"{label} has {len(layers)} layers ({names})", hint="choose one with --layer NAME")
-    info = pyogrio.read_info(path, layer=layer, encoding=enc)
+    with _ogr_errors(label, kind):
+        info = pyogrio.read_info(path, layer=layer, encoding=enc)
     if info["driver"] not in ALLOWED_DRIVERS:
         raise UnsafeInputError(f"{label} opened with driver {info['driver']}, which is not allowed")
     n = int(info["features"])
@@ -281,7 +307,7 @@ def _read_one(
             f"{label} has {n} features, above the limit of {max_features}",
             hint="split the file, or raise limits.features_per_import in tuban.toml",
         )
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, _ogr_errors(label, kind):
         warnings.simplefilter("always")
         meta, _fids, wkb, field_data = pyogrio.raw.read(
             path, layer=layer, encoding=enc, max_features=max_features
