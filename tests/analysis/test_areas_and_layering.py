@@ -19,7 +19,8 @@ from . import layouts as lay
 
 MODULES = ["tuban.analysis", "tuban.analysis.core", "tuban.analysis.overlay", "tuban.analysis.divisions",
            "tuban.analysis.change", "tuban.analysis.explanations", "tuban.analysis.geometry",
-           "tuban.analysis.rules", "tuban.analysis.parallel", "tuban.analysis.postgis"]
+           "tuban.analysis.rules", "tuban.analysis.parallel", "tuban.analysis.postgis", "tuban.analysis.pairwise",
+           "tuban.analysis.tmerc"]
 FORBIDDEN = ("sqlalchemy", "fastapi", "starlette", "psycopg", "tuban.store", "tuban.web", "tuban.cli",
              "tuban.workflow")
 

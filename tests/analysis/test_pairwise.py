@@ -122,3 +122,39 @@ def test_star_test_never_passes_an_invalid_ring() -> None:
     assert not (sure & ~valid).any()
     assert sure[5:505].mean() > 0.9  # the test does spare GEOS most of the time
     assert not sure[:5].any()
+
+
+def test_analyse_same_result_on_one_or_two_threads() -> None:
+    import geopandas as gpd
+
+    from tuban.analysis import analyse
+    from tuban.crs import transform_geometries
+
+    rng = np.random.default_rng(9)
+    scopes = _stars(rng, 60, 150.0, 12, 3000.0)
+    centers = shapely.get_coordinates(shapely.centroid(scopes))[rng.integers(0, 60, 1500)]
+    cx = centers[:, 0] + rng.normal(0, 150, 1500) - 450_000.0
+    cy = centers[:, 1] + rng.normal(0, 150, 1500) - 3_850_000.0
+    ang = (np.arange(8) + rng.uniform(-0.4, 0.4, (1500, 8))) * (np.pi / 4)
+    rad = rng.uniform(10, 40, (1500, 1)) * rng.uniform(0.7, 1.3, (1500, 8))
+    xy = np.stack([cx[:, None] + 450_000.0 + rad * np.cos(ang), cy[:, None] + 3_850_000.0 + rad * np.sin(ang)], -1)
+    patches = shapely.polygons(np.concatenate([xy, xy[:, :1]], axis=1))
+    previous = shapely.buffer(patches[:1000], 2.0)
+    divisions = np.array([shapely.box(440_000, 3_840_000, 451_700, 3_860_000),
+                          shapely.box(451_700, 3_840_000, 470_000, 3_860_000)], dtype=object)
+
+    def frame(g: np.ndarray, **cols: object) -> gpd.GeoDataFrame:
+        return gpd.GeoDataFrame(cols, geometry=transform_geometries(g, "EPSG:4547", "EPSG:4490"), crs="EPSG:4490")
+
+    p = frame(patches, QDNM=[f"T{i}" for i in range(len(patches))])
+    s = frame(scopes, SWC_P_ID=[f"P{i}" for i in range(60)], PRO_NAME="x", CS_UNIT="y",
+              RP_NUM=["豫水保〔2024〕1号" if i % 5 else None for i in range(60)], RP_TIME="2024-01-01",
+              VEC_TYPE="防治责任范围")
+    d = frame(divisions, XZQDM=["410821", "410822"], XZQMC=["a", "b"])
+    q = frame(previous, QDNM=[f"Q{i}" for i in range(len(previous))])
+    one = analyse(p, s, d, q, workers=1).to_geodataframe()
+    two = analyse(p, s, d, q, workers=2).to_geodataframe()
+    cols = ["RULE_ID", "BYD", "QDTYPE", "XZQDM", "PRID", "PREV_QDNM", "NUMBERS", "EXPLAIN_ZH"]
+    assert (one[cols].fillna("-") == two[cols].fillna("-")).all().all()
+    assert set(one["RULE_ID"]) >= {"R1", "R2", "R4"}
+    assert one["XZQDM"].str.contains(",").any()  # some patches span both counties

@@ -10,7 +10,8 @@ the numbers as JSON and the sentences.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -306,18 +307,13 @@ def _text(values: pd.Series) -> np.ndarray:
     return out
 
 
-def prepare_inputs(
-    patches: gpd.GeoDataFrame,
-    scopes: gpd.GeoDataFrame,
-    divisions: gpd.GeoDataFrame,
-    previous: gpd.GeoDataFrame | None = None,
-    *,
-    source_crs: str | Mapping[str, str] | None = None,
-) -> dict[str, PreparedLayer]:
-    """Check fields and the geometry policy for every layer; geometries come back in EPSG:4490."""
+def _check_inputs(patches: gpd.GeoDataFrame, scopes: gpd.GeoDataFrame, divisions: gpd.GeoDataFrame,
+                  previous: gpd.GeoDataFrame | None) -> None:
     _require(patches, PATCH_REQUIRED, "patches")
     _require(scopes, SCOPE_REQUIRED, "scopes")
     _require(divisions, DIVISION_REQUIRED, "divisions")
+    if previous is not None:
+        _require(previous, PATCH_REQUIRED, "previous")
     qdnm = patches["QDNM"]
     blank = pd.isna(_text(qdnm))
     if blank.any():
@@ -328,20 +324,56 @@ def prepare_inputs(
     if len(dup):
         raise FieldError(f"layer patches: QDNM not unique: {', '.join(map(str, dup[:10]))}",
                          hint="QDNM must be unique within a round")
+
+
+def _prepare(frame: gpd.GeoDataFrame, name: str, id_col: str, source_crs: str | Mapping[str, str] | None,
+             *, allow_missing: bool = False) -> PreparedLayer:
+    return prepare_layer(frame.geometry.to_numpy(), frame[id_col].to_numpy(), frame.crs, layer=name,
+                         source_crs=_source(source_crs, name), allow_missing=allow_missing)
+
+
+def prepare_inputs(
+    patches: gpd.GeoDataFrame,
+    scopes: gpd.GeoDataFrame,
+    divisions: gpd.GeoDataFrame,
+    previous: gpd.GeoDataFrame | None = None,
+    *,
+    source_crs: str | Mapping[str, str] | None = None,
+) -> dict[str, PreparedLayer]:
+    """Check fields and the geometry policy for every layer; geometries come back in EPSG:4490."""
+    _check_inputs(patches, scopes, divisions, previous)
     layers = {
-        "patches": prepare_layer(patches.geometry.to_numpy(), qdnm.to_numpy(), patches.crs, layer="patches",
-                                 source_crs=_source(source_crs, "patches")),
-        "scopes": prepare_layer(scopes.geometry.to_numpy(), scopes["SWC_P_ID"].to_numpy(), scopes.crs,
-                                layer="scopes", source_crs=_source(source_crs, "scopes"), allow_missing=True),
-        "divisions": prepare_layer(divisions.geometry.to_numpy(), divisions["XZQDM"].to_numpy(), divisions.crs,
-                                   layer="divisions", source_crs=_source(source_crs, "divisions")),
+        "patches": _prepare(patches, "patches", "QDNM", source_crs),
+        "scopes": _prepare(scopes, "scopes", "SWC_P_ID", source_crs, allow_missing=True),
+        "divisions": _prepare(divisions, "divisions", "XZQDM", source_crs),
     }
     if previous is not None:
-        _require(previous, PATCH_REQUIRED, "previous")
-        layers["previous"] = prepare_layer(previous.geometry.to_numpy(), previous["QDNM"].to_numpy(),
-                                           previous.crs, layer="previous",
-                                           source_crs=_source(source_crs, "previous"))
+        layers["previous"] = _prepare(previous, "previous", "QDNM", source_crs)
     return layers
+
+
+class _Done:
+    """The result of a task run at once (the ``Future`` interface used here)."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._value = fn(*args)
+
+    def result(self) -> Any:
+        return self._value
+
+
+class _Lanes:
+    """A second lane for the independent stages (previous round, divisions) when ``workers > 1``."""
+
+    def __init__(self, workers: int) -> None:
+        self.pool = ThreadPoolExecutor(1) if workers > 1 else None
+
+    def side(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return self.pool.submit(fn, *args) if self.pool is not None else _Done(fn, *args)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def analyse(
@@ -386,8 +418,24 @@ def analyse(
         or duplicate QDNM.
     """
     rules = rules or load_rules()
-    layers = prepare_inputs(patches, scopes, divisions, previous, source_crs=source_crs)
-    lp, ls, ld = layers["patches"], layers["scopes"], layers["divisions"]
+    _check_inputs(patches, scopes, divisions, previous)
+    lanes = _Lanes(workers)
+    try:
+        return _analyse(patches, scopes, divisions, previous, rules, source_crs, work_crs, workers, lanes)
+    finally:
+        lanes.close()
+
+
+def _analyse(patches: gpd.GeoDataFrame, scopes: gpd.GeoDataFrame, divisions: gpd.GeoDataFrame,
+             previous: gpd.GeoDataFrame | None, rules: RuleSet, source_crs: str | Mapping[str, str] | None,
+             work_crs: object, workers: int, lanes: _Lanes) -> AnalysisResult:
+    """The stages of :func:`analyse`; the divisions and the previous round go on the side lane."""
+    side_div = lanes.side(_prepare, divisions, "divisions", "XZQDM", source_crs)
+    side_prev = lanes.side(_prepare, previous, "previous", "QDNM", source_crs) if previous is not None else None
+    lp = _prepare(patches, "patches", "QDNM", source_crs)
+    ls = _prepare(scopes, "scopes", "SWC_P_ID", source_crs, allow_missing=True)
+    ld = side_div.result()
+    lq = side_prev.result() if side_prev is not None else None
     crs = pyproj.CRS.from_user_input(work_crs) if work_crs is not None else local_crs(lp.geoms)
 
     def metric(layer: PreparedLayer) -> tuple[np.ndarray, EdgeSet]:
@@ -396,9 +444,11 @@ def analyse(
         plain = bool(layer.plain.all()) if layer.plain is not None else None
         return geoms, edge_set(geoms, coords, plain=plain)
 
+    side_q = lanes.side(metric, lq) if lq is not None else None
+    side_d = lanes.side(project, ld.geoms[ld.present], CGCS2000, crs)
     pg, pe = metric(lp)
     area = pe.area
-    tree = shapely.STRtree(pg)  # shared by compliance, divisions and change
+    tree = shapely.STRtree(pg)  # shared by compliance and divisions (the change has its own on the side)
     scope_rows = np.flatnonzero(ls.present)
     sg, se = metric(ls)
     meta = pd.DataFrame({c: _text(scopes[c]) if c in scopes.columns else None
@@ -406,9 +456,18 @@ def analyse(
     meta["SWC_P_ID"] = [v if v is not None else f"#{k}" for v, k in zip(meta["SWC_P_ID"], scope_rows, strict=True)]
     meta["approved"] = meta["RP_NUM"].notna().to_numpy()
     meta["counting"] = meta["approved"].to_numpy() & meta["VEC_TYPE"].isin(rules.counting_vec_types).to_numpy()
+    kept = {"patches": pg, "scopes": sg}
+    edges = {"patches": pe}
+    side_change = None
+    if side_q is not None:
+        kept["previous"], qe = side_q.result()
+        edges["previous"] = qe
+        side_change = lanes.side(lambda: classify_change(
+            pg, kept["previous"], rules, current_area_m2=area, previous_area_m2=qe.area, workers=workers,
+            current_edges=pe, previous_edges=qe, tree=tree if lanes.pool is None else None))
     comp = classify_compliance(pg, sg, meta["counting"].to_numpy(), rules, patch_area_m2=area,
                                workers=workers, patch_edges=pe, scope_edges=se, tree=tree)
-    dg = project(ld.geoms[ld.present], CGCS2000, crs, workers=workers)
+    dg = side_d.result()
     codes = np.array([str(c).strip() for c in ld.ids], dtype=object)
     divs = assign_divisions(pg, dg, codes, patch_area_m2=area, overlap_min_m2=rules.overlap_min_m2,
                             rank_decimals=rules.rank_decimals, inner_xy=(pe.x[pe.start], pe.y[pe.start]),
@@ -416,14 +475,8 @@ def analyse(
     change = None
     prev_ids = np.zeros(0, dtype=object)
     prev_frame = None
-    kept = {"patches": pg, "scopes": sg}
-    edges = {"patches": pe}
-    if previous is not None:
-        lq = layers["previous"]
-        kept["previous"], qe = metric(lq)
-        edges["previous"] = qe
-        change = classify_change(pg, kept["previous"], rules, current_area_m2=area, previous_area_m2=qe.area,
-                                 workers=workers, current_edges=pe, previous_edges=qe, tree=tree)
+    if side_change is not None and lq is not None and previous is not None:
+        change = side_change.result()
         prev_ids = np.asarray(lq.ids, dtype=object)
         prev_frame = gpd.GeoDataFrame(previous.drop(columns=previous.geometry.name),
                                       geometry=lq.geoms, crs=CGCS2000)
