@@ -5,7 +5,8 @@ through the resumable protocol (create → PATCH chunks → complete), then repl
 one photo creation as if their responses had been lost. Afterwards the store is audited:
 every acknowledged record and photo present, no duplicates, every blob's sha256 matching.
 
-Reported: p50/p95 time to acknowledge a record and a photo, failures, duplicates, lost items,
+Reported: p50/p95 time to acknowledge a record and a photo, failures, duplicates, lost items, how long
+the photo processing that follows the acknowledgements (EXIF, perceptual hash, display copy, checks) ran on,
 and the ratio of the HTTP record ack (p95) to a baseline measured in this process: the median
 time of :func:`tuban.field.sync.submit_record` called directly on the same kind of store.
 
@@ -232,6 +233,14 @@ def main() -> None:
     with ThreadPoolExecutor(max_workers=args.concurrency) as ex:
         list(ex.map(device, range(args.devices)))
     wall = time.perf_counter() - t0
+    # EXIF, perceptual hash, display copy and checks follow the acknowledgement on the server's worker thread
+    from tuban.field.processing import pending_photo_ids
+
+    t1 = time.perf_counter()
+    while pending_photo_ids(store) and time.perf_counter() - t1 < 1800:
+        time.sleep(1.0)
+    still_pending = len(pending_photo_ids(store))
+    drain_s = time.perf_counter() - t1
     server.terminate()
     server.wait(timeout=30)
     log.close()
@@ -265,6 +274,11 @@ def main() -> None:
     print(f"failures {len(failures)} · duplicate records {n_reviews - 15 - len(acked_records)} · duplicate photos "
           f"{dup_photos} · lost records {len(lost_records)} · lost photos {len(lost_photos)} · hash mismatches "
           f"{bad_hash} · lost-response replays answered identically {replays_ok[0]}/{args.devices - len(failures)}")
+    with store.session() as s:
+        statuses = [c.get("status") for c in s.scalars(select(Photo.checks))]
+    print(f"photo processing (EXIF, hash, display copy, checks) after the acks: finished {drain_s:.1f} s after the "
+          f"last device · still pending {still_pending} · check status "
+          f"{ {k: statuses.count(k) for k in sorted(set(map(str, statuses)))} }")
     for f in failures[:10]:
         print("  ", f)
     store.close()

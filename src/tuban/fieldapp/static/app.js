@@ -346,23 +346,9 @@ async function checkTasks() {
 }
 
 async function downloadTiles(plan) {
-  const cache = await caches.open("tuban-field-tiles-v1");
-  let done = 0, bytes = 0;
-  const queue = plan.tiles.slice();
-  const worker = async () => {
-    while (queue.length) {
-      const url = queue.shift();
-      try {
-        if (!(await cache.match(url))) {
-          const resp = await fetch(url, { credentials: "same-origin", cache: "no-store" });
-          if (resp.ok) { const blob = await resp.clone().blob(); bytes += blob.size; await cache.put(url, resp); }
-        }
-      } catch (e) { /* retried on the next download */ }
-      done += 1;
-      $("#dl-progress").textContent = `影像 imagery ${done}/${plan.tiles.length} · ${fmtBytes(bytes)}`;
-    }
-  };
-  await Promise.all([worker(), worker(), worker(), worker()]);
+  const bytes = await window.tubanFieldMap.downloadTiles(plan.tiles, (done, total, size) => {
+    $("#dl-progress").textContent = `影像 imagery ${done}/${total} · ${fmtBytes(size)}`;
+  });
   await put("kv", { zooms: plan.zooms, count: plan.count, estimate_bytes: plan.estimate_bytes, bytes }, "tile_plan");
   state.tilePlan = await get("kv", "tile_plan");
 }
@@ -423,8 +409,12 @@ async function saveRecord(ev) {
     .sort((a, b) => String(a.recorded_at).localeCompare(String(b.recorded_at))).pop();
   const rec = Object.assign(state.draft, {
     outline, after_client_id: earlier ? earlier.client_id : null,
-    patch_id: t.id, based_on_version: p.version, fields,
-    base: { QTYPE: p.qtype, QDCS: p.qdcs, ADDRESS: p.address, PROBLEM: p.problem, PROPOSAL: p.proposal, MEMO: p.memo },
+    // following an earlier record not yet applied on the server: its values are this one's base
+    ...(earlier && earlier.status !== "done" && earlier.status !== "conflict"
+      ? { based_on_version: earlier.based_on_version, base: { ...earlier.fields } }
+      : { based_on_version: p.version, base: { QTYPE: p.qtype, QDCS: p.qdcs, ADDRESS: p.address, PROBLEM: p.problem,
+                                               PROPOSAL: p.proposal, MEMO: p.memo } }),
+    patch_id: t.id, fields,
     responsible_party: f.responsible_party.value || null, outcome: f.outcome.value,
     not_disturbance_reason: f.outcome.value === "not_disturbance" ? f.not_disturbance_reason.value || null : null,
     recorded_at: new Date().toISOString(), status: "queued",
