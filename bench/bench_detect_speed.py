@@ -96,6 +96,8 @@ def main() -> int:
     ap.add_argument("--dir")
     ap.add_argument("--memory", help="two sizes A,B: peak memory of a run on A² and on B² (own processes)")
     ap.add_argument("--skip-workers", action="store_true", help="skip the 1 vs 2 worker comparison")
+    ap.add_argument("--ratios-only", action="store_true",
+                    help="only the end-to-end / decode and worker ratios (skip morphology and vectorisation)")
     ap.add_argument("--worker-tile-size", type=int, default=2048,
                     help="tile size of the 1 vs 2 worker runs (tasks well above Dask's ~1.6 ms per task)")
     args = ap.parse_args()
@@ -150,6 +152,8 @@ def main() -> int:
                       f"{len(rn.patches)} patches")
             print(f"RATIO 2 workers / 1 worker speed = {t_w[1] / t_w[2]:.2f} (target ≥ 1.7; this machine has "
                   f"{__import__('os').cpu_count()} cores)")
+        if args.ratios_only:
+            return 0
         # morphology on a realistic mask
         m = np.zeros((min(args.size, 4096),) * 2, np.uint8)
         rng = np.random.default_rng(1)

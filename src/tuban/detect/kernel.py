@@ -10,6 +10,7 @@ statistics read each sample pixel once and never hold more than the sample in me
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -88,16 +89,49 @@ class Stats:
     threshold: float = float("nan")
 
 
+class _Scaled(Mapping):
+    """Bands of one date by role, as float32 reflectance: uint16 DN are converted (× scale, float32) only
+    when a band is asked for (masks, patch means), so the fused kernels read the DN themselves."""
+
+    def __init__(self, data: np.ndarray, roles: tuple[str, ...], scale: float):
+        self.data, self.roles, self.scale = data, {r: i for i, r in enumerate(roles)}, np.float32(scale)
+        self._f: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, role: str) -> np.ndarray:
+        if role not in self._f:
+            v = self.data[self.roles[role]]
+            self._f[role] = v * self.scale if v.dtype == np.uint16 else v
+        return self._f[role]
+
+    def take(self, role: str, win: tuple[slice, slice], px: np.ndarray) -> np.ndarray:
+        """``self[role][win].ravel()[px]`` without converting the whole band."""
+        if role in self._f or self.data.dtype != np.uint16:
+            return self[role][win].ravel()[px]
+        return self.data[self.roles[role]][win].ravel()[px] * self.scale
+
+    def __iter__(self):
+        return iter(self.roles)
+
+    def __len__(self) -> int:
+        return len(self.roles)
+
+
 @dataclass
 class Block:
     """A window read for one task: raw reflectance per date and role, stacks of the method's roles, masks."""
 
-    raw: dict[str, dict[str, np.ndarray]]
-    stack: dict[str, np.ndarray]
+    raw: dict[str, _Scaled]
+    stack: dict[str, np.ndarray]  # float32 reflectance, or uint16 DN (× ``scale`` of the date)
     use: np.ndarray  # observable and not excluded
     unobservable: np.ndarray
     win: Window
     core: Window
+    scale: dict[str, float] = field(default_factory=dict)
+
+    def stack_f32(self, key: str) -> np.ndarray:
+        """The stack of date ``key`` as float32 reflectance."""
+        s = self.stack[key]
+        return s * np.float32(self.scale.get(key, 1.0)) if s.dtype == np.uint16 else s
 
 
 def _read(job: Job, core: Window, method: ChangeMethod, halo: int) -> Block:
@@ -112,16 +146,19 @@ def _read(job: Job, core: Window, method: ChangeMethod, halo: int) -> Block:
     if job.baseline is not None:
         dates["0"] = job.baseline
     extra = [r for r in ("blue", "green", "red", "nir", "swir1") if r not in method.roles]
-    raw: dict[str, dict[str, np.ndarray]] = {}
+    raw: dict[str, _Scaled] = {}
     stack: dict[str, np.ndarray] = {}
+    scales: dict[str, float] = {}
+    u16 = _fused(method)  # the fused kernels read uint16 DN directly
     valid = np.ones((win.height, win.width), bool)
     cloudy = np.zeros_like(valid)
     water = np.ones_like(valid) if job.water else np.zeros_like(valid)
     for key, scene in dates.items():
         roles = method.roles + tuple(r for r in extra if r in scene.bands)
-        data, ok = read_block(scene, roles, job.grid, win, threads=job.gdal_threads)
+        data, ok = read_block(scene, roles, job.grid, win, threads=job.gdal_threads, keep_u16=u16)
         valid &= ok
-        raw[key] = {r: data[i] for i, r in enumerate(roles)}
+        scales[key] = float(scene.scale) if data.dtype == np.uint16 and scene.scale is not None else 1.0
+        raw[key] = _Scaled(data, roles, scales[key])
         stack[key] = data[: len(method.roles)]
         bands = raw[key]
         if job.masks and "qa" in scene.bands:  # the sensor's own cloud/shadow flags (Landsat QA_PIXEL)
@@ -136,7 +173,7 @@ def _read(job: Job, core: Window, method: ChangeMethod, halo: int) -> Block:
     if job.masks and job.before.scale is not None and "nir" in raw["b"] and "nir" in raw["a"]:
         cloudy |= masks.shadow_mask(raw["b"]["nir"], raw["a"]["nir"], raw["b"].get("swir1"), raw["a"].get("swir1"))
     unobs = ~valid | cloudy
-    return Block(raw, stack, ~unobs & ~water, unobs, win, core)
+    return Block(raw, stack, ~unobs & ~water, unobs, win, core, scales)
 
 
 def _crop(arr: np.ndarray, core: Window, win: Window) -> np.ndarray:
@@ -158,7 +195,8 @@ def sample_block(job: Job, core: Window) -> Block:
 
 def _standardise(blk: Block, method: ChangeMethod, stats: Stats) -> dict[str, np.ndarray]:
     z = {}
-    for k, arr in blk.stack.items():
+    for k in blk.stack:
+        arr = blk.stack_f32(k)
         med = np.array([stats.bands[f"{k}:{r}"][0] for r in method.roles], np.float32)[:, None, None]
         inv = np.array([1 / stats.bands[f"{k}:{r}"][1] for r in method.roles], np.float32)[:, None, None]
         out = arr - med
@@ -191,14 +229,15 @@ def _fused_run(job: Job, blk: Block, method: ChangeMethod, stats: Stats, *, scor
           "q_step": _Q_STEP, "q_lim": _Q_LIM}
     cs = _comp_stats(stats, lay.names) if score else None
     after = _band_stats(stats, "a", method)
+    sc = blk.scale
     if "0" not in blk.stack:
         return fused.components(blk.stack["b"], blk.stack["a"], _band_stats(stats, "b", method), after, blk.use,
-                                lay, comp_stats=cs, **kw)
+                                lay, comp_stats=cs, scale_b=sc.get("b", 1.0), scale_a=sc.get("a", 1.0), **kw)
     # baseline: each component the weaker of (after vs before) and (after vs baseline)
     c = fused.components(blk.stack["b"], blk.stack["a"], _band_stats(stats, "b", method), after, blk.use, lay,
-                         **kw)
+                         scale_b=sc.get("b", 1.0), scale_a=sc.get("a", 1.0), **kw)
     np.minimum(c, fused.components(blk.stack["0"], blk.stack["a"], _band_stats(stats, "0", method), after,
-                                   blk.use, lay, **kw), out=c)
+                                   blk.use, lay, scale_b=sc.get("0", 1.0), scale_a=sc.get("a", 1.0), **kw), out=c)
     return fused.combine(c, cs, blk.use) if cs is not None else c
 
 
@@ -256,13 +295,18 @@ def _samples(blocks: list[Block]) -> list[np.ndarray]:
     return [_sample_mask(b.core, _crop(b.use, b.core, b.win)) for b in blocks]
 
 
+def _scaled(v: np.ndarray, scale: float) -> np.ndarray:
+    return v * np.float32(scale) if v.dtype == np.uint16 else v
+
+
 def _band_values(job: Job, blocks: list[Block], sels: list[np.ndarray]) -> dict[str, np.ndarray]:
     method = job.change_method()
     out: dict[str, np.ndarray] = {}
     for k in blocks[0].stack if blocks else ():
         for i, r in enumerate(method.roles):
             out[f"{k}:{r}"] = np.concatenate(
-                [_crop(b.stack[k][i], b.core, b.win)[s] for b, s in zip(blocks, sels, strict=True)])
+                [_scaled(_crop(b.stack[k][i], b.core, b.win)[s], b.scale.get(k, 1.0))
+                 for b, s in zip(blocks, sels, strict=True)])
     return out
 
 
@@ -410,7 +454,7 @@ def tile_pieces(job: Job, core: Window, stats: Stats, blk: Block | None = None) 
         win = (slice(r0 + r_off, r1 + r_off), slice(c0 + c_off, c1 + c_off))
         parts["s"].append(score[win].ravel()[px])
         for key, date in (("ib", "b"), ("ia", "a")):
-            parts[key].append(fn({r: blk.raw[date][r][win].ravel()[px] for r in roles}))
+            parts[key].append(fn({r: blk.raw[date].take(r, win, px) for r in roles}))
         # masked share of each patch grown by one pixel (clouds, nodata next to or inside the patch); runs
         # are ≥ 3 rows apart, so their one-pixel margins never overlap
         g0, g1, h0, h1 = max(r0 - 1, 0), min(r1 + 1, m.shape[0]), max(c0 - 1, 0), min(c1 + 1, m.shape[1])

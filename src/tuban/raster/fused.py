@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FusedLayout", "available", "combine", "components", "warm"]
+__all__ = ["FusedLayout", "available", "combine", "components", "valid_u16", "warm"]
 
 _EPS = np.float32(1e-6)
 
@@ -65,7 +65,7 @@ _NO_NUMBA = False
 
 def _nb():
     """numba, imported on first use; ``None`` when missing (numba is in the ``detect`` extra)."""
-    global _numba, _NO_NUMBA, _nd, _prep_row
+    global _numba, _NO_NUMBA, _nd, _prep_row, _px
     if _numba is None and not _NO_NUMBA:
         try:
             import numba
@@ -74,6 +74,7 @@ def _nb():
             return None
         # helpers called from the kernels: compiled into them (and cached with them)
         _nd = numba.njit(nogil=True, inline="always")(_nd)
+        _px = numba.njit(nogil=True, inline="always")(_px)
         _prep_row = numba.njit(nogil=True)(_prep_row)
         _numba = numba
     return _numba
@@ -112,7 +113,13 @@ class _Kernel:
 # vectorises them; float32 arithmetic in the reference's order of operations.
 
 
-def _cell_sums_py(before, after, med_b, inv_b, med_a, inv_a, use, cell, pr, pc, sums, count):
+def _px(v, s):
+    """A pixel as float32 × the date's scale: uint16 DN → reflectance, exactly as the float32 reads did
+    (float32 inputs come with scale 1, and x × 1 == x)."""
+    return np.float32(v) * s
+
+
+def _cell_sums_py(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, use, cell, pr, pc, sums, count):
     nb, h, w = before.shape
     nw = count.shape[1]
     acc = np.zeros(w, np.float32)
@@ -129,8 +136,8 @@ def _cell_sums_py(before, after, med_b, inv_b, med_a, inv_a, use, cell, pr, pc, 
                 ra = after[b, y]
                 ru = use[y]
                 for x in range(w):
-                    za = (rb[x] - mb) * ib
-                    zb = (ra[x] - ma) * ia
+                    za = (_px(rb[x], sc_b) - mb) * ib
+                    zb = (_px(ra[x], sc_a) - ma) * ia
                     d = zb - za
                     acc[x] += d if ru[x] else np.float32(0)
                 if b == 0:
@@ -150,7 +157,8 @@ def _cell_sums_py(before, after, med_b, inv_b, med_a, inv_a, use, cell, pr, pc, 
                     count[cy, cx] = n
 
 
-def _prep_row(before, after, med_b, inv_b, med_a, inv_a, hbg, y, fy0, cell, za, zn, lo_a, hi_a, lo_n, hi_n, s):
+def _prep_row(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, y, fy0, cell, za, zn, lo_a, hi_a, lo_n,
+              hi_n, s):
     """Standardised before (za) and normalised after (zn) of row ``y`` and their horizontal 3-min/max."""
     nb, _h, w = before.shape
     nh = hbg.shape[1]
@@ -170,9 +178,9 @@ def _prep_row(before, after, med_b, inv_b, med_a, inv_a, hbg, y, fy0, cell, za, 
         oa = za[s, b]
         on = zn[s, b]
         for x in range(w):
-            oa[x] = (rb[x] - mb) * ib
+            oa[x] = (_px(rb[x], sc_b) - mb) * ib
             bg = g0[x] * b0 + g1[x] * b1
-            on[x] = (ra[x] - ma) * ia - bg
+            on[x] = (_px(ra[x], sc_a) - ma) * ia - bg
         la, ha, ln, hn = lo_a[s, b], hi_a[s, b], lo_n[s, b], hi_n[s, b]
         if w == 1:
             la[0] = oa[0]
@@ -203,8 +211,8 @@ def _nd(a, b):
     return q if ok else np.float32(0)
 
 
-def _rows(before, after, med_b, inv_b, med_a, inv_a, hbg, fy0, cell, use, vis, idx, score_mode, cmed, cinv,
-          out):
+def _rows(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, cell, use, vis, idx, score_mode, cmed,
+          cinv, out):
     """Components (``score_mode`` 0: out is (n_comp, h, w)) or the gated score (1: out[0] is the score)."""
     nb, h, w = before.shape
     kind, i_nir, i_red, i_green, i_blue, i_swir = idx[0], idx[1], idx[2], idx[3], idx[4], idx[5]
@@ -225,14 +233,15 @@ def _rows(before, after, med_b, inv_b, med_a, inv_a, hbg, fy0, cell, use, vis, i
     half = np.float32(0.5)
     zero = np.float32(0)
     one = np.float32(1)
-    _prep_row(before, after, med_b, inv_b, med_a, inv_a, hbg, 0, fy0, cell, za, zn, lo_a, hi_a, lo_n, hi_n, 0)
+    _prep_row(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, 0, fy0, cell, za, zn, lo_a, hi_a, lo_n,
+              hi_n, 0)
     if h > 1:
-        _prep_row(before, after, med_b, inv_b, med_a, inv_a, hbg, 1, fy0, cell, za, zn, lo_a, hi_a, lo_n, hi_n,
-                  1)
+        _prep_row(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, 1, fy0, cell, za, zn, lo_a, hi_a,
+                  lo_n, hi_n, 1)
     for y in range(h):
         if y + 1 < h and y >= 1:
-            _prep_row(before, after, med_b, inv_b, med_a, inv_a, hbg, y + 1, fy0, cell, za, zn, lo_a, hi_a,
-                      lo_n, hi_n, (y + 1) % 3)
+            _prep_row(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, y + 1, fy0, cell, za, zn, lo_a,
+                      hi_a, lo_n, hi_n, (y + 1) % 3)
         sm = max(y - 1, 0) % 3
         sc = y % 3
         sp = min(y + 1, h - 1) % 3
@@ -272,16 +281,21 @@ def _rows(before, after, med_b, inv_b, med_a, inv_a, hbg, fy0, cell, use, vis, i
         aa = after[:, y]
         if kind == 0:  # NDVI drop
             for x in range(w):
-                veg[x] = _nd(bb[i_nir, x], bb[i_red, x]) - _nd(aa[i_nir, x], aa[i_red, x])
+                veg[x] = _nd(_px(bb[i_nir, x], sc_b), _px(bb[i_red, x], sc_b)) - _nd(
+                    _px(aa[i_nir, x], sc_a), _px(aa[i_red, x], sc_a))
         else:  # VARI drop
             for x in range(w):
-                gb = _nd(bb[i_green, x], bb[i_red, x]) - half * _nd(bb[i_blue, x], bb[i_green, x])
-                ga = _nd(aa[i_green, x], aa[i_red, x]) - half * _nd(aa[i_blue, x], aa[i_green, x])
+                bg_, br_, bl_ = _px(bb[i_green, x], sc_b), _px(bb[i_red, x], sc_b), _px(bb[i_blue, x], sc_b)
+                ag_, ar_, al_ = _px(aa[i_green, x], sc_a), _px(aa[i_red, x], sc_a), _px(aa[i_blue, x], sc_a)
+                gb = _nd(bg_, br_) - half * _nd(bl_, bg_)
+                ga = _nd(ag_, ar_) - half * _nd(al_, ag_)
                 veg[x] = gb - ga
         if i_swir >= 0:  # BSI gain
             for x in range(w):
-                soil[x] = _nd(aa[i_swir, x] + aa[i_red, x], aa[i_nir, x] + aa[i_blue, x]) - _nd(
-                    bb[i_swir, x] + bb[i_red, x], bb[i_nir, x] + bb[i_blue, x])
+                soil[x] = _nd(_px(aa[i_swir, x], sc_a) + _px(aa[i_red, x], sc_a),
+                              _px(aa[i_nir, x], sc_a) + _px(aa[i_blue, x], sc_a)) - _nd(
+                    _px(bb[i_swir, x], sc_b) + _px(bb[i_red, x], sc_b),
+                    _px(bb[i_nir, x], sc_b) + _px(bb[i_blue, x], sc_b))
         if score_mode == 0:
             o0, o1, o2 = out[0, y], out[1, y], out[2, y]
             for x in range(w):
@@ -352,11 +366,24 @@ def _u16_py(arr, out, slots, valid, nodata, has_nodata, max_value, check_max, sc
             ok[x] = ok[x] and bad[x] == 0
 
 
+def _valid_u16_py(arr, valid, nodata, has_nodata, max_value, check_max):
+    nb, h, w = arr.shape
+    for y in range(h):
+        ok = valid[y]
+        for k in range(nb):
+            src = arr[k, y]
+            for x in range(w):
+                v = src[x]
+                bad = (has_nodata and v == nodata) or (check_max and v >= max_value)
+                ok[x] = ok[x] and not bad
+
+
 _cell_sums = _Kernel(_cell_sums_py)
 _rows_k = _Kernel(_rows)
 _combine_k = _Kernel(_combine_py)
 _threshold_k = _Kernel(_threshold_py)
 _u16_k = _Kernel(_u16_py)
+_valid_u16_k = _Kernel(_valid_u16_py)
 
 
 # --------------------------------------------------------------------------------------------- wrappers
@@ -366,9 +393,16 @@ def _f32(v) -> np.ndarray:
     return np.ascontiguousarray(v, np.float32)
 
 
+def _band_data(v) -> np.ndarray:
+    """uint16 DN stay uint16 (scaled inside the kernels: half the memory traffic); the rest as float32."""
+    v = np.asarray(v)
+    return np.ascontiguousarray(v) if v.dtype == np.uint16 else _f32(v)
+
+
 def background_rows(before: np.ndarray, after: np.ndarray, med_b: np.ndarray, inv_b: np.ndarray,
                     med_a: np.ndarray, inv_a: np.ndarray, use: np.ndarray, *, cell: int, row: int,
-                    col: int, size: int, q_step: float, q_lim: float) -> np.ndarray:
+                    col: int, size: int, q_step: float, q_lim: float, scale_b: float = 1.0,
+                    scale_a: float = 1.0) -> np.ndarray:
     """Per band, the background cells linearly interpolated along rows: (bands, cell rows, w) float32."""
     import cv2
 
@@ -377,7 +411,8 @@ def background_rows(before: np.ndarray, after: np.ndarray, med_b: np.ndarray, in
     nh, nw = -(-(h + pr) // cell), -(-(w + pc) // cell)
     sums = np.zeros((nb, nh, nw), np.float64)
     count = np.zeros((nh, nw), np.float64)
-    _cell_sums(before, after, med_b, inv_b, med_a, inv_a, use, cell, pr, pc, sums, count)
+    _cell_sums(before, after, np.float32(scale_b), np.float32(scale_a), med_b, inv_b, med_a, inv_a, use, cell, pr, pc,
+               sums, count)
     ok = count > 0.25 * cell * cell
     means = np.where(ok, sums / np.maximum(count, 1), 0.0).astype(np.float32)
     q = np.clip(np.rint((means + np.float32(q_lim)) * np.float32(q_step)), 0, 255).astype(np.uint8)
@@ -393,13 +428,15 @@ def background_rows(before: np.ndarray, after: np.ndarray, med_b: np.ndarray, in
 def components(before: np.ndarray, after: np.ndarray, band_b: tuple[np.ndarray, np.ndarray],
                band_a: tuple[np.ndarray, np.ndarray], use: np.ndarray, layout: FusedLayout, *, cell: int,
                row: int = 0, col: int = 0, size: int = 9, q_step: float = 16.0, q_lim: float = 8.0,
-               comp_stats: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+               comp_stats: tuple[np.ndarray, np.ndarray] | None = None, scale_b: float = 1.0,
+               scale_a: float = 1.0) -> np.ndarray:
     """The method's change components (n, h, w), or with ``comp_stats`` its gated score (h, w).
 
     Parameters
     ----------
     before, after
-        raw stacks (bands, h, w) of the method's roles, float32.
+        raw stacks (bands, h, w) of the method's roles: float32, or uint16 DN (kept as such: the kernels
+        multiply each pixel by ``scale_b`` / ``scale_a`` in float32, as the float32 reads did).
     band_b, band_a
         per band (median, 1 / MAD) of each date (scene-wide robust statistics).
     use
@@ -410,23 +447,30 @@ def components(before: np.ndarray, after: np.ndarray, band_b: tuple[np.ndarray, 
         background cells as in :func:`tuban.raster.change.local_offset`.
     comp_stats
         per component (median, 1 / MAD): return the gated score instead of the components.
+    scale_b, scale_a
+        reflectance scale of each date's DN (1 for float32 stacks, already scaled).
     """
-    before, after = _f32(before), _f32(after)
+    before, after = _band_data(before), _band_data(after)
+    if before.dtype != after.dtype:  # one specialisation per dtype pair is enough: mixed pairs as float32
+        before, after = _f32(before * np.float32(scale_b)) if before.dtype == np.uint16 else before, \
+            _f32(after * np.float32(scale_a)) if after.dtype == np.uint16 else after
+        scale_b = scale_a = 1.0
+    sb, sa = np.float32(scale_b), np.float32(scale_a)
     med_b, inv_b, med_a, inv_a = (_f32(v) for v in (*band_b, *band_a))
     u = np.ascontiguousarray(use, np.bool_)
     hbg = background_rows(before, after, med_b, inv_b, med_a, inv_a, u, cell=cell, row=row, col=col,
-                          size=size, q_step=q_step, q_lim=q_lim)
+                          size=size, q_step=q_step, q_lim=q_lim, scale_b=sb, scale_a=sa)
     h, w = before.shape[1:]
     vis = np.asarray(layout.vis, np.int64)
     if comp_stats is None:
         out = np.empty((layout.n_components, h, w), np.float32)
         cmed = cinv = np.zeros(layout.n_components, np.float32)
-        _rows_k(before, after, med_b, inv_b, med_a, inv_a, hbg, row % cell, cell, u, vis, layout.index_array(),
-                0, cmed, cinv, out)
+        _rows_k(before, after, sb, sa, med_b, inv_b, med_a, inv_a, hbg, row % cell, cell, u, vis,
+                layout.index_array(), 0, cmed, cinv, out)
         return out
     out = np.empty((1, h, w), np.float32)
-    _rows_k(before, after, med_b, inv_b, med_a, inv_a, hbg, row % cell, cell, u, vis, layout.index_array(), 1,
-            _f32(comp_stats[0]), _f32(comp_stats[1]), out)
+    _rows_k(before, after, sb, sa, med_b, inv_b, med_a, inv_a, hbg, row % cell, cell, u, vis, layout.index_array(),
+            1, _f32(comp_stats[0]), _f32(comp_stats[1]), out)
     return out[0]
 
 
@@ -453,6 +497,13 @@ def convert_u16(arr: np.ndarray, out: np.ndarray, slots: list[int], valid: np.nd
            np.uint16(65535), bool(mask_max), np.float32(scale))
 
 
+def valid_u16(arr: np.ndarray, valid: np.ndarray, *, nodata: float | None, mask_max: bool) -> None:
+    """Clear ``valid`` at nodata / saturated pixels of uint16 bands, without converting them."""
+    nd = 0 if nodata is None or not float(nodata).is_integer() or not 0 <= nodata <= 65535 else int(nodata)
+    has_nd = nodata is not None and float(nodata) == nd
+    _valid_u16_k(np.ascontiguousarray(arr), valid, np.uint16(nd), has_nd, np.uint16(65535), bool(mask_max))
+
+
 def warm() -> None:
     """Compile (or load from the cache) every kernel once in this process, on tiny inputs."""
     if not available():
@@ -469,3 +520,7 @@ def warm() -> None:
     threshold(combine(c, cs, use), 0.5, use)
     convert_u16(np.ones((1, 2, 2), np.uint16), np.empty((1, 2, 2), np.float32), [0], np.ones((2, 2), bool),
                 nodata=0, mask_max=True, scale=1.0)
+    valid_u16(np.ones((1, 2, 2), np.uint16), np.ones((2, 2), bool), nodata=0, mask_max=True)
+    bu, au = (np.rint(v * 1000).astype(np.uint16) for v in (b, a))  # the uint16 specialisations
+    components(bu, au, st, st, use, lay, cell=4, scale_b=1e-3, scale_a=1e-3)
+    components(bu, au, st, st, use, lay, cell=4, comp_stats=cs, scale_b=1e-3, scale_a=1e-3)

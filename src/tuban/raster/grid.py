@@ -160,8 +160,8 @@ def close_datasets() -> None:
 
 
 def read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window, *, threads: str | int = 1,
-               resampling: str | None = None, scaled: bool = True,
-               mask_saturated: bool = True) -> tuple[np.ndarray, np.ndarray]:
+               resampling: str | None = None, scaled: bool = True, mask_saturated: bool = True,
+               keep_u16: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Read ``roles`` of ``scene`` on ``window`` of ``grid``.
 
     Parameters
@@ -175,6 +175,10 @@ def read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window,
         multiply by the scene's reflectance scale (off for QA bands).
     mask_saturated
         integer pixels at the top of their data type (saturated) are not valid.
+    keep_u16
+        when every file is uint16 on the grid itself (no resampling) and the fused kernels are available,
+        return the DN as uint16 unscaled (the caller multiplies by the scene's scale, in float32, as here):
+        no float32 copy is written. Otherwise float32 as usual; check ``data.dtype``.
 
     Returns
     -------
@@ -189,6 +193,10 @@ def read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window,
     from rasterio.windows import Window as RWindow
 
     h, w = window.height, window.width
+    if keep_u16:
+        u16 = _read_u16(scene, roles, grid, window, threads=threads, mask_saturated=mask_saturated)
+        if u16 is not None:
+            return u16
     out = np.empty((len(roles), h, w), np.float32)
     valid = np.ones((h, w), bool)
     rw = RWindow(window.col, window.row, w, h)
@@ -241,6 +249,47 @@ def read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window,
             if scale != 1.0:
                 out[slots] *= np.float32(scale)
             valid &= ok
+    return out, valid
+
+
+def _read_u16(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window, *, threads: str | int,
+              mask_saturated: bool) -> tuple[np.ndarray, np.ndarray] | None:
+    """uint16 DN and validity, or ``None`` when some file is not uint16 on the grid (or no fused kernels)."""
+    import rasterio
+    from rasterio.windows import Window as RWindow
+
+    if not _fused_ok():
+        return None
+    paths = {scene.bands[r].path for r in roles}
+    srcs = {p: _dataset(p) for p in paths}
+    if not all(s.dtypes[0] == "uint16" and set(s.dtypes) == {"uint16"} and _same_grid(s, grid)
+               for s in srcs.values()):
+        return None
+    from tuban.raster import fused
+
+    h, w = window.height, window.width
+    out = np.empty((len(roles), h, w), np.uint16)
+    valid = np.ones((h, w), bool)
+    rw = RWindow(window.col, window.row, w, h)
+    by_path: dict[str, list[int]] = {}
+    for i, role in enumerate(roles):
+        by_path.setdefault(scene.bands[role].path, []).append(i)
+    opts: dict[str, object] = {"GDAL_NUM_THREADS": str(threads)}
+    if GDAL_CACHE_BYTES:
+        opts["GDAL_CACHEMAX"] = GDAL_CACHE_BYTES
+    with rasterio.Env(**opts):
+        for path, slots in by_path.items():
+            src = srcs[path]
+            nodata = src.nodata
+            if nodata is None and scene.zero_is_nodata:
+                nodata = 0
+            indexes = [scene.bands[roles[i]].index for i in slots]
+            if slots == list(range(slots[0], slots[0] + len(slots))):  # read straight into place
+                src.read(indexes, window=rw, out=out[slots[0] : slots[0] + len(slots)])
+            else:
+                out[slots] = src.read(indexes, window=rw)
+            fused.valid_u16(out[slots], valid, nodata=nodata,
+                            mask_max=mask_saturated and (nodata is None or nodata != 65535))
     return out, valid
 
 
