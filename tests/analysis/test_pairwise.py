@@ -158,3 +158,31 @@ def test_analyse_same_result_on_one_or_two_threads() -> None:
     assert (one[cols].fillna("-") == two[cols].fillna("-")).all().all()
     assert set(one["RULE_ID"]) >= {"R1", "R2", "R4"}
     assert one["XZQDM"].str.contains(",").any()  # some patches span both counties
+
+
+def test_column_text_equals_the_per_patch_reference() -> None:
+    """NUMBERS and sentences built column by column equal numbers() and explain_rule()."""
+    import json
+
+    from tuban.analysis import analyse
+    from tuban.analysis.explanations import explain_rule
+
+    from . import layouts as lay
+
+    p = lay.patches([lay.box(0, 0, 100, 100), lay.box(90, 0, 160, 50), lay.box(900, 900, 950, 950),
+                     lay.box(2000, 2000, 2100, 2100), lay.box(5000, 5000, 5010, 5010), lay.box(-50, 300, 50, 400),
+                     lay.box(-20, 600, 20, 640)])
+    s = lay.scopes([lay.box(-10, -10, 120, 120), lay.box(100, -10, 200, 60), lay.box(1000, 1000, 1100, 1100),
+                    lay.box(2050, 2050, 2200, 2200), lay.box(-60, 290, 0, 410), lay.box(-30, 590, 30, 650)],
+                   ids=["P01", "P02", "P03", "P04", "P01", "P06"],
+                   rp_num=["a", "b", "c", None, "a", "f"],
+                   vec_type=["防治责任范围"] * 3 + ["防治责任范围", "防治责任范围", "示意性范围"])
+    q = lay.patches([lay.box(0, 0, 90, 90), lay.box(3000, 3000, 3010, 3010)], qdnm=["Q1", "Q2"])
+    res = analyse(p, s, lay.divisions(), q)
+    frame = res.to_geodataframe()
+    ref = res.numbers()
+    assert set(frame["RULE_ID"]) >= {"R1", "R2", "R3", "R4", "R5"}
+    for row, num in zip(frame.itertuples(), ref, strict=True):
+        assert json.loads(row.NUMBERS) == num
+        assert explain_rule(row.RULE_ID, num, row.QDNM, "zh") == row.EXPLAIN_ZH
+        assert explain_rule(row.RULE_ID, num, row.QDNM, "en") == row.EXPLAIN_EN

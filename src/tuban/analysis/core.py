@@ -9,7 +9,6 @@ the numbers as JSON and the sentences.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,11 +22,12 @@ import shapely
 
 from tuban.analysis.change import COMPLETED, ChangeArrays, classify_change, lineage_overlaps
 from tuban.analysis.divisions import DivisionArrays, assign_divisions
-from tuban.analysis.explanations import HINT_R5_ZH, explain_rule
+from tuban.analysis.explanations import HINT_R5_ZH
 from tuban.analysis.geometry import CGCS2000, PreparedLayer, local_crs, prepare_layer, project, project_coords
 from tuban.analysis.overlay import M2_PER_HA, RULE_BYD, ComplianceArrays, classify_compliance, nearest_scopes
 from tuban.analysis.pairwise import EdgeSet, edge_set
 from tuban.analysis.rules import RuleSet, load_rules
+from tuban.analysis.tables import TextColumns, numbers_json, sentences
 from tuban.errors import FieldError
 
 __all__ = ["AnalysisResult", "analyse", "prepare_inputs"]
@@ -150,13 +150,11 @@ class AnalysisResult:
         if self.change is not None:
             prev = _group_strings(self.change.pair_current, self.previous_ids[self.change.pair_previous], len(out))
             out["PREV_QDNM"] = prev
-        numbers = self.numbers()
-        encode = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
-        out["NUMBERS"] = [encode(n) for n in numbers]
+        cols = TextColumns(self)  # NUMBERS and sentences column by column (tuban.analysis.tables)
+        out["NUMBERS"] = numbers_json(self, cols)
         if with_text:
-            qdnm = out["QDNM"].to_numpy()
-            out["EXPLAIN_ZH"] = [explain_rule(r, n, q, "zh") for r, n, q in zip(comp.rule, numbers, qdnm, strict=True)]
-            out["EXPLAIN_EN"] = [explain_rule(r, n, q, "en") for r, n, q in zip(comp.rule, numbers, qdnm, strict=True)]
+            out["EXPLAIN_ZH"] = sentences(self, "zh", cols)
+            out["EXPLAIN_EN"] = sentences(self, "en", cols)
         hint = np.full(len(out), None, dtype=object)
         hint[comp.rule == "R5"] = HINT_R5_ZH
         out["HINT"] = hint
@@ -168,11 +166,14 @@ class AnalysisResult:
 
 
 def _group_strings(group: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Per index 0…n−1: its *values* (``group`` sorted) joined by ``,``; ``None`` where it has none."""
     out = np.full(n, None, dtype=object)
     if len(group):
+        text = [str(v) for v in values.tolist()]
         starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
-        for s, e in zip(starts, np.r_[starts[1:], len(group)], strict=True):
-            out[group[s]] = XZQDM_SEP.join(str(v) for v in values[s:e])
+        ends = np.r_[starts[1:], len(group)]
+        out[group[starts]] = [text[s] if e - s == 1 else XZQDM_SEP.join(text[s:e])
+                              for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
     return out
 
 

@@ -232,9 +232,27 @@ def nearest_scopes(
     dist = np.full(len(patches), np.inf)
     cidx = np.flatnonzero(counting)
     if len(patches) and len(cidx):
-        qi, qj = shapely.STRtree(scopes[cidx]).query(patches, predicate="dwithin", distance=max_distance)
+        # candidates by boxes grown by the radius; the box gap is a lower bound of the distance:
+        # one exact distance per patch (to its closest box) bounds it from above, and only the
+        # candidates whose lower bound does not exceed that are measured
+        pb, sb = shapely.bounds(patches), shapely.bounds(scopes[cidx])
+        grown = shapely.box(pb[:, 0] - max_distance, pb[:, 1] - max_distance, pb[:, 2] + max_distance,
+                            pb[:, 3] + max_distance)
+        qi, qj = shapely.STRtree(scopes[cidx]).query(grown)
+        gx = np.maximum(0.0, np.maximum(sb[qj, 0] - pb[qi, 2], pb[qi, 0] - sb[qj, 2]))
+        gy = np.maximum(0.0, np.maximum(sb[qj, 1] - pb[qi, 3], pb[qi, 1] - sb[qj, 3]))
+        low = np.hypot(gx, gy)
+        ok = low <= max_distance
+        qi, qj, low = qi[ok], qj[ok], low[ok]
+        best = first_per_group(qi, low)
+        upper = np.full(len(patches), np.inf)
+        upper[qi[best]] = shapely.distance(patches[qi[best]], scopes[cidx[qj[best]]])
+        ok = low <= np.minimum(upper[qi], max_distance)
+        qi, qj = qi[ok], qj[ok]
+        d = shapely.distance(patches[qi], scopes[cidx[qj]])
+        ok = d <= max_distance
+        qi, qj, d = qi[ok], qj[ok], d[ok]
         if len(qi):
-            d = shapely.distance(patches[qi], scopes[cidx[qj]])
             first = first_per_group(qi, d, cidx[qj])
             idx[qi[first]] = cidx[qj[first]]
             dist[qi[first]] = d[first]

@@ -1,0 +1,267 @@
+"""The per-patch NUMBERS (JSON) and sentences of a result, column by column.
+
+:meth:`AnalysisResult.numbers` builds one dict per patch and :func:`explain_rule` one
+sentence from it; for a whole round that Python loop costs far more than the analysis.
+Here the same strings come from whole columns: numbers are formatted once per value,
+list items once per pair, and each patch only joins its pieces. The output is the same
+text — ``json.loads(numbers_json(res)[i]) == res.numbers()[i]`` and
+``sentences(res, lang)[i] == explain_rule(rule, numbers, qdnm, lang)`` (tested).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tuban.analysis.explanations import HINT_R5_EN, HINT_R5_ZH, Lang
+from tuban.analysis.overlay import M2_PER_HA
+
+if TYPE_CHECKING:
+    from tuban.analysis.core import AnalysisResult
+
+__all__ = ["TextColumns", "numbers_json", "sentences"]
+
+_NONFINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+def _jf(values: Any) -> list[str]:
+    """JSON numbers (as ``json.dumps`` writes floats)."""
+    arr = np.asarray(values, dtype=float)
+    out = [repr(v) for v in arr.tolist()]
+    return out if np.isfinite(arr).all() else [_NONFINITE.get(s, s) for s in out]
+
+
+_ESCAPE = re.compile(r'[\x00-\x1f"\\]').search
+
+
+def _js(values: Any) -> list[str]:
+    """JSON strings or null (``json.dumps`` only for the strings that need escapes)."""
+    return ["null" if v is None or v != v else (
+        f'"{v}"' if isinstance(v, str) and not _ESCAPE(v) else json.dumps(v, ensure_ascii=False)) for v in values]
+
+
+def _n(values: np.ndarray, digits: int = 4) -> list[str]:
+    """:func:`tuban.analysis.explanations._n` for a column."""
+    out = [f"{v:.{digits}f}" for v in np.asarray(values, dtype=float).tolist()]
+    return ["?" if s[-1] in "nf" else (s.rstrip("0").rstrip(".") if "." in s else s) for s in out]
+
+
+def _lists(group: np.ndarray, items: list[str], n: int) -> list[str]:
+    """``[item, …]`` per patch from *items* sorted by patch (*group*)."""
+    b = np.searchsorted(group, np.arange(n + 1)).tolist()
+    return ["[" + ", ".join(items[b[i]:b[i + 1]]) + "]" if b[i + 1] > b[i] else "[]" for i in range(n)]
+
+
+class TextColumns:
+    """Everything the NUMBERS and the sentences need, as columns (computed once per result)."""
+
+    def __init__(self, res: AnalysisResult) -> None:
+        comp, n = res.compliance, len(res.area_m2)
+        self.n = n
+        self.rule = comp.rule.tolist()
+        sc = res.scopes
+        sid = [str(v) for v in sc["SWC_P_ID"].tolist()]
+        self.sid, self.rp = sid, sc["RP_NUM"].tolist()
+        self.jsid, self.jrp = _js(sid), _js(self.rp)
+        area = res.area_m2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            outside_pct = np.where(area > 0, 100 * comp.outside_m2 / np.where(area > 0, area, 1.0), 0.0)
+        self.area_ha, self.outside_ha = area / M2_PER_HA, comp.outside_m2 / M2_PER_HA
+        self.outside_pct, self.tol_ha = outside_pct, comp.tolerance_m2 / M2_PER_HA
+        self.covered_ha = comp.covered_m2 / M2_PER_HA
+        self.lead = comp.lead_scope
+        self.site_m = comp.site_change_m
+        near_idx, near_m = res.nearest_counting_scope()
+        rule = comp.rule
+        self.has_near = (near_idx >= 0) & np.isin(rule, ("R3", "R4", "R5"))
+        self.near_idx, self.near_m = near_idx, near_m
+        self.disturbed = comp.scope_disturbed
+        # pairs: counting scopes and suggested (other) scopes, sorted by patch then scope
+        c = comp.pair_counting
+        self.pc, self.sc_j, self.sc_ov = comp.pair_patch[c], comp.pair_scope[c], comp.pair_overlap_m2[c]
+        self.ps, self.sg_j, self.sg_ov = comp.pair_patch[~c], comp.pair_scope[~c], comp.pair_overlap_m2[~c]
+        # projects: the lead, then the other counting scopes' projects in scope order, each once
+        codes = {s: k for k, s in enumerate(dict.fromkeys(sid))}
+        scode = np.array([codes[s] for s in sid], dtype=np.int64) if sid else np.zeros(0, dtype=np.int64)
+        self.scode = scode
+        other = np.zeros(len(self.pc), dtype=bool)
+        if len(self.pc):
+            lead_code = np.where(self.lead[self.pc] >= 0, scode[np.maximum(self.lead[self.pc], 0)], -1)
+            key = self.pc * (len(codes) + 1) + scode[self.sc_j]
+            _, first = np.unique(key, return_index=True)
+            other[first] = True
+            other &= scode[self.sc_j] != lead_code
+        self.other = other
+        self.n_projects = (self.lead >= 0).astype(np.int64) + np.bincount(self.pc[other], minlength=n)
+        self._text: dict[str, list[str]] = {}
+
+    def text(self, name: str, digits: int = 4, rows: np.ndarray | None = None) -> list[str]:
+        """Column *name* formatted for the sentences (once; only at *rows* when given, "" elsewhere)."""
+        if name not in self._text:
+            values = getattr(self, name)
+            if rows is None:
+                self._text[name] = _n(values, digits)
+            else:
+                out = [""] * self.n
+                for i, v in zip(rows.tolist(), _n(values[rows], digits), strict=True):
+                    out[i] = v
+                self._text[name] = out
+        return self._text[name]
+
+
+def numbers_json(res: AnalysisResult, cols: TextColumns | None = None) -> list[str]:
+    """``NUMBERS`` of every patch as JSON text (the same as encoding :meth:`numbers`)."""
+    c = cols or TextColumns(res)
+    n, r = c.n, res.rules
+    sc = res.scopes
+    a = res.area_m2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sc_items = [f'{{"SWC_P_ID": {s}, "RP_NUM": {p}, "overlap_ha": {h}, "overlap_pct": {q}}}' for s, p, h, q in zip(
+            [c.jsid[j] for j in c.sc_j.tolist()], [c.jrp[j] for j in c.sc_j.tolist()],
+            _jf(c.sc_ov / M2_PER_HA), _jf(100 * c.sc_ov / a[c.pc]), strict=True)]
+    scopes = _lists(c.pc, sc_items, n)
+    jname, jvec = _js(sc["PRO_NAME"].tolist()), _js(sc["VEC_TYPE"].tolist())
+    approved = ["true" if v else "false" for v in sc["approved"].tolist()]
+    sg = c.sg_j.tolist()
+    sg_items = [f'{{"SWC_P_ID": {s}, "PRO_NAME": {m}, "VEC_TYPE": {v}, "approved": {ap}, "overlap_ha": {h}}}'
+                for s, m, v, ap, h in zip([c.jsid[j] for j in sg], [jname[j] for j in sg], [jvec[j] for j in sg],
+                                          [approved[j] for j in sg], _jf(c.sg_ov / M2_PER_HA), strict=True)]
+    suggested = _lists(c.ps, sg_items, n)
+    oj = c.sc_j[c.other].tolist()
+    other = _lists(c.pc[c.other], [f'{{"SWC_P_ID": {c.jsid[j]}, "RP_NUM": {c.jrp[j]}}}' for j in oj], n)
+    lead = c.lead.tolist()
+    projects = [
+        "[]" if j < 0 else (f'[{{"SWC_P_ID": {c.jsid[j]}, "RP_NUM": {c.jrp[j]}, "PRO_NAME": {jname[j]}}}'
+                            + (", " + o[1:] if len(o) > 2 else "]"))
+        for j, o in zip(lead, other, strict=True)
+    ]
+    d = res.divisions
+    dcode = _js([str(v) for v in res.division_codes[d.pair_division]])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dshare = _jf(100 * d.pair_overlap_m2 / a[d.pair_patch])
+    divisions = _lists(d.pair_patch, [f'{{"XZQDM": {k}, "share_pct": {s}}}' for k, s in zip(dcode, dshare, strict=True)],
+                       n)
+    disturbed = c.disturbed.tolist()
+    near = [""] * n
+    rows = np.flatnonzero(c.has_near)
+    for i, j, dm in zip(rows.tolist(), c.near_idx[rows].tolist(), _jf(c.near_m[rows]), strict=True):
+        near[i] = (f', "nearest_scope": {{"SWC_P_ID": {c.jsid[j]}, "RP_NUM": {c.jrp[j]}, "distance_m": {dm}, '
+                   f'"disturbed": {"true" if disturbed[j] else "false"}}}')
+    site = [""] * n
+    rows = np.flatnonzero(np.asarray(c.rule, dtype=object) == "R3")
+    for i, v in zip(rows.tolist(), _jf(c.site_m[rows]), strict=True):
+        site[i] = v
+    version = json.dumps(r.version, ensure_ascii=False)
+    radius, search = _jf([r.site_change_radius_m])[0], _jf([r.nearest_search_m])[0]
+    tail = [""] * n
+    ch = res.change
+    if ch is not None:
+        qid = _js([str(v) for v in res.previous_ids[ch.pair_previous]])
+        qov = _jf(res.lineage_overlap_m2() / M2_PER_HA)
+        prev = _lists(ch.pair_current, [f'{{"QDNM": {q}, "overlap_ha": {o}}}' for q, o in zip(qid, qov, strict=True)],
+                      n)
+        share = ch.change_share
+        pct = _jf(100 * share)
+        pct = [p if s == s else "null" for p, s in zip(pct, share.tolist(), strict=True)]
+        tail = [f', "previous": {p}, "previous_area_ha": {q}, "area_change_pct": {s}'
+                for p, q, s in zip(prev, _jf(ch.previous_area_m2 / M2_PER_HA), pct, strict=True)]
+    return [
+        f'{{"rules_version": {version}, "area_ha": {ah}, "covered_ha": {cv}, "outside_ha": {oh}, '
+        f'"outside_pct": {op}, "tolerance_ha": {th}, "radius_m": {radius}'
+        + (f', "nearest_search_m": {search}' if ru in ("R4", "R5") else "")
+        + f', "scopes": {s}, "projects": {pj}'
+        + (f', "site_change_distance_m": {sd}' if ru == "R3" else "")
+        + f'{nr}, "suggested": {sg}, "divisions": {dv}{tl}}}'
+        for ah, cv, oh, op, th, ru, s, pj, sd, nr, sg, dv, tl in zip(
+            _jf(c.area_ha), _jf(c.covered_ha), _jf(c.outside_ha), _jf(c.outside_pct), _jf(c.tol_ha), c.rule,
+            scopes, projects, site, near, suggested, divisions, tail, strict=True)
+    ]
+
+
+def _project_text(sid: str | None, rp: str | None, lang: Lang) -> str:
+    pid = sid or "?"
+    if lang == "zh":
+        return f"项目 {pid}（批复文号 {rp}）" if rp else f"项目 {pid}（无批复文号）"
+    return f"project {pid} (approval {rp})" if rp else f"project {pid} (no approval number)"
+
+
+def sentences(res: AnalysisResult, lang: Lang, cols: TextColumns | None = None) -> list[str]:
+    """The sentence of every patch (:func:`~tuban.analysis.explanations.explain_rule`)."""
+    c = cols or TextColumns(res)
+    n, r = c.n, res.rules
+    qdnm = [str(q) for q in res.patches["QDNM"].tolist()]
+    a, o, op, t = c.text("area_ha"), c.text("outside_ha"), c.text("outside_pct", 1), c.text("tol_ha")
+    site = c.text("site_m", 1, np.flatnonzero(np.asarray(c.rule, dtype=object) == "R3"))
+    radius = _n(np.array([r.site_change_radius_m]), 0)[0]
+    search = _n(np.array([r.nearest_search_m]), 0)[0]
+    lead, count = c.lead.tolist(), c.n_projects.tolist()
+    projs = []
+    for j, k in zip(lead, count, strict=True):
+        if j < 0:
+            projs.append("?")
+            continue
+        text = _project_text(c.sid[j], c.rp[j], lang)
+        if k > 1:
+            text += f"等 {k} 个项目" if lang == "zh" else f" and {k - 1} more"
+        projs.append(text)
+    sep = "、" if lang == "zh" else ", "
+    b = np.searchsorted(c.ps, np.arange(n + 1)).tolist()
+    sg_ids = [c.sid[j] for j in c.sg_j.tolist()]
+    near_idx, near_d = c.near_idx.tolist(), c.text("near_m", 1, np.flatnonzero(c.has_near))
+    disturbed = c.disturbed.tolist()
+    has_near = c.has_near.tolist()
+    out = []
+    for i in range(n):
+        rule = c.rule[i]
+        if lang == "zh":
+            head = f"图斑 {qdnm[i]}（{a[i]} ha）"
+            if rule == "R1":
+                out.append(f"{head}位于{projs[i]}防治责任范围内，范围外 {o[i]} ha（占图斑 {op[i]}%），"
+                           f"未超过容差 {t[i]} ha，合规。")
+                continue
+            if rule == "R2":
+                out.append(f"{head}有 {o[i]} ha 超出{projs[i]}防治责任范围，占图斑 {op[i]}%，"
+                           f"超过容差 {t[i]} ha，疑似超出防治责任范围。")
+                continue
+            if rule == "R3":
+                out.append(f"{head}未与任何已批复的防治责任范围相交，但距{projs[i]}防治责任范围 "
+                           f"{site[i]} m（不超过 {radius} m）且该范围内无当前扰动，疑似建设地点变更。")
+                continue
+            if has_near[i]:
+                j = near_idx[i]
+                where = (f"最近的已批复防治责任范围（{_project_text(c.sid[j], c.rp[j], lang)}）在 {near_d[i]} m 处"
+                         + ("且其内已有扰动" if disturbed[j] else ""))
+            else:
+                where = f"{search} m 内没有已批复的防治责任范围"
+            sug = (f"；与项目 {sep.join(sg_ids[b[i]:b[i + 1]])} 的示意性或未批复范围相交，仅作关联参考"
+                   if b[i + 1] > b[i] else "")
+            text = f"{head}未与任何已批复的防治责任范围相交，{where}{sug}，疑似未批先建。"
+            out.append(text + HINT_R5_ZH + "。" if rule == "R5" else text)
+            continue
+        head = f"Patch {qdnm[i]} ({a[i]} ha)"
+        if rule == "R1":
+            out.append(f"{head} lies within the responsibility scope of {projs[i]}; {o[i]} ha ({op[i]}%) is "
+                       f"outside, within the tolerance of {t[i]} ha: compliant.")
+            continue
+        if rule == "R2":
+            out.append(f"{head} has {o[i]} ha ({op[i]}% of the patch) outside the responsibility scope of "
+                       f"{projs[i]}, more than the tolerance of {t[i]} ha: suspected of exceeding the scope.")
+            continue
+        if rule == "R3":
+            out.append(f"{head} overlaps no approved scope, but the undisturbed scope of {projs[i]} lies "
+                       f"{site[i]} m away (within {radius} m): suspected change of construction site.")
+            continue
+        if has_near[i]:
+            j = near_idx[i]
+            where = (f"the nearest approved scope ({_project_text(c.sid[j], c.rp[j], lang)}) is {near_d[i]} m away"
+                     + (" and already disturbed" if disturbed[j] else ""))
+        else:
+            where = f"there is no approved scope within {search} m"
+        sug = (f"; it overlaps schematic or unapproved scopes of {sep.join(sg_ids[b[i]:b[i + 1]])} "
+               "(a suggested link only)" if b[i + 1] > b[i] else "")
+        text = f"{head} overlaps no approved scope and {where}{sug}: suspected construction before approval."
+        out.append(text[:-1] + f"; {HINT_R5_EN}." if rule == "R5" else text)
+    return out
