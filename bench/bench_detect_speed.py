@@ -122,20 +122,30 @@ def main() -> int:
         fused.warm()  # once per process: load (or compile) the numba kernels
         print(f"fused kernels {'warm' if fused.available() else 'NOT available (numpy reference)'} in "
               f"{time.perf_counter() - t0:.2f} s (once per process, not in the timings below)")
-        # the serial run decodes with GDAL_NUM_THREADS=ALL_CPUS: decode-only uses the same setting
+        # the serial run decodes with GDAL_NUM_THREADS=ALL_CPUS: decode-only uses the same setting. CPU
+        # seconds (all threads of this process) are printed too: on a shared, loaded machine wall time
+        # swings 2-5x between runs, CPU time much less (it is what the ratio would be on an idle machine
+        # whose cores were all busy in both runs)
+        c0 = time.process_time()
         t_dec = decode_only((before, after), args.tile_size, "ALL_CPUS")
-        print(f"decode only (both files, GDAL_NUM_THREADS=ALL_CPUS): {t_dec:.2f} s = {mpx / t_dec:.1f} Mpx/s")
-        t0 = time.perf_counter()
+        c_dec = time.process_time() - c0
+        print(f"decode only (both files, GDAL_NUM_THREADS=ALL_CPUS): {t_dec:.2f} s = {mpx / t_dec:.1f} Mpx/s, "
+              f"CPU {c_dec:.2f} s")
+        c0, t0 = time.process_time(), time.perf_counter()
         res = detect(before, after, tile_size=args.tile_size)
         t_e2e = time.perf_counter() - t0
-        print(f"end to end, 1 process: {t_e2e:.2f} s = {mpx / t_e2e:.1f} Mpx/s, {len(res.patches)} patches")
+        c_e2e = time.process_time() - c0
+        print(f"end to end, 1 process: {t_e2e:.2f} s = {mpx / t_e2e:.1f} Mpx/s, CPU {c_e2e:.2f} s, "
+              f"{len(res.patches)} patches")
         print(f"RATIO end-to-end / decode-only throughput = {t_dec / t_e2e:.2f} (target ≥ 0.7)")
+        print(f"RATIO CPU: decode-only / end-to-end CPU seconds = {c_dec / c_e2e:.2f}")
         if not args.skip_workers:
             # both runs on a warm local cluster of single-threaded worker processes: the ratio measures
             # scaling, not start-up (the cluster is started before the clock)
             from distributed import LocalCluster
 
-            t_w = {}
+            t_w: dict[int, float] = {}
+            crit: dict[int, float] = {}
             for n in (1, 2):
                 with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
                                   host="127.0.0.1") as cluster:
@@ -143,15 +153,23 @@ def main() -> int:
 
                     with Client(cluster) as client:  # warm the JIT in every worker before the clock
                         client.run(fused.warm)
-                    t0 = time.perf_counter()
-                    rn = detect(before, after, tile_size=args.worker_tile_size,
-                                scheduler=cluster.scheduler_address)
-                    t_w[n] = time.perf_counter() - t0
+                        w0 = client.run(time.process_time)
+                        c0, t0 = time.process_time(), time.perf_counter()
+                        rn = detect(before, after, tile_size=args.worker_tile_size,
+                                    scheduler=cluster.scheduler_address)
+                        t_w[n] = time.perf_counter() - t0
+                        c_cl = time.process_time() - c0
+                        w1 = client.run(time.process_time)
+                    cpu = sorted(w1[k] - w0[k] for k in w0)
+                    # critical path: the busiest worker plus this process (plan, merge), as if each had a core
+                    crit[n] = cpu[-1] + c_cl
                 print(f"end to end, warm local cluster of {n} worker process(es), tiles of "
-                      f"{args.worker_tile_size}: {t_w[n]:.2f} s, "
-                      f"{len(rn.patches)} patches")
+                      f"{args.worker_tile_size}: {t_w[n]:.2f} s, worker CPU {', '.join(f'{c:.2f}' for c in cpu)} s, "
+                      f"client CPU {c_cl:.2f} s, {len(rn.patches)} patches")
             print(f"RATIO 2 workers / 1 worker speed = {t_w[1] / t_w[2]:.2f} (target ≥ 1.7; this machine has "
                   f"{__import__('os').cpu_count()} cores)")
+            print(f"RATIO CPU critical path: 1 worker / 2 workers = {crit[1] / crit[2]:.2f} (busiest worker + client "
+                  "CPU seconds: the speed-up on idle cores)")
         if args.ratios_only:
             return 0
         # morphology on a realistic mask

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from tuban.detect import kernel
-from tuban.detect.tiles import sample_windows, tile_windows
+from tuban.detect.tiles import sample_windows, tile_windows, visit_order
 from tuban.errors import UsageError
 from tuban.raster.grid import Grid, Window, analysis_grid
 from tuban.raster.scene import Scene, open_scene
@@ -95,20 +95,21 @@ class _Serial:
         (and GDAL's block cache) serve every tile."""
         from concurrent.futures import ThreadPoolExecutor
 
-        out: list[dict[str, Any]] = []
+        out: list[dict[str, Any]] = [{}] * len(tiles)
         if not tiles:
             return out
+        order = visit_order(tiles)
         with ThreadPoolExecutor(1, thread_name_prefix="tuban-read") as reader:
-            nxt = reader.submit(kernel.read_tile, job, tiles[0])
-            for i, t in enumerate(tiles):
+            nxt = reader.submit(kernel.read_tile, job, tiles[order[0]])
+            for i, k in enumerate(order):
                 blk = nxt.result()
-                if i + 1 < len(tiles):
-                    nxt = reader.submit(kernel.read_tile, job, tiles[i + 1])
-                out.append(kernel.tile_pieces(job, t, stats, blk))
+                if i + 1 < len(order):
+                    nxt = reader.submit(kernel.read_tile, job, tiles[order[i + 1]])
+                out[k] = kernel.tile_pieces(job, tiles[k], stats, blk)
                 del blk
                 if progress:
                     progress("tiles", i + 1, len(tiles))
-        return out
+        return out  # in the tiles' order, whatever the visiting order
 
 
 class _Threads(_Serial):
@@ -202,14 +203,15 @@ class _Dask:
 
         c = self.client
         workers = self._workers()
-        futures = []
-        for w, strip in zip(workers, _strips(tiles, len(workers)), strict=False):
+        futures: list[Any] = [None] * len(tiles)
+        for w, strip in zip(workers, _strips(visit_order(tiles), len(workers)), strict=False):
             kw = {"workers": [w], "allow_other_workers": True} if w else {}
-            futures += [c.submit(kernel.tile_pieces, job, t, stats, pure=False, **kw) for t in strip]
+            for k in strip:
+                futures[k] = c.submit(kernel.tile_pieces, job, tiles[k], stats, pure=False, **kw)
         if progress:
             for done, _ in enumerate(as_completed(futures), 1):
                 progress("tiles", done, len(futures))
-        return c.gather(futures)
+        return c.gather(futures)  # in the tiles' order
 
 
 @contextmanager

@@ -6,7 +6,7 @@ import math
 
 from tuban.raster.grid import Grid, Window
 
-__all__ = ["expand", "sample_windows", "tile_windows"]
+__all__ = ["expand", "sample_windows", "tile_windows", "visit_order"]
 
 
 def tile_windows(grid: Grid, tile_size: int) -> list[Window]:
@@ -19,6 +19,22 @@ def tile_windows(grid: Grid, tile_size: int) -> list[Window]:
     for r in range(0, grid.height, tile_size):
         for c in range(0, grid.width, tile_size):
             out.append(Window(r, c, min(tile_size, grid.height - r), min(tile_size, grid.width - c)))
+    return out
+
+
+def visit_order(tiles: list[Window] | tuple[Window, ...]) -> list[int]:
+    """Indices of ``tiles`` (row-major, as :func:`tile_windows` gives them) in serpentine order: tile rows
+    alternately left → right and right → left. GDAL's block cache is least-recently-used: the blocks a
+    tile row shares with the next (its bottom halo) that are still cached are those read last, at the
+    row's end, so the next row starts there. Matters from ~16k² on, where one block row of both dates no
+    longer stays in the cache for a whole tile row; callers put results back in the tiles' order."""
+    rows: dict[int, list[int]] = {}
+    for i, t in enumerate(tiles):
+        rows.setdefault(t.row, []).append(i)
+    out: list[int] = []
+    for k, r in enumerate(sorted(rows)):
+        idx = sorted(rows[r], key=lambda i: tiles[i].col)
+        out += idx[::-1] if k % 2 else idx
     return out
 
 
