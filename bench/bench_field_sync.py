@@ -282,6 +282,23 @@ def main() -> None:
     for f in failures[:10]:
         print("  ", f)
     store.close()
+    cleanup(args.backend, url, tmp)
+
+
+def cleanup(backend: str, url: str, tmp: Path) -> None:
+    """Drop the bench database (PostGIS) and its folder (gigabytes of photos at full size)."""
+    import shutil
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    if backend == "postgis":
+        eng = create_engine(os.environ["TUBAN_TEST_POSTGRES_URL"], isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        with eng.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+        eng.dispose()
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
