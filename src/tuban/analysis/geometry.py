@@ -102,7 +102,7 @@ def _transform(ks: str, kd: str, x: np.ndarray, y: np.ndarray, workers: int) -> 
 
         def run(i: int) -> None:
             sl = slice(bounds[i], bounds[i + 1])
-            x[sl], y[sl] = tmerc_forward(x[sl], y[sl], tm)
+            tmerc_forward(x[sl], y[sl], tm, out=(x[sl], y[sl]))
 
         if k == 1:
             run(0)
@@ -262,11 +262,26 @@ def star_simple(coords: np.ndarray, counts: np.ndarray) -> np.ndarray:
     strictly the same way around that point (``|cross| > 1e-9 |a||b|``) and goes round it
     once. Each ray from the point then meets the ring once, so the ring cannot cross or
     touch itself and the polygon is valid. False means "not shown": run GEOS ``is_valid``.
+    Rings are taken in blocks of about ``STAR_BLOCK`` coordinates (small temporaries).
     """
-    n = len(counts)
-    out = np.zeros(n, dtype=bool)
-    if n == 0 or len(coords) < 2:
-        return out
+    counts = np.asarray(counts, dtype=np.int64)
+    out = np.zeros(len(counts), dtype=bool)
+    ends = np.cumsum(counts)
+    r = 0
+    while r < len(counts):
+        base = ends[r] - counts[r]
+        stop = max(int(np.searchsorted(ends, base + STAR_BLOCK, side="right")), r + 1)
+        out[r:stop] = _star_block(coords[base:ends[stop - 1]], counts[r:stop])
+        r = stop
+    return out
+
+
+STAR_BLOCK = 1 << 16
+
+
+def _star_block(coords: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    if len(coords) < 2:
+        return np.zeros(len(counts), dtype=bool)
     ends = np.cumsum(counts)
     starts = ends - counts
     nv = counts - 1
@@ -276,18 +291,19 @@ def star_simple(coords: np.ndarray, counts: np.ndarray) -> np.ndarray:
     rx = coords[:, 0] - np.repeat(cx, counts)
     ry = coords[:, 1] - np.repeat(cy, counts)
     cross = rx[:-1] * ry[1:] - ry[:-1] * rx[1:]
-    tol = 1e-9 * (np.abs(rx[:-1]) + np.abs(ry[:-1])) * (np.abs(rx[1:]) + np.abs(ry[1:]))
+    ax, ay = np.abs(rx), np.abs(ry)
+    tol = 1e-9 * (ax[:-1] + ay[:-1]) * (ax[1:] + ay[1:])
     inner = np.ones(len(cross), dtype=bool)
     inner[ends[:-1] - 1] = False  # the step from one ring to the next
     pos = (cross > tol) & inner
     neg = (cross < -tol) & inner
-    up = (ry[:-1] < 0) & (ry[1:] >= 0) & inner
-    down = (ry[:-1] >= 0) & (ry[1:] < 0) & inner
+    below = ry < 0
+    up = below[:-1] & ~below[1:] & inner
+    down = ~below[:-1] & below[1:] & inner
     s = np.minimum(starts, len(cross) - 1)
     n_pos, n_neg = np.add.reduceat(pos, s), np.add.reduceat(neg, s)
     n_up, n_down = np.add.reduceat(up, s), np.add.reduceat(down, s)
-    out = ok & (((n_pos == nv) & (n_up == 1)) | ((n_neg == nv) & (n_down == 1)))
-    return out
+    return ok & (((n_pos == nv) & (n_up == 1)) | ((n_neg == nv) & (n_down == 1)))
 
 
 def _polygonal_part(geoms: np.ndarray) -> np.ndarray:

@@ -67,8 +67,9 @@ class EdgeSet:
         """The geometries whose edge count pads to *width*, as one block.
 
         Returns the row of every geometry in the block (−1 if not there), the float block
-        (rows, width, len(FIELDS)): world coordinates, NaN / 0 padding, and for multi-ring layers an int block (rows, 2, width) of ring position
-        and ring first edge (``None`` when every geometry has one ring).
+        (rows, width, len(FIELDS)): world coordinates, NaN / 0 padding, and for multi-ring
+        layers an int block (rows, 2, width) of ring position and ring first edge (``None``
+        when every geometry has one ring).
         """
         key = (width, delta)
         if key not in self._pads:
@@ -77,11 +78,18 @@ class EdgeSet:
             row[g] = np.arange(len(g))
             col = np.arange(width)
             valid = col < self.count[g][:, None]
-            idx = np.where(valid, self.start[g][:, None] + col, 0)
-            block = self.rec[idx]  # (rows, width, fields)
-            block[~valid] = np.array([np.nan, np.nan, 0.0, 0.0, 0.0])
+            multi = self.ring_count.max(initial=1) > 1
+            idx = None
+            if len(g) == len(self.count) and valid.all():  # every geometry has *width* edges: a view
+                block = self.rec.reshape(len(g), width, len(FIELDS))
+            else:
+                idx = np.where(valid, self.start[g][:, None] + col, 0)
+                block = self.rec[idx]  # (rows, width, fields)
+                block[~valid] = np.array([np.nan, np.nan, 0.0, 0.0, 0.0])
             rings = None
-            if self.ring_count.max(initial=1) > 1:
+            if multi:
+                if idx is None:
+                    idx = np.where(valid, self.start[g][:, None] + col, 0)
                 rings = np.stack([np.where(valid, self.ring_pos[idx], 0),
                                   np.where(valid, self.ring_first[idx], 0)], axis=1)
             self._pads[key] = (row, block, rings)

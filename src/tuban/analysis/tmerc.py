@@ -88,16 +88,17 @@ def _alpha(n: float) -> tuple[float, ...]:
 CHUNK = 1 << 16  # points per step: the temporaries stay in cache
 
 
-def tmerc_forward(lon: np.ndarray, lat: np.ndarray, p: TmercParams) -> tuple[np.ndarray, np.ndarray]:
+def tmerc_forward(lon: np.ndarray, lat: np.ndarray, p: TmercParams, *,
+                  out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Easting and northing (m) of geographic *lon*, *lat* (degrees; |lon − lon0| < 90°).
 
     Written with the cheap numpy functions (tan, arctan, arctanh, sinh, arcsinh, sqrt): the
-    double angles come from algebra instead of sin/cos/hypot/arctan2.
+    double angles come from algebra instead of sin/cos/hypot/arctan2. *out* may be
+    ``(lon, lat)`` themselves: each block is read before it is written.
     """
     lon = np.asarray(lon, dtype=np.float64)
     lat = np.asarray(lat, dtype=np.float64)
-    x = np.empty_like(lon)
-    y = np.empty_like(lat)
+    x, y = out if out is not None else (np.empty_like(lon), np.empty_like(lat))
     n = p.f / (2 - p.f)
     e = math.sqrt(p.f * (2 - p.f))
     scale = p.k0 * p.a / (1 + n) * (1 + n**2 / 4 + n**4 / 64 + n**6 / 256)
