@@ -70,7 +70,23 @@ class Plan:
 
 
 class _Serial:
-    """Runs tasks in this process, in order."""
+    """Runs tasks in this process, in order; every read on one reader thread (see :meth:`tiles`)."""
+
+    _reader = None
+
+    def _read_on(self):
+        """The reader thread: its open datasets, hence GDAL's decoded blocks, serve the sample windows and
+        then every tile (datasets are per thread; a second reader would decode the same blocks again)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(1, thread_name_prefix="tuban-read")
+        return self._reader
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.shutdown()
+            self._reader = None
 
     def map(self, fn, items, label, progress=None, *, gather=True):
         out = []
@@ -85,7 +101,13 @@ class _Serial:
 
     def stats(self, job: kernel.Job, samples: Sequence[Window], threshold: float | None,
               progress: Progress | None = None) -> kernel.Stats:
-        blocks = self.map(kernel.sample_block, [(job, w) for w in samples], "statistics", progress)
+        reader = self._read_on()
+        futures = [reader.submit(kernel.sample_block, job, w) for w in samples]
+        blocks = []
+        for i, f in enumerate(futures):
+            blocks.append(f.result())
+            if progress:
+                progress("statistics", i + 1, len(futures))
         return kernel.scene_stats(job, blocks, threshold=threshold)
 
     def tiles(self, job: kernel.Job, tiles: Sequence[Window], stats: kernel.Stats,
@@ -93,22 +115,20 @@ class _Serial:
         """Tile pieces in order; the next tile is read on a thread while this one is computed (the numba
         kernels, OpenCV and GDAL release the GIL). One reader thread does every read, so its open datasets
         (and GDAL's block cache) serve every tile."""
-        from concurrent.futures import ThreadPoolExecutor
-
         out: list[dict[str, Any]] = [{}] * len(tiles)
         if not tiles:
             return out
         order = visit_order(tiles)
-        with ThreadPoolExecutor(1, thread_name_prefix="tuban-read") as reader:
-            nxt = reader.submit(kernel.read_tile, job, tiles[order[0]])
-            for i, k in enumerate(order):
-                blk = nxt.result()
-                if i + 1 < len(order):
-                    nxt = reader.submit(kernel.read_tile, job, tiles[order[i + 1]])
-                out[k] = kernel.tile_pieces(job, tiles[k], stats, blk)
-                del blk
-                if progress:
-                    progress("tiles", i + 1, len(tiles))
+        reader = self._read_on()
+        nxt = reader.submit(kernel.read_tile, job, tiles[order[0]])
+        for i, k in enumerate(order):
+            blk = nxt.result()
+            if i + 1 < len(order):
+                nxt = reader.submit(kernel.read_tile, job, tiles[order[i + 1]])
+            out[k] = kernel.tile_pieces(job, tiles[k], stats, blk)
+            del blk
+            if progress:
+                progress("tiles", i + 1, len(tiles))
         return out  # in the tiles' order, whatever the visiting order
 
 
@@ -128,6 +148,11 @@ class _Threads(_Serial):
                 if progress:
                     progress(label, i + 1, len(items))
         return out
+
+    def stats(self, job: kernel.Job, samples: Sequence[Window], threshold: float | None,
+              progress: Progress | None = None) -> kernel.Stats:
+        blocks = self.map(kernel.sample_block, [(job, w) for w in samples], "statistics", progress)
+        return kernel.scene_stats(job, blocks, threshold=threshold)
 
     def tiles(self, job: kernel.Job, tiles: Sequence[Window], stats: kernel.Stats,
               progress: Progress | None = None) -> list[dict[str, Any]]:
@@ -227,7 +252,11 @@ def executor(*, workers: int | None = None, scheduler: str | None = None, thread
     if workers is not None and workers < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}")
     if not scheduler and not workers:
-        yield _Threads(threads) if threads > 1 else _Serial()
+        ex = _Threads(threads) if threads > 1 else _Serial()
+        try:
+            yield ex
+        finally:
+            ex.close()
         return
     from distributed import Client, LocalCluster
 
