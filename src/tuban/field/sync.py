@@ -518,7 +518,7 @@ def submit_record(store: Store, actor: Actor, payload: Mapping[str, Any], *,
             if attempt == 2 or isinstance(exc, DuplicateClientIdError):
                 raise
             continue
-        if out == "unpermitted":
+        if isinstance(out, str):  # "unpermitted"
             raise UnpermittedRecordError(record["client_id"])  # after the commit: the record is kept
         if isinstance(out, tuple):
             raise DuplicateClientIdError(record["client_id"], existing_id=out[0], kept_id=out[1])

@@ -74,7 +74,8 @@ class ImageryProbe:
                 b = src.bounds
                 if src.crs.is_geographic:
                     return (b.left, b.bottom, b.right, b.top)
-                return tuple(transform_bounds(src.crs, "EPSG:4326", *b, densify_pts=21))  # type: ignore[return-value]
+                w, s_, e, n = transform_bounds(src.crs, "EPSG:4326", *b, densify_pts=21)
+                return (w, s_, e, n)
         except Exception:
             return None
 
