@@ -6,7 +6,7 @@
   (the service worker marks it, the page checks it);
 * the inspector redraws the outline by tapping the map, drags a vertex, saves offline; once back online the record
   reaches the server with that outline (validated there) and the reviewer sees it on the review map.
-Screenshots: artifacts/field/11-… to 15-….
+Screenshots: artifacts/field/21-… to 24-….
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def test_offline_imagery_and_outline_redraw(fworld: FieldWorld, tmp_path: Path, 
             assert plan["count"] > 10
             with fworld.store.session() as s:
                 assert s.scalars(select(Review)).all() == []
-            page.screenshot(path=str(ARTIFACTS / "11-budget-imagery.png"), full_page=True)
+            page.screenshot(path=str(ARTIFACTS / "21-budget-imagery.png"), full_page=True)
             # a budget below the estimate trims the top zoom level (re-estimated before downloading)
             page.fill("#budget-mb", str(max(1, int(plan["estimate_bytes"] * 0.6 / 1048576))))
             page.click("#btn-recheck")
@@ -105,7 +105,7 @@ def test_offline_imagery_and_outline_redraw(fworld: FieldWorld, tmp_path: Path, 
             assert n_tiles >= 2
             layer_urls = page.eval_on_selector_all("#d-map img.tile", "els => els.map(e => e.dataset.url)")
             assert all(f"/rounds/{fworld.round_id}/tiles/after/" in u for u in layer_urls)
-            page.locator("#d-map").screenshot(path=str(ARTIFACTS / "12-offline-map.png"))
+            page.locator("#d-map").screenshot(path=str(ARTIFACTS / "22-offline-map.png"))
             page.click("#btn-layer")  # the before image is offline too
             page.wait_for_function(TILES_FROM_CACHE.replace("img.tile'", "img.tile[data-url*=before]'"))
 
@@ -133,7 +133,7 @@ def test_offline_imagery_and_outline_redraw(fworld: FieldWorld, tmp_path: Path, 
             page.fill("#record-form [name=MEMO]", "现场范围比解译图斑偏西北")
             page.click("#btn-save")
             expect(page.locator("#save-msg")).to_contain_text("已保存")
-            page.locator("#detail").screenshot(path=str(ARTIFACTS / "13-outline-redrawn.png"))
+            page.locator("#detail").screenshot(path=str(ARTIFACTS / "23-outline-redrawn.png"))
 
             server.start()  # back online: the record syncs with its outline
             context.set_offline(False)
@@ -151,7 +151,7 @@ def test_offline_imagery_and_outline_redraw(fworld: FieldWorld, tmp_path: Path, 
                                   "window.tubanFieldReview.state.outlines.features.length === 1 && "
                                   "window.tubanReview.maps[1].getLayer('field-outline')")
             rev.wait_for_timeout(800)
-            rev.screenshot(path=str(ARTIFACTS / "14-review-outline.png"))
+            rev.screenshot(path=str(ARTIFACTS / "24-review-outline.png"))
             browser.close()
 
         reviewer = login(server.base, "a_staff")
