@@ -20,7 +20,7 @@ from . import layouts as lay
 MODULES = ["tuban.analysis", "tuban.analysis.core", "tuban.analysis.overlay", "tuban.analysis.divisions",
            "tuban.analysis.change", "tuban.analysis.explanations", "tuban.analysis.geometry",
            "tuban.analysis.rules", "tuban.analysis.parallel", "tuban.analysis.postgis", "tuban.analysis.pairwise",
-           "tuban.analysis.tmerc"]
+           "tuban.analysis.tables"]
 FORBIDDEN = ("sqlalchemy", "fastapi", "starlette", "psycopg", "tuban.store", "tuban.web", "tuban.cli",
              "tuban.workflow")
 

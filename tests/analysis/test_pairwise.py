@@ -1,15 +1,12 @@
-"""The numpy pair kernel and the numpy Gauss–Krüger projection against GEOS and PROJ."""
+"""The numpy pair kernel, the star validity test and the column text against GEOS and the references."""
 
 from __future__ import annotations
 
 import numpy as np
-import pyproj
-import pytest
 import shapely
 
 from tuban.analysis.divisions import points_in_polygons, subdivide
 from tuban.analysis.pairwise import edge_set, pair_overlaps
-from tuban.analysis.tmerc import tmerc_forward, tmerc_params
 
 
 def _stars(rng: np.random.Generator, n: int, r: float, k: int, side: float) -> np.ndarray:
@@ -82,24 +79,6 @@ def test_subdivide_partitions_and_points_in_polygons() -> None:
     ref_d, ref_k = shapely.STRtree(shapely.points(x, y)).query(big, predicate="contains")
     assert sorted(zip(k.tolist(), d.tolist(), strict=True)) == sorted(zip(ref_k.tolist(), ref_d.tolist(),
                                                                           strict=True))
-
-
-@pytest.mark.parametrize("dst", ["EPSG:4547", "EPSG:4527", "EPSG:4499"])
-def test_tmerc_matches_proj(dst: str) -> None:
-    src, crs = pyproj.CRS("EPSG:4490"), pyproj.CRS(dst)
-    p = tmerc_params(src, crs)
-    assert p is not None
-    rng = np.random.default_rng(6)
-    lon, lat = p.lon0 + rng.uniform(-3.5, 3.5, 50_000), rng.uniform(0, 55, 50_000)
-    ex, ey = pyproj.Transformer.from_crs(src, crs, always_xy=True).transform(lon, lat)
-    x, y = tmerc_forward(lon, lat, p)
-    assert np.abs(x - ex).max() < 1e-6
-    assert np.abs(y - ey).max() < 1e-6
-
-
-def test_tmerc_only_for_gauss_kruger_on_the_same_datum() -> None:
-    assert tmerc_params(pyproj.CRS("EPSG:4326"), pyproj.CRS("EPSG:4547")) is None  # other datum
-    assert tmerc_params(pyproj.CRS("EPSG:4490"), pyproj.CRS("EPSG:3857")) is None  # not tmerc
 
 
 def test_star_test_never_passes_an_invalid_ring() -> None:

@@ -316,7 +316,11 @@ def _check_inputs(patches: gpd.GeoDataFrame, scopes: gpd.GeoDataFrame, divisions
     if previous is not None:
         _require(previous, PATCH_REQUIRED, "previous")
     qdnm = patches["QDNM"]
-    blank = pd.isna(_text(qdnm))
+    raw = qdnm.to_numpy(dtype=object)
+    plain = np.fromiter((type(v) is str and v != "" and not v.isspace() for v in raw), dtype=bool, count=len(raw))
+    blank = np.zeros(len(raw), dtype=bool)
+    odd = np.flatnonzero(~plain)  # not a non-blank str: look closer (numbers are fine, NaN / blanks not)
+    blank[odd] = pd.isna(_text(qdnm.iloc[odd]))
     if blank.any():
         rows = np.flatnonzero(blank)
         raise FieldError(f"layer patches: {len(rows)} row(s) without QDNM (rows {rows[:10].tolist()})",

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -20,7 +19,6 @@ import numpy as np
 import pyproj
 import shapely
 
-from tuban.analysis.tmerc import TmercParams, tmerc_forward, tmerc_params
 from tuban.crs import CGCS2000, local_projected_crs, transform_geometries
 from tuban.errors import GeometryError, MissingCRSError, UnsupportedCRSError
 
@@ -79,37 +77,16 @@ def _key(crs: str | pyproj.CRS) -> str | None:
 def project(geoms: np.ndarray, src: str | pyproj.CRS, dst: str | pyproj.CRS, *, workers: int = 1) -> np.ndarray:
     """Reproject an array of shapely geometries (x = longitude/easting first).
 
-    One transform of the flat coordinate array (numpy Gauss–Krüger on *workers* threads, or
-    one PROJ call); plain polygons (no holes) are rebuilt from that array in one
+    One PROJ transform of the flat coordinate array; plain polygons (no holes) are rebuilt from that array in one
     ``from_ragged_array`` call, other geometries get their coordinates set. GCJ-02 / BD-09
     go through :func:`tuban.crs.transform_geometries`.
     """
     return project_coords(geoms, src, dst, workers=workers)[0]
 
 
-@lru_cache(maxsize=32)
-def _tmerc(src: str, dst: str) -> TmercParams | None:
-    return tmerc_params(pyproj.CRS.from_user_input(src), pyproj.CRS.from_user_input(dst))
-
-
-def _transform(ks: str, kd: str, x: np.ndarray, y: np.ndarray, workers: int) -> None:
-    """Transform x, y in place. Geographic CGCS2000 → a Gauss–Krüger zone runs in numpy
-    (:mod:`tuban.analysis.tmerc`, on up to *workers* threads); anything else through PROJ."""
-    tm = _tmerc(ks, kd)
-    if tm is not None and len(x) and np.abs(x - tm.lon0).max() < 60 and np.abs(y).max() <= 90:
-        k = max(1, min(int(workers), len(x) // 100_000))
-        bounds = np.linspace(0, len(x), k + 1).astype(int)
-
-        def run(i: int) -> None:
-            sl = slice(bounds[i], bounds[i + 1])
-            tmerc_forward(x[sl], y[sl], tm, out=(x[sl], y[sl]))
-
-        if k == 1:
-            run(0)
-        else:
-            with ThreadPoolExecutor(k) as ex:
-                list(ex.map(run, range(k)))
-        return
+def _transform(ks: str, kd: str, x: np.ndarray, y: np.ndarray) -> None:
+    """Transform x, y in place with PROJ (the same library and results as PostGIS ``ST_Transform``:
+    touching and shared edges stay exactly as the database sees them)."""
     try:
         _transformer(ks, kd).transform(x, y, inplace=True, errcheck=True)
     except pyproj.exceptions.ProjError as exc:
@@ -133,7 +110,7 @@ def project_coords(geoms: np.ndarray, src: str | pyproj.CRS, dst: str | pyproj.C
         coords = shapely.get_coordinates(geoms)
     x, y = coords[:, 0].copy(), coords[:, 1].copy()
     if ks != kd:
-        _transform(ks, kd, x, y, workers)
+        _transform(ks, kd, x, y)
     xy = np.column_stack([x, y])
     counts = shapely.get_num_coordinates(geoms)
     if plain is None:
