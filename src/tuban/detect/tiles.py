@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from tuban.raster.grid import Grid, Window
 
@@ -22,7 +23,7 @@ def tile_windows(grid: Grid, tile_size: int) -> list[Window]:
     return out
 
 
-def visit_order(tiles: list[Window] | tuple[Window, ...]) -> list[int]:
+def visit_order(tiles: Sequence[Window]) -> list[int]:
     """Indices of ``tiles`` (row-major, as :func:`tile_windows` gives them) in serpentine order: tile rows
     alternately left → right and right → left. GDAL's block cache is least-recently-used: the blocks a
     tile row shares with the next (its bottom halo) that are still cached are those read last, at the

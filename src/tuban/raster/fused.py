@@ -459,7 +459,7 @@ def components(before: np.ndarray, after: np.ndarray, band_b: tuple[np.ndarray, 
     med_b, inv_b, med_a, inv_a = (_f32(v) for v in (*band_b, *band_a))
     u = np.ascontiguousarray(use, np.bool_)
     hbg = background_rows(before, after, med_b, inv_b, med_a, inv_a, u, cell=cell, row=row, col=col,
-                          size=size, q_step=q_step, q_lim=q_lim, scale_b=sb, scale_a=sa)
+                          size=size, q_step=q_step, q_lim=q_lim, scale_b=float(sb), scale_a=float(sa))
     h, w = before.shape[1:]
     vis = np.asarray(layout.vis, np.int64)
     if comp_stats is None:
