@@ -129,7 +129,7 @@ def subdivide(polygons: np.ndarray, *, max_vertices: int = 64) -> tuple[np.ndarr
     x1 = np.where(cx == kk - 1, b[:, 2], x0 + w)
     y1 = np.where(cy == kk - 1, b[:, 3], y0 + h)
     whole = kk == 1
-    pieces = np.where(whole, polygons[owner], None)
+    pieces = np.array(polygons[owner], dtype=object)
     cut = np.flatnonzero(~whole)
     pieces[cut] = shapely.intersection(polygons[owner[cut]], shapely.box(x0[cut], y0[cut], x1[cut], y1[cut]))
     parts, idx = shapely.get_parts(pieces, return_index=True)

@@ -77,7 +77,8 @@ def _key(crs: str | pyproj.CRS) -> str | None:
 def project(geoms: np.ndarray, src: str | pyproj.CRS, dst: str | pyproj.CRS, *, workers: int = 1) -> np.ndarray:
     """Reproject an array of shapely geometries (x = longitude/easting first).
 
-    One PROJ transform of the flat coordinate array; plain polygons (no holes) are rebuilt from that array in one
+    One PROJ transform of the flat coordinate array (PROJ holds the GIL: *workers* is kept
+    for the API); plain polygons (no holes) are rebuilt from that array in one
     ``from_ragged_array`` call, other geometries get their coordinates set. GCJ-02 / BD-09
     go through :func:`tuban.crs.transform_geometries`.
     """

@@ -246,7 +246,7 @@ def _probe(px: np.ndarray, py: np.ndarray, other: np.ndarray, delta: float) -> t
     o = np.abs(dx * (py - y) - dy * (px - x))
     near = (lo_x <= px) & (hi_x >= px) & (lo_y <= py) & (hi_y >= py)
     near &= o < 2 * delta * (np.abs(dx) + np.abs(dy))
-    return inside, near.any(axis=0)
+    return inside, np.asarray(near.any(axis=0))
 
 
 def _chunk(a: EdgeSet, b: EdgeSet, ia: np.ndarray, ib: np.ndarray, wa: int, wb: int,
