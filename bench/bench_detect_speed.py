@@ -147,7 +147,7 @@ def main() -> int:
             t_w: dict[int, float] = {}
             crit: dict[int, float] = {}
             for n in (1, 2):
-                with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0",
                                   host="127.0.0.1") as cluster:
                     from distributed import Client
 

@@ -265,7 +265,7 @@ def executor(*, workers: int | None = None, scheduler: str | None = None, thread
         client = Client(scheduler, timeout=30)
     else:
         cluster = LocalCluster(n_workers=int(workers or 1), threads_per_worker=1, processes=True,
-                               dashboard_address=None, host="127.0.0.1")
+                               dashboard_address="127.0.0.1:0", host="127.0.0.1")
         client = Client(cluster)
     try:
         yield _Dask(client)
