@@ -18,10 +18,7 @@ FORBIDDEN = ("sqlalchemy", "fastapi", "starlette", "tuban.store", "tuban.web", "
 
 
 def _loaded_after_import(module: str) -> list[str]:
-    code = (
-        "import importlib, json, sys; importlib.import_module(%r);"
-        "print(json.dumps(sorted(sys.modules)))" % module
-    )
+    code = f"import importlib, json, sys; importlib.import_module({module!r}); print(json.dumps(sorted(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     from tuban.cli import add_workspace_option
 
     p = sub.add_parser("evaluate", help="score predicted patches against a truth change raster")

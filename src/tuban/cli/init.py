@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("init", help="create a workspace (config, SQLite store, blob folder)")
     p.add_argument("dir", metavar="DIR", nargs="?", default=None, help="workspace folder (default: --workspace)")
     p.add_argument("--workspace", "-w", metavar="DIR", default=None, help=argparse.SUPPRESS)

@@ -7,7 +7,7 @@ import argparse
 from tuban.cli import add_workspace_option
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="serve the review web app (内业复核网页) for the workspace")
     add_workspace_option(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")

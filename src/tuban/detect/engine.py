@@ -371,7 +371,8 @@ def finish(p: Plan, results: Sequence[dict[str, Any]], stats: kernel.Stats) -> D
         if p.aoi is not None:
             hit = shapely.intersects(geoms, p.aoi)
             geoms, sums = shapely.intersection(geoms[hit], p.aoi), sums[hit]
-        order = np.lexsort((shapely.bounds(geoms)[:, 0], -shapely.bounds(geoms)[:, 3])) if geoms.size else []
+        order: np.ndarray = (np.lexsort((shapely.bounds(geoms)[:, 0], -shapely.bounds(geoms)[:, 3]))
+                             if geoms.size else np.zeros(0, dtype=np.intp))
         geoms, sums = geoms[order], sums[order]
     table = patch_table(geoms, sums, grid.crs, stats.threshold)
     return DetectResult(table, grid, p.job.change_method().name, stats.threshold, unobs, stats)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -228,7 +229,7 @@ def _fused_run(job: Job, blk: Block, method: ChangeMethod, stats: Stats, *, scor
     """Fused kernels: components (n, h, w), or with ``score`` the gated (unsmoothed) score (h, w)."""
     lay = method.layout
     assert lay is not None
-    kw = {"cell": job.cell, "row": blk.win.row, "col": blk.win.col, "size": BACKGROUND_CELLS,
+    kw: dict[str, Any] = {"cell": job.cell, "row": blk.win.row, "col": blk.win.col, "size": BACKGROUND_CELLS,
           "q_step": _Q_STEP, "q_lim": _Q_LIM}
     cs = _comp_stats(stats, lay.names) if score else None
     after = _band_stats(stats, "a", method)

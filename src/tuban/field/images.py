@@ -176,7 +176,8 @@ def parse_exif(img: Image.Image) -> ExifInfo:
     try:
         gps_ifd = dict(exif.get_ifd(_GPS_IFD))
     except Exception as exc:
-        gps_ifd, gps_err = {}, f"GPS IFD unreadable: {type(exc).__name__}"
+        gps_ifd = {}
+        gps_err: str | None = f"GPS IFD unreadable: {type(exc).__name__}"
     else:
         gps_err = None
     try:
@@ -218,8 +219,8 @@ def _open(data: bytes, *, formats: tuple[str, ...], max_pixels: int) -> Image.Im
         img.close()
         raise UnsafeInputError(f"image declares {w}×{h} = {w * h} pixels, more than the limit {max_pixels}",
                                hint="a pixel flood is refused before decoding; send the camera original")
-    if getattr(img, "n_frames", 1) > 1:
-        n = img.n_frames
+    n = int(getattr(img, "n_frames", 1))
+    if n > 1:
         img.close()
         raise UnsafeInputError(f"multi-frame image ({n} frames) refused", hint="send a single-frame photo")
     return img

@@ -374,7 +374,7 @@ def _apply(tx: Transaction, patch: Patch, values: Mapping[str, Any], *, seen_ver
     res = tx.session.execute(
         update(Patch).where(Patch.id == patch.id, Patch.version == seen_version)
         .values(version=Patch.version + 1, **cols).execution_options(synchronize_session=False))
-    if res.rowcount != 1:
+    if getattr(res, "rowcount", 0) != 1:
         raise ConflictError(f"patch {patch.id} changed while the field record was applied", hint="retry")
     tx.session.refresh(patch)
 

@@ -76,11 +76,12 @@ def _shift_views(x: np.ndarray, r: int):
 
 
 def _min_dist(a: np.ndarray, b: np.ndarray, r: int) -> np.ndarray:
-    best = None
+    best: np.ndarray | None = None
     for s in _shift_views(b, r):
         d = a - s
         d2 = np.einsum("ijk,ijk->jk", d, d)
         best = d2 if best is None else np.minimum(best, d2, out=best)
+    assert best is not None, "at least the unshifted view"
     return best
 
 
@@ -345,9 +346,9 @@ def get_method(name: str | None, available: tuple[str, ...]) -> ChangeMethod:
     else:
         need = ("blue", "green", "red", "nir")
         roles = tuple(r for r in SIX if r in avail)
-    missing = [r for r in need if r not in avail]
-    if missing:
-        raise BandError(f"method {name!r} needs band role(s) {missing}; the scenes have {sorted(avail)}",
+    absent = [r for r in need if r not in avail]
+    if absent:
+        raise BandError(f"method {name!r} needs band role(s) {absent}; the scenes have {sorted(avail)}",
                         hint="use --method rgb for RGB-only imagery or name bands with --bands")
     return METHODS[name](roles)
 

@@ -205,7 +205,7 @@ def read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window,
         by_path.setdefault(scene.bands[role].path, []).append(i)
     # a fixed block cache: neighbouring tiles reuse decoded blocks, and memory does not grow with the scene
     scale = float(scene.scale) if scaled and scene.scale is not None else 1.0
-    opts = {"GDAL_NUM_THREADS": str(threads)}
+    opts: dict[str, str | int] = {"GDAL_NUM_THREADS": str(threads)}
     if GDAL_CACHE_BYTES:
         opts["GDAL_CACHEMAX"] = GDAL_CACHE_BYTES
     with rasterio.Env(**opts):

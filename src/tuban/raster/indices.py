@@ -85,7 +85,8 @@ def _check(tree: ast.Expression, text: str) -> set[str]:
                                        hint=f"names are band roles: {', '.join(ROLES)}")
             names.add(node.id)
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow) and not (
-            isinstance(node.right, ast.Constant) and abs(float(node.right.value)) <= 8
+            isinstance(node.right, ast.Constant) and isinstance(node.right.value, int | float)
+            and abs(float(node.right.value)) <= 8
         ):
             raise UnsafeInputError(f"expression {text!r}: exponents must be constants ≤ 8")
         if isinstance(node, ast.Compare) and len(node.ops) != 1:
@@ -117,7 +118,7 @@ def compile_expression(text: str) -> Callable[[dict[str, np.ndarray]], np.ndarra
     def ev(node: ast.AST, bands: dict[str, np.ndarray]):
         if isinstance(node, ast.Expression):
             return ev(node.body, bands)
-        if isinstance(node, ast.Constant):
+        if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
             return np.float32(node.value)
         if isinstance(node, ast.Name):
             return bands[node.id]
@@ -129,7 +130,7 @@ def compile_expression(text: str) -> Callable[[dict[str, np.ndarray]], np.ndarra
                 return _BINOPS[type(node.op)](ev(node.left, bands), ev(node.right, bands))
         if isinstance(node, ast.Compare):
             return _CMPOPS[type(node.ops[0])](ev(node.left, bands), ev(node.comparators[0], bands))
-        if isinstance(node, ast.Call):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 return _FUNCS[node.func.id](*(ev(a, bands) for a in node.args))
         raise UnsafeInputError(f"unexpected node {type(node).__name__}")  # pragma: no cover

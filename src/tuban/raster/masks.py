@@ -15,7 +15,7 @@ __all__ = ["cloud_mask", "qa_cloud_mask", "saturation_mask", "shadow_mask", "wat
 def _blobs(mask: np.ndarray, *, min_px: int, dilate: int) -> np.ndarray:
     import cv2
 
-    m = mask.astype(np.uint8)
+    m: np.ndarray = mask.astype(np.uint8)
     m = cv2.morphologyEx(m, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     _n, lab, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
     keep = stats[:, cv2.CC_STAT_AREA] >= min_px
