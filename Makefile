@@ -28,6 +28,7 @@ demo: setup
 
 test: setup system-deps
 	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
 	scripts/run-tests
 
 lint: setup
