@@ -32,6 +32,7 @@ __all__ = ["EdgeSet", "PairOverlap", "edge_set", "pair_overlaps"]
 DELTA_M = 1e-6
 MAX_EDGE_PAIRS = 8192  # edges(A) × edges(B) per pair above which GEOS is used
 CHUNK = 1 << 20  # padded edge pairs per vectorised step
+FROM_RINGS_BLOCK = 1 << 16  # coordinates per block when building an edge set
 
 
 FIELDS = ("x", "y", "dx", "dy", "sign")
@@ -99,25 +100,34 @@ class EdgeSet:
 def _from_rings(coords: np.ndarray, ring_off: np.ndarray, ring_geom: np.ndarray, shell: np.ndarray,
                 n: int) -> EdgeSet:
     nr = len(ring_off) - 1
-    nc = len(coords)
     per_ring = np.diff(ring_off) - 1
-    keep = np.ones(max(nc - 1, 0), dtype=bool)  # (vertex, next vertex) pairs within a ring
-    keep[ring_off[1:-1] - 1] = False
-    cx, cy = coords[:, 0], coords[:, 1]
-    rec = np.empty((int(per_ring.sum()), len(FIELDS)))
-    rec[:, X] = cx[:-1][keep]
-    rec[:, Y] = cy[:-1][keep]
-    rec[:, DX] = cx[1:][keep]
-    rec[:, DY] = cy[1:][keep]
-    x, y = rec[:, X], rec[:, Y]
-    rec[:, DX] -= x
-    rec[:, DY] -= y
     ring_edge = np.zeros(nr + 1, dtype=np.int64)
     np.cumsum(per_ring, out=ring_edge[1:])
-    # twice the signed area of every ring, about its first vertex (no cancellation)
-    fx, fy = np.repeat(cx[ring_off[:-1]], per_ring), np.repeat(cy[ring_off[:-1]], per_ring)
-    term = (x - fx) * rec[:, DY] - (y - fy) * rec[:, DX]
-    twice = np.add.reduceat(term, ring_edge[:-1]) if nr else np.zeros(0)
+    rec = np.empty((int(ring_edge[-1]), len(FIELDS)))
+    twice = np.zeros(nr)
+    # blocks of whole rings: the temporaries stay small (no page faults, in cache)
+    r = 0
+    while r < nr:
+        stop = max(int(np.searchsorted(ring_off, ring_off[r] + FROM_RINGS_BLOCK, side="right")) - 1, r + 1)
+        stop = min(stop, nr)
+        c0, c1 = int(ring_off[r]), int(ring_off[stop])
+        e0, e1 = int(ring_edge[r]), int(ring_edge[stop])
+        cx, cy = coords[c0:c1, 0], coords[c0:c1, 1]
+        keep = np.ones(c1 - c0 - 1, dtype=bool)  # (vertex, next vertex) pairs within a ring
+        keep[ring_off[r + 1:stop] - 1 - c0] = False
+        blk = rec[e0:e1]
+        np.compress(keep, cx[:-1], out=blk[:, X])
+        np.compress(keep, cy[:-1], out=blk[:, Y])
+        np.compress(keep, cx[1:], out=blk[:, DX])
+        np.compress(keep, cy[1:], out=blk[:, DY])
+        blk[:, DX] -= blk[:, X]
+        blk[:, DY] -= blk[:, Y]
+        # twice the signed area of every ring, about its first vertex (no cancellation)
+        pr = per_ring[r:stop]
+        fx, fy = np.repeat(cx[ring_off[r:stop] - c0], pr), np.repeat(cy[ring_off[r:stop] - c0], pr)
+        term = (blk[:, X] - fx) * blk[:, DY] - (blk[:, Y] - fy) * blk[:, DX]
+        twice[r:stop] = np.add.reduceat(term, ring_edge[r:stop] - e0)
+        r = stop
     ring_sign = np.where(shell, 1.0, -1.0) * np.where(twice < 0, -1.0, 1.0)
     rec[:, SIGN] = np.repeat(ring_sign, per_ring)
     if nr == n:  # one ring per geometry
