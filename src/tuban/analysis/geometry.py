@@ -65,11 +65,16 @@ def _transformer(src: str, dst: str) -> pyproj.Transformer:
                                        always_xy=True)
 
 
+@lru_cache(maxsize=32)
+def _crs_key(crs: pyproj.CRS) -> str:
+    epsg = crs.to_epsg(min_confidence=100)  # a database search: slow for a CRS without a code
+    return f"EPSG:{epsg}" if epsg is not None else crs.to_wkt()
+
+
 def _key(crs: str | pyproj.CRS) -> str | None:
     """A cache key for a plain (non-offset) CRS, ``None`` for GCJ-02 / BD-09 names."""
     if isinstance(crs, pyproj.CRS):
-        epsg = crs.to_epsg(min_confidence=100)
-        return f"EPSG:{epsg}" if epsg is not None else crs.to_wkt()
+        return _crs_key(crs)
     text = str(crs).strip()
     return text if text.upper().startswith("EPSG:") else None
 

@@ -116,10 +116,10 @@ def _from_rings(coords: np.ndarray, ring_off: np.ndarray, ring_geom: np.ndarray,
         keep = np.ones(c1 - c0 - 1, dtype=bool)  # (vertex, next vertex) pairs within a ring
         keep[ring_off[r + 1:stop] - 1 - c0] = False
         blk = rec[e0:e1]
-        np.compress(keep, cx[:-1], out=blk[:, X])
-        np.compress(keep, cy[:-1], out=blk[:, Y])
-        np.compress(keep, cx[1:], out=blk[:, DX])
-        np.compress(keep, cy[1:], out=blk[:, DY])
+        blk[:, X] = cx[:-1][keep]
+        blk[:, Y] = cy[:-1][keep]
+        blk[:, DX] = cx[1:][keep]
+        blk[:, DY] = cy[1:][keep]
         blk[:, DX] -= blk[:, X]
         blk[:, DY] -= blk[:, Y]
         # twice the signed area of every ring, about its first vertex (no cancellation)
