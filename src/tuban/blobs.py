@@ -25,13 +25,14 @@ from typing import BinaryIO
 
 from tuban.errors import ConflictError, InputNotFoundError, NotFoundError, UsageError
 
-__all__ = ["BlobStore"]
+__all__ = ["BlobStore", "fsync_dir"]
 
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1024 * 1024
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a folder's entries (a rename, a new file) durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -89,7 +90,7 @@ class BlobStore:
         folder = target.parent
         if not folder.is_dir():
             folder.mkdir(parents=True, exist_ok=True)
-            _fsync_dir(folder.parent)
+            fsync_dir(folder.parent)
         fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", dir=folder)
         tmp = Path(tmp_name)
         try:
@@ -105,7 +106,7 @@ class BlobStore:
                     f"file changed while being stored (expected sha256 {expect})", hint="retry"
                 )
             os.replace(tmp, target)
-            _fsync_dir(folder)
+            fsync_dir(folder)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()

@@ -35,7 +35,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from tuban.blobs import BlobStore
+from tuban.blobs import BlobStore, fsync_dir
 from tuban.errors import (
     ConflictError,
     FieldError,
@@ -185,14 +185,6 @@ class UploadState:
                 "photo_id": self.photo_id}
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def photo_to_dict(photo: Photo) -> dict[str, Any]:
     """A photo as JSON (no file paths: the bytes are served by id through a permission check)."""
     return {"id": photo.id, "patch_id": photo.patch_id, "client_id": photo.client_id, "sha256": photo.sha256,
@@ -260,7 +252,7 @@ class UploadManager:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, meta_path)
-            _fsync_dir(self.dir)
+            fsync_dir(self.dir)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
@@ -365,7 +357,7 @@ class UploadManager:
             self._discard(state.id)
             raise
         self.blobs.put_bytes(data)  # fsync + atomic rename: whole or absent
-        _fsync_dir(self.blobs.path(state.meta["sha256"]).parent)  # a retry after a failed folder fsync: durable now
+        fsync_dir(self.blobs.path(state.meta["sha256"]).parent)  # a retry after a failed folder fsync: durable now
         photo_id = self._commit(actor, state, mime=mime, width=width, height=height)
         state.photo_id = photo_id
         self._save(state)
