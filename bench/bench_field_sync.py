@@ -32,31 +32,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from _common import bench_database_url
+
 COUNTY = "410811"
 LON, LAT = 113.24, 35.22
 
 
 def make_store(backend: str, tmp: Path) -> str:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.pool import NullPool
-
-    if backend == "sqlite":
-        return f"sqlite:///{tmp / 'bench.sqlite'}"
-    admin = os.environ.get("TUBAN_TEST_POSTGRES_URL", "")
-    if not admin:
-        sys.exit("--backend postgis needs TUBAN_TEST_POSTGRES_URL (scripts/pg-test-cluster start DIR)")
-    name = f"tuban_bench_{uuid.uuid4().hex[:8]}"
-    eng = create_engine(admin, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with eng.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    eng.dispose()
-    url = make_url(admin).set(database=name).render_as_string(hide_password=False)
-    eng = create_engine(url, poolclass=NullPool)
-    with eng.begin() as c:
-        c.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
-    eng.dispose()
-    return url
+    return bench_database_url(backend, tmp)
 
 
 def setup(url: str, devices: int, users: int) -> tuple[Any, dict[int, int], list[str]]:

@@ -21,14 +21,14 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
-import uuid
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from _common import bench_database_url
 
 warnings.filterwarnings("ignore", "Use `@` matmul", PendingDeprecationWarning)  # rasterio + affine 3
 
@@ -42,26 +42,7 @@ def county_code(i: int) -> str:
 
 
 def make_url(backend: str, tmp: Path) -> str:
-    if backend == "sqlite":
-        return f"sqlite:///{tmp / 'bench.sqlite'}"
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url as mk
-    from sqlalchemy.pool import NullPool
-
-    admin = os.environ.get("TUBAN_TEST_POSTGRES_URL", "")
-    if not admin:
-        sys.exit("--backend postgis needs TUBAN_TEST_POSTGRES_URL (scripts/pg-test-cluster start DIR)")
-    name = f"tuban_bench_{uuid.uuid4().hex[:8]}"
-    eng = create_engine(admin, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with eng.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    eng.dispose()
-    url = mk(admin).set(database=name).render_as_string(hide_password=False)
-    eng = create_engine(url, poolclass=NullPool)
-    with eng.begin() as c:
-        c.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
-    eng.dispose()
-    return url
+    return bench_database_url(backend, tmp)
 
 
 def populate(store: Any, n: int) -> int:
