@@ -16,12 +16,22 @@ def test_demo_end_to_end_tiny(tmp_path, capsys):
     assert "county_reviewer" in out
     assert "field_inspector" in out
     assert (ws / "tuban.sqlite").exists()
+    from sqlalchemy import func, select
+
     from tuban.store import open_store
+    from tuban.store.models import Decision, Task
 
     with open_store(f"sqlite:///{ws / 'tuban.sqlite'}") as store:
         divs = store.divisions_frame()
         patches = store.patches_frame("2024-1")
+        with store.session() as s:
+            task_counties = set(s.scalars(select(Task.division_code)))
+            suspected = s.scalar(select(func.count()).select_from(Decision).where(Decision.kind == "suspected"))
     assert len(divs) == 10
+    # the round is issued to its lead counties and analysed in the store (rule + sentence per patch)
+    lead = {str(v).split(",")[0] for v in patches["XZQDM"].dropna() if v}
+    assert task_counties == lead
+    assert suspected == len(patches)
     assert len(patches) > 0
     # several counties get work
     counties = {c for v in patches["XZQDM"].dropna() for c in str(v).split(",") if c}

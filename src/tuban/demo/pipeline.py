@@ -258,6 +258,8 @@ def _load_store(ws: Any, divisions: gpd.GeoDataFrame, scopes: gpd.GeoDataFrame, 
             notes.append(f"rounds already loaded in this workspace ({exc.message}); kept the stored ones")
         if imagery:
             _set_imagery(store, round_now, imagery)
+        # the suspected compliance with its rule, numbers and sentence, kept per patch in the store
+        store.analyse_round(round_now, previous_round=round_prev if len(previous) else None, actor=ACTOR)
         made = 0
         for a in accounts:
             try:
@@ -266,9 +268,30 @@ def _load_store(ws: Any, divisions: gpd.GeoDataFrame, scopes: gpd.GeoDataFrame, 
                 made += 1
             except ConflictError:
                 pass
+        issued = _issue_tasks(store, round_now, accounts[0])
     _say(out, f"[6/6] store: {len(divisions)} divisions, {len(scopes)} scopes, {len(previous)} + {len(patches)} "
-              f"patches, {made} new accounts")
+              f"patches analysed in the store, {issued} county tasks issued, {made} new accounts")
     return accounts
+
+
+def _issue_tasks(store: Any, round_name: str, admin: dict[str, str]) -> int:
+    """Issue the current round to its lead counties (下发), as the demo's province admin, due in 60 days."""
+    import datetime as dt
+
+    from sqlalchemy import select
+
+    from tuban.store.models import Round
+    from tuban.workflow import rounds
+    from tuban.workflow.service import perform
+
+    uid = store.verify_user(admin["username"], admin["password"])
+    with store.session() as s:
+        rid = s.scalar(select(Round.id).where(Round.name == round_name))
+    if uid is None or rid is None:
+        return 0
+    due = dt.date.today() + dt.timedelta(days=60)
+    tasks = perform(store, rounds.actor_for(store, uid), rounds.issue_round, rid, due_date=due)
+    return len(tasks)
 
 
 def _set_imagery(store: Any, round_name: str, imagery: dict[str, str]) -> None:

@@ -69,8 +69,10 @@
     var s = p.suspected;
     text($("p-suspected"), s ? (byd[s.byd] || s.byd) + (s.rule_id ? " [" + s.rule_id + "]" : "") : (f.byd ? byd[f.byd] || f.byd : "—"));
     var ex = s ? ((boot.lang === "en" ? s.explanation_en : s.explanation_zh) || "") : "";
-    if (s && s.numbers && Object.keys(s.numbers).length) { ex += " " + JSON.stringify(s.numbers); }
     text($("p-explanation"), ex || "—");
+    var hasNumbers = !!(s && s.numbers && Object.keys(s.numbers).length);
+    $("p-numbers-box").hidden = !hasNumbers;
+    text($("p-numbers"), hasNumbers ? JSON.stringify(s.numbers, null, 1) : "");
     text($("p-confirmed"), p.confirmed ? (byd[p.confirmed.byd] || p.confirmed.byd) + " · " + p.confirmed.actor + " · " + fmtTime(p.confirmed.at) : "—");
     text($("p-case"), p.case ? t("review.case") + " #" + p.case.id + " · " + t("case." + p.case.state) : "");
     $("d-byd").value = f.byd || "";
