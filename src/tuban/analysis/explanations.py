@@ -16,7 +16,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
-__all__ = ["HINT_R5_EN", "HINT_R5_ZH", "explain", "explain_rule"]
+__all__ = ["HINT_R5_EN", "HINT_R5_ZH", "compose", "explain", "explain_rule", "project_label", "projects_label"]
 
 Lang = Literal["zh", "en"]
 
@@ -35,84 +35,112 @@ def _n(x: Any, digits: int = 4) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def _project(p: Mapping[str, Any], lang: Lang) -> str:
-    pid = p.get("SWC_P_ID") or "?"
-    rp = p.get("RP_NUM")
+def project_label(sid: Any, rp: Any, lang: Lang) -> str:
+    """``项目 P02（批复文号 …）`` / ``project P02 (approval …)``."""
+    pid = sid or "?"
     if lang == "zh":
         return f"项目 {pid}（批复文号 {rp}）" if rp else f"项目 {pid}（无批复文号）"
     return f"project {pid} (approval {rp})" if rp else f"project {pid} (no approval number)"
 
 
-def _projects(ps: list[Mapping[str, Any]], lang: Lang) -> str:
-    if not ps:
+def projects_label(first: str | None, count: int, lang: Lang) -> str:
+    """The lead project's label, with the number of further projects."""
+    if first is None or count < 1:
         return "?"
-    text = _project(ps[0], lang)
-    if len(ps) > 1:
-        text += f"等 {len(ps)} 个项目" if lang == "zh" else f" and {len(ps) - 1} more"
+    if count > 1:
+        return first + (f"等 {count} 个项目" if lang == "zh" else f" and {count - 1} more")
+    return first
+
+
+#: the sentence templates, one per rule and language; ``compose`` fills them
+_TEMPLATES: dict[str, dict[str, str]] = {
+    "zh": {
+        "head": "图斑 {qdnm}（{a} ha）",
+        "R1": "{head}位于{projects}防治责任范围内，范围外 {o} ha（占图斑 {op}%），未超过容差 {t} ha，合规。",
+        "R2": "{head}有 {o} ha 超出{projects}防治责任范围，占图斑 {op}%，超过容差 {t} ha，疑似超出防治责任范围。",
+        "R3": "{head}未与任何已批复的防治责任范围相交，但距{projects}防治责任范围 {site} m（不超过 {radius} m）"
+              "且该范围内无当前扰动，疑似建设地点变更。",
+        "near": "最近的已批复防治责任范围（{project}）在 {distance} m 处",
+        "disturbed": "且其内已有扰动",
+        "none_near": "{search} m 内没有已批复的防治责任范围",
+        "suggested": "；与项目 {ids} 的示意性或未批复范围相交，仅作关联参考",
+        "R4": "{head}未与任何已批复的防治责任范围相交，{where}{sug}，疑似未批先建。",
+        "sep": "、",
+    },
+    "en": {
+        "head": "Patch {qdnm} ({a} ha)",
+        "R1": "{head} lies within the responsibility scope of {projects}; {o} ha ({op}%) is outside, within the "
+              "tolerance of {t} ha: compliant.",
+        "R2": "{head} has {o} ha ({op}% of the patch) outside the responsibility scope of {projects}, more than "
+              "the tolerance of {t} ha: suspected of exceeding the scope.",
+        "R3": "{head} overlaps no approved scope, but the undisturbed scope of {projects} lies {site} m away "
+              "(within {radius} m): suspected change of construction site.",
+        "near": "the nearest approved scope ({project}) is {distance} m away",
+        "disturbed": " and already disturbed",
+        "none_near": "there is no approved scope within {search} m",
+        "suggested": "; it overlaps schematic or unapproved scopes of {ids} (a suggested link only)",
+        "R4": "{head} overlaps no approved scope and {where}{sug}: suspected construction before approval.",
+        "sep": ", ",
+    },
+}
+
+
+def compose(
+    lang: Lang,
+    rule: str,
+    *,
+    qdnm: Any,
+    a: str,
+    o: str = "?",
+    op: str = "?",
+    t: str = "?",
+    projects: str = "?",
+    site: str = "?",
+    radius: str = "?",
+    near_project: str | None = None,
+    near_m: str = "?",
+    near_disturbed: bool = False,
+    search: str = "?",
+    suggested: list[str] | tuple[str, ...] = (),
+) -> str:
+    """The sentence for *rule* from already formatted numbers (the one place the wording lives)."""
+    tpl = _TEMPLATES[lang]
+    head = tpl["head"].format(qdnm=qdnm, a=a)
+    if rule in ("R1", "R2", "R3"):
+        return tpl[rule].format(head=head, projects=projects, o=o, op=op, t=t, site=site, radius=radius)
+    if near_project is not None:
+        where = tpl["near"].format(project=near_project, distance=near_m) + (tpl["disturbed"] if near_disturbed else "")
+    else:
+        where = tpl["none_near"].format(search=search)
+    sug = tpl["suggested"].format(ids=tpl["sep"].join(suggested)) if suggested else ""
+    text = tpl["R4"].format(head=head, where=where, sug=sug)
+    if rule == "R5":
+        return text + HINT_R5_ZH + "。" if lang == "zh" else text[:-1] + f"; {HINT_R5_EN}."
     return text
-
-
-def _suggested(numbers: Mapping[str, Any], lang: Lang) -> str:
-    sug = numbers.get("suggested") or []
-    if not sug:
-        return ""
-    ids = "、".join(str(s.get("SWC_P_ID")) for s in sug) if lang == "zh" else ", ".join(
-        str(s.get("SWC_P_ID")) for s in sug)
-    if lang == "zh":
-        return f"；与项目 {ids} 的示意性或未批复范围相交，仅作关联参考"
-    return f"; it overlaps schematic or unapproved scopes of {ids} (a suggested link only)"
 
 
 def explain_rule(rule: str, numbers: Mapping[str, Any], qdnm: Any, lang: Lang = "zh") -> str:
     """The sentence for *rule* (R1–R5) with *numbers* (the patch's ``NUMBERS``)."""
-    a = _n(numbers.get("area_ha"))
-    o = _n(numbers.get("outside_ha"))
-    op = _n(numbers.get("outside_pct"), 1)
-    t = _n(numbers.get("tolerance_ha"))
     projects = list(numbers.get("projects") or [])
     near = numbers.get("nearest_scope") or {}
-    radius = _n(numbers.get("radius_m", 500), 0)
-    if lang == "zh":
-        head = f"图斑 {qdnm}（{a} ha）"
-        if rule == "R1":
-            return (f"{head}位于{_projects(projects, lang)}防治责任范围内，范围外 {o} ha（占图斑 {op}%），"
-                    f"未超过容差 {t} ha，合规。")
-        if rule == "R2":
-            return (f"{head}有 {o} ha 超出{_projects(projects, lang)}防治责任范围，占图斑 {op}%，"
-                    f"超过容差 {t} ha，疑似超出防治责任范围。")
-        if rule == "R3":
-            return (f"{head}未与任何已批复的防治责任范围相交，但距{_projects(projects, lang)}防治责任范围 "
-                    f"{_n(numbers.get('site_change_distance_m'), 1)} m（不超过 {radius} m）且该范围内无当前扰动，"
-                    f"疑似建设地点变更。")
-        if near:
-            where = (f"最近的已批复防治责任范围（{_project(near, lang)}）在 {_n(near.get('distance_m'), 1)} m 处"
-                     + ("且其内已有扰动" if near.get("disturbed") else ""))
-        else:
-            where = f"{_n(numbers.get('nearest_search_m', 1000), 0)} m 内没有已批复的防治责任范围"
-        text = f"{head}未与任何已批复的防治责任范围相交，{where}{_suggested(numbers, lang)}，疑似未批先建。"
-        if rule == "R5":
-            text += HINT_R5_ZH + "。"
-        return text
-    head = f"Patch {qdnm} ({a} ha)"
-    if rule == "R1":
-        return (f"{head} lies within the responsibility scope of {_projects(projects, lang)}; {o} ha ({op}%) is "
-                f"outside, within the tolerance of {t} ha: compliant.")
-    if rule == "R2":
-        return (f"{head} has {o} ha ({op}% of the patch) outside the responsibility scope of "
-                f"{_projects(projects, lang)}, more than the tolerance of {t} ha: suspected of exceeding the scope.")
-    if rule == "R3":
-        return (f"{head} overlaps no approved scope, but the undisturbed scope of {_projects(projects, lang)} lies "
-                f"{_n(numbers.get('site_change_distance_m'), 1)} m away (within {radius} m): "
-                f"suspected change of construction site.")
-    if near:
-        where = (f"the nearest approved scope ({_project(near, lang)}) is {_n(near.get('distance_m'), 1)} m away"
-                 + (" and already disturbed" if near.get("disturbed") else ""))
-    else:
-        where = f"there is no approved scope within {_n(numbers.get('nearest_search_m', 1000), 0)} m"
-    text = f"{head} overlaps no approved scope and {where}{_suggested(numbers, lang)}: suspected construction before approval."
-    if rule == "R5":
-        text = text[:-1] + f"; {HINT_R5_EN}."
-    return text
+    first = project_label(projects[0].get("SWC_P_ID"), projects[0].get("RP_NUM"), lang) if projects else None
+    return compose(
+        lang,
+        rule,
+        qdnm=qdnm,
+        a=_n(numbers.get("area_ha")),
+        o=_n(numbers.get("outside_ha")),
+        op=_n(numbers.get("outside_pct"), 1),
+        t=_n(numbers.get("tolerance_ha")),
+        projects=projects_label(first, len(projects), lang),
+        site=_n(numbers.get("site_change_distance_m"), 1),
+        radius=_n(numbers.get("radius_m", 500), 0),
+        near_project=project_label(near.get("SWC_P_ID"), near.get("RP_NUM"), lang) if near else None,
+        near_m=_n(near.get("distance_m"), 1),
+        near_disturbed=bool(near.get("disturbed")),
+        search=_n(numbers.get("nearest_search_m", 1000), 0),
+        suggested=[str(x.get("SWC_P_ID")) for x in numbers.get("suggested") or []],
+    )
 
 
 def explain(row: Mapping[str, Any] | Any, *, lang: Lang = "zh") -> str:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tuban.analysis.explanations import HINT_R5_EN, HINT_R5_ZH, Lang
+from tuban.analysis.explanations import Lang, compose, project_label, projects_label
 from tuban.analysis.overlay import M2_PER_HA
 
 if TYPE_CHECKING:
@@ -181,13 +181,6 @@ def numbers_json(res: AnalysisResult, cols: TextColumns | None = None) -> list[s
     ]
 
 
-def _project_text(sid: str | None, rp: str | None, lang: Lang) -> str:
-    pid = sid or "?"
-    if lang == "zh":
-        return f"项目 {pid}（批复文号 {rp}）" if rp else f"项目 {pid}（无批复文号）"
-    return f"project {pid} (approval {rp})" if rp else f"project {pid} (no approval number)"
-
-
 def sentences(res: AnalysisResult, lang: Lang, cols: TextColumns | None = None) -> list[str]:
     """The sentence of every patch (:func:`~tuban.analysis.explanations.explain_rule`)."""
     c = cols or TextColumns(res)
@@ -198,16 +191,8 @@ def sentences(res: AnalysisResult, lang: Lang, cols: TextColumns | None = None) 
     radius = _n(np.array([r.site_change_radius_m]), 0)[0]
     search = _n(np.array([r.nearest_search_m]), 0)[0]
     lead, count = c.lead.tolist(), c.n_projects.tolist()
-    projs = []
-    for j, k in zip(lead, count, strict=True):
-        if j < 0:
-            projs.append("?")
-            continue
-        text = _project_text(c.sid[j], c.rp[j], lang)
-        if k > 1:
-            text += f"等 {k} 个项目" if lang == "zh" else f" and {k - 1} more"
-        projs.append(text)
-    sep = "、" if lang == "zh" else ", "
+    projs = [projects_label(project_label(c.sid[j], c.rp[j], lang) if j >= 0 else None, k, lang)
+             for j, k in zip(lead, count, strict=True)]
     b = np.searchsorted(c.ps, np.arange(n + 1)).tolist()
     sg_ids = [c.sid[j] for j in c.sg_j.tolist()]
     near_idx, near_d = c.near_idx.tolist(), c.text("near_m", 1, np.flatnonzero(c.has_near))
@@ -215,53 +200,11 @@ def sentences(res: AnalysisResult, lang: Lang, cols: TextColumns | None = None) 
     has_near = c.has_near.tolist()
     out = []
     for i in range(n):
-        rule = c.rule[i]
-        if lang == "zh":
-            head = f"图斑 {qdnm[i]}（{a[i]} ha）"
-            if rule == "R1":
-                out.append(f"{head}位于{projs[i]}防治责任范围内，范围外 {o[i]} ha（占图斑 {op[i]}%），"
-                           f"未超过容差 {t[i]} ha，合规。")
-                continue
-            if rule == "R2":
-                out.append(f"{head}有 {o[i]} ha 超出{projs[i]}防治责任范围，占图斑 {op[i]}%，"
-                           f"超过容差 {t[i]} ha，疑似超出防治责任范围。")
-                continue
-            if rule == "R3":
-                out.append(f"{head}未与任何已批复的防治责任范围相交，但距{projs[i]}防治责任范围 "
-                           f"{site[i]} m（不超过 {radius} m）且该范围内无当前扰动，疑似建设地点变更。")
-                continue
-            if has_near[i]:
-                j = near_idx[i]
-                where = (f"最近的已批复防治责任范围（{_project_text(c.sid[j], c.rp[j], lang)}）在 {near_d[i]} m 处"
-                         + ("且其内已有扰动" if disturbed[j] else ""))
-            else:
-                where = f"{search} m 内没有已批复的防治责任范围"
-            sug = (f"；与项目 {sep.join(sg_ids[b[i]:b[i + 1]])} 的示意性或未批复范围相交，仅作关联参考"
-                   if b[i + 1] > b[i] else "")
-            text = f"{head}未与任何已批复的防治责任范围相交，{where}{sug}，疑似未批先建。"
-            out.append(text + HINT_R5_ZH + "。" if rule == "R5" else text)
-            continue
-        head = f"Patch {qdnm[i]} ({a[i]} ha)"
-        if rule == "R1":
-            out.append(f"{head} lies within the responsibility scope of {projs[i]}; {o[i]} ha ({op[i]}%) is "
-                       f"outside, within the tolerance of {t[i]} ha: compliant.")
-            continue
-        if rule == "R2":
-            out.append(f"{head} has {o[i]} ha ({op[i]}% of the patch) outside the responsibility scope of "
-                       f"{projs[i]}, more than the tolerance of {t[i]} ha: suspected of exceeding the scope.")
-            continue
-        if rule == "R3":
-            out.append(f"{head} overlaps no approved scope, but the undisturbed scope of {projs[i]} lies "
-                       f"{site[i]} m away (within {radius} m): suspected change of construction site.")
-            continue
-        if has_near[i]:
-            j = near_idx[i]
-            where = (f"the nearest approved scope ({_project_text(c.sid[j], c.rp[j], lang)}) is {near_d[i]} m away"
-                     + (" and already disturbed" if disturbed[j] else ""))
-        else:
-            where = f"there is no approved scope within {search} m"
-        sug = (f"; it overlaps schematic or unapproved scopes of {sep.join(sg_ids[b[i]:b[i + 1]])} "
-               "(a suggested link only)" if b[i + 1] > b[i] else "")
-        text = f"{head} overlaps no approved scope and {where}{sug}: suspected construction before approval."
-        out.append(text[:-1] + f"; {HINT_R5_EN}." if rule == "R5" else text)
+        j = near_idx[i]
+        out.append(compose(
+            lang, c.rule[i], qdnm=qdnm[i], a=a[i], o=o[i], op=op[i], t=t[i], projects=projs[i], site=site[i],
+            radius=radius, search=search, suggested=sg_ids[b[i]:b[i + 1]],
+            near_project=project_label(c.sid[j], c.rp[j], lang) if has_near[i] else None,
+            near_m=near_d[i], near_disturbed=bool(has_near[i] and disturbed[j]),
+        ))
     return out
