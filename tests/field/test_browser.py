@@ -27,6 +27,32 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "field"
 DEVICE = {"latitude": LAT - 0.0002, "longitude": LON + 0.0005, "accuracy": 8}  # ≈ 22 m south of A-1
 
 
+def open_field_window(world: FieldWorld) -> None:
+    """Photos are taken now: open the round's field window around today."""
+    today = dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    with world.store.transaction(actor="test") as tx:
+        tx.session.execute(update(Round).where(Round.id == world.round_id).values(
+            field_start=today - dt.timedelta(days=30), field_end=today + dt.timedelta(days=30)))
+
+
+def phone_login(browser: Any, base: str, username: str) -> tuple[Any, Any, list[str]]:
+    """A phone (viewport, touch, geolocation at DEVICE) logged in to the field app; page errors collected."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True,
+        geolocation=DEVICE, permissions=["geolocation"], locale="zh-CN", timezone_id="Asia/Shanghai")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(base + "/field/")
+    page.fill("#login-form [name=username]", username)
+    page.fill("#login-form [name=password]", f"password-{username}")
+    page.click("#login-form button[type=submit]")
+    expect(page.locator("#home")).to_be_visible()
+    return context, page, errors
+
+
 def compass(page: Any, alpha: float) -> None:
     """Emulate the phone's compass (absolute device orientation, alpha counter-clockwise from north)."""
     page.evaluate("a => window.dispatchEvent(new DeviceOrientationEvent('deviceorientationabsolute', "
@@ -102,25 +128,12 @@ def test_offline_record_with_photos_then_sync(fworld: FieldWorld, tmp_path: Path
                            log=tmp_path / "server.log")
     photos = {kind: make_jpeg(lon=DEVICE["longitude"], lat=DEVICE["latitude"], seed=30 + i, width=800, height=600)
               for i, kind in enumerate(("overview", "closeup", "disturbance"))}
-    today = dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
-    with fworld.store.transaction(actor="test") as tx:  # the photos are taken now: open the field window
-        tx.session.execute(update(Round).where(Round.id == fworld.round_id).values(
-            field_start=today - dt.timedelta(days=30), field_end=today + dt.timedelta(days=30)))
+    open_field_window(fworld)
     server.start()
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-            context = browser.new_context(
-                viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True,
-                geolocation=DEVICE, permissions=["geolocation"], locale="zh-CN", timezone_id="Asia/Shanghai")
-            page = context.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(server.base + "/field/")
-            page.fill("#login-form [name=username]", "a_field")
-            page.fill("#login-form [name=password]", "password-a_field")
-            page.click("#login-form button[type=submit]")
-            expect(page.locator("#home")).to_be_visible()
+            context, page, errors = phone_login(browser, server.base, "a_field")
             page.evaluate("navigator.serviceWorker.ready.then(() => true)")
 
             page.click("#btn-check")

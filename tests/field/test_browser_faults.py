@@ -8,49 +8,39 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import time
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from tuban.field.testing import make_jpeg
-from tuban.store.models import AuditEntry, Photo, Review, Round
+from tuban.store.models import AuditEntry, Photo, Review
 from tuban.web import WebSettings
 
 from .conftest import COUNTY_A, FieldWorld
 from .server import ServerProcess
-from .test_browser import ARGS, ARTIFACTS, CHROMIUM, DEVICE, compass, review_login
+from .test_browser import (
+    ARGS,
+    ARTIFACTS,
+    CHROMIUM,
+    DEVICE,
+    compass,
+    open_field_window,
+    phone_login,
+    review_login,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.parametrize("backend", ["sqlite"])]
-
-
-def _open_window(world: FieldWorld) -> None:
-    today = dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
-    with world.store.transaction(actor="test") as tx:
-        tx.session.execute(update(Round).where(Round.id == world.round_id).values(
-            field_start=today - dt.timedelta(days=30), field_end=today + dt.timedelta(days=30)))
 
 
 def _phone(browser: Any, base: str, username: str) -> tuple[Any, Any, list[str]]:
     from playwright.sync_api import expect
 
-    context = browser.new_context(
-        viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True,
-        geolocation=DEVICE, permissions=["geolocation"], locale="zh-CN", timezone_id="Asia/Shanghai")
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(base + "/field/")
-    page.fill("#login-form [name=username]", username)
-    page.fill("#login-form [name=password]", f"password-{username}")
-    page.click("#login-form button[type=submit]")
-    expect(page.locator("#home")).to_be_visible()
+    context, page, errors = phone_login(browser, base, username)
     page.click("#btn-check")
     expect(page.locator("#budget-text")).to_contain_text("2 个图斑")
     page.click("#btn-download")
@@ -85,7 +75,7 @@ def test_server_killed_mid_photo_upload_then_resumed(fworld: FieldWorld, tmp_pat
     from playwright.sync_api import expect, sync_playwright
 
     _chromium()
-    _open_window(fworld)
+    open_field_window(fworld)
     server = ServerProcess(fworld.store.url, tmp_path / "blobs", WebSettings.random_secret(),
                            log=tmp_path / "server.log")
     data = make_jpeg(lon=DEVICE["longitude"], lat=DEVICE["latitude"], seed=61, target_bytes=1_600_000)

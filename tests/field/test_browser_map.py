@@ -11,19 +11,17 @@ Screenshots: artifacts/field/21-… to 24-….
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from tuban.store.models import Review, Round
+from tuban.store.models import Review
 from tuban.web import WebSettings
 
 from .conftest import FieldWorld, add_imagery
 from .server import ServerProcess, login
-from .test_browser import ARGS, ARTIFACTS, CHROMIUM, DEVICE, review_login
+from .test_browser import ARGS, ARTIFACTS, CHROMIUM, open_field_window, phone_login, review_login
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.parametrize("backend", ["sqlite"])]
 
@@ -40,10 +38,7 @@ def test_offline_imagery_and_outline_redraw(fworld: FieldWorld, tmp_path: Path, 
         pytest.fail(f"Chromium not found at {CHROMIUM} (set TUBAN_CHROMIUM)")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     add_imagery(fworld, tmp_path / "imagery")
-    today = dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
-    with fworld.store.transaction(actor="test") as tx:
-        tx.session.execute(update(Round).where(Round.id == fworld.round_id).values(
-            field_start=today - dt.timedelta(days=30), field_end=today + dt.timedelta(days=30)))
+    open_field_window(fworld)
     monkeypatch.setenv("TUBAN_FIELD_TILE_ZOOMS", "16-18")  # small enough for a quick test
     monkeypatch.setenv("TUBAN_FIELD_TILE_PAD_M", "80")
     server = ServerProcess(fworld.store.url, tmp_path / "blobs", WebSettings.random_secret(),
@@ -52,17 +47,7 @@ def test_offline_imagery_and_outline_redraw(fworld: FieldWorld, tmp_path: Path, 
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-            context = browser.new_context(
-                viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True,
-                geolocation=DEVICE, permissions=["geolocation"], locale="zh-CN", timezone_id="Asia/Shanghai")
-            page = context.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(server.base + "/field/")
-            page.fill("#login-form [name=username]", "a_field")
-            page.fill("#login-form [name=password]", "password-a_field")
-            page.click("#login-form button[type=submit]")
-            expect(page.locator("#home")).to_be_visible()
+            context, page, errors = phone_login(browser, server.base, "a_field")
             page.evaluate("navigator.serviceWorker.ready.then(() => true)")
 
             # the size is estimated and shown against the budget BEFORE downloading
