@@ -148,3 +148,14 @@ def test_tiles_independent_of_order():
     whole, *_ = render_surface(lay, t, (256, 256), date="after")
     part, *_ = render_surface(lay, t @ Affine.translation(100, 60), (80, 90), date="after")
     assert np.array_equal(whole[60:140, 100:190], part)
+
+
+def test_simulated_band_roles_speak_the_detector_s_vocabulary() -> None:
+    """The S2-like bands carry the same role names as tuban.raster's Sentinel-2 profile."""
+    from tuban.raster.profiles import get_profile
+    from tuban.sim.spectra import S2_BANDS
+
+    profile = get_profile("sentinel2")
+    for name, _nm, _res, role in S2_BANDS:
+        if name in profile.tokens:
+            assert profile.tokens[name] == role, name

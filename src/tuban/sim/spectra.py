@@ -65,8 +65,8 @@ S2_BANDS: tuple[tuple[str, int, int, str], ...] = (
     ("B8A", 865, 20, "nir08"),
     ("B09", 945, 60, "watervapour"),
     ("B10", 1375, 60, "cirrus"),
-    ("B11", 1610, 20, "swir16"),
-    ("B12", 2190, 20, "swir22"),
+    ("B11", 1610, 20, "swir1"),
+    ("B12", 2190, 20, "swir2"),
 )
 
 #: endmember reflectances on the 13 S2 bands (B01 … B12 in S2_BANDS order)
