@@ -56,6 +56,7 @@ from tuban.errors import (
     UnsupportedCRSError,
     UsageError,
 )
+from tuban.io.containers import check_geojson, check_geopackage, geojson_refusal
 from tuban.io.encoding import detect_dbf_encoding, normalize_encoding
 from tuban.io.geometry import GeometryReport, clean_geometries
 from tuban.io.safezip import ZipLimits, extract_zip
@@ -268,6 +269,9 @@ def _ogr_errors(label: str, kind: str) -> Iterator[None]:
         yield
     except _OGR_ERRORS as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        refusal = geojson_refusal(str(exc), label=label) if kind == "geojson" else None
+        if refusal is not None:
+            raise refusal from exc
         raise InputError(
             f"{label} cannot be read as {kind}: {first}",
             hint="the file is corrupt or truncated; export it again from the source system",
@@ -289,6 +293,10 @@ def _read_one(
     _check_magic(path, kind)
     if kind == "kml":
         _check_kml_text(path)
+    elif kind == "gpkg":
+        check_geopackage(path, label=label)
+    elif kind == "geojson":
+        check_geojson(path, label=label)
     enc = None
     if kind == "shp":
         enc = normalize_encoding(encoding) if encoding else detect_dbf_encoding(path)
