@@ -17,6 +17,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import NullPool
 
 from tuban.errors import ConfigError
+from tuban.store.localfs import check_local_filesystem
 
 __all__ = ["BUSY_TIMEOUT_MS", "SQLITE_PRAGMAS", "make_engine"]
 
@@ -50,7 +51,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     Raises
     ------
     ConfigError
-        The URL is malformed or names a backend tuban does not support.
+        The URL is malformed, names a backend tuban does not support, or puts an SQLite
+        file on a network filesystem (:mod:`tuban.store.localfs`).
     """
     try:
         parsed = make_url(url)
@@ -67,6 +69,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             raise ConfigError(
                 f"SQLite store needs a file path, got {url!r}", hint="use sqlite:///path/to/tuban.sqlite"
             )
+        check_local_filesystem(database)
         engine = create_engine(parsed, poolclass=NullPool, **kwargs)
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
