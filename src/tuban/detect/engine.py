@@ -27,7 +27,7 @@ import numpy as np
 from tuban.detect import kernel
 from tuban.detect.tiles import sample_windows, tile_windows, visit_order
 from tuban.errors import UsageError
-from tuban.raster.grid import Grid, Window, analysis_grid
+from tuban.raster.grid import Grid, Window, analysis_grid, block_shape
 from tuban.raster.scene import Scene, open_scene
 
 __all__ = ["DetectResult", "Plan", "detect", "executor", "plan"]
@@ -347,8 +347,13 @@ def plan(
     metres = float(np.sqrt(_ha_factor(grid) * 1e4)) * grid.res[0]
     job = kernel.Job(b, a, grid, method, z, masks, water, kernel.background_cell(metres), str(gdal_threads))
     job.change_method()  # validates roles early
-    return Plan(job, tuple(sample_windows(grid, max_pixels=sample_pixels)), tuple(tile_windows(grid, tile_size)),
-                threshold, mmu_ha, simplify_px, aoi)
+    # sample windows inside the files' own blocks (one decoded block per window and file), when both
+    # dates share one block layout on the grid
+    blk = block_shape(b, grid)
+    if blk is not None and block_shape(a, grid) != blk:
+        blk = None
+    samples = sample_windows(grid, max_pixels=sample_pixels, block=blk)
+    return Plan(job, tuple(samples), tuple(tile_windows(grid, tile_size)), threshold, mmu_ha, simplify_px, aoi)
 
 
 def finish(p: Plan, results: Sequence[dict[str, Any]], stats: kernel.Stats) -> DetectResult:

@@ -277,25 +277,26 @@ def _rows(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, cell,
             for x in range(w):
                 va[x] += pa[x]
                 vn[x] += pn[x]
-        bb = before[:, y]
-        aa = after[:, y]
+        # one contiguous row per band (a 2-D row view has a runtime stride and does not vectorise);
+        # absent bands (index -1) give some row, never read
+        bn, br, bgr, bbl, bsw = before[i_nir, y], before[i_red, y], before[i_green, y], before[i_blue, y], \
+            before[i_swir, y]
+        an, ar, agr, abl, asw = after[i_nir, y], after[i_red, y], after[i_green, y], after[i_blue, y], \
+            after[i_swir, y]
         if kind == 0:  # NDVI drop
             for x in range(w):
-                veg[x] = _nd(_px(bb[i_nir, x], sc_b), _px(bb[i_red, x], sc_b)) - _nd(
-                    _px(aa[i_nir, x], sc_a), _px(aa[i_red, x], sc_a))
+                veg[x] = _nd(_px(bn[x], sc_b), _px(br[x], sc_b)) - _nd(_px(an[x], sc_a), _px(ar[x], sc_a))
         else:  # VARI drop
             for x in range(w):
-                bg_, br_, bl_ = _px(bb[i_green, x], sc_b), _px(bb[i_red, x], sc_b), _px(bb[i_blue, x], sc_b)
-                ag_, ar_, al_ = _px(aa[i_green, x], sc_a), _px(aa[i_red, x], sc_a), _px(aa[i_blue, x], sc_a)
+                bg_, br_, bl_ = _px(bgr[x], sc_b), _px(br[x], sc_b), _px(bbl[x], sc_b)
+                ag_, ar_, al_ = _px(agr[x], sc_a), _px(ar[x], sc_a), _px(abl[x], sc_a)
                 gb = _nd(bg_, br_) - half * _nd(bl_, bg_)
                 ga = _nd(ag_, ar_) - half * _nd(al_, ag_)
                 veg[x] = gb - ga
         if i_swir >= 0:  # BSI gain
             for x in range(w):
-                soil[x] = _nd(_px(aa[i_swir, x], sc_a) + _px(aa[i_red, x], sc_a),
-                              _px(aa[i_nir, x], sc_a) + _px(aa[i_blue, x], sc_a)) - _nd(
-                    _px(bb[i_swir, x], sc_b) + _px(bb[i_red, x], sc_b),
-                    _px(bb[i_nir, x], sc_b) + _px(bb[i_blue, x], sc_b))
+                soil[x] = _nd(_px(asw[x], sc_a) + _px(ar[x], sc_a), _px(an[x], sc_a) + _px(abl[x], sc_a)) - _nd(
+                    _px(bsw[x], sc_b) + _px(br[x], sc_b), _px(bn[x], sc_b) + _px(bbl[x], sc_b))
         if score_mode == 0:
             o0, o1, o2 = out[0, y], out[1, y], out[2, y]
             for x in range(w):

@@ -10,7 +10,7 @@ import numpy as np
 from tuban.errors import NoOverlapError, UsageError
 from tuban.raster.scene import BandRef, Scene
 
-__all__ = ["Grid", "Window", "analysis_grid", "close_datasets", "read_block"]
+__all__ = ["Grid", "Window", "analysis_grid", "block_shape", "close_datasets", "read_block"]
 
 
 @dataclass(frozen=True)
@@ -157,6 +157,20 @@ def close_datasets() -> None:
     """Close the datasets :func:`read_block` keeps open in this process."""
     while _OPEN:
         _OPEN.popitem()[1].close()  # type: ignore[attr-defined]
+
+
+def block_shape(scene: Scene, grid: Grid) -> tuple[int, int] | None:
+    """The internal block shape ``(rows, cols)`` shared by every band file of ``scene`` lying on ``grid``
+    itself (no resampling), or ``None`` (files off the grid, or blocks of different shapes)."""
+    import rasterio
+
+    shapes = set()
+    for path in {b.path for b in scene.bands.values()}:
+        with rasterio.open(path) as src:
+            if not _same_grid(src, grid):
+                return None
+            shapes.update(tuple(int(v) for v in s) for s in src.block_shapes)
+    return shapes.pop() if len(shapes) == 1 else None
 
 
 def read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window, *, threads: str | int = 1,
