@@ -159,3 +159,24 @@ def test_simulated_band_roles_speak_the_detector_s_vocabulary() -> None:
     for name, _nm, _res, role in S2_BANDS:
         if name in profile.tokens:
             assert profile.tokens[name] == role, name
+
+
+def test_tile_pixels_do_not_depend_on_what_was_rendered_before():
+    """Reflectance of a tile (sensor noise included) is the same from a fresh renderer and from one that
+    rendered other windows of other sizes first (workers meet tiles in any order)."""
+    from affine import Affine
+
+    from tuban.sim.layout import build_layout
+    from tuban.sim.render import DateRenderer
+    from tuban.sim.spectra import SENSORS
+
+    lay = build_layout(5, (0.0, 0.0, 2560.0, 2560.0), resolution=10.0)
+    t = Affine(10, 0, 0, 0, -10, 2560)
+    fresh = DateRenderer(lay, SENSORS["s2"], date="after", date_index=1)
+    used = DateRenderer(lay, SENSORS["s2"], date="after", date_index=1)
+    used.render(t @ Affine.translation(200, 0), (56, 40), (0, 1))
+    a, _ = fresh.render(t, (128, 200), (0, 0))
+    b, _ = used.render(t, (128, 200), (0, 0))
+    assert np.array_equal(a, b)
+    c, _ = fresh.render(t, (128, 200), (1, 0))  # another tile key: other noise
+    assert not np.array_equal(a, c)

@@ -9,6 +9,7 @@ independent of the order they are made in.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +41,8 @@ __all__ = ["DATES", "DateRenderer", "render_surface"]
 DATES = ("before", "after", "baseline")
 
 _VILLAGE, _URBAN = 200, 201
+#: normal deviates in a renderer's sensor-noise pool (16 MiB of float32)
+NOISE_POOL = 1 << 22
 #: crop state before → (after states, probabilities): the harvest / rotation trap
 _CROP_BEFORE = (Surface.CROP_GREEN, Surface.CROP_GREEN, Surface.CROP_GREEN, Surface.CROP_GREEN,
                 Surface.CROP_GREEN, Surface.CROP_GREEN, Surface.CROP_GREEN, Surface.CROP_PLOUGHED,
@@ -89,60 +92,85 @@ def _fields(layout: Layout, xs: np.ndarray, ys: np.ndarray, date: str) -> tuple[
     """Cropland in strips on a jittered block grid (rotated by the layout's angle).
 
     Per-column, per-block and per-strip values are hashed once on small lattices of the
-    keys present in the window and gathered per pixel (no per-pixel hashing).
+    keys present in the window and gathered per pixel (no per-pixel hashing); per-pixel
+    work is kept to a few float32 passes with in-place arithmetic.
     """
     seed = layout.seed
     a = math.radians(layout.angle_deg)
     cx, cy = layout.bounds[0], layout.bounds[3]
     dx = (xs - cx).astype(np.float64)
     dy = (ys - cy).astype(np.float64)
-    U = ((dx * math.cos(a))[None, :] + (dy * math.sin(a))[:, None]).astype(np.float32)
-    V = ((-dx * math.sin(a))[None, :] + (dy * math.cos(a))[:, None]).astype(np.float32)
-    bw = np.float32(520.0)
-    col = np.floor(U / bw).astype(np.int32)
-    # per-column values through small lookup tables (few columns per tile)
-    c_lo = int(col.min()) - 1
-    ks = np.arange(c_lo, int(col.max()) + 3)
-    edges = (ks * 520.0 + (hash_float(seed, 11, ks) - 0.5) * 520.0 * 0.5).astype(np.float32)  # jittered edges
-    ci = col - c_lo
-    col = np.where(edges[ci] > U, col - 1, np.where(edges[ci + 1] <= U, col + 1, col))
-    ci = col - c_lo
-    u0, u1 = edges[ci], edges[ci + 1]
+    ca, sa = math.cos(a), math.sin(a)
+    U = (dx * ca).astype(np.float32)[None, :] + (dy * sa).astype(np.float32)[:, None]
+    V = (-dx * sa).astype(np.float32)[None, :] + (dy * ca).astype(np.float32)[:, None]
+    bw = 520.0
+    # per-column values through small lookup tables (few columns per tile); the column of a
+    # pixel is the interval of the jittered edges that holds it
+    c_lo = math.floor(float(U.min()) / bw) - 2
+    ks = np.arange(c_lo, math.floor(float(U.max()) / bw) + 4)
+    edges = (ks * bw + (hash_float(seed, 11, ks) - 0.5) * bw * 0.5).astype(np.float32)  # jittered, increasing
+    ci = (np.searchsorted(edges, U.ravel(), side="right") - 1).astype(np.int32).reshape(U.shape)
+    u0, u1 = np.take(edges, ci), np.take(edges[1:], ci)
     bh_k = (300.0 + 200.0 * hash_float(seed, 12, ks)).astype(np.float32)
     shift_k = (hash_float(seed, 13, ks) * bh_k).astype(np.float32)
-    bh = bh_k[ci]
-    shift = shift_k[ci]
-    row = np.floor((V + shift) / bh).astype(np.int32)
-    v0 = row * bh - shift
+    bh = np.take(bh_k, ci)
+    shift = np.take(shift_k, ci)
+    v0 = V + shift
+    v0 /= bh
+    row = np.floor(v0, out=v0).astype(np.int32)
+    # v0: the block's lower edge in V (row * bh - shift)
+    np.multiply(row, bh, out=v0)
+    v0 -= shift
+    del shift
     r_lo = int(row.min())
     nr = int(row.max()) - r_lo + 1
     kc, kr = ks[:, None], np.arange(r_lo, r_lo + nr)[None, :]
-    bi = ci * nr + (row - r_lo)  # flat block index into the (column, row) lattice
-    block = hash_float(seed, 14, kc, kr).astype(np.float32).ravel()[bi]
-    along_v = (hash_float(seed, 15, kc, kr) < 0.75).ravel()[bi]
-    width = (18.0 + 50.0 * hash_float(seed, 16, kc, kr)).astype(np.float32).ravel()[bi]
-    pos = np.where(along_v, U - u0, V - v0)
-    strip = np.floor(pos / width).astype(np.int32)
-    np.clip(strip, 0, None, out=strip)
+    bi = ci * nr
+    bi += row - r_lo  # flat block index into the (column, row) lattice
+    del row
+    block = np.take(hash_float(seed, 14, kc, kr).astype(np.float32).ravel(), bi)
+    along_v = np.take((hash_float(seed, 15, kc, kr) < 0.75).ravel(), bi)
+    width = np.take((18.0 + 50.0 * hash_float(seed, 16, kc, kr)).astype(np.float32).ravel(), bi)
+    du0 = U - u0  # distance to the column's left edge
+    dv0 = V - v0  # distance to the block's lower edge
+    pos = np.where(along_v, du0, dv0)
+    pos /= width
+    strip = pos.astype(np.int32)  # truncation: differs from floor only below 0, clipped to 0 anyway
+    del pos, width, along_v
+    np.maximum(strip, 0, out=strip)
     ns = int(strip.max()) + 1
     kc3, kr3, kk = kc[:, :, None], kr[:, :, None], np.arange(ns)[None, None, :]
-    si = bi * ns + strip  # flat strip index into the (column, row, strip) lattice
-    surf = _crop_states(seed, kc3, kr3, kk, date).ravel()[si]
-    u_strip = hash_float(seed, 17, kc3, kr3, kk).astype(np.float32).ravel()[si]
-    vigor = (hash_float(seed, 19, kc3, kr3, kk) - 0.5).astype(np.float32).ravel()[si]
-    surf = np.where(block < 0.06, np.uint8(Surface.ORCHARD), surf)
+    si = bi * ns
+    si += strip  # flat strip index into the (column, row, strip) lattice
+    del strip, bi
+    surf = np.take(_crop_states(seed, kc3, kr3, kk, date).ravel(), si)
+    u_strip = np.take(hash_float(seed, 17, kc3, kr3, kk).astype(np.float32).ravel(), si)
+    vigor = np.take((hash_float(seed, 19, kc3, kr3, kk) - 0.5).astype(np.float32).ravel(), si)
+    del si
+    surf[block < 0.06] = Surface.ORCHARD
     # greenhouse rows (大棚) on some strips of a few blocks
-    surf = np.where((block > 0.06) & (block < 0.08) & (u_strip < 0.45), np.uint8(Surface.GREENHOUSE), surf)
+    surf[(block > 0.06) & (block < 0.08) & (u_strip < 0.45)] = Surface.GREENHOUSE
+    del block, u_strip
     # farm tracks on block edges, poplar lines on some of them
-    du = np.minimum(U - u0, u1 - U)
-    d_edge = np.minimum(du, np.minimum(V - v0, (v0 + bh) - V))
-    trees = (hash_float(seed, 20, ks) < 0.35)[ci]
+    np.subtract(u1, U, out=u1)  # distance to the column's right edge
+    du = np.minimum(du0, u1, out=u1)
+    bh += v0
+    np.subtract(bh, V, out=bh)  # distance to the block's upper edge
+    d_edge = np.minimum(dv0, bh, out=bh)
+    np.minimum(d_edge, du, out=d_edge)
     surf[d_edge < 3.0] = Surface.FARM_ROAD
-    surf[trees & (du >= 3.0) & (du < 9.0)] = Surface.TREE
-    # orchard rows: trees every ~5 m with bare soil between
+    del d_edge, dv0, du0
+    trees = np.take(hash_float(seed, 20, ks) < 0.35, ci)
+    trees &= du >= 3.0
+    trees &= du < 9.0
+    surf[trees] = Surface.TREE
+    # orchard rows: trees every ~5 m with bare soil between (only orchard pixels are looked at)
     if layout.resolution < 4:
-        rows = (np.mod(U, 5.0) < 2.6) & (np.mod(V, 5.0) < 3.0)
-        surf[(surf == Surface.ORCHARD) & ~rows] = Surface.CROP_PLOUGHED
+        orch = np.flatnonzero(surf == Surface.ORCHARD)
+        if len(orch):
+            Uo, Vo = U.ravel()[orch], V.ravel()[orch]
+            gap = (np.mod(Uo, np.float32(5.0)) >= 2.6) | (np.mod(Vo, np.float32(5.0)) >= 3.0)
+            surf.ravel()[orch[gap]] = Surface.CROP_PLOUGHED
     return surf, vigor
 
 
@@ -270,6 +298,7 @@ class DateRenderer:
         if self.date not in DATES:
             raise ValueError(f"unknown date {self.date!r}; use one of {DATES}")
         self.table, self.veg_dir = class_spectra(self.sensor)
+        self.table_t = np.ascontiguousarray(self.table.T)  # (bands, surfaces): one lookup row per band
         self.tex = lookup(TEXTURE_AMP, 0.05)
         self.vj = lookup(VEG_JITTER, 0.0)
         self.haze = band_values(HAZE, self.sensor)
@@ -282,7 +311,12 @@ class DateRenderer:
         return self.date == "after"
 
     def render(self, transform: Affine, shape: tuple[int, int], tile_key: tuple[int, int]) -> tuple:
-        """``(reflectance (bands, h, w) float32, surface (h, w) uint8)`` for one window."""
+        """``(reflectance (bands, h, w) float32, surface (h, w) uint8)`` for one window.
+
+        Band by band, in place: surface reflectance (class spectrum × texture brightness +
+        vigour along the veg–soil line), haze, cloud shadow (on the windows the clouds
+        reach), path radiance, cloud, sensor noise.
+        """
         lay = self.layout
         shift = {"after": lay.misregistration, "baseline": lay.baseline_misregistration}.get(self.date)
         if shift is not None:
@@ -292,8 +326,10 @@ class DateRenderer:
         # ground texture: a property of the place, not of the date
         tex = fractal_noise(xs, ys, 120.0, lay.seed + 1, octaves=3)
         tex += value_noise(xs, ys, max(2.0 * lay.resolution, 3.0), lay.seed + 3) - np.float32(0.5)
-        bright = self.tex[surf] * tex
+        bright = np.take(self.tex, surf)
+        bright *= tex
         bright += np.float32(1.0)
+        del tex
         if hills.any():  # hill shading from a height field
             hgt = fractal_noise(xs, ys, 900.0, lay.seed + 9, octaves=5)
             gy, gx = np.gradient(hgt)
@@ -302,29 +338,62 @@ class DateRenderer:
         # crop vigour: half a property of the field, half of the year
         mix = fractal_noise(xs, ys, 60.0, seed + 2, octaves=2)
         mix += vigor * np.float32(1.4)
-        mix *= self.vj[surf]
-        nb = len(self.sensor.bands)
-        refl = np.empty((nb, *shape), dtype=np.float32)
-        for b in range(nb):
-            np.multiply(self.table[:, b][surf], bright, out=refl[b])
-            refl[b] += mix * self.veg_dir[b]
+        mix *= np.take(self.vj, surf)
+        hz = None
         if self.date != "after":  # haze over part of the scene (thinner on the baseline)
             amp = 1.6 if self.date == "before" else 0.8
-            hz = np.clip(fractal_noise(xs, ys, 4000.0, seed + 5, octaves=2) * amp, 0, 1)
-            refl += hz[None] * self.haze[:, None, None]
+            hz = np.clip(fractal_noise(xs, ys, 4000.0, seed + 5, octaves=2) * np.float32(amp), 0, 1)
         clouds = lay.clouds if self.date == "after" else lay.baseline_clouds if self.date == "baseline" else []
-        alpha, shadow = self._clouds(xs, ys, clouds)
-        if shadow is not None:  # a shadow keeps the diffuse skylight only
-            refl *= np.float32(1.0) - shadow[None] * self.shade[:, None, None]
-        refl += self.path[:, None, None]
-        if alpha is not None:
-            refl *= (np.float32(1.0) - alpha)[None]
-            refl += alpha[None] * self.cloud[:, None, None]
-        rng = np.random.default_rng([lay.seed, self.date_index, tile_key[0], tile_key[1]])
-        refl += rng.standard_normal(refl.shape, dtype=np.float32) * np.float32(self.sensor.noise_sigma)
-        return np.clip(refl, 0.0001, 1.0, out=refl), surf
+        alpha, shadow = self._cloud_windows(xs, ys, clouds)
+        nb = len(self.sensor.bands)
+        h, w = shape
+        noise = self._noise_rows(tile_key, nb, h, w)
+        refl = np.empty((nb, h, w), dtype=np.float32)
+        tmp = np.empty((h, w), dtype=np.float32)
+        for b in range(nb):
+            out = refl[b]
+            np.take(self.table_t[b], surf, out=out)
+            out *= bright
+            np.multiply(mix, self.veg_dir[b], out=tmp)
+            out += tmp
+            if hz is not None:
+                np.multiply(hz, self.haze[b], out=tmp)
+                out += tmp
+            if shadow is not None:  # a shadow keeps the diffuse skylight only
+                win, sh = shadow
+                out[win] *= np.float32(1.0) - sh * self.shade[b]
+            out += self.path[b]
+            if alpha is not None:
+                win, al = alpha
+                part = out[win]
+                part *= np.float32(1.0) - al
+                part += al * self.cloud[b]
+            out += noise(b)
+            np.clip(out, 0.0001, 1.0, out=out)
+        return refl, surf
 
-    def _clouds(self, xs: np.ndarray, ys: np.ndarray, clouds: list[tuple[float, float, float]]) -> tuple:
+    def _noise_rows(self, tile_key: tuple[int, int], nb: int, h: int, w: int) -> Callable[[int], np.ndarray]:
+        """White sensor noise of one tile, band by band: rows cut from a fixed pool of normal
+        deviates at offsets drawn per (seed, date, tile) (a copy per row, not a draw per pixel)."""
+        if w > NOISE_POOL // 4:
+            raise ValueError(f"a window {w} px wide is wider than the noise pool allows ({NOISE_POOL // 4})")
+        pool = self.__dict__.get("_pool")
+        if pool is None:  # the same pool wherever it is built (the order of tiles does not matter)
+            rng = np.random.default_rng([self.layout.seed, self.date_index, 7919])
+            pool = rng.standard_normal(NOISE_POOL, dtype=np.float32) * np.float32(self.sensor.noise_sigma)
+            self.__dict__["_pool"] = pool
+        rng = np.random.default_rng([self.layout.seed, self.date_index, tile_key[0], tile_key[1]])
+        offsets = rng.integers(0, len(pool) - w, size=(nb, h))
+        rows = np.lib.stride_tricks.sliding_window_view(pool, w)
+        return lambda b: rows[offsets[b]]
+
+    def __getstate__(self) -> dict:
+        # the noise pool is rebuilt where it is used (workers), not pickled
+        return {k: v for k, v in self.__dict__.items() if k != "_pool"}
+
+    def _cloud_windows(self, xs: np.ndarray, ys: np.ndarray, clouds: list[tuple[float, float, float]]) -> tuple:
+        """Cloud opacity and shadow strength, each as ``((row slice, col slice), values)`` over the part
+        of the window the clouds reach (beyond 3 radii a cloud's opacity is exactly 0), or None."""
         lay = self.layout
         sx, sy = lay.cloud_shift
         near = [(x, y, r) for x, y, r in clouds
@@ -332,16 +401,43 @@ class DateRenderer:
                 and ys[-1] - 3 * r - abs(sy) < y < ys[0] + 3 * r + abs(sy)]
         if not near:
             return None, None
+        noise_seed = lay.seed + 6 + 1000 * self.date_index
 
-        def opacity(ox: float, oy: float) -> np.ndarray:
-            bx, by = xs - ox, ys - oy
-            blob = np.zeros((len(ys), len(xs)), dtype=np.float32)
+        def opacity(ox: float, oy: float) -> tuple | None:
+            # the window reached: pixel centres within 3 r of a (shifted) cloud centre on both axes
+            c0 = min(int(np.searchsorted(xs, x + ox - 3 * r)) for x, y, r in near)
+            c1 = max(int(np.searchsorted(xs, x + ox + 3 * r, side="right")) for x, y, r in near)
+            # ys decrease down the window
+            r0 = min(int(np.searchsorted(-ys, -(y + oy + 3 * r))) for x, y, r in near)
+            r1 = max(int(np.searchsorted(-ys, -(y + oy - 3 * r), side="right")) for x, y, r in near)
+            if c0 >= c1 or r0 >= r1:
+                return None
+            bx, by = xs[c0:c1] - ox, ys[r0:r1] - oy
+            blob = np.zeros((len(by), len(bx)), dtype=np.float32)
             for x, y, r in near:
                 blob += (np.exp(-(((by - y) / r) ** 2)).astype(np.float32)[:, None]
                          * np.exp(-(((bx - x) / r) ** 2)).astype(np.float32)[None, :])
-            tex = fractal_noise(bx, by, 500.0, lay.seed + 6 + 1000 * self.date_index, octaves=4)
+            tex = fractal_noise(bx, by, 500.0, noise_seed, octaves=4)
             # cumulus: a ragged but fairly sharp edge (~0.15 r from clear to opaque)
-            return np.clip((blob * 1.3 + tex * np.minimum(blob * 2.0, 1.0) - 0.55) * 5.0, 0.0, 1.0)
+            op = np.clip((blob * 1.3 + tex * np.minimum(blob * 2.0, 1.0) - 0.55) * 5.0, 0.0, 1.0)
+            return (slice(r0, r1), slice(c0, c1)), op
 
-        # optically thick parts block the direct sun: the shadow darkens faster than the cloud whitens
-        return opacity(0.0, 0.0), np.minimum(opacity(sx, sy) * np.float32(1.5), np.float32(1.0))
+        alpha = opacity(0.0, 0.0)
+        shadow = opacity(sx, sy)
+        if shadow is not None:
+            # optically thick parts block the direct sun: the shadow darkens faster than the cloud whitens
+            shadow = shadow[0], np.minimum(shadow[1] * np.float32(1.5), np.float32(1.0))
+        return alpha, shadow
+
+    def _clouds(self, xs: np.ndarray, ys: np.ndarray, clouds: list[tuple[float, float, float]]) -> tuple:
+        """Cloud opacity and shadow strength over the whole window (``(h, w)`` each), or ``(None, None)``."""
+        alpha, shadow = self._cloud_windows(xs, ys, clouds)
+        if alpha is None and shadow is None:
+            return None, None
+        out = []
+        for part in (alpha, shadow):
+            full = np.zeros((len(ys), len(xs)), dtype=np.float32)
+            if part is not None:
+                full[part[0]] = part[1]
+            out.append(full)
+        return out[0], out[1]
