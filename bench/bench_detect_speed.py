@@ -23,7 +23,16 @@ from pathlib import Path
 import numpy as np
 
 
-def make_pair(d: Path, size: int) -> tuple[Path, Path]:
+def make_pair(d: Path, size: int, *, cog: bool = True) -> tuple[Path, Path]:
+    """A 4-band uint16 DEFLATE pair of ``size``², written block by block (memory bounded by one block row
+    of 1024 pixels, whatever the size): a textured vegetated scene, and the same with bare-soil sites.
+
+    Sites (61 × 53 px, every 305 × 212 px, 5 % of the scene) are dense enough that every statistics sample
+    window holds some change, as a real scene with construction does (a sample of pure noise would give
+    Otsu a threshold inside the noise and 10⁵ noise patches: a different workload at every size).
+    ``cog``: converted to a COG (with overviews, as delivered imagery); ``False``: a tiled GeoTIFF of the
+    same 512² DEFLATE blocks (what the detection reads; faster to write, for the memory check).
+    """
     import rasterio
     from affine import Affine
     from rasterio.shutil import copy as rio_copy
@@ -31,29 +40,34 @@ def make_pair(d: Path, size: int) -> tuple[Path, Path]:
     rng = np.random.default_rng(0)
     paths = []
     block = 1024
+    veg = np.array([400, 700, 400, 3500], np.float32)[:, None, None]
+    soil = np.array([1300, 1600, 1900, 2600], np.float32)[:, None, None]
     for name, changed in (("before", False), ("after", True)):
-        tmp = d / f"{name}_tmp.tif"
+        tmp = d / (f"{name}_tmp.tif" if cog else f"{name}.tif")
         prof = {"driver": "GTiff", "width": size, "height": size, "count": 4, "dtype": "uint16",
                 "crs": "EPSG:32650", "transform": Affine(10.0, 0, 500000.0, 0, -10.0, 4000000.0),
-                "tiled": True, "blockxsize": 512, "blockysize": 512, "compress": "deflate"}
+                "tiled": True, "blockxsize": 512, "blockysize": 512, "compress": "deflate", "BIGTIFF": "IF_SAFER"}
         with rasterio.open(tmp, "w", **prof) as dst:
             for i, role in enumerate(("blue", "green", "red", "nir")):
                 dst.set_band_description(i + 1, role)
-            veg = np.array([400, 700, 400, 3500], np.float32)
-            soil = np.array([1300, 1600, 1900, 2600], np.float32)
             for r in range(0, size, block):
+                h = min(block, size - r)
+                yy = np.arange(r, r + h)
+                sy = (0.1 * np.sin(yy / 37.0)).astype(np.float32)
+                site_y = (yy // 61) % 5 == 2
                 for c in range(0, size, block):
-                    h, w = min(block, size - r), min(block, size - c)
-                    yy, xx = np.mgrid[r : r + h, c : c + w]
-                    tex = 1 + 0.1 * np.sin(yy / 37.0) * np.cos(xx / 23.0)
-                    arr = veg[:, None, None] * tex * (1 + 0.03 * rng.standard_normal((4, h, w)))
+                    w = min(block, size - c)
+                    xx = np.arange(c, c + w)
+                    tex = 1 + sy[:, None] * np.cos(xx / 23.0).astype(np.float32)[None, :]
+                    arr = veg * tex * (1 + np.float32(0.03) * rng.standard_normal((4, h, w), dtype=np.float32))
                     if changed:
-                        site = ((yy // 97) % 7 == 3) & ((xx // 113) % 5 == 2)
-                        arr = np.where(site[None], soil[:, None, None] * tex, arr)
+                        site = site_y[:, None] & ((xx // 53) % 4 == 1)[None, :]
+                        arr = np.where(site[None], soil * tex, arr)
                     dst.write(arr.astype(np.uint16), window=rasterio.windows.Window(c, r, w, h))
         out = d / f"{name}.tif"
-        rio_copy(tmp, out, driver="COG", compress="DEFLATE", blocksize=512)
-        tmp.unlink()
+        if cog:
+            rio_copy(tmp, out, driver="COG", compress="DEFLATE", blocksize=512, BIGTIFF="IF_SAFER")
+            tmp.unlink()
         paths.append(out)
     return paths[0], paths[1]
 
