@@ -22,17 +22,21 @@ import tempfile
 import time
 
 CHILD_SIM = """
-import sys, time, json
+import sys, time, json, resource
 from tuban.sim import make_scene
+def cpu():
+    return sum(getattr(resource.getrusage(w), f) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+               for f in ("ru_utime", "ru_stime"))
+c = cpu()
 t = time.perf_counter()
 s = make_scene(sys.argv[1], seed=7, size=int(sys.argv[2]), sensor=sys.argv[3],
                resolution=float(sys.argv[4]) or None, landcover=False, baseline=sys.argv[5] == "3",
                workers=int(sys.argv[6]))
-print(json.dumps({"seconds": time.perf_counter() - t, "sites": len(s.truth)}))
+print(json.dumps({"seconds": time.perf_counter() - t, "cpu": cpu() - c, "sites": len(s.truth)}))
 """
 
 CHILD_BASE = """
-import sys, time, json, math
+import sys, time, json, math, resource
 import numpy as np, rasterio
 from rasterio.windows import Window
 from tuban.sim.spectra import SENSORS
@@ -51,7 +55,8 @@ for date in ("before", "after"):
                 for c in range(0, m, step):
                     h, w = min(step, m - r), min(step, m - c)
                     dst.write(rng.integers(500, 3000, (1, h, w), dtype=np.uint16), window=Window(c, r, w, h))
-print(json.dumps({"seconds": time.perf_counter() - t}))
+u = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"seconds": time.perf_counter() - t, "cpu": u.ru_utime + u.ru_stime}))
 """
 
 
@@ -100,12 +105,20 @@ def main() -> int:
         sim, sim_rss = _child(CHILD_SIM, f"{tmp}/scene", str(args.size), args.sensor, str(args.resolution),
                               str(args.dates), str(args.workers))
         print(f"sim: {args.size}×{args.size} {args.sensor}, {args.dates} dates, {args.workers} worker(s): "
-              f"{sim['seconds']:.1f} s, peak RSS (all processes) {sim_rss:.0f} MB, {sim['sites']} sites, "
+              f"{sim['seconds']:.1f} s (CPU {sim['cpu']:.1f} s), peak RSS (all processes) {sim_rss:.0f} MB, {sim['sites']} sites, "
               f"{args.dates * args.size ** 2 / sim['seconds'] / 1e6:.2f} Mpx/s (pixels × dates)")
+        from pathlib import Path
+
+        files = sorted(p for p in Path(tmp, "scene").rglob("*") if p.is_file())
+        sizes = ", ".join(f"{p.relative_to(Path(tmp, 'scene'))} {p.stat().st_size / 2**30:.2f} GiB" for p in files
+                          if p.stat().st_size > 2**20)
+        print(f"files: {sizes} (total {sum(p.stat().st_size for p in files) / 2**30:.2f} GiB)")
         if not args.skip_baseline:
             base, _ = _child(CHILD_BASE, tmp, str(args.size), args.sensor)
-            print(f"baseline (random uint16, tiled DEFLATE GeoTIFF, same pixels): {base['seconds']:.1f} s")
-            print(f"ratio sim / baseline: {sim['seconds'] / base['seconds'] * 2 / args.dates:.2f} (per date)")
+            print(f"baseline (random uint16, tiled DEFLATE GeoTIFF, same pixels): {base['seconds']:.1f} s "
+                  f"(CPU {base['cpu']:.1f} s)")
+            print(f"ratio sim / baseline: {sim['seconds'] / base['seconds'] * 2 / args.dates:.2f} wall, "
+                  f"{sim['cpu'] / base['cpu'] * 2 / args.dates:.2f} CPU (per date)")
     ok = sim_rss < args.max_rss_mb
     print(f"peak RSS {'within' if ok else 'ABOVE'} {args.max_rss_mb:.0f} MB")
     return 0 if ok else 1

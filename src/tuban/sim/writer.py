@@ -69,7 +69,7 @@ def overview_factors(size: int) -> list[int]:
 class _Pyramid:
     """Overview levels of one output file, filled tile by tile with exact block averages.
 
-    Sums and pixel counts are halved level by level (float64 sums: exact for uint16), so a
+    Sums and pixel counts are halved level by level (integer sums: exact), so a
     partial block at the right or bottom edge is the mean of the pixels it holds, as GDAL's
     AVERAGE does.
     """
@@ -85,9 +85,9 @@ class _Pyramid:
 
     def write(self, data: np.ndarray, row: int, col: int) -> None:
         """Add a tile ``(bands, h, w)`` whose top-left pixel is (``row``, ``col``)."""
-        sums = data.astype(np.float64)
-        rc = np.ones(data.shape[1])
-        cc = np.ones(data.shape[2])
+        sums = data
+        rc = np.ones(data.shape[1], np.int64)
+        cc = np.ones(data.shape[2], np.int64)
         f = 1
         for dst, target in zip(self.dsts, self.factors, strict=True):
             while f < target:
@@ -95,8 +95,7 @@ class _Pyramid:
                 f *= 2
             if row % f or col % f:
                 raise ValueError(f"tile origin ({row}, {col}) is not on the {f}× overview grid")
-            mean = sums / rc[:, None]
-            mean /= cc[None, :]
+            mean = sums / (rc[:, None] * cc[None, :])
             dst.write(np.rint(mean).astype(np.uint16), window=Window(col // f, row // f, mean.shape[-1],
                                                                      mean.shape[-2]))
 
@@ -111,15 +110,19 @@ class _Pyramid:
 
 
 def _halve(a: np.ndarray) -> np.ndarray:
-    """Sums over 2×2 blocks of the last two axes (one axis for a 1-D array); odd ends keep one row/column."""
+    """Sums over 2×2 blocks of the last two axes (pairs for a 1-D array), as int64; odd ends keep one row/column."""
     if a.ndim == 1:
         if len(a) % 2:
-            a = np.append(a, 0.0)
-        return a.reshape(-1, 2).sum(axis=1)
+            a = np.append(a, 0)
+        return a[::2].astype(np.int64) + a[1::2]
     h, w = a.shape[-2:]
     if h % 2 or w % 2:
         a = np.pad(a, [(0, 0)] * (a.ndim - 2) + [(0, h % 2), (0, w % 2)])
-    return a.reshape(*a.shape[:-2], a.shape[-2] // 2, 2, a.shape[-1] // 2, 2).sum(axis=(-3, -1))
+    out = a[..., ::2, ::2].astype(np.int64)
+    out += a[..., 1::2, ::2]
+    out += a[..., ::2, 1::2]
+    out += a[..., 1::2, 1::2]
+    return out
 
 
 def _vrt_with_overviews(full: Path, pyramid: _Pyramid, descriptions: list[str]) -> Path:
