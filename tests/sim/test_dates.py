@@ -23,18 +23,32 @@ def _lc(scene, date):
         return ds.read(1)
 
 
-def test_baseline_follows_the_farming_calendar(tiny_scene):
+def test_dates_are_one_season_of_three_years(tiny_scene):
+    """Yearly rounds compare the same season: the three dates fall within three weeks of the year, in
+    three different years; fields then differ between years only by how far the wheat harvest had got."""
+    import datetime as dt
+
     s = tiny_scene
     assert s.baseline is not None
     assert s.band_path("baseline", "B04").is_file()
-    assert s.metadata["dates"]["baseline"] < s.metadata["dates"]["after"]
+    dates = {k: dt.date.fromisoformat(v) for k, v in s.metadata["dates"].items()}
+    assert dates["baseline"].year < dates["before"].year < dates["after"].year
+    days = [d.timetuple().tm_yday for d in dates.values()]
+    assert max(days) - min(days) <= 21
     before, after, base = _lc(s, "before"), _lc(s, "after"), _lc(s, "baseline")
     crop = np.isin(after, CROPS) & np.isin(base, CROPS) & np.isin(before, CROPS)
-    # same season a year earlier: most fields at the stage they are in now, unlike the April image
-    same_base = np.mean(base[crop] == after[crop])
+    # real but moderate year-to-year differences of crop stage
     same_before = np.mean(before[crop] == after[crop])
-    assert 0.45 < same_base < 0.95
-    assert same_base > same_before + 0.2
+    same_base = np.mean(base[crop] == after[crop])
+    assert 0.5 < same_before < 0.95
+    assert 0.5 < same_base < 0.95
+    # a second earlier year helps a little: fewer fields differ from both years than from the previous one
+    # (not many fewer: a field's harvest day is mostly its farmer's habit, the same every year)
+    differs_both = np.mean((before[crop] != after[crop]) & (base[crop] != after[crop]))
+    assert differs_both < 0.95 * (1 - same_before)
+    # the harvest trap is there: fields cut this year that stood green in both earlier years
+    green, stubble = int(Surface.CROP_GREEN), int(Surface.CROP_STUBBLE)
+    assert np.mean((after[crop] == stubble) & (before[crop] == green) & (base[crop] == green)) > 0.01
 
 
 def test_baseline_shows_previous_sites_not_new_ones(tiny_scene):

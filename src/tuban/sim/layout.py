@@ -72,7 +72,7 @@ class Layout:
     clouds: list[tuple[float, float, float]]  # x, y, radius (second date)
     cloud_shift: tuple[float, float]
     misregistration: tuple[float, float]  # metres, second date
-    #: the baseline date (same season one year before the second date): its clouds, shift,
+    #: the baseline date (same season, a year before the first date): its clouds, shift,
     #: river width and which ponds are dry then (seasonal ponds dry most Junes)
     baseline_clouds: list[tuple[float, float, float]] = field(default_factory=list)
     baseline_misregistration: tuple[float, float] = (0.0, 0.0)

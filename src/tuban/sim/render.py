@@ -36,23 +36,28 @@ from tuban.sim.spectra import (
 
 __all__ = ["DATES", "DateRenderer", "render_surface"]
 
-#: the dates a scene can render: the previous round, the current one, and the baseline
-#: (same season as the current date, one year earlier: what suppresses farming change)
+#: the dates a scene can render: the previous round, the current one, and the baseline (the same
+#: season one more year earlier: a second reference against farming change)
 DATES = ("before", "after", "baseline")
 
 _VILLAGE, _URBAN = 200, 201
 #: normal deviates in a renderer's sensor-noise pool (16 MiB of float32)
 NOISE_POOL = 1 << 22
-#: crop state before → (after states, probabilities): the harvest / rotation trap
-_CROP_BEFORE = (Surface.CROP_GREEN, Surface.CROP_GREEN, Surface.CROP_GREEN, Surface.CROP_GREEN,
-                Surface.CROP_GREEN, Surface.CROP_GREEN, Surface.CROP_GREEN, Surface.CROP_PLOUGHED,
-                Surface.CROP_PLOUGHED, Surface.GRASS)
-_AFTER_OF = {
-    Surface.CROP_GREEN: ((Surface.CROP_STUBBLE, Surface.CROP_PLOUGHED, Surface.CROP_YOUNG, Surface.CROP_GREEN),
-                         (0.35, 0.25, 0.2, 0.2)),
-    Surface.CROP_PLOUGHED: ((Surface.CROP_YOUNG, Surface.CROP_GREEN, Surface.CROP_PLOUGHED), (0.4, 0.3, 0.3)),
-    Surface.GRASS: ((Surface.GRASS, Surface.CROP_PLOUGHED), (0.7, 0.3)),
-}
+#: the three dates are the same season of three years (yearly rounds are interpreted on May–July
+#: imagery): early June, the winter-wheat harvest of the North China plain (麦收, late May to mid
+#: June), after which summer maize is drilled into the stubble. What differs between the years is
+#: how far the harvest had got on the image date, field by field: the harvest / ploughing trap.
+#: Share of the wheat cut on each date (years differ by a few days of harvest):
+HARVEST_PROGRESS = {"before": 0.42, "after": 0.5, "baseline": 0.38}
+#: share of strips under the wheat–maize rotation; the others keep vegetables, grass or fallow
+WHEAT_SHARE = 0.78
+#: a field's harvest day is its habit (the same every year) plus a yearly jitter of about ± this
+#: (in shares of the harvest season)
+HARVEST_JITTER = 0.1
+#: other strips: (state, share) and the chance a strip is in another state than in another year
+_OTHER = ((Surface.CROP_GREEN, 0.4), (Surface.GRASS, 0.25), (Surface.CROP_PLOUGHED, 0.2), (Surface.CROP_YOUNG, 0.15))
+OTHER_CHANGE = 0.2
+_DATE_SALT = {"before": 0, "after": 1, "baseline": 2}
 
 
 def _pick(states: tuple, probs: tuple, u: np.ndarray) -> np.ndarray:
@@ -61,31 +66,28 @@ def _pick(states: tuple, probs: tuple, u: np.ndarray) -> np.ndarray:
     return np.asarray([int(s) for s in states], dtype=np.uint8)[idx]
 
 
-#: share of fields in the same state at the same date of two years (farming calendar: same crop,
-#: harvest within days of last year's); the others follow their own draw of the rotation
-SAME_STAGE_AS_LAST_YEAR = 0.6
-
-
 def _crop_states(seed: int, col: np.ndarray, row: np.ndarray, strip: np.ndarray, date: str) -> np.ndarray:
-    """Crop state per strip for one date (arrays of keys broadcast together)."""
-    u_strip = hash_float(seed, 17, col, row, strip)
-    before = np.asarray([int(s) for s in _CROP_BEFORE], dtype=np.uint8)[(u_strip * len(_CROP_BEFORE)).astype(int)]
-    if date == "before":
-        return before
-    after = before.copy()
-    u2 = hash_float(seed, 18, col, row, strip)
-    for state, (states, probs) in _AFTER_OF.items():
-        m = before == int(state)
-        after[m] = _pick(states, probs, u2[m])
-    if date == "after":
-        return after
-    # baseline: same season one year earlier
-    own = before.copy()
-    u4 = hash_float(seed, 22, col, row, strip)
-    for state, (states, probs) in _AFTER_OF.items():
-        m = before == int(state)
-        own[m] = _pick(states, probs, u4[m])
-    return np.where(hash_float(seed, 21, col, row, strip) < SAME_STAGE_AS_LAST_YEAR, after, own)
+    """Crop state per strip on one date (arrays of keys broadcast together).
+
+    Wheat strips: standing wheat until their harvest day, then stubble, then ploughed or
+    drilled, then maize seedlings; ``habit + jitter`` against the date's harvest progress
+    says where a strip is. Other strips keep their state, or with :data:`OTHER_CHANGE` are in
+    another one that year.
+    """
+    yr = _DATE_SALT[date]
+    wheat = hash_float(seed, 17, col, row, strip) < WHEAT_SHARE
+    habit = hash_float(seed, 18, col, row, strip)
+    jitter = (hash_float(seed, 22, col, row, strip, yr) + hash_float(seed, 23, col, row, strip, yr) - 1.0)
+    z = habit + jitter * HARVEST_JITTER
+    p = HARVEST_PROGRESS[date]
+    states = np.select([z >= p, z >= p - 0.12, z >= p - 0.22],
+                       [int(Surface.CROP_GREEN), int(Surface.CROP_STUBBLE), int(Surface.CROP_PLOUGHED)],
+                       int(Surface.CROP_YOUNG)).astype(np.uint8)
+    kinds, shares = zip(*_OTHER, strict=True)
+    usual = _pick(kinds, shares, hash_float(seed, 25, col, row, strip))
+    that_year = _pick(kinds, shares, hash_float(seed, 24, col, row, strip, yr))
+    other = np.where(hash_float(seed, 21, col, row, strip, yr) < OTHER_CHANGE, that_year, usual)
+    return np.where(wheat, states, other).astype(np.uint8)
 
 
 def _fields(layout: Layout, xs: np.ndarray, ys: np.ndarray, date: str) -> tuple[np.ndarray, np.ndarray]:
@@ -191,7 +193,7 @@ def _axes(transform: Affine, shape: tuple[int, int]) -> tuple[np.ndarray, np.nda
 def render_surface(layout: Layout, transform: Affine, shape: tuple[int, int], *, date: str = "before") -> tuple:
     """Surface classes ``(h, w) uint8``, a vigour field, pixel-centre axes and the hill mask for one window.
 
-    ``date``: ``"before"``, ``"after"`` or ``"baseline"`` (same season, a year before ``after``).
+    ``date``: ``"before"``, ``"after"`` or ``"baseline"`` (same season, a year before ``before``).
     """
     if date not in DATES:
         raise ValueError(f"unknown date {date!r}; use one of {DATES}")
@@ -261,7 +263,7 @@ def _shapes(layout: Layout, date: str) -> tuple[list[tuple[object, int]], shapel
         out.append((line.buffer(width / 2 + 8, cap_style="flat"), int(Surface.TREE)))
         out.append((line.buffer(width / 2, cap_style="flat"), int(Surface.ROAD)))
     for site in layout.sites:
-        # the baseline (a year before the current date) shows the sites of the previous round
+        # the baseline (an earlier year) shows the sites of the previous round (long-running works)
         geom = site.after if after else site.before
         ground = {"spoil": Surface.SPOIL, "pit": Surface.PIT}.get(site.kind, Surface.SITE_SOIL)
         if after and site.before is not None:

@@ -3,10 +3,11 @@
 Folder layout::
 
     DIR/scene.json                 metadata (sensor, grid, dates, bands, seed, traps)
-    DIR/before/SIM_20230420_B02.tif …  or  DIR/before.tif     first date (S2: one COG per band; GF-2: 4-band COG)
-    DIR/after/…                    second date
-    DIR/baseline/… or DIR/baseline.tif   the same season one year before the second date (farming calendar
-                                   reference: what a province uses to tell harvest from construction)
+    DIR/before/SIM_20230603_B02.tif …  or  DIR/before.tif     the previous round's image (S2: one COG per band;
+                                   GF-2: 4-band COG), the same season a year before the current one
+    DIR/after/…                    the current round's image
+    DIR/baseline/… or DIR/baseline.tif   the same season one more year earlier (a second reference: what a
+                                   province uses to tell the harvest from construction)
     DIR/landcover_{before,after,baseline}.tif   surface classes (tuban.sim.spectra.Surface)
     DIR/truth.geojson              disturbance patches of the current round, with BYD/QDTYPE/EAREA
     DIR/scopes.geojson             project registry (SWC_P_ID, PRO_NAME, CS_UNIT, RP_NUM, RP_TIME, VEC_TYPE …)
@@ -43,7 +44,7 @@ __all__ = ["SIZES", "Scene", "load_scene", "make_scene"]
 
 #: named sizes in pixels (square)
 SIZES: dict[str, int] = {"tiny": 256, "small": 1024, "medium": 2048, "large": 10000, "huge": 40000}
-DATES = ("2023-04-20", "2024-06-08", "2023-06-12")  # before, after, baseline
+DATES = ("2023-06-03", "2024-06-08", "2022-06-06")  # before, after, baseline: the same season of three years
 ROUNDS = ("2023-1", "2024-1")
 
 
@@ -156,9 +157,10 @@ def make_scene(
     place
         Prefix of the fictional project and company names (e.g. ``"焦作"``).
     baseline
-        Also render the baseline date: the same season one year before the second date,
-        with its own crop states (most fields at last year's stage), water level, clouds
-        and registration; it shows the sites of the previous round.
+        Also render the baseline date: the same season a year before the first date (all
+        three dates are early June of three years, as yearly rounds use same-season
+        imagery), with its own harvest progress, water level, clouds and registration; it
+        shows the sites of the previous round.
     workers
         Render tiles in that many processes; the files are the same bytes for any value.
     """

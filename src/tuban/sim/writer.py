@@ -277,7 +277,7 @@ def write_date(
             os.remove(tmp)
             written.append(path)
         if landcover is not None and lc_tmp is not None:
-            rasterio.shutil.copy(lc_tmp, landcover, **{**cog, "PREDICTOR": "1", "OVERVIEW_RESAMPLING": "NEAREST"})
+            rasterio.shutil.copy(lc_tmp, landcover, **{**cog, "PREDICTOR": "NO", "OVERVIEW_RESAMPLING": "NEAREST"})
             os.remove(lc_tmp)
             written.append(landcover)
     return written
