@@ -3,8 +3,9 @@
 Measured through the in-process ASGI client (FastAPI TestClient), as a county reviewer:
 
 * the patch list page (first page, a search, a filtered + sorted page);
-* the map's patch layer (GeoJSON) for a county-sized view and a town-sized view;
-* imagery tiles rendered from a COG (tiles/s on one core).
+* the map's patch layer (GeoJSON) for a county-sized view and a town-sized view, with the
+  zoom the page sends for them on a 1000-px-wide map (county: overview outlines);
+* imagery tiles rendered from a COG (tiles/s on one core: the process is pinned to one CPU).
 
 Each measurement is the median over several runs of the p95 of many requests. Baselines
 measured in this process: the same queries run directly on the store (``list_patches`` /
@@ -51,7 +52,7 @@ def populate(store: Any, n: int) -> int:
     import shapely
     from sqlalchemy import insert, select
 
-    from tuban.store.models import Patch, Round, display_geojson
+    from tuban.store.models import Patch, Round, display_geojson, overview_geojson
 
     per = n // N_COUNTIES
     side = int(np.ceil(np.sqrt(per)))
@@ -75,12 +76,13 @@ def populate(store: Any, n: int) -> int:
         bounds = shapely.bounds(geoms)
         # the ORM fills the display outline on SQLite (PostGIS: a trigger); a bulk insert does it here
         display = display_geojson(geoms) if store.dialect == "sqlite" else [None] * per
+        overview = overview_geojson(geoms) if store.dialect == "sqlite" else [None] * per
         rows = [
             {"round_id": round_id, "qdnm": f"{code}-{i:05d}", "xzqdm": code, "lead_division_code": code,
              "byd": byds[i % 4], "qarea": float(radius[i] ** 2 * 1e6), "address": f"第{c}县 第{i}号 地块",
              "state": "issued", "version": 1, "geometry": geoms[i], "minx": float(bounds[i, 0]),
              "miny": float(bounds[i, 1]), "maxx": float(bounds[i, 2]), "maxy": float(bounds[i, 3]),
-             "display_geojson": display[i]}
+             "display_geojson": display[i], "overview_geojson": overview[i]}
             for i in range(per)
         ]
         with store.transaction(actor="bench") as tx:
@@ -187,8 +189,18 @@ def main() -> None:
 
         return call
 
-    n_county = len(client.get(f"/api/rounds/{round_id}/features?bbox={bbox_q(county_bbox)}").json()["features"])
-    n_town = len(client.get(f"/api/rounds/{round_id}/features?bbox={bbox_q(town_bbox)}").json()["features"])
+    def zoom_of(b: tuple[float, ...], width_px: int = 1000) -> float:
+        """The zoom the review page sends for *b* shown *width_px* wide (WebMercator, 256-px tiles)."""
+        import math
+
+        return round(math.log2(width_px * 360 / (256 * (b[2] - b[0]))), 2)
+
+    z_county, z_town = zoom_of(county_bbox), zoom_of(town_bbox)
+    layer = f"/api/rounds/{round_id}/features?bbox="
+    n_county = len(client.get(f"{layer}{bbox_q(county_bbox)}").json()["features"])
+    n_town = len(client.get(f"{layer}{bbox_q(town_bbox)}").json()["features"])
+    kb_full = len(client.get(f"{layer}{bbox_q(county_bbox)}").content) / 1024
+    kb_county = len(client.get(f"{layer}{bbox_q(county_bbox)}&zoom={z_county}").content) / 1024
     cases = [
         ("list: first page (50)", get(f"/api/rounds/{round_id}/patches?limit=50"),
          direct(queries.list_patches, limit=50)),
@@ -197,44 +209,59 @@ def main() -> None:
         ("list: BYD filter, sort by area desc, page 20", get(
             f"/api/rounds/{round_id}/patches?byd=疑似未批先建&sort=qarea&order=desc&offset=1000&limit=50"),
          direct(queries.list_patches, byd="疑似未批先建", sort="qarea", descending=True, offset=1000, limit=50)),
-        (f"map layer: county view ({n_county} patches)",
-         get(f"/api/rounds/{round_id}/features?bbox={bbox_q(county_bbox)}"),
+        (f"map layer: county view z{z_county} ({n_county} patches)",
+         get(f"{layer}{bbox_q(county_bbox)}&zoom={z_county}"),
+         direct(queries.features_in_bbox_json, county_bbox, limit=5000, zoom=z_county)),
+        (f"map layer: town view z{z_town} ({n_town} patches)",
+         get(f"{layer}{bbox_q(town_bbox)}&zoom={z_town}"),
+         direct(queries.features_in_bbox_json, town_bbox, limit=5000, zoom=z_town)),
+        ("map layer: county view, full outlines (no zoom)", get(f"{layer}{bbox_q(county_bbox)}"),
          direct(queries.features_in_bbox_json, county_bbox, limit=5000)),
-        (f"map layer: town view ({n_town} patches)",
-         get(f"/api/rounds/{round_id}/features?bbox={bbox_q(town_bbox)}"),
-         direct(queries.features_in_bbox_json, town_bbox, limit=5000)),
     ]
     print(f"backend={args.backend} patches={args.patches:,} load={load_s:.1f}s user=county reviewer ({code}, "
-          f"{args.patches // N_COUNTIES:,} patches visible)")
-    print(f"{'request':48s} {'p50 ms':>8s} {'p95 ms':>8s} {'direct p95':>11s} {'ratio':>6s}")
+          f"{args.patches // N_COUNTIES:,} patches visible); county layer {kb_county:,.0f} KiB "
+          f"(full outlines {kb_full:,.0f} KiB)")
+    print(f"{'request':48s} {'p50 ms':>8s} {'p95 ms':>8s} {'cpu ms':>7s} {'direct p95':>11s} {'ratio':>6s}")
     for name, http_call, direct_call in cases:
+        c0 = time.process_time()
         h50, h95 = measure(http_call, requests=args.requests, runs=args.runs)
+        cpu = (time.process_time() - c0) * 1000 / (args.requests * args.runs + 1)
         _, d95 = measure(direct_call, requests=args.requests, runs=args.runs)
-        print(f"{name:48s} {h50:8.1f} {h95:8.1f} {d95:11.1f} {h95 / d95:6.2f}")
+        print(f"{name:48s} {h50:8.1f} {h95:8.1f} {cpu:7.1f} {d95:11.1f} {h95 / d95:6.2f}")
 
-    # tiles: zoom 13 tiles inside the COG, rendered by the app's renderer and by rio-tiler directly
+    # tiles: zoom 14 tiles inside the COG on ONE core, rendered by the app's renderer (the map's
+    # JPEG/PNG tiles and the PNG-only route) and by rio-tiler directly (open, read, PNG)
     import morecantile
     from rio_tiler.io import Reader
 
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     tms = morecantile.tms.get("WebMercatorQuad")
     tiles = list(tms.tiles(LON0 + 0.01, LAT0 + 0.01, LON0 + COUNTY_SIZE - 0.01, LAT0 + COUNTY_SIZE - 0.01, [14]))
     tiles = (tiles * (args.tiles // max(len(tiles), 1) + 1))[: args.tiles]
     renderer = app.state.tiles
-    t0 = time.perf_counter()
-    for t in tiles:
-        renderer.render(str(cog), t.z, t.x, t.y)
-    ours = len(tiles) / (time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    for t in tiles:
+
+    def rate(fn: Callable[[Any], Any], todo: list[Any]) -> tuple[float, float]:
+        fn(todo[0])
+        c0, t0 = time.process_time(), time.perf_counter()
+        for t in todo:
+            fn(t)
+        return len(todo) / (time.perf_counter() - t0), len(todo) / (time.process_time() - c0)
+
+    def direct_tile(t: Any) -> None:
         with Reader(str(cog)) as src:
             src.tile(t.x, t.y, t.z).render(img_format="PNG")
-    base = len(tiles) / (time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    for t in tiles[:50]:
-        assert client.get(f"/rounds/{round_id}/tiles/after/{t.z}/{t.x}/{t.y}.png").status_code == 200
-    http = 50 / (time.perf_counter() - t0)
-    print(f"tiles (z14, 256 px PNG, one core): renderer {ours:.0f}/s, via HTTP {http:.0f}/s, "
-          f"rio-tiler direct {base:.0f}/s, ratio renderer/direct {ours / base:.2f}")
+
+    def http_tile(t: Any) -> None:
+        assert client.get(f"/rounds/{round_id}/tiles/after/{t.z}/{t.x}/{t.y}").status_code == 200
+
+    ours, ours_cpu = rate(lambda t: renderer.render_tile(str(cog), t.z, t.x, t.y), tiles)
+    png, png_cpu = rate(lambda t: renderer.render(str(cog), t.z, t.x, t.y), tiles)
+    http, _ = rate(http_tile, tiles[:50])
+    base, _ = rate(direct_tile, tiles[:50])
+    print(f"tiles (z14, 256 px, one core), tiles/s wall (cpu): map tiles JPEG/PNG {ours:.0f} ({ours_cpu:.0f}), "
+          f"PNG route {png:.0f} ({png_cpu:.0f}), map tiles via HTTP {http:.0f}, rio-tiler direct PNG {base:.0f}; "
+          f"ratio map tiles/direct {ours / base:.2f}")
     client.close()
     store.close()
     import shutil

@@ -55,6 +55,7 @@ CASES: dict[tuple[str, str], tuple[str, str, int, dict, dict | None]] = {
     ("PUT", "/api/users/{user_id}/roles"): ("a_admin", "b_staff", 404, {}, {"roles": [["viewer", "410811"]]}),
     ("PUT", "/api/users/{user_id}/active"): ("a_admin", "a_staff", 404, {}, {"active": True}),
     ("GET", "/rounds/{round_id}/tiles/{which}/{z}/{x}/{y}.png"): ("viewer", "anonymous", 401, {}, None),
+    ("GET", "/rounds/{round_id}/tiles/{which}/{z}/{x}/{y}"): ("viewer", "anonymous", 401, {}, None),
     ("GET", "/rounds"): ("viewer", "anonymous", 401, {}, None),
     ("GET", "/rounds/{round_id}"): ("viewer", "anonymous", 401, {}, None),
     ("GET", "/rounds/{round_id}/review"): ("viewer", "anonymous", 401, {}, None),
@@ -205,3 +206,47 @@ def test_tiles_render_imagery_and_blank_outside(client_for, world) -> None:
     assert (np.asarray(Image.open(io.BytesIO(far.content)).convert("RGBA"))[..., 3] == 0).all()
     assert a.get(f"/rounds/{world.round_id}/tiles/after/3/99/0.png").status_code == 422
     assert a.get(f"/rounds/{world.round_id}/tiles/sideways/3/1/1.png").status_code == 422
+
+
+def test_map_tiles_are_jpeg_inside_png_at_the_edge_and_revalidate(client_for, world) -> None:
+    import io
+
+    import morecantile
+    import numpy as np
+    from PIL import Image
+
+    a = client_for("a_staff")
+    tms = morecantile.tms.get("WebMercatorQuad")
+    inside = tms.tile(113.205, 35.205, 15)
+    r = a.get(f"/rounds/{world.round_id}/tiles/after/{inside.z}/{inside.x}/{inside.y}")
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "image/jpeg"
+    jpeg = np.asarray(Image.open(io.BytesIO(r.content)).convert("RGB"), dtype=float)
+    png = np.asarray(Image.open(io.BytesIO(
+        a.get(f"/rounds/{world.round_id}/tiles/after/{inside.z}/{inside.x}/{inside.y}.png").content)).convert("RGB"),
+        dtype=float)
+    assert jpeg.shape == png.shape == (256, 256, 3)
+    # the same picture, lossy: colours kept on average, pixels strongly correlated
+    assert np.abs(jpeg.mean(axis=(0, 1)) - png.mean(axis=(0, 1))).max() < 3
+    assert np.corrcoef(jpeg.ravel(), png.ravel())[0, 1] > 0.8
+    etag = r.headers["etag"]
+    again = a.get(f"/rounds/{world.round_id}/tiles/after/{inside.z}/{inside.x}/{inside.y}",
+                  headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    assert again.content == b""
+    # a tile over the imagery's edge keeps its transparency
+    with world.store.session() as s:
+        from tuban.store.models import Round
+
+        path = s.get(Round, world.round_id).imagery["after"]
+    import rasterio
+
+    with rasterio.open(path) as src:
+        left, bottom, _, top = src.bounds
+    edge = tms.tile(left, (bottom + top) / 2, 15)
+    r = a.get(f"/rounds/{world.round_id}/tiles/after/{edge.z}/{edge.x}/{edge.y}")
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "image/png"
+    alpha = np.asarray(Image.open(io.BytesIO(r.content)).convert("RGBA"))[..., 3]
+    assert (alpha == 0).any()
+    assert (alpha == 255).any()

@@ -245,6 +245,23 @@ def test_fast_geojson_matches_the_reference_encoder(client_for, world) -> None:
     assert r.json()["features"][0]["properties"]["qdnm"] == "A-1"
 
 
+def test_map_layer_zoomed_out_sends_the_overview_outlines(client_for, world) -> None:
+    from tuban.store.models import OVERVIEW_MAX_ZOOM, OVERVIEW_TOLERANCE
+
+    staff = client_for("a_staff")
+    url = f"/api/rounds/{world.round_id}/features?bbox=113,35,113.5,35.5"
+    near = staff.get(f"{url}&zoom={OVERVIEW_MAX_ZOOM}").json()
+    far = staff.get(f"{url}&zoom={OVERVIEW_MAX_ZOOM - 0.5}").json()
+    assert staff.get(url).json() == near  # no zoom: full outlines
+    assert [f["properties"] for f in far["features"]] == [f["properties"] for f in near["features"]]
+    for f, g in zip(far["features"], near["features"], strict=True):
+        coarse, fine = shapely.geometry.shape(f["geometry"]), shapely.geometry.shape(g["geometry"])
+        assert shapely.get_num_coordinates(coarse) <= shapely.get_num_coordinates(fine)
+        assert shapely.hausdorff_distance(coarse, fine) <= OVERVIEW_TOLERANCE + 1e-5
+        assert all(len(repr(float(v)).split(".")[-1]) <= 5 for v in shapely.get_coordinates(coarse).ravel())
+    assert staff.get(f"{url}&zoom=99").status_code == 422
+
+
 def test_create_round_from_geojson_and_issue(client_for, world) -> None:
     p_admin, staff = client_for("p_admin"), client_for("a_staff")
     fc = {"type": "FeatureCollection", "features": [

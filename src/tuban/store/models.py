@@ -63,6 +63,7 @@ __all__ = [
     "User",
     "display_geojson",
     "field_column",
+    "overview_geojson",
     "utcnow",
 ]
 
@@ -195,6 +196,8 @@ class Patch(BBoxMixin, Base):
     source: Mapped[str | None] = mapped_column(Text)
     display_geojson: Mapped[str | None] = mapped_column(
         Text, comment="the outline as GeoJSON, 6 decimals (map display; NULL = compute from geometry)")
+    overview_geojson: Mapped[str | None] = mapped_column(
+        Text, comment="the outline simplified by 1e-4 degree, 5 decimals (map below zoom 13; NULL = compute)")
     created_at: Mapped[dt.datetime] = mapped_column(TZ, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(TZ, default=utcnow, onupdate=utcnow)
     round: Mapped[Round] = relationship()
@@ -202,6 +205,11 @@ class Patch(BBoxMixin, Base):
 
 #: decimal places of :attr:`Patch.display_geojson` (1e-6 degree ≈ 0.1 m)
 DISPLAY_DECIMALS = 6
+#: simplification tolerance (degrees, ≈ 10 m) and decimals of :attr:`Patch.overview_geojson`
+OVERVIEW_TOLERANCE = 1e-4
+OVERVIEW_DECIMALS = 5
+#: the map asks for overview outlines below this zoom (a pixel is ≥ 1.7e-4 degree there)
+OVERVIEW_MAX_ZOOM = 13.0
 
 
 def display_geojson(geoms: Any) -> list[str | None]:
@@ -211,6 +219,20 @@ def display_geojson(geoms: Any) -> list[str | None]:
     ``ST_AsGeoJSON(geometry, 6)`` in a trigger (migration 0002); on SQLite the ORM fills
     it on every write of the geometry and readers compute it where it is ``NULL``.
     """
+    return _geojson_texts(geoms, decimals=DISPLAY_DECIMALS, tolerance=None)
+
+
+def overview_geojson(geoms: Any) -> list[str | None]:
+    """Overview outlines: simplified by :data:`OVERVIEW_TOLERANCE` keeping topology, rounded
+    to :data:`OVERVIEW_DECIMALS` (``None`` for missing ones).
+
+    PostGIS computes the same column with ``ST_AsGeoJSON(ST_SimplifyPreserveTopology(geometry,
+    1e-4), 5)`` in the display trigger (migration 0003); SQLite as for :func:`display_geojson`.
+    """
+    return _geojson_texts(geoms, decimals=OVERVIEW_DECIMALS, tolerance=OVERVIEW_TOLERANCE)
+
+
+def _geojson_texts(geoms: Any, *, decimals: int, tolerance: float | None) -> list[str | None]:
     import numpy as np
     import shapely
 
@@ -218,7 +240,10 @@ def display_geojson(geoms: Any) -> list[str | None]:
     out: list[str | None] = [None] * len(arr)
     ok: np.ndarray = np.flatnonzero(~shapely.is_missing(arr) & ~shapely.is_empty(arr)) if len(arr) else np.zeros(0, int)
     if len(ok):
-        rounded = shapely.set_precision(arr[ok], 10.0**-DISPLAY_DECIMALS, mode="pointwise")
+        picked = arr[ok]
+        if tolerance:
+            picked = shapely.simplify(picked, tolerance, preserve_topology=True)
+        rounded = shapely.set_precision(picked, 10.0**-decimals, mode="pointwise")
         for i, text in zip(ok, shapely.to_geojson(rounded), strict=True):
             out[int(i)] = str(text)
     return out
@@ -235,6 +260,7 @@ def _patch_display_before_write(mapper: Any, connection: Any, target: Patch) -> 
     if state.persistent and not state.attrs.geometry.history.has_changes():
         return
     target.display_geojson = display_geojson([target.geometry])[0]
+    target.overview_geojson = overview_geojson([target.geometry])[0]
 
 
 class PatchDivision(Base):

@@ -137,8 +137,8 @@ def _json_string_postgresql(element: _JsonString, compiler: Any, **kw: Any) -> s
     return f"to_json(CAST({compiler.process(element.clauses, **kw)} AS TEXT))::text"
 
 
-def _feature_text() -> Any:
-    """One GeoJSON Feature as text, assembled by the database from the stored outline."""
+def _feature_text(outline: Any) -> Any:
+    """One GeoJSON Feature as text, assembled by the database from a stored outline column."""
     def num(col: Any) -> Any:
         return cast(col, String)
 
@@ -148,40 +148,53 @@ def _feature_text() -> Any:
     return (literal('{"type":"Feature","id":') + num(Patch.id) + ',"properties":{"id":' + num(Patch.id)
             + ',"qdnm":' + jstr(Patch.qdnm) + ',"state":' + jstr(Patch.state) + ',"byd":' + jstr(Patch.byd)
             + ',"version":' + num(Patch.version) + ',"lead":' + jstr(Patch.lead_division_code)
-            + '},"geometry":' + Patch.display_geojson + "}")
+            + '},"geometry":' + outline + "}")
 
 
 def features_in_bbox_json(session: Any, actor: Actor, round_id: int, bbox: Sequence[float], *,
-                          limit: int = 5000, simplify: float | None = None) -> bytes:
-    """The map's patch layer as GeoJSON bytes, assembled from the stored display outlines.
+                          limit: int = 5000, simplify: float | None = None, zoom: float | None = None) -> bytes:
+    """The map's patch layer as GeoJSON bytes, assembled from the stored outlines.
 
-    The database writes each Feature's text from ``patches.display_geojson`` (6 decimals,
-    kept by the store) and the properties (JSON-quoted in SQL), so a county view decodes
-    no geometry and builds no Python objects per patch. Rows whose outline is NULL
-    (written around the ORM on SQLite) are computed here; with *simplify* (degrees) every
-    outline is simplified from the geometry instead.
+    The database writes each Feature's text from a stored outline and the properties
+    (JSON-quoted in SQL), so a county view decodes no geometry and builds no Python
+    objects per patch; SQLite hands the texts over as bytes (no decode/encode). Below
+    *zoom* :data:`~tuban.store.models.OVERVIEW_MAX_ZOOM` the outline is
+    ``patches.overview_geojson`` (simplified by 1e-4 degree, 5 decimals: under a pixel
+    there), else ``patches.display_geojson`` (every vertex, 6 decimals). Rows whose outline
+    is NULL (written around the ORM on SQLite) are computed here; with *simplify*
+    (degrees) every outline is simplified from the geometry instead.
     """
+    from sqlalchemy import LargeBinary
+
+    from tuban.store.models import OVERVIEW_MAX_ZOOM
+
+    overview = zoom is not None and zoom < OVERVIEW_MAX_ZOOM
     conds = _feature_conds(session, actor, round_id, bbox)
-    text = null() if simplify else _feature_text()
+    text: Any = null()
+    if not simplify:
+        text = _feature_text(Patch.overview_geojson if overview else Patch.display_geojson)
+        if session.get_bind().dialect.name == "sqlite":
+            text = cast(text, LargeBinary)
     rows = session.execute(select(Patch.id, text).where(*conds).order_by(Patch.id).limit(limit + 1)).all()
     truncated = len(rows) > limit
     rows = rows[:limit]
-    texts: list[str | None] = [r[1] for r in rows]
+    texts: list[Any] = [r[1] for r in rows]
     missing = [i for i, t in enumerate(texts) if t is None]
     if missing:
-        for i, t in zip(missing, _features_from_geometry(session, [rows[i][0] for i in missing], simplify),
-                        strict=True):
+        computed = _features_from_geometry(session, [rows[i][0] for i in missing], simplify, overview=overview)
+        for i, t in zip(missing, computed, strict=True):
             texts[i] = t
-    flag = "true" if truncated else "false"
-    body = ",".join(t for t in texts if t is not None)
-    return f'{{"type":"FeatureCollection","truncated":{flag},"features":[{body}]}}'.encode()
+    head = b'{"type":"FeatureCollection","truncated":' + (b"true" if truncated else b"false") + b',"features":['
+    parts = [t if isinstance(t, bytes) else t.encode() for t in texts if t is not None]
+    return head + b",".join(parts) + b"]}"
 
 
-def _features_from_geometry(session: Any, ids: list[int], simplify: float | None) -> list[str | None]:
+def _features_from_geometry(session: Any, ids: list[int], simplify: float | None, *,
+                            overview: bool = False) -> list[str | None]:
     """Feature texts of *ids* computed from their geometries (``None`` for a patch without one)."""
     from json.encoder import encode_basestring as esc
 
-    from tuban.store.models import display_geojson
+    from tuban.store.models import display_geojson, overview_geojson
 
     found: dict[int, Any] = {}
     for chunk in range(0, len(ids), 900):
@@ -194,11 +207,12 @@ def _features_from_geometry(session: Any, ids: list[int], simplify: float | None
     geoms = [r[-1] for r in rows]
     if simplify:
         geoms = list(shapely.simplify(geoms, simplify, preserve_topology=True))
+    outlines = overview_geojson(geoms) if overview and not simplify else display_geojson(geoms)
     return [
         None if g is None else
         f'{{"type":"Feature","id":{pid},"properties":{{"id":{pid},"qdnm":{esc(qdnm or "")},"state":{esc(state or "")},'
         f'"byd":{esc(byd or "")},"version":{int(version)},"lead":{esc(lead or "")}}},"geometry":{g}}}'
-        for (pid, qdnm, state, byd, version, lead, _), g in zip(rows, display_geojson(geoms), strict=True)
+        for (pid, qdnm, state, byd, version, lead, _), g in zip(rows, outlines, strict=True)
     ]
 
 

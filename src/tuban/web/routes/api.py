@@ -203,12 +203,15 @@ def list_patches(
 
 @router.get("/rounds/{round_id}/features", summary="Patches in a bbox as GeoJSON (the map's patch layer)")
 def features(request: Request, round_id: int, bbox: str, actor: Annotated[Actor, require("patch.read")],
-             simplify: float | None = Query(default=None, ge=0, le=0.01)) -> Any:
+             simplify: float | None = Query(default=None, ge=0, le=0.01),
+             zoom: float | None = Query(default=None, ge=0, le=24, description="the map's zoom: below 13 the "
+                                        "outlines are the stored overview (simplified by 1e-4 degree)")) -> Any:
     from fastapi.responses import Response
 
     limit = request.app.state.settings.max_features
     with _store(request).session() as s:
-        body = queries.features_in_bbox_json(s, actor, round_id, _bbox(bbox), limit=limit, simplify=simplify)
+        body = queries.features_in_bbox_json(s, actor, round_id, _bbox(bbox), limit=limit, simplify=simplify,
+                                             zoom=zoom)
     return Response(body, media_type="application/geo+json")
 
 

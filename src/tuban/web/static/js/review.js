@@ -185,7 +185,7 @@
     var sources = { patches: { type: "geojson", data: empty }, scopes: { type: "geojson", data: empty }, selected: { type: "geojson", data: empty }, draft: { type: "geojson", data: empty } };
     var layers = [{ id: "bg", type: "background", paint: { "background-color": "#1d2630" } }];
     if (boot.round.imagery.indexOf(which) >= 0) {
-      sources.img = { type: "raster", tiles: [location.origin + "/rounds/" + roundId + "/tiles/" + which + "/{z}/{x}/{y}.png"], tileSize: 256, maxzoom: 20 };
+      sources.img = { type: "raster", tiles: [location.origin + "/rounds/" + roundId + "/tiles/" + which + "/{z}/{x}/{y}"], tileSize: 256, maxzoom: 20 };
       layers.push({ id: "imagery", type: "raster", source: "img" });
     }
     layers.push({ id: "scopes", type: "line", source: "scopes", paint: { "line-color": "#4fc3f7", "line-width": 1.5, "line-dasharray": [2, 1] } });
@@ -230,7 +230,7 @@
     var m = state.maps[1]; if (!m || !state.mapReady) return;  // loaded() is false while any tile loads
     var b = m.getBounds(), bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map(function (x) { return x.toFixed(6); }).join(",");
     try {
-      var feats = await api.get("/api/rounds/" + roundId + "/features?bbox=" + bbox);
+      var feats = await api.get("/api/rounds/" + roundId + "/features?bbox=" + bbox + "&zoom=" + m.getZoom().toFixed(2));
       var scopes = await api.get("/api/rounds/" + roundId + "/scopes?bbox=" + bbox);
       state.maps.forEach(function (mm) { if (mm.getSource("patches")) { mm.getSource("patches").setData(feats); mm.getSource("scopes").setData(scopes); } });
       state.markers.forEach(function (mk) { mk.remove(); }); state.markers = [];
