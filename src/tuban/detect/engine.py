@@ -30,7 +30,7 @@ from tuban.errors import UsageError
 from tuban.raster.grid import Grid, Window, analysis_grid, block_shape
 from tuban.raster.scene import Scene, open_scene
 
-__all__ = ["DetectResult", "Plan", "detect", "executor", "plan"]
+__all__ = ["DetectResult", "Plan", "detect", "executor", "plan", "warm"]
 
 Progress = Callable[[str, int, int], None]
 
@@ -273,6 +273,23 @@ def executor(*, workers: int | None = None, scheduler: str | None = None, thread
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def warm() -> None:
+    """Once per process, before timing a run (benchmarks; Dask workers via ``client.run(warm)``): import
+    the modules a run imports lazily (OpenCV, GDAL's vectoriser, shapely, pyproj, geopandas: ~0.4 s CPU)
+    and load or compile the numba kernels. A run works the same without it."""
+    import cv2  # noqa: F401
+    import geopandas  # noqa: F401
+    import pyproj  # noqa: F401
+    import shapely  # noqa: F401
+    from rasterio import features  # noqa: F401
+
+    from tuban.detect import attributes  # noqa: F401
+    from tuban.raster import fused
+
+    fused.warm()
+    kernel.tune_malloc()
 
 
 def _ha_factor(grid: Grid) -> float:
