@@ -1,7 +1,8 @@
 """``tuban demo``: build the Jiaozuo demo region and run the whole loop on it.
 
-Steps: workspace → synthetic two-date scene on the real district boundaries → detection
-(``tuban.detect``) → compliance analysis (``tuban.analysis``) → store (divisions, projects,
+Steps: workspace → synthetic scene (previous round, current round, an earlier year's same season)
+on the real district boundaries → detection (``tuban.detect``) plus the previous round's patches
+still disturbed (:mod:`tuban.demo.carry`) → compliance analysis (``tuban.analysis``) → store (divisions, projects,
 previous and current round) → demo accounts → summary with accuracy against the truth.
 A module that is not installed is skipped with a note, never faked silently.
 """
@@ -46,6 +47,8 @@ class DemoResult:
     reference_compliance_accuracy: float | None = None
     #: false-alarm pixels and patches by trap (:func:`tuban.testing.false_alarm_sources`)
     false_alarms: pd.DataFrame | None = None
+    #: the detector's own patches (baseline, masks, water), before the carry-forward
+    detector_alone_scores: Any = None
 
 
 def _has(module: str) -> bool:
@@ -118,35 +121,41 @@ def run_demo(
 
     # -- detection -------------------------------------------------------------------
     # as a province runs it: the current date against the previous round's image AND the same
-    # season a year earlier (farming calendar), cloud/shadow masks (the S2 profile gives the
-    # reflectance scale) and a water mask
+    # season of an earlier year (farming calendar), cloud/shadow masks (the S2 profile gives the
+    # reflectance scale) and a water mask; then the previous round's patches that are still
+    # disturbed are carried forward (续建: detection cannot see a site that was bare already)
     t1 = time.perf_counter()
     detected = None
-    det_scores = ref_scores = None
+    det_scores = ref_scores = alone_scores = None
     false_alarms = None
     reference: dict[str, Any] = {}
     if use_detector and _has("tuban.detect.engine"):
+        from tuban.demo.carry import detect_round
         from tuban.detect.engine import detect
         from tuban.testing import false_alarm_sources
 
-        base = str(scene.baseline) if scene.baseline is not None else None
-        res = detect(str(scene.before), str(scene.after), baseline=base, masks=True, water=True,
-                     progress=lambda label, d, t: _say(out, f"      detect {label}: {d}/{t}"))
-        detected = res.patches.to_crs(scene.crs).reset_index(drop=True)
+        rnd = detect_round(scene, progress=lambda label, d, t: _say(out, f"      detect {label}: {d}/{t}"))
+        detected = rnd.patches
         detected["QDNM"] = [f"JZ{seed}-{i + 1:04d}" for i in range(len(detected))]
-        det_scores = score_patches(detected, scene.active_truth(), grid=scene)
+        truth_now = scene.active_truth()
+        det_scores = score_patches(detected, truth_now, grid=scene)
+        alone_scores = score_patches(rnd.detected, truth_now, grid=scene)
         false_alarms = false_alarm_sources(detected, scene)
-        _say(out, f"[4/6] detection ({res.method}, baseline {scene.metadata['dates'].get('baseline', 'none')}, "
-                  f"masks, water): {len(detected)} patches ({time.perf_counter() - t1:.1f} s)")
+        counts = detected["source"].value_counts()
+        _say(out, f"[4/6] detection ({rnd.method}, baseline {scene.metadata['dates'].get('baseline', 'none')}, "
+                  f"masks, water): {len(rnd.detected)} detected; {len(rnd.carried)} parts of "
+                  f"{len(scene.previous)} previous patches still disturbed, carried forward; {len(detected)} "
+                  f"patches ({counts.get('detected', 0)} new, {counts.get('carried', 0)} carried, "
+                  f"{counts.get('detected+carried', 0)} both) ({time.perf_counter() - t1:.1f} s)")
         if compare:
             t = time.perf_counter()
             ref = detect(str(scene.before), str(scene.after), masks=True, water=False).patches
             ref = ref.to_crs(scene.crs).reset_index(drop=True)
             ref["QDNM"] = [f"REF{seed}-{i + 1:04d}" for i in range(len(ref))]
-            ref_scores = score_patches(ref, scene.active_truth(), grid=scene)
+            ref_scores = score_patches(ref, truth_now, grid=scene)
             reference = {"patches": ref}
-            _say(out, f"      for comparison, two dates only (no baseline, no water mask): {len(ref)} patches "
-                      f"({time.perf_counter() - t:.1f} s)")
+            _say(out, f"      for comparison, two dates only (no baseline, no water mask, no carry-forward): "
+                      f"{len(ref)} patches ({time.perf_counter() - t:.1f} s)")
     else:
         notes.append("tuban.detect is not available: the round uses the scene's truth patches as the interpretation")
         detected = truth[truth["active"].to_numpy()][["QDNM", "QTYPE", "geometry"]].reset_index(drop=True)
@@ -188,7 +197,7 @@ def run_demo(
                       detector_scores=det_scores, compliance_table=table, compliance_accuracy=acc,
                       notes=notes, timings=timings, reference_scores=ref_scores,
                       reference_compliance_accuracy=reference.get("compliance_accuracy"),
-                      false_alarms=false_alarms)
+                      false_alarms=false_alarms, detector_alone_scores=alone_scores)
 
 
 def _official(gdf: gpd.GeoDataFrame, fields: dict[str, Any]) -> gpd.GeoDataFrame:
@@ -319,10 +328,13 @@ def format_summary(res: DemoResult) -> str:
     else:
         lines += ["", "patches by county:", p["XZQDM"].value_counts().to_string()]
     if res.detector_scores is not None:
-        lines += ["", "detector vs truth (baseline date, cloud/shadow masks, water mask):",
-                  f"  {res.detector_scores}"]
+        lines += ["", "round patches vs truth (detector with baseline date, cloud/shadow and water masks, plus the "
+                      "previous round's patches still disturbed):", f"  {res.detector_scores}"]
+        if res.detector_alone_scores is not None:
+            lines += ["the detector alone (no carry-forward):", f"  {res.detector_alone_scores}"]
         if res.reference_scores is not None:
-            lines += ["two dates only, for comparison (no baseline, no water mask):", f"  {res.reference_scores}"]
+            lines += ["two dates only, for comparison (no baseline, no water mask, no carry-forward):",
+                      f"  {res.reference_scores}"]
     if res.false_alarms is not None and len(res.false_alarms):
         fa = res.false_alarms.head(8).assign(share=lambda d: (d["share"] * 100).round(1).astype(str) + " %")
         lines += ["false alarms by trap (pixels off truth; patches whose main source it is):",
