@@ -92,7 +92,9 @@ def see_on_review_page(browser: Any, base: str, world: FieldWorld, qdnm: str) ->
     # each photo: six checks, location / window / accuracy / EXIF / duplicate passed, with their reasons
     for check in ("location", "field_window", "accuracy", "exif_position", "duplicate"):
         expect(page.locator(f"#field-photos li[data-check={check}].chk-pass")).to_have_count(3)
-    expect(page.locator("#field-photos li[data-check=location]").first).to_contain_text("m from the patch")
+    # the reasons in the page's language (zh-CN), from the web catalogue
+    expect(page.locator("#field-photos li[data-check=location]").first).to_contain_text("拍摄点距图斑")
+    expect(page.locator("#field-photoset")).to_contain_text("所需类型齐全")
     # thumbnails are display copies through the permission-checked route, and they load
     page.wait_for_function("""() => [...document.querySelectorAll('#field-photos img')]
         .every(i => i.complete && i.naturalWidth > 0 && i.src.includes('/api/field/photos/') && i.src.endsWith('display=1'))""")

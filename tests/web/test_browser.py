@@ -100,10 +100,24 @@ def test_review_in_the_browser(server) -> None:
             page.wait_for_selector("#patch-list li")
             names = page.locator("#patch-list li b").all_inner_texts()
             assert set(names) == {"A-1", "A-2", "A-3", "X-AB", "X-BA"}
+            # before any patch is opened the map shows this county's patches, not a fixed place
+            page.wait_for_function("() => window.tubanReview.mapReady")
+            extent = page.evaluate("() => JSON.parse(document.getElementById('boot').textContent).extent")
+            view = page.evaluate("""() => { const m = window.tubanReview.maps[1], b = m.getBounds();
+                return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth(), m.getZoom()]; }""")
+            assert view[0] <= extent[0], (view, extent)
+            assert view[1] <= extent[1], (view, extent)
+            assert view[2] >= extent[2], (view, extent)
+            assert view[3] >= extent[3], (view, extent)
+            assert view[2] - view[0] < 4 * (extent[2] - extent[0]) + 0.01, (view, extent)  # fitted, not zoomed out
             page.locator("body").press("j")  # keyboard navigation opens the first patch
             page.wait_for_selector("#p-title:has-text('A-1')")
             assert page.inner_text("#p-title").startswith("A-1")
             assert "疑似未批先建" in page.inner_text("#p-suspected")
+            # the field panel speaks the page's language, from the catalogue
+            page.wait_for_selector(f"#field-box[data-loaded='{pid}']")
+            assert page.inner_text("#field-box summary") == "外业核查"
+            assert "暂无外业记录" in page.inner_text("#field-records")
             # the swipe clips the after-image map
             page.locator("#swipe").fill("20")
             clip = page.eval_on_selector("#map-after", "el => el.style.clipPath")
@@ -168,6 +182,10 @@ def test_case_advanced_in_the_browser_and_english_ui(server) -> None:
             assert page.inner_text("td.case-state") == "Rectifying"
             assert page.inner_text("td.case-deadline") == "2024-12-31"
             page.screenshot(path=str(ARTIFACTS / "web-cases-en.png"))
+            page.goto(f"{base}/rounds/{world.round_id}/review#patch={pid}")
+            page.wait_for_selector(f"#field-box[data-loaded='{pid}']")
+            assert page.inner_text("#field-box summary") == "Field verification"
+            assert "No field records yet" in page.inner_text("#field-records")
         finally:
             browser.close()
     hist = world.store.session

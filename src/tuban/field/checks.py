@@ -59,13 +59,20 @@ _E2 = _F * (2 - _F)
 
 @dataclass(frozen=True, slots=True)
 class CheckResult:
-    """One check's outcome: ``name``, ``status`` and a message naming the values."""
+    """One check's outcome: ``name``, ``status`` and a message naming the values.
+
+    ``message`` is English (logs, the API); ``key`` and ``params`` say the same for a
+    translated UI: the web catalogue holds ``check.<key>`` templates with ``{param}``
+    placeholders (``tuban/web/i18n/messages.json``).
+    """
 
     name: str
     status: Status
     message: str
     value: float | str | None = None
     limit: float | str | None = None
+    key: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -164,9 +171,10 @@ def check_location(patch: shapely.Geometry, *, lon: float | None, lat: float | N
                    ) -> CheckResult:
     """Taken within *max_distance_m* of the patch, or the camera's view cone intersects it."""
     if not valid_lonlat(lon, lat):
-        return CheckResult("location", "unknown", f"no valid device position (lon={lon}, lat={lat})")
+        return CheckResult("location", "unknown", f"no valid device position (lon={lon}, lat={lat})",
+                           key="location.no_position", params={"lon": str(lon), "lat": str(lat)})
     if patch is None or patch.is_empty:
-        return CheckResult("location", "unknown", "the patch has no outline")
+        return CheckResult("location", "unknown", "the patch has no outline", key="location.no_outline")
     assert lon is not None
     assert lat is not None
     c = shapely.centroid(patch)
@@ -176,7 +184,8 @@ def check_location(patch: shapely.Geometry, *, lon: float | None, lat: float | N
     dist = float(shapely.distance(local, shapely.Point(x, y)))
     if dist <= max_distance_m:
         return CheckResult("location", "pass", f"taken {dist:.0f} m from the patch (limit {max_distance_m:.0f} m)",
-                           value=round(dist, 1), limit=max_distance_m)
+                           value=round(dist, 1), limit=max_distance_m, key="location.near",
+                           params={"dist": round(dist), "limit": round(max_distance_m)})
     if _finite(bearing):
         assert bearing is not None
         cone = view_cone(x, y, bearing % 360.0, fov_deg=fov_deg, range_m=view_range_m)
@@ -184,57 +193,71 @@ def check_location(patch: shapely.Geometry, *, lon: float | None, lat: float | N
             return CheckResult(
                 "location", "pass",
                 f"taken {dist:.0f} m away, but the camera (bearing {bearing:.0f}°, field of view {fov_deg:.0f}°, "
-                f"range {view_range_m:.0f} m) looks at the patch", value=round(dist, 1), limit=max_distance_m)
+                f"range {view_range_m:.0f} m) looks at the patch", value=round(dist, 1), limit=max_distance_m,
+                key="location.looks_at", params={"dist": round(dist), "bearing": round(bearing), "fov": round(fov_deg),
+                                                 "range": round(view_range_m)})
         return CheckResult(
             "location", "fail",
             f"taken {dist:.0f} m from the patch (limit {max_distance_m:.0f} m) and the camera (bearing "
-            f"{bearing:.0f}°) does not look at it", value=round(dist, 1), limit=max_distance_m)
+            f"{bearing:.0f}°) does not look at it", value=round(dist, 1), limit=max_distance_m,
+            key="location.looks_away", params={"dist": round(dist), "limit": round(max_distance_m),
+                                               "bearing": round(bearing)})
     return CheckResult("location", "fail",
                        f"taken {dist:.0f} m from the patch (limit {max_distance_m:.0f} m), no compass bearing",
-                       value=round(dist, 1), limit=max_distance_m)
+                       value=round(dist, 1), limit=max_distance_m, key="location.far_no_bearing",
+                       params={"dist": round(dist), "limit": round(max_distance_m)})
 
 
 def check_field_window(taken_at: dt.datetime | None, start: dt.date | None, end: dt.date | None, *,
                        timezone: str = "Asia/Shanghai", grace_days: int = 0) -> CheckResult:
     """Taken on a local date inside the round's field window ``[start, end]`` (inclusive)."""
     if start is None and end is None:
-        return CheckResult("field_window", "unknown", "the round has no field window")
+        return CheckResult("field_window", "unknown", "the round has no field window", key="field_window.none")
     if taken_at is None:
-        return CheckResult("field_window", "unknown", "the photo has no time")
+        return CheckResult("field_window", "unknown", "the photo has no time", key="field_window.no_time")
     if taken_at.tzinfo is None:
-        return CheckResult("field_window", "unknown", f"photo time {taken_at.isoformat()} has no time zone")
+        return CheckResult("field_window", "unknown", f"photo time {taken_at.isoformat()} has no time zone",
+                           key="field_window.no_zone", params={"time": taken_at.isoformat()})
     local = taken_at.astimezone(ZoneInfo(timezone)).date()
     grace = dt.timedelta(days=grace_days)
     window = f"{start or '…'} – {end or '…'}"
     if start is not None and local < start - grace:
         return CheckResult("field_window", "fail", f"taken on {local}, before the field window {window}",
-                           value=local.isoformat(), limit=window)
+                           value=local.isoformat(), limit=window, key="field_window.before",
+                           params={"date": local.isoformat(), "window": window})
     if end is not None and local > end + grace:
         return CheckResult("field_window", "fail", f"taken on {local}, after the field window {window}",
-                           value=local.isoformat(), limit=window)
+                           value=local.isoformat(), limit=window, key="field_window.after",
+                           params={"date": local.isoformat(), "window": window})
     return CheckResult("field_window", "pass", f"taken on {local}, inside the field window {window}",
-                       value=local.isoformat(), limit=window)
+                       value=local.isoformat(), limit=window, key="field_window.inside",
+                       params={"date": local.isoformat(), "window": window})
 
 
 def check_accuracy(accuracy_m: float | None, *, max_accuracy_m: float = 30.0) -> CheckResult:
     """The device's reported horizontal accuracy is at most *max_accuracy_m*."""
     if not _finite(accuracy_m) or (accuracy_m is not None and accuracy_m < 0):
-        return CheckResult("accuracy", "unknown", f"no usable GPS accuracy ({accuracy_m!r})")
+        return CheckResult("accuracy", "unknown", f"no usable GPS accuracy ({accuracy_m!r})", key="accuracy.none",
+                           params={"value": repr(accuracy_m)})
     assert accuracy_m is not None
     if accuracy_m <= max_accuracy_m:
         return CheckResult("accuracy", "pass", f"GPS accuracy {accuracy_m:.0f} m (limit {max_accuracy_m:.0f} m)",
-                           value=accuracy_m, limit=max_accuracy_m)
+                           value=accuracy_m, limit=max_accuracy_m, key="accuracy.ok",
+                           params={"value": round(accuracy_m), "limit": round(max_accuracy_m)})
     return CheckResult("accuracy", "fail", f"GPS accuracy {accuracy_m:.0f} m is worse than {max_accuracy_m:.0f} m",
-                       value=accuracy_m, limit=max_accuracy_m)
+                       value=accuracy_m, limit=max_accuracy_m, key="accuracy.poor",
+                       params={"value": round(accuracy_m), "limit": round(max_accuracy_m)})
 
 
 def check_mock_location(mock: bool | None) -> CheckResult:
     """The device did not report a mock (simulated) location."""
     if mock is None:
-        return CheckResult("mock_location", "unknown", "the device did not say whether the location is simulated")
+        return CheckResult("mock_location", "unknown", "the device did not say whether the location is simulated",
+                           key="mock_location.unknown")
     if mock:
-        return CheckResult("mock_location", "fail", "the device reported a mock (simulated) location")
-    return CheckResult("mock_location", "pass", "no mock location reported")
+        return CheckResult("mock_location", "fail", "the device reported a mock (simulated) location",
+                           key="mock_location.yes")
+    return CheckResult("mock_location", "pass", "no mock location reported", key="mock_location.no")
 
 
 def check_exif_position(*, exif_lon: float | None, exif_lat: float | None, exif_valid: bool,
@@ -247,9 +270,11 @@ def check_exif_position(*, exif_lon: float | None, exif_lat: float | None, exif_
     """
     if not exif_valid or not valid_lonlat(exif_lon, exif_lat):
         why = problem or "no GPS position in EXIF"
-        return CheckResult("exif_position", "unknown", f"EXIF location invalid or missing: {why}")
+        return CheckResult("exif_position", "unknown", f"EXIF location invalid or missing: {why}",
+                           key="exif_position.invalid", params={"why": why})
     if not valid_lonlat(lon, lat):
-        return CheckResult("exif_position", "unknown", "no device position to compare the EXIF position with")
+        return CheckResult("exif_position", "unknown", "no device position to compare the EXIF position with",
+                           key="exif_position.no_device")
     assert exif_lon is not None
     assert exif_lat is not None
     assert lon is not None
@@ -259,7 +284,9 @@ def check_exif_position(*, exif_lon: float | None, exif_lat: float | None, exif_
     verb = "agrees with" if status == "pass" else "disagrees with"
     return CheckResult("exif_position", status,
                        f"EXIF position {verb} the device position by {d:.0f} m (limit {max_disagreement_m:.0f} m)",
-                       value=round(d, 1), limit=max_disagreement_m)
+                       value=round(d, 1), limit=max_disagreement_m,
+                       key="exif_position.agrees" if status == "pass" else "exif_position.disagrees",
+                       params={"dist": round(d), "limit": round(max_disagreement_m)})
 
 
 def hamming(a: str, b: str) -> int:
@@ -281,15 +308,17 @@ def check_duplicate(*, sha256: str | None, phash: str | None, patch_id: int | No
     if same:
         ids = sorted({u.patch_id for u in same})
         return CheckResult("duplicate", "fail", f"the same file is already a photo of patch(es) {ids}",
-                           value=",".join(map(str, ids)))
+                           value=",".join(map(str, ids)), key="duplicate.same_file",
+                           params={"ids": ", ".join(map(str, ids))})
     if near:
         ids = sorted({u.patch_id for u in near})
         return CheckResult("duplicate", "fail",
                            f"a near-identical picture (perceptual hash within {max_hamming} bits) is already a "
-                           f"photo of patch(es) {ids}", value=",".join(map(str, ids)), limit=max_hamming)
+                           f"photo of patch(es) {ids}", value=",".join(map(str, ids)), limit=max_hamming,
+                           key="duplicate.near", params={"ids": ", ".join(map(str, ids)), "bits": max_hamming})
     if not sha256 and not phash:
-        return CheckResult("duplicate", "unknown", "no hash to compare")
-    return CheckResult("duplicate", "pass", "not used for another patch")
+        return CheckResult("duplicate", "unknown", "no hash to compare", key="duplicate.no_hash")
+    return CheckResult("duplicate", "pass", "not used for another patch", key="duplicate.ok")
 
 
 def check_photo(obs: PhotoObservation, patch: shapely.Geometry | None, *, policy: PhotoPolicy,
@@ -318,13 +347,16 @@ def check_photo_set(kinds: Iterable[str | None], *, policy: PhotoPolicy) -> Chec
     n = len(kinds)
     if n >= policy.min_photos and not missing:
         return CheckResult("photo_set", "pass", f"{n} photos, all required kinds present", value=n,
-                           limit=policy.min_photos)
+                           limit=policy.min_photos, key="photo_set.ok", params={"n": n})
     parts = []
     if n < policy.min_photos:
         parts.append(f"{n} photos, at least {policy.min_photos} needed")
     if missing:
         parts.append(f"missing kinds: {', '.join(missing)}")
-    return CheckResult("photo_set", "fail", "; ".join(parts), value=n, limit=policy.min_photos)
+    key = "photo_set." + "_".join(k for k, on in (("too_few", n < policy.min_photos), ("missing", bool(missing)))
+                                  if on)
+    return CheckResult("photo_set", "fail", "; ".join(parts), value=n, limit=policy.min_photos, key=key,
+                       params={"n": n, "min": policy.min_photos, "kinds": list(missing)})
 
 
 def summarize(results: Iterable[CheckResult]) -> Status:

@@ -26,7 +26,8 @@ from tuban.store.models import (
 )
 from tuban.workflow.access import Actor, load_patch, load_round, patch_scope_clause
 
-__all__ = ["SORT_KEYS", "features_in_bbox", "list_patches", "patch_detail", "patch_history", "scopes_in_bbox"]
+__all__ = ["SORT_KEYS", "features_in_bbox", "features_in_bbox_json", "list_patches", "patch_detail", "patch_history",
+           "round_log", "scopes_in_bbox", "visible_extent"]
 
 SORT_KEYS = {
     "qdnm": Patch.qdnm,
@@ -214,6 +215,18 @@ def _features_from_geometry(session: Any, ids: list[int], simplify: float | None
         f'"byd":{esc(byd or "")},"version":{int(version)},"lead":{esc(lead or "")}}},"geometry":{g}}}'
         for (pid, qdnm, state, byd, version, lead, _), g in zip(rows, outlines, strict=True)
     ]
+
+
+def visible_extent(session: Any, actor: Actor, round_id: int) -> list[float] | None:
+    """``[minx, miny, maxx, maxy]`` of the round's patches visible to *actor* (the review map opens
+    on it), or ``None`` when none has a geometry."""
+    rnd = load_round(session, actor, round_id)
+    row = session.execute(
+        select(func.min(Patch.minx), func.min(Patch.miny), func.max(Patch.maxx), func.max(Patch.maxy))
+        .where(Patch.round_id == rnd.id, Patch.state != "superseded",
+               patch_scope_clause(actor, "patch.read", round_id=rnd.id))
+    ).one()
+    return None if row[0] is None else [float(v) for v in row]
 
 
 def scopes_in_bbox(session: Any, bbox: Sequence[float], *, limit: int = 2000) -> dict[str, Any]:

@@ -43,22 +43,31 @@ def dashboard_page(request: Request, round_id: int, actor: Annotated[Actor, requ
 @router.get("/rounds/{round_id}/review")
 def review_page(request: Request, round_id: int, actor: Annotated[Actor, require("patch.read")]) -> Response:
     from tuban.codes import codelists
+    from tuban.workflow.queries import visible_extent
 
     with request.app.state.store.session() as s:
         rnd = load_round(s, actor, round_id)
         info = {"id": rnd.id, "name": rnd.name, "imagery": sorted((rnd.imagery or {}).keys())}
+        extent = visible_extent(s, actor, round_id)
     cl = codelists()
     lang = request.cookies.get("tuban_lang") or request.app.state.settings.default_lang
     messages = request.app.state.catalogue.for_lang(lang if lang in ("zh", "en") else "zh")
     can = {v: actor.perms.division_scope(v) != frozenset()
            for v in ("patch.edit", "patch.review", "patch.reject", "patch.determine", "round.accept", "case.manage",
                       "patch.split_merge")}
-    boot = {"round": info, "lang": lang, "messages": messages, "can": can,
+    boot = {"round": info, "lang": lang, "messages": messages, "can": can, "extent": extent,
             "codelists": {n: [[i.code, i.zh if lang != "en" else i.en] for i in cl[n].items]
                           for n in ("BYD", "QTYPE", "QDCS", "QDTYPE", "SEROSION", "FLAG", "REJECT_REASON",
                                     "PATCH_STATE")}}
-    return _render(request, "review.html", {"round": info, "boot_json": json.dumps(boot, ensure_ascii=False),
+    return _render(request, "review.html", {"round": info, "boot_json": script_json(boot),
                                             "codelists": boot["codelists"]})
+
+
+def script_json(value: Any) -> str:
+    """JSON safe inside ``<script type="application/json">``: ``<``, ``>`` and ``&`` escaped, so
+    text from the database (a round's name) cannot close the script element."""
+    return (json.dumps(value, ensure_ascii=False)
+            .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
 
 
 @router.get("/patches/{patch_id}")

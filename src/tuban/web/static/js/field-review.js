@@ -8,37 +8,29 @@
   if (!review || !api) return;
   var boot = JSON.parse(document.getElementById("boot").textContent);
   var en = boot.lang === "en";
-  var L = en ? {
-    title: "Field verification", none: "No field records yet.", by: "by", photos: "Photos", noPhotos: "No photos.",
-    conflict_hard: "Hard conflict: both versions kept", conflict_soft: "Applied over newer server edits (soft conflict)",
-    field: "field", base: "downloaded", server: "server (current)", device: "device", resolve: "Resolve",
-    resolved: "Resolved", keep: "keep", outcome: "Outcome", party: "Responsible party", points: "Points",
-    reason: "Reason", recorded: "recorded", received: "received", bearing: "bearing", accuracy: "accuracy",
-    outline: "Outline redrawn in the field", vertices: "vertices", area: "area", was: "patch", shift: "max. shift",
-    held: "Arrived before the record it follows; applied when that one came", forced: "Force-applied after waiting: the earlier record never arrived",
-    kind: { field: "field record", field_dup: "client id reused (kept)", field_held: "held (waiting for an earlier record)",
-            field_unperm: "unpermitted (kept for admin review)" },
-    outcomes: { confirmed: "confirmed", corrected: "corrected", not_disturbance: "not a disturbance" },
-    checks: { location: "location", field_window: "field window", accuracy: "GPS accuracy", mock_location: "mock location",
-              exif_position: "EXIF position", duplicate: "duplicate", photo_set: "photo set" },
-    status: { pass: "pass", fail: "fail", unknown: "unknown", pending: "being checked" },
-    photoKinds: { overview: "overview", closeup: "close-up", disturbance: "disturbance" }
-  } : {
-    title: "外业核查", none: "暂无外业记录。", by: "", photos: "现场照片", noPhotos: "暂无照片。",
-    conflict_hard: "硬冲突：两个版本均已保留，待复核人员裁决", conflict_soft: "已在服务器较新版本上应用（软冲突）",
-    field: "字段", base: "下载时", server: "服务器（当前）", device: "外业设备", resolve: "确认裁决",
-    resolved: "已裁决", keep: "采用", outcome: "核查结论", party: "责任主体", points: "标注点",
-    reason: "原因", recorded: "记录于", received: "接收于", bearing: "方位角", accuracy: "定位精度",
-    outline: "现场修正轮廓", vertices: "个顶点", area: "面积", was: "原图斑", shift: "最大偏移",
-    held: "先于前一条记录到达，已在其到达后应用", forced: "等待超时后强制应用：前一条记录未到达",
-    kind: { field: "外业记录", field_dup: "客户端编号重复（已保留）", field_held: "暂存（等待前一条记录）",
-            field_unperm: "无权限（已保留待管理员审核）" },
-    outcomes: { confirmed: "确认", corrected: "更正", not_disturbance: "非扰动图斑" },
-    checks: { location: "拍摄位置", field_window: "外业时段", accuracy: "定位精度", mock_location: "模拟定位",
-              exif_position: "EXIF 位置", duplicate: "重复照片", photo_set: "照片组" },
-    status: { pass: "通过", fail: "未通过", unknown: "无法判断", pending: "检查中" },
-    photoKinds: { overview: "全景", closeup: "近景", disturbance: "扰动" }
-  };
+  // every string comes from the web catalogue (tuban/web/i18n/messages.json) embedded in the page
+  var M = boot.messages || {};
+  function t(key) { return M[key] || key; }
+  function tk(key, fallback) { return M[key] || fallback; }  // a code's label, or the code itself
+  var L = {};
+  ["title", "none", "photos", "conflict_hard", "conflict_soft", "field", "base", "server", "device", "resolve", "resolved",
+   "outcome", "party", "points", "reason", "recorded", "received", "bearing", "accuracy", "outline", "vertices", "area",
+   "was", "shift", "held", "forced"].forEach(function (k) { L[k] = t("field." + k); });
+  L.noPhotos = t("field.no_photos");
+  function kindLabel(k) { return tk("field.photo." + k, k); }
+  // a check's reason in the page's language: the catalogue's template for its key with its params
+  // (photo kinds translated); the English message when the key is unknown (records checked before keys existed)
+  function checkText(c) {
+    var tpl = c.key ? M["check." + c.key] : null;
+    if (!tpl) return c.message || "";
+    var params = c.params || {};
+    return tpl.replace(/\{(\w+)\}/g, function (whole, name) {
+      var v = params[name];
+      if (v == null) return whole;
+      if (Array.isArray(v)) return v.map(kindLabel).join(en ? ", " : "、");
+      return String(v);
+    });
+  }
   var $ = function (id) { return document.getElementById(id); };
   function el(tag, cls, txt) {
     var e = document.createElement(tag); if (cls) e.className = cls;
@@ -80,12 +72,12 @@
     var hardOpen = c && c.kind === "hard" && !r.resolution;
     var div = el("div", "field-rec" + (hardOpen ? " conflict-hard" : "")); div.dataset.id = r.id;
     var head = el("div");
-    head.appendChild(el("b", null, L.kind[r.kind] || r.kind));
-    if (c) head.appendChild(el("span", "field-badge " + c.kind, c.kind === "hard" ? (r.resolution ? L.resolved : "硬冲突 hard") : "软冲突 soft"));
+    head.appendChild(el("b", null, tk("field.kind." + r.kind, r.kind)));
+    if (c) head.appendChild(el("span", "field-badge " + c.kind, c.kind === "hard" ? (r.resolution ? L.resolved : t("field.badge_hard")) : t("field.badge_soft")));
     div.appendChild(head);
     div.appendChild(el("div", "meta", (r.user || "?") + " · " + L.recorded + " " + fmtTime(rec.recorded_at) + " · " + L.received + " " + fmtTime(r.created_at)));
     var lines = el("ul", "small");
-    if (rec.outcome) lines.appendChild(el("li", null, L.outcome + ": " + (L.outcomes[rec.outcome] || rec.outcome) + (rec.not_disturbance_reason ? " · " + L.reason + ": " + rec.not_disturbance_reason : "")));
+    if (rec.outcome) lines.appendChild(el("li", null, L.outcome + ": " + tk("field.outcome." + rec.outcome, rec.outcome) + (rec.not_disturbance_reason ? " · " + L.reason + ": " + rec.not_disturbance_reason : "")));
     Object.keys(rec.fields || {}).forEach(function (k) { lines.appendChild(el("li", "rec-field", k + ": " + valueText(rec.fields[k]))); });
     if (rec.responsible_party) lines.appendChild(el("li", null, L.party + ": " + rec.responsible_party));
     if (rec.points && rec.points.length) lines.appendChild(el("li", null, L.points + ": " + rec.points.map(function (p) { return p.label || (p.lon.toFixed(5) + "," + p.lat.toFixed(5)); }).join("、")));
@@ -149,23 +141,23 @@
   function renderPhotos(data) {
     photoList.textContent = "";
     var ps = data.photo_set;
-    setLine.textContent = ps ? (L.checks.photo_set + ": " + L.status[ps.status] + " · " + ps.message) : "";
+    setLine.textContent = ps ? (t("check.name.photo_set") + ": " + tk("check.status." + ps.status, ps.status) + " · " + checkText(ps)) : "";
     setLine.className = "small chk-" + (ps ? ps.status : "unknown");
     if (!data.photos.length) { photoList.appendChild(el("li", "hint", L.noPhotos)); return; }
     data.photos.forEach(function (p) {
       var li = el("li", "field-photo"); li.dataset.id = p.id;
       var a = el("a"); a.href = "/api/field/photos/" + p.id; a.target = "_blank"; a.rel = "noopener";
-      var img = el("img"); img.src = "/api/field/photos/" + p.id + "?display=1"; img.alt = (L.photoKinds[p.kind] || p.kind || "") + " #" + p.id; img.loading = "lazy";
+      var img = el("img"); img.src = "/api/field/photos/" + p.id + "?display=1"; img.alt = (p.kind ? kindLabel(p.kind) : "") + " #" + p.id; img.loading = "lazy";
       a.appendChild(img); li.appendChild(a);
       var info = el("div");
       var overall = p.checks && p.checks.status ? p.checks.status : "unknown";
-      var title = el("div", null, (L.photoKinds[p.kind] || p.kind || "—") + " · " + (p.user || "?") + " · " + fmtTime(p.taken_at));
-      title.appendChild(el("span", "field-badge photo-status chk-" + overall, L.status[overall]));
+      var title = el("div", null, (p.kind ? kindLabel(p.kind) : "—") + " · " + (p.user || "?") + " · " + fmtTime(p.taken_at));
+      title.appendChild(el("span", "field-badge photo-status chk-" + overall, tk("check.status." + overall, overall)));
       info.appendChild(title);
       info.appendChild(el("div", "meta small", L.bearing + " " + (p.bearing == null ? "—" : Math.round(p.bearing) + "°") + " · " + L.accuracy + " " + (p.accuracy_m == null ? "—" : Math.round(p.accuracy_m) + " m")));
       var ul = el("ul", "checks");
       ((p.checks && p.checks.results) || []).forEach(function (c) {
-        var item = el("li", "check chk-" + c.status, (L.checks[c.name] || c.name) + " · " + L.status[c.status] + " — " + c.message);
+        var item = el("li", "check chk-" + c.status, tk("check.name." + c.name, c.name) + " · " + tk("check.status." + c.status, c.status) + " — " + checkText(c));
         item.dataset.check = c.name; ul.appendChild(item);
       });
       info.appendChild(ul); li.appendChild(info);
@@ -225,7 +217,7 @@
     data.photos.forEach(function (p) {
       if (p.lon == null || p.lat == null) return;
       var e = el("div", "field-photo-marker"); e.dataset.id = p.id; e.dataset.bearing = p.bearing == null ? "" : String(p.bearing);
-      e.title = (L.photoKinds[p.kind] || p.kind || "") + " #" + p.id + (p.bearing == null ? "" : " · " + L.bearing + " " + Math.round(p.bearing) + "°");
+      e.title = (p.kind ? kindLabel(p.kind) : "") + " #" + p.id + (p.bearing == null ? "" : " · " + L.bearing + " " + Math.round(p.bearing) + "°");
       e.innerHTML = arrowSvg(p.checks && p.checks.status);
       if (p.bearing == null) e.querySelector("path").setAttribute("visibility", "hidden");
       e.addEventListener("click", function () { highlight(p.id); var li = photoList.querySelector('[data-id="' + p.id + '"]'); if (li) li.scrollIntoView({ block: "nearest" }); });

@@ -201,7 +201,10 @@
     if (!window.maplibregl) { text($("map-status"), "map library missing"); return; }
     try {
       ["before", "after"].forEach(function (which) {
-        var m = new maplibregl.Map({ container: "map-" + which, style: style(which), center: [113.2, 35.2], zoom: 9, attributionControl: false, fadeDuration: 0, boxZoom: false });  // shift-click selects patches to merge
+        // opens on the round's patches this user may see (a county: its county), not on a fixed place
+        var view = boot.extent ? { bounds: [[boot.extent[0], boot.extent[1]], [boot.extent[2], boot.extent[3]]], fitBoundsOptions: { padding: 40, maxZoom: 17 } }
+                               : { center: [113.2, 35.2], zoom: 9 };
+        var m = new maplibregl.Map(Object.assign({ container: "map-" + which, style: style(which), attributionControl: false, fadeDuration: 0, boxZoom: false }, view));  // shift-click selects patches to merge
         m.on("load", function () { if (which === "after") { state.mapReady = true; refreshFeatures(); } });
         state.maps.push(m);
       });
