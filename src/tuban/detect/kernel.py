@@ -211,12 +211,16 @@ def _read(job: Job, core: Window, method: ChangeMethod, halo: int) -> Block:
                                scaled=False)
             cloudy |= masks.qa_cloud_mask(qa[0])
         elif job.masks and scene.scale is not None and {"blue", "green", "red"} <= set(bands):
-            cloudy |= masks.cloud_mask(bands["blue"], bands["green"], bands["red"])
+            # one pass over the stack (uint16 DN × scale, or reflectance): no float32 copies of the bands
+            cloudy |= masks.cloud_mask_stack(data, bands.roles, scale=scales[key])
         if job.water:
             water &= masks.water_mask(bands["green"], bands["nir"], bands.get("swir1")) \
                 if {"green", "nir"} <= set(bands) else False
     if job.masks and job.before.scale is not None and "nir" in raw["b"] and "nir" in raw["a"]:
-        cloudy |= masks.shadow_mask(raw["b"]["nir"], raw["a"]["nir"], raw["b"].get("swir1"), raw["a"].get("swir1"))
+        rb, ra = raw["b"].roles, raw["a"].roles
+        swir = (rb["swir1"], ra["swir1"]) if "swir1" in rb and "swir1" in ra else None
+        cloudy |= masks.shadow_mask_stack(raw["b"].data, raw["a"].data, (rb["nir"], ra["nir"]), swir,
+                                          scale_b=raw["b"].scale, scale_a=raw["a"].scale)
     unobs = ~valid | cloudy
     return Block(raw, stack, ~unobs & ~water, unobs, win, core, scales)
 

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FusedLayout", "available", "combine", "components", "valid_u16", "warm"]
+__all__ = ["FusedLayout", "available", "cloud_candidates", "combine", "components", "shadow_candidates", "valid_u16",
+           "warm"]
 
 _EPS = np.float32(1e-6)
 
@@ -379,12 +380,53 @@ def _valid_u16_py(arr, valid, nodata, has_nodata, max_value, check_max):
                 ok[x] = ok[x] and not bad
 
 
+def _cloud_cand_py(data, ib, ig, ir, sc, bright, white_max, out):
+    """The spectral cloud test of :func:`tuban.raster.masks.cloud_mask` per pixel, in its float32 order."""
+    h, w = data.shape[1], data.shape[2]
+    three = np.float32(3)
+    tiny = np.float32(1e-6)
+    half = np.float32(0.5)
+    hot = np.float32(0.08)
+    zero = np.float32(0)
+    for y in range(h):
+        rb, rg, rr, o = data[ib, y], data[ig, y], data[ir, y], out[y]
+        for x in range(w):
+            b, g, r = _px(rb[x], sc), _px(rg[x], sc), _px(rr[x], sc)
+            vis = (b + g + r) / three
+            safe = max(vis, tiny)
+            white = (abs(b - vis) + abs(g - vis) + abs(r - vis)) / safe
+            ok = (vis > bright) & (white < white_max) & ((b - half * r) - hot > zero)
+            o[x] = 1 if ok else 0
+
+
+def _shadow_cand_py(before, after, nir_b, nir_a, swir_b, swir_a, sc_b, sc_a, dark, out_a, out_b):
+    """The shadow candidates of :func:`tuban.raster.masks.shadow_mask` (``swir_b`` -1: NIR only)."""
+    h, w = before.shape[1], before.shape[2]
+    half = np.float32(0.5)
+    six = np.float32(0.6)
+    for y in range(h):
+        nb_, na_, sb_, sa_ = before[nir_b, y], after[nir_a, y], before[swir_b, y], after[swir_a, y]
+        oa, ob = out_a[y], out_b[y]
+        for x in range(w):
+            nb, na = _px(nb_[x], sc_b), _px(na_[x], sc_a)
+            ca = (na < dark) & (na < half * nb)
+            cb = (nb < dark) & (nb < half * na)
+            if swir_b >= 0:
+                swb, swa = _px(sb_[x], sc_b), _px(sa_[x], sc_a)
+                ca = ca & (swa < six * swb)
+                cb = cb & (swb < six * swa)
+            oa[x] = 1 if ca else 0
+            ob[x] = 1 if cb else 0
+
+
 _cell_sums = _Kernel(_cell_sums_py)
 _rows_k = _Kernel(_rows)
 _combine_k = _Kernel(_combine_py)
 _threshold_k = _Kernel(_threshold_py)
 _u16_k = _Kernel(_u16_py)
 _valid_u16_k = _Kernel(_valid_u16_py)
+_cloud_cand_k = _Kernel(_cloud_cand_py)
+_shadow_cand_k = _Kernel(_shadow_cand_py)
 
 
 # --------------------------------------------------------------------------------------------- wrappers
@@ -505,6 +547,36 @@ def valid_u16(arr: np.ndarray, valid: np.ndarray, *, nodata: float | None, mask_
     _valid_u16_k(np.ascontiguousarray(arr), valid, np.uint16(nd), has_nd, np.uint16(65535), bool(mask_max))
 
 
+def cloud_candidates(data: np.ndarray, blue: int, green: int, red: int, *, scale: float = 1.0,
+                     brightness: float = 0.3, whiteness: float = 0.7) -> np.ndarray:
+    """Cloud candidates (uint8 0/1) of a band stack (uint16 DN × ``scale``, or float32 reflectance with
+    scale 1) in one pass: the same numbers as the numpy test of :func:`tuban.raster.masks.cloud_mask`."""
+    data = _band_data(data)
+    out = np.empty(data.shape[1:], np.uint8)
+    _cloud_cand_k(data, blue, green, red, np.float32(scale), np.float32(brightness), np.float32(whiteness), out)
+    return out
+
+
+def shadow_candidates(before: np.ndarray, after: np.ndarray, nir: tuple[int, int], swir: tuple[int, int] | None = None,
+                      *, scale_b: float = 1.0, scale_a: float = 1.0, dark: float = 0.08) -> tuple[np.ndarray, np.ndarray]:
+    """Shadow candidates (uint8 0/1) of the after and of the before date, as :func:`tuban.raster.masks.shadow_mask`.
+
+    ``nir``, ``swir``: the band's index in the before and in the after stack (``swir`` ``None``: NIR only).
+    Stacks are uint16 DN (× their scale) or float32 reflectance (scale 1).
+    """
+    before, after = _band_data(before), _band_data(after)
+    if before.dtype != after.dtype:
+        before = _f32(before * np.float32(scale_b)) if before.dtype == np.uint16 else before
+        after = _f32(after * np.float32(scale_a)) if after.dtype == np.uint16 else after
+        scale_b = scale_a = 1.0
+    sw = swir if swir is not None else (-1, -1)
+    out_a = np.empty(before.shape[1:], np.uint8)
+    out_b = np.empty(before.shape[1:], np.uint8)
+    _shadow_cand_k(before, after, nir[0], nir[1], sw[0], sw[1], np.float32(scale_b), np.float32(scale_a),
+                   np.float32(dark), out_a, out_b)
+    return out_a, out_b
+
+
 def warm() -> None:
     """Compile (or load from the cache) every kernel once in this process, on tiny inputs."""
     if not available():
@@ -523,5 +595,9 @@ def warm() -> None:
                 nodata=0, mask_max=True, scale=1.0)
     valid_u16(np.ones((1, 2, 2), np.uint16), np.ones((2, 2), bool), nodata=0, mask_max=True)
     bu, au = (np.rint(v * 1000).astype(np.uint16) for v in (b, a))  # the uint16 specialisations
+    for x, y in ((b, a), (bu, au)):
+        cloud_candidates(x, 0, 1, 2)
+        shadow_candidates(x, y, (3, 3))
+        shadow_candidates(x, y, (3, 3), (2, 2))
     components(bu, au, st, st, use, lay, cell=4, scale_b=1e-3, scale_a=1e-3)
     components(bu, au, st, st, use, lay, cell=4, comp_stats=cs, scale_b=1e-3, scale_a=1e-3)
