@@ -130,6 +130,8 @@ def main() -> int:
     ap.add_argument("--skip-workers", action="store_true", help="skip the 1 vs 2 worker comparison")
     ap.add_argument("--ratios-only", action="store_true",
                     help="only the end-to-end / decode and worker ratios (skip morphology and vectorisation)")
+    ap.add_argument("--worker-repeat", type=int, default=1,
+                    help="1- and 2-worker runs taking turns this many times (medians printed)")
     ap.add_argument("--worker-tile-size", type=int, default=2048,
                     help="tile size of the 1 vs 2 worker runs (tasks well above Dask's ~1.6 ms per task)")
     args = ap.parse_args()
@@ -173,35 +175,47 @@ def main() -> int:
         print(f"RATIO CPU: decode-only / end-to-end CPU seconds = {c_dec / c_e2e:.2f}")
         if not args.skip_workers:
             # both runs on a warm local cluster of single-threaded worker processes: the ratio measures
-            # scaling, not start-up (the cluster is started before the clock)
-            from distributed import LocalCluster
+            # scaling, not start-up (the clusters are started before the clock). With --worker-repeat R the
+            # 1- and 2-worker runs take turns R times (load changes hit both alike; every worker closes its
+            # datasets first, so no run finds blocks decoded by the one before) and medians are printed
+            import statistics
+            from contextlib import ExitStack
 
-            t_w: dict[int, float] = {}
-            crit: dict[int, float] = {}
-            for n in (1, 2):
-                with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0",
-                                  host="127.0.0.1") as cluster:
-                    from distributed import Client
+            from distributed import Client, LocalCluster
 
-                    with Client(cluster) as client:  # warm the JIT in every worker before the clock
-                        client.run(_warm)
+            from tuban.raster.grid import close_datasets
+
+            t_w: dict[int, list[float]] = {1: [], 2: []}
+            crit: dict[int, list[float]] = {1: [], 2: []}
+            with ExitStack() as stack:
+                clients = {}
+                for n in (1, 2):
+                    cluster = stack.enter_context(LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                                               dashboard_address="127.0.0.1:0", host="127.0.0.1"))
+                    clients[n] = (stack.enter_context(Client(cluster)), cluster.scheduler_address)
+                    clients[n][0].run(_warm)  # the JIT and the lazy imports in every worker, before the clock
+                for _rep in range(args.worker_repeat):
+                    for n in (1, 2):
+                        client, address = clients[n]
+                        client.run(close_datasets)
                         w0 = client.run(time.process_time)
                         c0, t0 = time.process_time(), time.perf_counter()
-                        rn = detect(before, after, tile_size=args.worker_tile_size,
-                                    scheduler=cluster.scheduler_address)
-                        t_w[n] = time.perf_counter() - t0
+                        rn = detect(before, after, tile_size=args.worker_tile_size, scheduler=address)
+                        t_w[n].append(time.perf_counter() - t0)
                         c_cl = time.process_time() - c0
                         w1 = client.run(time.process_time)
-                    cpu = sorted(w1[k] - w0[k] for k in w0)
-                    # critical path: the busiest worker plus this process (plan, merge), as if each had a core
-                    crit[n] = cpu[-1] + c_cl
-                print(f"end to end, warm local cluster of {n} worker process(es), tiles of "
-                      f"{args.worker_tile_size}: {t_w[n]:.2f} s, worker CPU {', '.join(f'{c:.2f}' for c in cpu)} s, "
-                      f"client CPU {c_cl:.2f} s, {len(rn.patches)} patches")
-            print(f"RATIO 2 workers / 1 worker speed = {t_w[1] / t_w[2]:.2f} (target ≥ 1.7; this machine has "
-                  f"{__import__('os').cpu_count()} cores)")
-            print(f"RATIO CPU critical path: 1 worker / 2 workers = {crit[1] / crit[2]:.2f} (busiest worker + client "
-                  "CPU seconds: the speed-up on idle cores)")
+                        cpu = sorted(w1[k] - w0[k] for k in w0)
+                        # critical path: the busiest worker plus this process (plan, merge), as if each had a core
+                        crit[n].append(cpu[-1] + c_cl)
+                        print(f"end to end, warm local cluster of {n} worker process(es), tiles of "
+                              f"{args.worker_tile_size}: {t_w[n][-1]:.2f} s, worker CPU "
+                              f"{', '.join(f'{c:.2f}' for c in cpu)} s, client CPU {c_cl:.2f} s, {len(rn.patches)} "
+                              "patches", flush=True)
+            med = {n: (statistics.median(t_w[n]), statistics.median(crit[n])) for n in (1, 2)}
+            print(f"RATIO 2 workers / 1 worker speed = {med[1][0] / med[2][0]:.2f} (target ≥ 1.7; median of "
+                  f"{args.worker_repeat}; this machine has {__import__('os').cpu_count()} cores)")
+            print(f"RATIO CPU critical path: 1 worker / 2 workers = {med[1][1] / med[2][1]:.2f} (busiest worker + "
+                  "client CPU seconds, medians: the speed-up on idle cores)")
         if args.ratios_only:
             return 0
         # morphology on a realistic mask
