@@ -60,6 +60,28 @@ def test_kernel_matches_geos_on_mixed_pairs() -> None:
     assert quick.fallback[touch].all()
 
 
+def test_discs_lie_inside_and_around_their_geometry() -> None:
+    """The inner disc lies in the interior (centre inside, boundary at least that far), the
+    outer disc holds every vertex; pairs the discs settle agree with GEOS."""
+    rng = np.random.default_rng(11)
+    g = _mixed(rng, 400)
+    d = edge_set(g).discs()
+    centre = shapely.points(d.x, d.y)
+    has = d.inner > 0
+    assert has.mean() > 0.5
+    assert shapely.contains_properly(g[has], centre[has]).all()
+    assert (shapely.distance(centre[has], shapely.boundary(g[has])) >= d.inner[has]).all()
+    assert (shapely.hausdorff_distance(centre, shapely.boundary(g)) <= d.outer).all()
+    # a patch deep inside a big square: settled as within by the discs, area = the patch area
+    big = np.array([shapely.box(0, 0, 1000, 1000)], dtype=object)
+    small = _stars(rng, 50, 20.0, 9, 400.0)
+    small = shapely.transform(small, lambda c: c - [450_000.0 - 300.0, 3_850_000.0 - 300.0])
+    res = pair_overlaps(edge_set(small), edge_set(big), np.arange(50), np.zeros(50, dtype=np.int64))
+    assert res.a_within.all()
+    assert not res.fallback.any()
+    np.testing.assert_allclose(res.area, shapely.area(small), rtol=1e-12)
+
+
 def test_edge_set_areas_and_orientation() -> None:
     rng = np.random.default_rng(4)
     g = _mixed(rng, 200)

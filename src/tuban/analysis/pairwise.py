@@ -55,6 +55,7 @@ class EdgeSet:
     bucket: np.ndarray  # per geometry: padded edge count (see ``_bucket``)
     _pads: dict[tuple[int, float], tuple[np.ndarray, np.ndarray, np.ndarray | None]] = field(
         default_factory=dict, repr=False)
+    _discs: Discs | None = field(default=None, repr=False)
 
     @property
     def x(self) -> np.ndarray:
@@ -63,6 +64,12 @@ class EdgeSet:
     @property
     def y(self) -> np.ndarray:
         return self.rec[:, Y]
+
+    def discs(self) -> Discs:
+        """Per geometry: a centre with an inner and an outer disc (see :class:`Discs`), cached."""
+        if self._discs is None:
+            self._discs = _discs(self)
+        return self._discs
 
     def padded(self, width: int, delta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """The geometries whose edge count pads to *width*, as one block.
@@ -95,6 +102,58 @@ class EdgeSet:
                                   np.where(valid, self.ring_first[idx], 0)], axis=1)
             self._pads[key] = (row, block, rings)
         return self._pads[key]
+
+
+@dataclass(slots=True)
+class Discs:
+    """Per geometry: centre (x, y) = the mean of its vertices; ``outer`` ≥ the distance from the
+    centre to every vertex (the geometry lies in that disc); ``inner`` ≤ the distance from the
+    centre to the boundary when the centre is inside (the open disc lies in the interior), 0
+    when it is not (or too close to the boundary). Both carry a ``DELTA_M`` margin."""
+
+    x: np.ndarray
+    y: np.ndarray
+    inner: np.ndarray
+    outer: np.ndarray
+
+
+def _discs(es: EdgeSet, margin: float = DELTA_M) -> Discs:
+    n = len(es.count)
+    out = Discs(np.zeros(n), np.zeros(n), np.zeros(n), np.full(n, np.inf))
+    ends = es.start + es.count
+    g = 0
+    while g < n:  # blocks of whole geometries (small temporaries)
+        stop = max(int(np.searchsorted(ends, es.start[g] + FROM_RINGS_BLOCK, side="right")), g + 1)
+        cnt = es.count[g:stop]
+        if not cnt.all():  # a geometry without edges: no discs for this block
+            g = stop
+            continue
+        e0 = int(es.start[g])
+        blk = es.rec[e0:int(ends[stop - 1])]
+        st = es.start[g:stop] - e0
+        x, y, dx, dy = blk[:, X], blk[:, Y], blk[:, DX], blk[:, DY]
+        cx = np.add.reduceat(x, st) / cnt
+        cy = np.add.reduceat(y, st) / cnt
+        px, py = np.repeat(cx, cnt) - x, np.repeat(cy, cnt) - y  # centre − edge start
+        # even–odd test of the centre (a ray towards +x); exact when the centre is > margin from
+        # every edge (which ``inner`` requires) and the ray passes no vertex closer than margin in y
+        up = (py >= 0) & (py < dy)
+        down = (py < 0) & (py >= dy)
+        o = dx * py - dy * px
+        hits = (up & (o > 0)) | (down & (o < 0))
+        inside = (np.add.reduceat(hits, st) & 1).astype(bool)
+        inside &= np.minimum.reduceat(np.abs(py), st) > margin
+        # squared distance from the centre to every edge (a segment)
+        ll = dx * dx + dy * dy
+        t = np.clip(np.divide(px * dx + py * dy, ll, out=np.zeros_like(ll), where=ll > 0), 0.0, 1.0)
+        ex, ey = px - t * dx, py - t * dy
+        near = np.sqrt(np.minimum.reduceat(ex * ex + ey * ey, st))
+        far = np.sqrt(np.maximum.reduceat(px * px + py * py, st))
+        out.x[g:stop], out.y[g:stop] = cx, cy
+        out.inner[g:stop] = np.where(inside, np.maximum(near - margin, 0.0), 0.0)
+        out.outer[g:stop] = far + margin
+        g = stop
+    return out
 
 
 def _from_rings(coords: np.ndarray, ring_off: np.ndarray, ring_geom: np.ndarray, shell: np.ndarray,
@@ -349,11 +408,25 @@ def pair_overlaps(a: EdgeSet, b: EdgeSet, ia: np.ndarray, ib: np.ndarray, *, del
     fallback = np.zeros(m, dtype=bool)
     if m == 0:
         return PairOverlap(area, interiors, a_within, fallback)
+    # discs settle most pairs without their edges: apart (the outer discs do not meet), A within
+    # the interior of B, or (interiors only) two inner discs that overlap
+    da, db = a.discs(), b.discs()
+    d = np.hypot(da.x[ia] - db.x[ib], da.y[ia] - db.y[ib])
+    in_a, in_b = da.inner[ia], db.inner[ib]
+    apart = d > da.outer[ia] + db.outer[ib]
+    within = (in_b > 0) & (d + da.outer[ia] < in_b)
+    settled = apart | within
+    if areas:
+        area[within] = a.area[ia[within]]
+        a_within[within] = True
+    else:
+        settled |= (in_a > 0) & (in_b > 0) & (d < in_a + in_b)
+    interiors[settled & ~apart] = True
     wa, wb = _bucket(a.count[ia]), _bucket(b.count[ib])
-    too_big = wa * wb > MAX_EDGE_PAIRS
+    too_big = (wa * wb > MAX_EDGE_PAIRS) & ~settled
     fallback[too_big] = True
     key = wa * (1 << 20) + wb
-    key[too_big] = -1
+    key[too_big | settled] = -1
     jobs = []
     order = np.argsort(key, kind="stable")
     ks = key[order]
