@@ -79,7 +79,19 @@ def assign_divisions(
     pi, dj, ov = np.r_[pi_a, pi_b], np.r_[dj_a, dj_b], np.r_[ov_a, ov_b]
     keep = ov > overlap_min_m2
     pi, dj, ov = pi[keep], dj[keep], ov[keep]
-    order = np.lexsort((codes[dj].astype(str), -np.round(ov, rank_decimals), pi))
+    # by patch, then overlap (descending), then code; a patch with one pair needs no ranking
+    count = np.bincount(pi, minlength=n)
+    lone = count[pi] == 1
+    order = np.empty(len(pi), dtype=np.int64)
+    start = np.cumsum(count) - count
+    order[start[pi[lone]]] = np.flatnonzero(lone)
+    rest = np.flatnonzero(~lone)
+    if len(rest):
+        _, code_rank = np.unique(codes.astype(str), return_inverse=True)
+        rest = rest[np.lexsort((code_rank[dj[rest]], -np.round(ov[rest], rank_decimals), pi[rest]))]
+        first = np.r_[True, pi[rest][1:] != pi[rest][:-1]]
+        group_start = np.maximum.accumulate(np.where(first, np.arange(len(rest)), 0))
+        order[start[pi[rest]] + np.arange(len(rest)) - group_start] = rest
     pi, dj, ov = pi[order], dj[order], ov[order]
     lead = np.full(n, -1)
     first_row = np.r_[True, pi[1:] != pi[:-1]] if len(pi) else np.zeros(0, dtype=bool)

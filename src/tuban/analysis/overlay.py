@@ -150,7 +150,8 @@ def classify_compliance(
     scope_disturbed[pair_scope] = True
 
     # covered = area(patch ∩ union of counting scopes): the patch area when one scope holds it,
-    # the one overlap when one scope crosses it, a union of pieces (GEOS) only for several
+    # the one overlap when one scope crosses it; for two, ov1 + ov2 − area(patch ∩ S1 ∩ S2) (two
+    # GEOS intersections, no union); a union of pieces (GEOS) only for three or more
     c = pair_counting
     covered = np.zeros(n)
     has_overlap = np.zeros(n, dtype=bool)
@@ -162,11 +163,18 @@ def classify_compliance(
     nparts = np.bincount(pp, minlength=n)
     single = nparts[pp] == 1
     covered[pp[single]] = pair_ov[partial][single]
-    multi = ~single
+    pov = pair_ov[partial]
+    two = np.flatnonzero(nparts[pp] == 2)[::2]  # the first of each patch's two pairs (sorted by patch)
+    if len(two):
+        tp, s1, s2 = pp[two], ps[two], ps[two + 1]
+        first = pmap(shapely.intersection, patches[tp], scopes[s1], workers=workers)
+        both = shapely.area(pmap(shapely.intersection, first, scopes[s2], workers=workers))
+        covered[tp] = pov[two] + pov[two + 1] - both
+    multi = nparts[pp] > 2
     if multi.any():
         pieces = pmap(shapely.intersection, patches[pp[multi]], scopes[ps[multi]], workers=workers)
         union_area = _union_area_per_patch(pp[multi], pieces, n)
-        many = nparts > 1
+        many = nparts > 2
         covered[many] = union_area[many]
     covered[fully] = area[fully]
 
