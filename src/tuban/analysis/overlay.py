@@ -127,7 +127,8 @@ def classify_compliance(
     # large ones go through GEOS: a prepared contains_properly, else the intersection
     ep = patch_edges if patch_edges is not None else edge_set(patches)
     es = scope_edges if scope_edges is not None else edge_set(scopes)
-    sj, pi = (tree if tree is not None else shapely.STRtree(patches)).query(scopes)
+    tree = tree if tree is not None else shapely.STRtree(patches)
+    sj, pi = tree.query(scopes)
     res = pair_overlaps(ep, es, pi, sj, workers=workers)
     inside = res.a_within & ~res.fallback
     ov = np.where(inside, area[pi], res.area)
@@ -198,8 +199,13 @@ def classify_compliance(
     cand = np.flatnonzero(~has_overlap)
     free_idx = np.flatnonzero(counting & ~scope_disturbed)
     if len(cand) and len(free_idx):
-        qi, qj = shapely.STRtree(scopes[free_idx]).query(
-            patches[cand], predicate="dwithin", distance=rules.site_change_radius_m + rules.distance_eps_m)
+        # the few free scopes query the patch tree (dwithin is symmetric), then keep the candidates
+        qj, pk = tree.query(scopes[free_idx], predicate="dwithin",
+                            distance=rules.site_change_radius_m + rules.distance_eps_m)
+        row = np.full(n, -1)
+        row[cand] = np.arange(len(cand))
+        ok = row[pk] >= 0
+        qi, qj = row[pk[ok]], qj[ok]
         if len(qi):
             dist = pmap(shapely.distance, patches[cand[qi]], scopes[free_idx[qj]], workers=workers)
             first = first_per_group(qi, np.round(dist, rules.rank_decimals), free_idx[qj])
