@@ -91,6 +91,7 @@ def create_app(settings: WebSettings, *, store: Any = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        app.state.tiles.close()
         if own_store:
             the_store.close()
 

@@ -4,8 +4,8 @@ Only paths stored on the round (``Round.imagery``) are ever opened: a client nam
 round and ``before``/``after``, never a file. Non-8-bit imagery is stretched with the
 2–98 % range of the COG's overview, computed once per file.
 
-Speed (bench/bench_web.py): each request thread keeps its last few datasets open (a
-small LRU keyed by path, size and modification time, so a replaced COG is reopened);
+Speed (bench/bench_web.py): opened datasets are kept in a small pool keyed by path, size
+and modification time (a replaced COG is reopened), each used by one thread at a time;
 a tile that is all image is sent as JPEG (Pillow, ~0.5 ms for 256 px, where a PNG of
 photographic content takes 7–30 ms), a tile at the image's edge as PNG with alpha at
 zlib level 1. The ``.png`` route (kept for GIS clients and the field app's offline
@@ -18,6 +18,8 @@ import io
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -87,12 +89,15 @@ class TileRenderer:
         Tile width and height in pixels.
     max_zoom
         Tiles above this zoom are refused.
-    open_per_thread
-        How many datasets each thread keeps open (rasterio datasets are not shared
-        between threads).
+    open_sources
+        How many files (COGs) keep open datasets.
+    open_per_source
+        How many open datasets of one file are kept for reuse (a rasterio dataset serves one
+        thread at a time; concurrent requests borrow different ones).
     """
 
-    def __init__(self, *, tile_size: int = 256, max_zoom: int = 22, open_per_thread: int = 4) -> None:
+    def __init__(self, *, tile_size: int = 256, max_zoom: int = 22, open_sources: int = 8,
+                 open_per_source: int = 4) -> None:
         # import rio-tiler now, in one thread: a first import racing in several request
         # threads fails with a partially initialised module
         import rio_tiler.errors
@@ -100,9 +105,11 @@ class TileRenderer:
 
         self.tile_size = tile_size
         self.max_zoom = max_zoom
-        self.open_per_thread = open_per_thread
+        self.open_sources = open_sources
+        self.open_per_source = open_per_source
         self._empty = _empty_png(tile_size)
-        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._idle: OrderedDict[tuple[str, tuple[int, int]], list[Any]] = OrderedDict()
         self._ranges = lru_cache(maxsize=64)(self._range_of)
         self._sources = lru_cache(maxsize=64)(self._source_of)
 
@@ -139,30 +146,39 @@ class TileRenderer:
                 out.append((float(lo), float(hi if hi > lo else lo + 1)))
             return tuple(out)
 
-    def _reader(self, source: str, signature: tuple[int, int]) -> Any:
-        """This thread's open reader of *source* (opened on first use, least recent closed)."""
+    @contextmanager
+    def _reader(self, source: str, signature: tuple[int, int]) -> Iterator[Any]:
+        """An open reader of *source* for this request: borrowed from the pool (or opened), then
+        put back, so a dataset is opened once and used by one thread at a time."""
         from rio_tiler.io import Reader
 
-        cache: OrderedDict[tuple[str, tuple[int, int]], Any] | None = getattr(self._local, "readers", None)
-        if cache is None:
-            cache = self._local.readers = OrderedDict()
         key = (source, signature)
-        reader = cache.get(key)
-        if reader is not None:
-            cache.move_to_end(key)
-            return reader
-        reader = Reader(source)
-        cache[key] = reader
-        while len(cache) > self.open_per_thread:
-            _, old = cache.popitem(last=False)
+        with self._lock:
+            idle = self._idle.get(key)
+            reader = idle.pop() if idle else None
+        if reader is None:
+            reader = Reader(source)
+        try:
+            yield reader
+        except BaseException:
+            reader.close()  # a reader that failed mid-read is not reused
+            raise
+        with self._lock:
+            self._idle.setdefault(key, []).append(reader)
+            self._idle.move_to_end(key)
+            extra = self._idle[key][self.open_per_source:]
+            del self._idle[key][self.open_per_source:]
+            while len(self._idle) > self.open_sources:
+                extra.extend(self._idle.popitem(last=False)[1])
+        for old in extra:
             old.close()
-        return reader
 
     def close(self) -> None:
-        """Close the calling thread's open datasets (other threads close theirs on exit)."""
-        cache = getattr(self._local, "readers", None)
-        while cache:
-            _, reader = cache.popitem()
+        """Close every idle dataset (the app's shutdown)."""
+        with self._lock:
+            readers = [r for rs in self._idle.values() for r in rs]
+            self._idle.clear()
+        for reader in readers:
             reader.close()
 
     def render(self, path: str | None, z: int, x: int, y: int) -> bytes:
@@ -196,11 +212,10 @@ class TileRenderer:
             raise InputNotFoundError(f"the round's imagery file is missing: {Path(path).name}")
         signature = (st.st_size, st.st_mtime_ns)
         ranges = self._ranges(path, signature)
-        with rasterio.Env(**GDAL_TILE_OPTIONS):
-            src = self._reader(self._sources(path, signature), signature)
+        with rasterio.Env(**GDAL_TILE_OPTIONS), self._reader(self._sources(path, signature), signature) as src:
+            count = src.dataset.count
+            indexes = (1, 2, 3) if count >= 3 else (1,)
             try:
-                count = src.dataset.count
-                indexes = (1, 2, 3) if count >= 3 else (1,)
                 img = src.tile(x, y, z, tilesize=self.tile_size, indexes=indexes)
             except TileOutsideBounds:
                 return self._empty, "image/png"
