@@ -187,3 +187,17 @@ def test_column_text_equals_the_per_patch_reference() -> None:
         assert json.loads(row.NUMBERS) == num
         assert explain_rule(row.RULE_ID, num, row.QDNM, "zh") == row.EXPLAIN_ZH
         assert explain_rule(row.RULE_ID, num, row.QDNM, "en") == row.EXPLAIN_EN
+
+
+def test_lazy_polygons_build_the_rows_asked_for() -> None:
+    from tuban.analysis.geometry import LazyPolygons
+
+    rng = np.random.default_rng(12)
+    g = _stars(rng, 40, 30.0, int(rng.integers(5, 12)), 500.0)
+    lazy = LazyPolygons(shapely.get_coordinates(g), shapely.get_num_coordinates(g))
+    rows = np.array([3, 0, 39, 3])
+    assert len(lazy) == 40
+    assert shapely.equals_exact(lazy[rows], g[rows], tolerance=0.0).all()
+    assert shapely.equals_exact(lazy[7], g[7], tolerance=0.0)
+    assert shapely.equals_exact(np.asarray(lazy), g, tolerance=0.0).all()
+    np.testing.assert_array_equal(shapely.bounds(lazy.boxes()), shapely.bounds(g))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
+from tuban.analysis.geometry import LazyPolygons
 from tuban.analysis.pairwise import EdgeSet, edge_set, pair_overlaps
 from tuban.analysis.rules import RuleSet
 
@@ -68,10 +69,13 @@ def classify_change(
     (touching, shared edges) use the GEOS predicates ``intersects and not touches``.
     """
     n = len(current)
-    prev_area = shapely.area(previous) if previous_area_m2 is None else previous_area_m2
+    if previous_area_m2 is None:
+        previous_area_m2 = shapely.area(np.asarray(previous, dtype=object))
+    prev_area = previous_area_m2
     ec = current_edges if current_edges is not None else edge_set(current)
-    eq = previous_edges if previous_edges is not None else edge_set(previous)
-    pj, ci = (tree if tree is not None else shapely.STRtree(current)).query(previous)  # bounding boxes
+    eq = previous_edges if previous_edges is not None else edge_set(np.asarray(previous, dtype=object))
+    boxes = previous.boxes() if isinstance(previous, LazyPolygons) else previous  # same envelopes
+    pj, ci = (tree if tree is not None else shapely.STRtree(current)).query(boxes)  # bounding boxes
     res = pair_overlaps(ec, eq, ci, pj, areas=False, workers=workers)
     keep = res.interiors & ~res.fallback
     fb = np.flatnonzero(res.fallback)

@@ -23,7 +23,15 @@ import shapely
 from tuban.analysis.change import COMPLETED, ChangeArrays, classify_change, lineage_overlaps
 from tuban.analysis.divisions import DivisionArrays, assign_divisions
 from tuban.analysis.explanations import HINT_R5_ZH
-from tuban.analysis.geometry import CGCS2000, PreparedLayer, local_crs, prepare_layer, project, project_coords
+from tuban.analysis.geometry import (
+    CGCS2000,
+    LazyPolygons,
+    PreparedLayer,
+    local_crs,
+    prepare_layer,
+    project,
+    project_coords,
+)
 from tuban.analysis.overlay import M2_PER_HA, RULE_BYD, ComplianceArrays, classify_compliance, nearest_scopes
 from tuban.analysis.pairwise import EdgeSet, edge_set
 from tuban.analysis.rules import RuleSet, load_rules
@@ -443,13 +451,16 @@ def _analyse(patches: gpd.GeoDataFrame, scopes: gpd.GeoDataFrame, divisions: gpd
     lq = side_prev.result() if side_prev is not None else None
     crs = pyproj.CRS.from_user_input(work_crs) if work_crs is not None else local_crs(lp.geoms)
 
-    def metric(layer: PreparedLayer) -> tuple[np.ndarray, EdgeSet]:
+    def metric(layer: PreparedLayer, lazy: bool = False) -> tuple[Any, EdgeSet]:
         geoms, coords = project_coords(layer.geoms[layer.present], CGCS2000, crs, workers=workers,
-                                       coords=layer.coords, plain=layer.plain)
+                                       coords=layer.coords, plain=layer.plain, lazy=lazy)
+        if isinstance(geoms, LazyPolygons):
+            return geoms, edge_set(np.zeros(0), coords, plain=True, counts=np.diff(geoms.offsets))
         plain = bool(layer.plain.all()) if layer.plain is not None else None
         return geoms, edge_set(geoms, coords, plain=plain)
 
-    side_q = lanes.side(metric, lq) if lq is not None else None
+    # the previous round's polygons are built only where GEOS needs them (LazyPolygons)
+    side_q = lanes.side(metric, lq, True) if lq is not None else None
     side_d = lanes.side(project, ld.geoms[ld.present], CGCS2000, crs)
     pg, pe = metric(lp)
     area = pe.area

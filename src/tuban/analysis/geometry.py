@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import pyproj
@@ -22,7 +23,8 @@ import shapely
 from tuban.crs import CGCS2000, local_projected_crs, transform_geometries
 from tuban.errors import GeometryError, MissingCRSError, UnsupportedCRSError
 
-__all__ = ["CGCS2000", "PreparedLayer", "local_crs", "prepare_layer", "project", "project_coords", "star_simple"]
+__all__ = ["CGCS2000", "LazyPolygons", "PreparedLayer", "local_crs", "prepare_layer", "project", "project_coords",
+           "star_simple"]
 
 _POLYGONAL = (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON)
 
@@ -43,6 +45,51 @@ class PreparedLayer:
     repairs: dict[int, tuple[str, float]] = field(default_factory=dict)
     coords: np.ndarray | None = None  # get_coordinates of the present geometries (EPSG:4490), if known
     plain: np.ndarray | None = None  # per present geometry: a polygon without holes, if known
+
+
+class LazyPolygons:
+    """Polygons without holes kept as their coordinates; shapely polygons are built only for
+    the rows asked for (``lazy[rows]``; ``np.asarray(lazy)`` builds them all).
+
+    Used for a layer whose geometries are needed only for a few pairs (the previous round:
+    the pair kernel works on its edges, its STRtree query on :meth:`boxes`).
+    """
+
+    def __init__(self, xy: np.ndarray, counts: np.ndarray) -> None:
+        self.xy = xy
+        self.offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=self.offsets[1:])
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, rows: Any) -> np.ndarray:
+        idx = np.arange(len(self))[rows]  # an int array, a mask, a slice or one int
+        one = np.ndim(idx) == 0
+        idx = np.atleast_1d(idx)
+        start = self.offsets[idx]
+        counts = self.offsets[idx + 1] - start
+        rings = np.zeros(len(idx) + 1, dtype=np.int64)
+        np.cumsum(counts, out=rings[1:])
+        coord_rows = np.repeat(start - rings[:-1], counts) + np.arange(rings[-1])
+        out = shapely.from_ragged_array(shapely.GeometryType.POLYGON, self.xy[coord_rows],
+                                        (rings, np.arange(len(idx) + 1, dtype=np.int64)))
+        return out[0] if one else out
+
+    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
+        return self[:]
+
+    def boxes(self) -> np.ndarray:
+        """Per row a two-point linestring (lower left, upper right): its envelope is the
+        polygon's, so an STRtree query without predicate finds the same pairs, and it is
+        cheaper to build than the polygon."""
+        if len(self) == 0:
+            return np.zeros(0, dtype=object)
+        start = self.offsets[:-1]
+        x, y = self.xy[:, 0], self.xy[:, 1]
+        lo = np.stack([np.minimum.reduceat(x, start), np.minimum.reduceat(y, start)], axis=1)
+        hi = np.stack([np.maximum.reduceat(x, start), np.maximum.reduceat(y, start)], axis=1)
+        return shapely.linestrings(np.stack([lo, hi], axis=1))
 
 
 def _crs_name(crs: object) -> str:
@@ -87,7 +134,9 @@ def project(geoms: np.ndarray, src: str | pyproj.CRS, dst: str | pyproj.CRS, *, 
     ``from_ragged_array`` call, other geometries get their coordinates set. GCJ-02 / BD-09
     go through :func:`tuban.crs.transform_geometries`.
     """
-    return project_coords(geoms, src, dst, workers=workers)[0]
+    out = project_coords(geoms, src, dst, workers=workers)[0]
+    assert isinstance(out, np.ndarray)
+    return out
 
 
 def _transform(ks: str, kd: str, x: np.ndarray, y: np.ndarray) -> None:
@@ -101,12 +150,14 @@ def _transform(ks: str, kd: str, x: np.ndarray, y: np.ndarray) -> None:
 
 def project_coords(geoms: np.ndarray, src: str | pyproj.CRS, dst: str | pyproj.CRS, *,
                    workers: int = 1, coords: np.ndarray | None = None,
-                   plain: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+                   plain: np.ndarray | None = None,
+                   lazy: bool = False) -> tuple[np.ndarray | LazyPolygons, np.ndarray | None]:
     """:func:`project`, also returning the projected coordinates (``get_coordinates`` order,
     an (n, 2) array) when they were computed on the way (``None`` otherwise).
 
     *coords* (``get_coordinates(geoms)``) and *plain* (polygon without holes, per geometry)
-    may be passed when already known.
+    may be passed when already known. With *lazy*, a layer of plain polygons comes back as
+    :class:`LazyPolygons` (no shapely geometry built yet).
     """
     geoms = np.asarray(geoms, dtype=object)
     ks, kd = _key(src), _key(dst)
@@ -121,6 +172,8 @@ def project_coords(geoms: np.ndarray, src: str | pyproj.CRS, dst: str | pyproj.C
     counts = shapely.get_num_coordinates(geoms)
     if plain is None:
         plain = _plain(geoms)
+    if lazy and plain.all():
+        return LazyPolygons(xy, counts), xy
     out = np.empty(len(geoms), dtype=object)
     if plain.any():
         k = int(plain.sum())

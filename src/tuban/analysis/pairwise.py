@@ -213,12 +213,19 @@ def _from_rings(coords: np.ndarray, ring_off: np.ndarray, ring_geom: np.ndarray,
     )
 
 
-def edge_set(geoms: np.ndarray, coords: np.ndarray | None = None, *, plain: bool | None = None) -> EdgeSet:
+def edge_set(geoms: np.ndarray, coords: np.ndarray | None = None, *, plain: bool | None = None,
+             counts: np.ndarray | None = None) -> EdgeSet:
     """The :class:`EdgeSet` of polygonal *geoms* (polygons and multipolygons, holes allowed).
 
     *coords* (``shapely.get_coordinates(geoms)``) may be passed when already at hand; it is
-    only used when every geometry is a polygon without holes (*plain*, when known).
+    only used when every geometry is a polygon without holes (*plain*, when known). With
+    *plain*, *coords* and *counts* (coordinates per polygon) no geometry is needed.
     """
+    if plain and coords is not None and counts is not None:
+        n = len(counts)
+        ring_off = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(counts, out=ring_off[1:])
+        return _from_rings(coords, ring_off, np.arange(n), np.ones(n, dtype=bool), n)
     geoms = np.asarray(geoms, dtype=object)
     n = len(geoms)
     if plain is None:
