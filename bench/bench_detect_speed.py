@@ -6,8 +6,9 @@ runs on a local cluster of worker processes, so the ratio measures scaling, not 
 ``--memory A,B``, the peak resident memory of a detection run (own process) on A² and B² scenes.
 
 Usage: ``python bench/bench_detect_speed.py [--size 4096] [--tile-size 1024] [--dir DIR] [--memory 2048,8192]
-[--skip-workers] [--worker-tile-size 2048]`` (``--size 16384`` for the full-size check; ``--dir`` keeps the
-generated files). Decode-only runs with the GDAL thread setting of the serial detection (``ALL_CPUS``); the
+[--skip-workers] [--worker-tile-size 2048] [--worker-repeat 3] [--memory-only]`` (``--size 16384`` for the
+full-size check; ``--dir`` keeps the generated files; ``--memory 8192,32768 --memory-only`` for the memory check,
+whose pairs are generated block by block, in bounded memory, as tiled DEFLATE GeoTIFFs). Decode-only runs with the GDAL thread setting of the serial detection (``ALL_CPUS``); the
 numba kernels are warmed (timed separately) before the clocks, in this process and in every worker.
 """
 
@@ -90,17 +91,30 @@ def decode_only(paths: tuple[Path, ...], tile: int, threads: str) -> float:
 
 
 def _peak_rss_child(d: Path, size: int, tile: int) -> float:
-    """Peak RSS (MiB) of a detection run on a ``size``² pair, in its own process."""
+    """Peak RSS (MiB) of a detection run on a ``size``² pair (tiled DEFLATE GeoTIFF, generated block by
+    block when missing), in its own process."""
     import sys
 
     d.mkdir(parents=True, exist_ok=True)
     if not (d / "after.tif").exists():
-        make_pair(d, size)
+        make_pair(d, size, cog=False)
     code = ("import resource, sys; from tuban.detect.engine import detect; "
             f"r = detect({str(d / 'before.tif')!r}, {str(d / 'after.tif')!r}, tile_size={tile}); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+            "print(len(r.patches)); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    lines = out.stdout.strip().splitlines()
+    print(f"  {size}×{size}: {lines[-2]} patches, peak RSS {float(lines[-1]):.0f} MiB", flush=True)
+    return float(lines[-1])
+
+
+def _memory(work: Path, sizes: str, tile: int) -> None:
+    """Peak RSS of runs on A² and B² pairs (own processes), generated under ``work``."""
+    a_size, b_size = (int(v) for v in sizes.split(","))
+    peaks = {n: _peak_rss_child(work / f"mem{n}", n, tile) for n in (a_size, b_size)}
+    for n, mb in peaks.items():
+        print(f"peak memory of a run on {n}×{n}: {mb:.0f} MiB")
+    print(f"RATIO peak memory {b_size}² / {a_size}² = {peaks[b_size] / peaks[a_size]:.2f} "
+          "(target ≤ 1.0: memory bounded by the tile, not the scene)")
 
 
 def _warm() -> None:
@@ -127,6 +141,7 @@ def main() -> int:
     ap.add_argument("--tile-size", type=int, default=1024)
     ap.add_argument("--dir")
     ap.add_argument("--memory", help="two sizes A,B: peak memory of a run on A² and on B² (own processes)")
+    ap.add_argument("--memory-only", action="store_true", help="only the --memory check (no speed pair)")
     ap.add_argument("--skip-workers", action="store_true", help="skip the 1 vs 2 worker comparison")
     ap.add_argument("--ratios-only", action="store_true",
                     help="only the end-to-end / decode and worker ratios (skip morphology and vectorisation)")
@@ -143,6 +158,9 @@ def main() -> int:
     work = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="tuban-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
+        if args.memory_only:
+            _memory(work, args.memory or "8192,32768", args.tile_size)
+            return 0
         t0 = time.perf_counter()
         if (work / "after.tif").exists():
             before, after = work / "before.tif", work / "after.tif"
@@ -259,12 +277,7 @@ def main() -> int:
         else:
             print(f"vectorisation: ours {t_ours:.2f} s ({len(geoms)} polygons); gdal_polygonize.py not found")
         if args.memory:
-            a_size, b_size = (int(v) for v in args.memory.split(","))
-            peaks = {n: _peak_rss_child(work / f"mem{n}", n, args.tile_size) for n in (a_size, b_size)}
-            for n, mb in peaks.items():
-                print(f"peak memory of a run on {n}×{n}: {mb:.0f} MiB")
-            print(f"RATIO peak memory {b_size}² / {a_size}² = {peaks[b_size] / peaks[a_size]:.2f} "
-                  "(target ≤ 1.0: memory bounded by the tile, not the scene)")
+            _memory(work, args.memory, args.tile_size)
     finally:
         if not args.dir:
             shutil.rmtree(work, ignore_errors=True)

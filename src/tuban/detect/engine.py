@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 
 from tuban.detect import kernel
-from tuban.detect.tiles import sample_windows, tile_windows, visit_order
+from tuban.detect.tiles import band_width, sample_windows, tile_windows, visit_order
 from tuban.errors import UsageError
-from tuban.raster.grid import Grid, Window, analysis_grid, block_shape
+from tuban.raster.grid import GDAL_CACHE_BYTES, Grid, Window, analysis_grid, block_shape, bytes_per_pixel
 from tuban.raster.scene import Scene, open_scene
 
 __all__ = ["DetectResult", "Plan", "detect", "executor", "plan", "warm"]
@@ -58,6 +58,7 @@ class Plan:
     mmu_ha: float = 0.04
     simplify_px: float = 0.5
     aoi: Any = None
+    band: int = 0  # tile columns per band of the visiting order (tiles.visit_order); 0: whole rows
 
     def to_delayed(self):
         """The run as a Dask graph (``dask.delayed``); building it computes nothing."""
@@ -111,14 +112,14 @@ class _Serial:
         return kernel.scene_stats(job, blocks, threshold=threshold)
 
     def tiles(self, job: kernel.Job, tiles: Sequence[Window], stats: kernel.Stats,
-              progress: Progress | None = None) -> list[dict[str, Any]]:
+              progress: Progress | None = None, *, band: int = 0) -> list[dict[str, Any]]:
         """Tile pieces in order; the next tile is read on a thread while this one is computed (the numba
         kernels, OpenCV and GDAL release the GIL). One reader thread does every read, so its open datasets
         (and GDAL's block cache) serve every tile."""
         out: list[dict[str, Any]] = [{}] * len(tiles)
         if not tiles:
             return out
-        order = visit_order(tiles)
+        order = visit_order(tiles, band)
         reader = self._read_on()
         nxt = reader.submit(kernel.read_tile, job, tiles[order[0]])
         for i, k in enumerate(order):
@@ -155,7 +156,7 @@ class _Threads(_Serial):
         return kernel.scene_stats(job, blocks, threshold=threshold)
 
     def tiles(self, job: kernel.Job, tiles: Sequence[Window], stats: kernel.Stats,
-              progress: Progress | None = None) -> list[dict[str, Any]]:
+              progress: Progress | None = None, *, band: int = 0) -> list[dict[str, Any]]:
         return self.map(kernel.tile_pieces, [(job, t, stats) for t in tiles], "tiles", progress)
 
 
@@ -221,15 +222,16 @@ class _Dask:
         return st
 
     def tiles(self, job: kernel.Job, tiles: Sequence[Window], stats: kernel.Stats,
-              progress: Progress | None = None) -> list[dict[str, Any]]:
-        """Tiles in contiguous strips of rows, one strip per worker, so each worker's GDAL block cache
-        serves the halos its neighbouring tiles share (others may still steal work when idle)."""
+              progress: Progress | None = None, *, band: int = 0) -> list[dict[str, Any]]:
+        """Tiles in contiguous strips of the visiting order (rows, or column bands), one strip per worker,
+        so each worker's GDAL block cache serves the halos its neighbouring tiles share (others may still
+        steal work when idle)."""
         from distributed import as_completed
 
         c = self.client
         workers = self._workers()
         futures: list[Any] = [None] * len(tiles)
-        for w, strip in zip(workers, _strips(visit_order(tiles), len(workers)), strict=False):
+        for w, strip in zip(workers, _strips(visit_order(tiles, band), len(workers)), strict=False):
             kw = {"workers": [w], "allow_other_workers": True} if w else {}
             for k in strip:
                 futures[k] = c.submit(kernel.tile_pieces, job, tiles[k], stats, pure=False, **kw)
@@ -370,7 +372,10 @@ def plan(
     if blk is not None and block_shape(a, grid) != blk:
         blk = None
     samples = sample_windows(grid, max_pixels=sample_pixels, block=blk)
-    return Plan(job, tuple(samples), tuple(tile_windows(grid, tile_size)), threshold, mmu_ha, simplify_px, aoi)
+    dates = [s for s in (b, a, z) if s is not None]
+    band = band_width(tile_size, job.halo, blk, sum(bytes_per_pixel(s) for s in dates), GDAL_CACHE_BYTES)
+    return Plan(job, tuple(samples), tuple(tile_windows(grid, tile_size)), threshold, mmu_ha, simplify_px, aoi,
+                band)
 
 
 def finish(p: Plan, results: Sequence[dict[str, Any]], stats: kernel.Stats) -> DetectResult:
@@ -464,7 +469,7 @@ def detect(
         return p.to_delayed()
     with executor(workers=workers, scheduler=scheduler, threads=threads or 1) as ex:
         stats = ex.stats(p.job, p.samples, threshold, progress)
-        results = ex.tiles(p.job, p.tiles, stats, progress)
+        results = ex.tiles(p.job, p.tiles, stats, progress, band=p.band)
     return finish(p, results, stats)
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from tuban.raster.grid import Grid, Window
 
-__all__ = ["expand", "sample_windows", "tile_windows", "visit_order"]
+__all__ = ["band_width", "expand", "sample_windows", "tile_windows", "visit_order"]
 
 
 def tile_windows(grid: Grid, tile_size: int) -> list[Window]:
@@ -23,20 +23,49 @@ def tile_windows(grid: Grid, tile_size: int) -> list[Window]:
     return out
 
 
-def visit_order(tiles: Sequence[Window]) -> list[int]:
-    """Indices of ``tiles`` (row-major, as :func:`tile_windows` gives them) in serpentine order: tile rows
-    alternately left → right and right → left. GDAL's block cache is least-recently-used: the blocks a
-    tile row shares with the next (its bottom halo) that are still cached are those read last, at the
-    row's end, so the next row starts there. Matters from ~16k² on, where one block row of both dates no
-    longer stays in the cache for a whole tile row; callers put results back in the tiles' order."""
+def visit_order(tiles: Sequence[Window], band: int = 0) -> list[int]:
+    """Indices of ``tiles`` (row-major, as :func:`tile_windows` gives them) in the order that reuses GDAL's
+    decoded blocks best; callers put results back in the tiles' order.
+
+    Serpentine: tile rows alternately left → right and right → left. GDAL's block cache is least-recently-
+    used: the blocks a tile row shares with the next (its bottom halo) that are still cached are those read
+    last, at the row's end, so the next row starts there. ``band`` ≥ 1 (see :func:`band_width`): the same
+    inside vertical bands of ``band`` tile columns, bands taken left to right, alternately top → bottom
+    and bottom → top, so the blocks one band row shares with the next fit in the cache whatever the
+    scene's width (at 16k² and more one block row of both dates no longer does: reading every tile cost
+    1.7× decoding the files in serpentine rows, 1.2× in bands of four 1024 tiles).
+    """
     rows: dict[int, list[int]] = {}
     for i, t in enumerate(tiles):
         rows.setdefault(t.row, []).append(i)
-    out: list[int] = []
-    for k, r in enumerate(sorted(rows)):
-        idx = sorted(rows[r], key=lambda i: tiles[i].col)
-        out += idx[::-1] if k % 2 else idx
+    ordered = [sorted(rows[r], key=lambda i: tiles[i].col) for r in sorted(rows)]
+    n_cols = max((len(r) for r in ordered), default=0)
+    if band < 1 or band >= n_cols:
+        out: list[int] = []
+        for k, idx in enumerate(ordered):
+            out += idx[::-1] if k % 2 else idx
+        return out
+    out = []
+    for b, c0 in enumerate(range(0, n_cols, band)):
+        seq = ordered if b % 2 == 0 else ordered[::-1]
+        for k, idx in enumerate(seq):
+            part = idx[c0 : c0 + band]
+            out += part[::-1] if k % 2 else part
     return out
+
+
+def band_width(tile_size: int, halo: int, block: tuple[int, int] | None, bytes_per_pixel: int,
+               cache_bytes: int, *, fill: float = 0.7) -> int:
+    """Tile columns per band of :func:`visit_order` (0: whole rows) such that the blocks one tile row of a
+    band touches (``block`` rows × columns, the halo on each side) take at most ``fill`` of GDAL's block
+    cache. ``bytes_per_pixel``: of every file the tiles read, all dates (cached blocks hold every band of a
+    pixel-interleaved file). Depends on the tile size: the tiles' results never do."""
+    if block is None or bytes_per_pixel <= 0 or cache_bytes <= 0:
+        return 0
+    bh, bw = block
+    rows_px = (-(-(tile_size + 2 * halo) // bh) + 1) * bh
+    width_px = fill * cache_bytes / (rows_px * bytes_per_pixel) - 2 * bw
+    return max(1, int(width_px // tile_size))
 
 
 def expand(core: Window, grid: Grid, halo: int) -> Window:

@@ -10,7 +10,7 @@ import numpy as np
 from tuban.errors import NoOverlapError, UsageError
 from tuban.raster.scene import BandRef, Scene
 
-__all__ = ["Grid", "Window", "analysis_grid", "block_shape", "close_datasets", "read_block"]
+__all__ = ["Grid", "Window", "analysis_grid", "block_shape", "bytes_per_pixel", "close_datasets", "read_block"]
 
 
 @dataclass(frozen=True)
@@ -171,6 +171,18 @@ def block_shape(scene: Scene, grid: Grid) -> tuple[int, int] | None:
                 return None
             shapes.update(tuple(int(v) for v in s) for s in src.block_shapes)
     return shapes.pop() if len(shapes) == 1 else None
+
+
+def bytes_per_pixel(scene: Scene) -> int:
+    """Bytes per pixel of every file of ``scene`` together (all bands: GDAL caches every band of a
+    pixel-interleaved block it decodes)."""
+    import rasterio
+
+    total = 0
+    for path in {b.path for b in scene.bands.values()}:
+        with rasterio.open(path) as src:
+            total += sum(np.dtype(d).itemsize for d in src.dtypes)
+    return total
 
 
 def read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window, *, threads: str | int = 1,
