@@ -245,6 +245,21 @@ def test_fast_geojson_matches_the_reference_encoder(client_for, world) -> None:
     assert r.json()["features"][0]["properties"]["qdnm"] == "A-1"
 
 
+def test_map_layer_quotes_any_text_as_json(client_for, world) -> None:
+    """Quotes, backslashes, control characters and CJK in the properties survive the SQL-built JSON."""
+    from sqlalchemy import update
+
+    from tuban.store.models import Patch
+
+    nasty = 'A-1 "引号" \\ back\nline\ttab\x01\x7f \u2028 \'s'
+    with world.store.transaction(actor="t") as tx:
+        tx.session.execute(update(Patch).where(Patch.id == world.patches["A-1"]).values(qdnm=nasty, byd='x"y'))
+    r = client_for("a_staff").get(f"/api/rounds/{world.round_id}/features?bbox=113,35,113.5,35.5&zoom=12")
+    props = {f["id"]: f["properties"] for f in r.json()["features"]}
+    assert props[world.patches["A-1"]]["qdnm"] == nasty
+    assert props[world.patches["A-1"]]["byd"] == 'x"y'
+
+
 def test_map_layer_zoomed_out_sends_the_overview_outlines(client_for, world) -> None:
     from tuban.store.models import OVERVIEW_MAX_ZOOM, OVERVIEW_TOLERANCE
 
