@@ -163,6 +163,9 @@ def main() -> None:
     app = create_app(WebSettings(database_url=url, secret_key=WebSettings.random_secret(), upgrade_on_start=False),
                      store=store)
     client = TestClient(app)
+    from tuban.web.serve import freeze_startup_objects
+
+    freeze_startup_objects()  # as `tuban serve` does once the app is built
     client.get("/login")
     csrf = client.cookies.get("tuban_csrf")
     r = client.post("/api/session", json={"username": "reviewer", "password": "bench-password"},

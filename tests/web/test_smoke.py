@@ -20,3 +20,16 @@ def test_login_list_review_history(client_for, world) -> None:
     hist = a.get(f"/api/patches/{pid}/history").json()
     assert [h["action"] for h in hist][-1] == "patch.office_review"
     assert hist[-1]["actor"] == "a_staff"
+
+
+def test_freeze_startup_objects_hides_long_lived_objects_from_the_gc() -> None:
+    import gc
+
+    from tuban.web.serve import freeze_startup_objects
+
+    try:
+        frozen = freeze_startup_objects()
+        assert frozen == gc.get_freeze_count()
+        assert frozen > 10_000  # the imported libraries' objects
+    finally:
+        gc.unfreeze()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tuban.web.settings import WebSettings
 
-__all__ = ["serve", "settings_for_workspace"]
+__all__ = ["freeze_startup_objects", "serve", "settings_for_workspace"]
 
 SECRET_FILE = "web-secret.key"
 #: the workspace folder whose ``*.gpkg`` detection outputs the web app offers as new rounds
@@ -38,11 +38,29 @@ def settings_for_workspace(workspace: str | None) -> WebSettings:
     return WebSettings.from_env(ws.database_url, environ=env, detection_dir=ws.root / DETECTION_DIR)
 
 
+def freeze_startup_objects() -> int:
+    """Move everything allocated so far out of the garbage collector's sight; returns how many.
+
+    The app imports numpy, GDAL, shapely, SQLAlchemy and FastAPI: ~200 000 long-lived objects
+    that every full collection walks (~50–150 ms). Requests that build thousands of rows (a
+    county's map layer) trigger such collections often enough that they were the slowest
+    tenth of those requests (bench/bench_web.py: CPU p95 135 ms against a median of 38 ms;
+    54 ms once frozen). Frozen objects are never collected, which costs nothing for objects
+    that live as long as the process anyway.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
 def serve(settings: WebSettings, *, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Run the app with uvicorn until interrupted."""
+    """Run the app with uvicorn until interrupted (start-up objects frozen for the GC)."""
     import uvicorn
 
     from tuban.web.app import create_app
 
     app = create_app(settings)
+    freeze_startup_objects()
     uvicorn.run(app, host=host, port=port, proxy_headers=settings.behind_tls, log_level="info")
