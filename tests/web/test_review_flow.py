@@ -297,3 +297,21 @@ def test_create_round_from_geojson_and_issue(client_for, world) -> None:
                                                       "geometry": {"type": "Polygon", "coordinates": "nope"}}]}
     assert p_admin.post("/api/rounds", json={"name": "2024-3", "features": bad}).status_code == 422
     assert "2024-3" not in {x["name"] for x in p_admin.get("/api/rounds").json()}  # nothing half-created
+
+
+def test_list_total_with_pages_filters_and_an_offset_past_the_end(client_for, world) -> None:
+    staff = client_for("a_staff")
+    url = f"/api/rounds/{world.round_id}/patches"
+    full = staff.get(url).json()
+    assert full["total"] == len(full["items"]) == 5
+    page = staff.get(f"{url}?limit=2&offset=2&sort=qarea&order=desc").json()
+    assert page["total"] == 5
+    assert len(page["items"]) == 2
+    beyond = staff.get(f"{url}?limit=2&offset=10").json()
+    assert beyond["total"] == 5
+    assert beyond["items"] == []
+    none = staff.get(f"{url}?q=no-such-patch").json()
+    assert none["total"] == 0
+    assert none["items"] == []
+    assert staff.get(f"{url}?state=issued&limit=1").json()["total"] == sum(
+        1 for i in full["items"] if i["state"] == "issued")

@@ -74,11 +74,21 @@ def list_patches(session: Any, actor: Actor, round_id: int, *, state: str | None
                          Patch.memo.like(like), Patch.problem.like(like)))
     if bbox is not None:
         conds.append(bbox_condition(Patch, _check_bbox(bbox), session.get_bind().dialect.name))
-    total = session.scalar(select(func.count(Patch.id)).where(*conds))
     key = SORT_KEYS[sort]
     order: list[Any] = [key.desc() if descending else key.asc(), Patch.id.asc()]
     cols = [getattr(Patch, c) for c in LIST_COLUMNS]
-    rows = session.execute(select(*cols).where(*conds).order_by(*order).offset(offset).limit(limit)).all()
+    page = select(*cols).where(*conds).order_by(*order).offset(offset).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        # PostgreSQL: the total rides on the page (count(*) OVER ()), one pass over the visible
+        # rows instead of two (~8 ms of 20 at 5 000 visible patches); SQLite walks the sort
+        # index for the page and is faster with a separate count
+        rows = session.execute(page.add_columns(func.count().over().label("total"))).all()
+        total = rows[0][-1] if rows else (session.scalar(select(func.count(Patch.id)).where(*conds))
+                                          if offset else 0)
+        rows = [r[:-1] for r in rows]
+    else:
+        total = session.scalar(select(func.count(Patch.id)).where(*conds))
+        rows = session.execute(page).all()
     return {"total": int(total or 0), "offset": offset, "limit": limit,
             "items": [dict(zip(LIST_COLUMNS, r, strict=True)) for r in rows]}
 
