@@ -220,7 +220,7 @@ def _read(job: Job, core: Window, method: ChangeMethod, halo: int) -> Block:
         rb, ra = raw["b"].roles, raw["a"].roles
         swir = (rb["swir1"], ra["swir1"]) if "swir1" in rb and "swir1" in ra else None
         cloudy |= masks.shadow_mask_stack(raw["b"].data, raw["a"].data, (rb["nir"], ra["nir"]), swir,
-                                          scale_b=raw["b"].scale, scale_a=raw["a"].scale)
+                                          scale_b=float(raw["b"].scale), scale_a=float(raw["a"].scale))
     unobs = ~valid | cloudy
     return Block(raw, stack, ~unobs & ~water, unobs, win, core, scales)
 

@@ -164,12 +164,12 @@ def block_shape(scene: Scene, grid: Grid) -> tuple[int, int] | None:
     itself (no resampling), or ``None`` (files off the grid, or blocks of different shapes)."""
     import rasterio
 
-    shapes = set()
+    shapes: set[tuple[int, int]] = set()
     for path in {b.path for b in scene.bands.values()}:
         with rasterio.open(path) as src:
             if not _same_grid(src, grid):
                 return None
-            shapes.update(tuple(int(v) for v in s) for s in src.block_shapes)
+            shapes.update((int(s[0]), int(s[1])) for s in src.block_shapes)
     return shapes.pop() if len(shapes) == 1 else None
 
 
