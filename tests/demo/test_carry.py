@@ -6,7 +6,7 @@ import geopandas as gpd
 import pytest
 import shapely
 
-from tuban.demo.carry import carry_forward, detect_round, merge_patches
+from tuban.demo.carry import carry_forward, clip_out, detect_round, merge_patches
 
 CRS = "EPSG:4547"
 
@@ -41,6 +41,13 @@ def test_merge_joins_an_expanded_site_into_one_patch():
     assert len(merge_patches(_gdf([]), _gdf([]))) == 0
 
 
+def test_clip_out_removes_an_area_and_small_pieces():
+    pats = _gdf([shapely.box(0, 0, 100, 100), shapely.box(300, 0, 400, 100)], score=[1.0, 2.0])
+    out = clip_out(pats, shapely.box(-10, -10, 97, 110), mmu_ha=0.04)
+    assert list(out["score"]) == [2.0]  # the 3 m strip left of the first is under the mapping unit
+    assert clip_out(pats, None, mmu_ha=0.04) is pats
+
+
 def test_round_finds_continuing_sites_and_drops_completed_ones(tiny_scene):
     s = tiny_scene
     r = detect_round(s)
@@ -57,3 +64,5 @@ def test_round_finds_continuing_sites_and_drops_completed_ones(tiny_scene):
     carried = shapely.union_all(r.carried.geometry.to_numpy())
     for g in done.geometry:
         assert g.intersection(carried).area < 0.2 * g.area
+        # nor is their hardening taken for new disturbance
+        assert g.intersection(merged).area < 0.2 * g.area

@@ -8,7 +8,8 @@ revegetated). What changed back is found by the same detector run backwards in t
 image as "before", the previous round's as "after": disturbance that *disappeared*), restricted to
 the previous patches; a patch that changed back (almost) entirely is completed, the others are
 carried forward whole and merged with the new detections (an expanded site becomes its previous
-extent plus the detected ring, one patch). A shrunk site keeps its previous extent: the backward
+extent plus the detected ring, one patch). Inside a completed patch, detections are the completion
+itself (soil hardened to concrete) and are clipped away. A shrunk site keeps its previous extent: the backward
 run cannot tell a part given back from a part where buildings rose or dust nets were laid.
 
 Pure library: needs ``tuban.detect`` (the caller checks it is installed).
@@ -24,7 +25,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-__all__ = ["RoundPatches", "carry_forward", "detect_round", "merge_patches"]
+__all__ = ["COMPLETED_SHARE", "RoundPatches", "carry_forward", "clip_out", "detect_round", "merge_patches"]
 
 
 @dataclass
@@ -126,6 +127,20 @@ def detect_round(
     gone = back.patches.to_crs(crs).reset_index(drop=True)
     gone_union = shapely.union_all(gone.geometry.to_numpy()) if len(gone) else shapely.Polygon()
     carried = carry_forward(prev, gone_union, mmu_ha=mmu_ha)
-    merged = merge_patches(detected, carried)
+    # a completed site's hardening (soil → concrete) is a change too, but it is the completion (完工), not
+    # new disturbance: inside the completed patches nothing is disturbed now
+    done = prev[~prev["QDNM"].isin(carried["prev_QDNM"]).to_numpy()] if "QDNM" in prev else prev.iloc[:0]
+    new = clip_out(detected, shapely.union_all(done.geometry.to_numpy()) if len(done) else None, mmu_ha=mmu_ha)
+    merged = merge_patches(new, carried)
     return RoundPatches(merged, detected, carried, gone, fwd.method,
-                        {"threshold": fwd.threshold, "backward_threshold": back.threshold})
+                        {"threshold": fwd.threshold, "backward_threshold": back.threshold, "completed": len(done)})
+
+
+def clip_out(patches: gpd.GeoDataFrame, area: Any, *, mmu_ha: float) -> gpd.GeoDataFrame:
+    """``patches`` less ``area`` (a geometry or None); pieces under ``mmu_ha`` dropped."""
+    if area is None or area.is_empty or not len(patches):
+        return patches
+    geoms = shapely.difference(patches.geometry.to_numpy(), area)
+    out = patches.set_geometry(geoms).explode(index_parts=False)
+    out = out[(~out.geometry.is_empty & (out.geometry.area / 1e4 >= mmu_ha)).to_numpy()]
+    return out[out.geom_type.isin(["Polygon"]).to_numpy()].reset_index(drop=True)
