@@ -24,6 +24,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -282,3 +283,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             uses_pg = True
         if uses_pg:
             item.add_marker(pytest.mark.postgis)
+
+
+@pytest.fixture(scope="session")
+def tiny_scene(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Seed 0 tiny S2 scene (tests/sim, tests/demo): every registry scenario appears in it."""
+    from tuban.sim import make_scene
+
+    return make_scene(tmp_path_factory.mktemp("scene") / "s", seed=0, size="tiny")
