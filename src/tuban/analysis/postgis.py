@@ -29,7 +29,9 @@ Tables (created by :func:`load_layers`, geometry in EPSG:4490)::
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -38,7 +40,7 @@ import shapely
 from tuban.analysis.rules import RuleSet
 from tuban.errors import UsageError
 
-__all__ = ["CLASSIFY_SQL", "DETAILS_SQL", "classify_in_postgis", "load_layers"]
+__all__ = ["CLASSIFY_SQL", "DETAILS_SQL", "SESSION_SETTINGS", "classify_in_postgis", "load_layers"]
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -51,15 +53,20 @@ CREATE TABLE {s}.an_divisions (pos integer PRIMARY KEY, xzqdm text NOT NULL, geo
 CREATE TABLE {s}.an_previous (pos integer PRIMARY KEY, qdnm text NOT NULL, geom geometry(Geometry, 4490));
 """
 
-#: the statements of the classification, run in order; {s} is the schema
+#: the statements of the classification, run in order; {s} is the schema, {lineage_ov} the
+#: lineage overlap column (computed with the pairs when the details are asked for).
+#: ``OFFSET 0`` keeps a subquery from being pulled up (PostgreSQL would otherwise copy a
+#: computed column such as ``ST_Area(ST_Intersection(…))`` into both the filter and the
+#: output, computing it twice); the overlays are driven from the fewer, larger side (scopes,
+#: divisions) so that PostGIS prepares each of those once for all the patches in its box.
 CLASSIFY_SQL: tuple[str, ...] = (
     """DROP TABLE IF EXISTS _an_p, _an_s, _an_d, _an_q, _an_ps, _an_cov, _an_near, _an_pd, _an_pq""",
-    # repaired, projected layers
+    # repaired, projected layers (validity checked once, projection done once)
     """CREATE TEMP TABLE _an_p AS
-       SELECT pos, qdnm, g, ST_Area(g) AS a FROM (
-         SELECT pos, qdnm, ST_Transform(CASE WHEN ST_IsValid(geom) THEN geom
+       SELECT pos, qdnm, valid, g, ST_Area(g) AS a FROM (
+         SELECT pos, qdnm, valid, ST_Transform(CASE WHEN valid THEN geom
                 ELSE ST_CollectionExtract(ST_MakeValid(geom), 3) END, %(srid)s) AS g
-         FROM {s}.an_patches) t""",
+         FROM (SELECT pos, qdnm, geom, ST_IsValid(geom) AS valid FROM {s}.an_patches OFFSET 0) v OFFSET 0) t""",
     """CREATE TEMP TABLE _an_s AS
        SELECT pos, swc_p_id,
               (coalesce(btrim(rp_num), '') <> '' AND btrim(vec_type) = ANY(%(vec_types)s)) AS counting,
@@ -70,75 +77,97 @@ CLASSIFY_SQL: tuple[str, ...] = (
        SELECT pos, btrim(xzqdm) AS xzqdm, ST_Transform(CASE WHEN ST_IsValid(geom) THEN geom
               ELSE ST_CollectionExtract(ST_MakeValid(geom), 3) END, %(srid)s) AS g
        FROM {s}.an_divisions""",
+    # pt: a point in the interior of the previous patch (NULL in the rare case it is not)
     """CREATE TEMP TABLE _an_q AS
-       SELECT pos, qdnm, g, ST_Area(g) AS a FROM (
-         SELECT pos, qdnm, ST_Transform(CASE WHEN ST_IsValid(geom) THEN geom
-                ELSE ST_CollectionExtract(ST_MakeValid(geom), 3) END, %(srid)s) AS g
-         FROM {s}.an_previous) t""",
+       SELECT pos, qdnm, g, a, CASE WHEN ST_Contains(g, pt) THEN pt END AS pt FROM (
+         SELECT pos, qdnm, g, ST_Area(g) AS a, ST_PointOnSurface(g) AS pt FROM (
+           SELECT pos, qdnm, ST_Transform(CASE WHEN ST_IsValid(geom) THEN geom
+                  ELSE ST_CollectionExtract(ST_MakeValid(geom), 3) END, %(srid)s) AS g
+           FROM {s}.an_previous OFFSET 0) t OFFSET 0) u""",
     "CREATE INDEX ON _an_p USING gist (g)",
     "CREATE INDEX ON _an_s USING gist (g)",
-    "CREATE INDEX ON _an_d USING gist (g)",
     "CREATE INDEX ON _an_q USING gist (g)",
     "ANALYZE _an_p", "ANALYZE _an_s", "ANALYZE _an_d", "ANALYZE _an_q",
-    # patch × scope overlaps above the sliver threshold
+    # patch × scope overlaps above the sliver threshold: each scope (prepared once) against the
+    # patches in its box; a patch properly inside the scope overlaps it by its own area
     """CREATE TEMP TABLE _an_ps AS
-       SELECT * FROM (SELECT p.pos AS pp, s.pos AS sp, s.swc_p_id, s.counting,
-                             ST_Area(ST_Intersection(p.g, s.g)) AS ov
-                      FROM _an_p p JOIN _an_s s ON ST_Intersects(p.g, s.g)) t
-       WHERE ov > %(min_ov)s""",
-    "CREATE INDEX ON _an_ps (pp)",
-    "CREATE INDEX ON _an_ps (sp)",
+       SELECT t.pp, s.pos AS sp, s.swc_p_id, s.counting, t.inside, t.ov
+       FROM _an_s s CROSS JOIN LATERAL (
+         SELECT c.pp, c.inside, CASE WHEN c.inside THEN c.a ELSE ST_Area(ST_Intersection(c.g, s.g)) END AS ov
+         FROM (SELECT p.pos AS pp, p.a, p.g, ST_ContainsProperly(s.g, p.g) AS inside
+               FROM _an_p p WHERE p.g && s.g OFFSET 0) c
+         WHERE c.inside OR ST_Intersects(s.g, c.g) OFFSET 0) t
+       WHERE t.ov > %(min_ov)s""",
     "ANALYZE _an_ps",
-    # area outside the union of the counting scopes (EAREA)
+    # area outside the union of the counting scopes (EAREA): none when one of them holds the
+    # patch; the difference with the one scope, or with the union of several
     """CREATE TEMP TABLE _an_cov AS
-       SELECT p.pos, ST_Area(ST_Difference(p.g, ST_Union(s.g))) AS outside
-       FROM _an_p p JOIN _an_ps ps ON ps.pp = p.pos AND ps.counting JOIN _an_s s ON s.pos = ps.sp
-       GROUP BY p.pos, p.g""",
-    "CREATE UNIQUE INDEX ON _an_cov (pos)",
+       SELECT c.pp AS pos,
+              CASE WHEN c.inside THEN 0.0::float8
+                   WHEN cardinality(c.gs) = 1 THEN ST_Area(ST_Difference(p.g, c.gs[1]))
+                   ELSE ST_Area(ST_Difference(p.g, ST_Union(c.gs))) END AS outside
+       FROM (SELECT ps.pp, bool_or(ps.inside) AS inside, array_agg(s.g ORDER BY ps.sp) AS gs
+             FROM _an_ps ps JOIN _an_s s ON s.pos = ps.sp WHERE ps.counting GROUP BY ps.pp) c
+       JOIN _an_p p ON p.pos = c.pp""",
     "ANALYZE _an_cov",
-    # counting scopes within the radius of patches that overlap none; disturbed = overlaps any patch
+    # undisturbed counting scopes (overlapping no patch) within the radius of patches that
+    # overlap no counting scope: searched from those few scopes into the patch index
     """CREATE TEMP TABLE _an_near AS
-       SELECT p.pos AS pp, s.pos AS sp, s.swc_p_id, ST_Distance(p.g, s.g) AS d,
-              EXISTS (SELECT 1 FROM _an_ps x WHERE x.sp = s.pos) AS disturbed
-       FROM _an_p p JOIN _an_s s ON s.counting AND ST_DWithin(p.g, s.g, %(radius)s + %(dist_eps)s)
-       WHERE NOT EXISTS (SELECT 1 FROM _an_cov c WHERE c.pos = p.pos)""",
-    "CREATE INDEX ON _an_near (pp)",
+       SELECT t.pp, s.pos AS sp, s.swc_p_id, t.d
+       FROM _an_s s CROSS JOIN LATERAL (
+         SELECT p.pos AS pp, ST_Distance(p.g, s.g) AS d FROM _an_p p
+         WHERE ST_DWithin(p.g, s.g, %(radius)s + %(dist_eps)s) OFFSET 0) t
+       WHERE s.counting AND NOT EXISTS (SELECT 1 FROM _an_ps x WHERE x.sp = s.pos)
+         AND NOT EXISTS (SELECT 1 FROM _an_cov c WHERE c.pos = t.pp)""",
+    # patch × division overlaps: each division (prepared once) against the patches in its box
     """CREATE TEMP TABLE _an_pd AS
-       SELECT * FROM (SELECT p.pos AS pp, d.xzqdm, ST_Area(ST_Intersection(p.g, d.g)) AS ov
-                      FROM _an_p p JOIN _an_d d ON ST_Intersects(p.g, d.g)) t
-       WHERE ov > %(min_ov)s""",
+       SELECT t.pp, d.xzqdm, t.ov
+       FROM _an_d d CROSS JOIN LATERAL (
+         SELECT c.pp, CASE WHEN c.inside THEN c.a ELSE ST_Area(ST_Intersection(c.g, d.g)) END AS ov
+         FROM (SELECT p.pos AS pp, p.a, p.g, ST_ContainsProperly(d.g, p.g) AS inside
+               FROM _an_p p WHERE p.g && d.g OFFSET 0) c
+         WHERE c.inside OR ST_Intersects(d.g, c.g) OFFSET 0) t
+       WHERE t.ov > %(min_ov)s""",
+    # lineage: previous patches whose interiors the patch meets (intersects, not only touches);
+    # settled by one point-in-polygon test when the patch holds an interior point of the previous one
     """CREATE TEMP TABLE _an_pq AS
-       SELECT p.pos AS pp, q.pos AS qp, q.qdnm, q.a AS qa
-       FROM _an_p p JOIN _an_q q ON ST_Intersects(p.g, q.g) AND NOT ST_Touches(p.g, q.g)""",
-    "CREATE INDEX ON _an_pd (pp)",
-    "CREATE INDEX ON _an_pq (pp)",
-    "CREATE INDEX ON _an_pq (qp)",
+       SELECT t.pp, q.pos AS qp, q.qdnm, q.a AS qa, t.ov
+       FROM _an_q q CROSS JOIN LATERAL (
+         SELECT c.pp, {lineage_ov} AS ov
+         FROM (SELECT p.pos AS pp, p.g FROM _an_p p WHERE p.g && q.g OFFSET 0) c
+         WHERE ST_Contains(c.g, q.pt) OR (ST_Intersects(c.g, q.g) AND NOT ST_Touches(c.g, q.g)) OFFSET 0) t""",
     "ANALYZE _an_near", "ANALYZE _an_pd", "ANALYZE _an_pq",
 )
 
+#: the lineage overlap column of ``_an_pq``: with the details, or not at all
+_LINEAGE_OV = {True: "ST_Area(ST_Intersection(c.g, q.g))", False: "NULL::float8"}
+
 _RESULT_SQL = """
+WITH lead AS (SELECT DISTINCT ON (pp) pp, swc_p_id FROM _an_ps WHERE counting
+              ORDER BY pp, round(ov::numeric, %(rd)s) DESC, sp),
+     projects AS (SELECT pp, array_agg(swc_p_id ORDER BY sp) AS projects FROM _an_ps WHERE counting GROUP BY pp),
+     site AS (SELECT DISTINCT ON (pp) pp, swc_p_id FROM _an_near ORDER BY pp, round(d::numeric, %(rd)s), sp),
+     divs AS (SELECT pp, string_agg(xzqdm, ',' ORDER BY round(ov::numeric, %(rd)s) DESC, xzqdm) AS xzqdm
+              FROM _an_pd GROUP BY pp),
+     prev AS (SELECT pp, sum(qa ORDER BY qp) AS qa FROM _an_pq GROUP BY pp)
 SELECT p.pos, p.qdnm, p.a / 10000.0 AS qarea,
        CASE WHEN c.pos IS NOT NULL THEN
               CASE WHEN c.outside <= greatest(%(tol_min_m2)s, %(tol_share)s * p.a) + %(eps_m2)s
                    THEN 'R1' ELSE 'R2' END
-            WHEN EXISTS (SELECT 1 FROM _an_near n WHERE n.pp = p.pos AND NOT n.disturbed) THEN 'R3'
+            WHEN site.pp IS NOT NULL THEN 'R3'
             WHEN p.a < %(plan_m2)s THEN 'R5'
             ELSE 'R4' END AS rule_id,
        coalesce(c.outside, 0) / 10000.0 AS earea,
-       coalesce((SELECT ps.swc_p_id FROM _an_ps ps WHERE ps.pp = p.pos AND ps.counting
-                 ORDER BY round(ps.ov::numeric, %(rd)s) DESC, ps.sp LIMIT 1),
-                (SELECT n.swc_p_id FROM _an_near n WHERE n.pp = p.pos AND NOT n.disturbed
-                 ORDER BY round(n.d::numeric, %(rd)s), n.sp LIMIT 1)) AS prid,
-       (SELECT string_agg(pd.xzqdm, ',' ORDER BY round(pd.ov::numeric, %(rd)s) DESC, pd.xzqdm) FROM _an_pd pd WHERE pd.pp = p.pos)
-         AS xzqdm,
-       (SELECT CASE WHEN count(*) = 0 THEN '新增'
-                    WHEN (p.a - sum(pq.qa)) / sum(pq.qa) > %(expand)s + %(share_eps)s THEN '续建（范围扩大）'
-                    WHEN (p.a - sum(pq.qa)) / sum(pq.qa) < -%(shrink)s - %(share_eps)s THEN '续建（范围缩小）'
-                    ELSE '续建（范围不变）' END
-        FROM _an_pq pq WHERE pq.pp = p.pos) AS qdtype,
-       (SELECT array_agg(ps.swc_p_id ORDER BY ps.sp) FROM _an_ps ps WHERE ps.pp = p.pos AND ps.counting)
-         AS projects
+       coalesce(lead.swc_p_id, site.swc_p_id) AS prid,
+       divs.xzqdm,
+       CASE WHEN prev.pp IS NULL THEN '新增'
+            WHEN (p.a - prev.qa) / prev.qa > %(expand)s + %(share_eps)s THEN '续建（范围扩大）'
+            WHEN (p.a - prev.qa) / prev.qa < -%(shrink)s - %(share_eps)s THEN '续建（范围缩小）'
+            ELSE '续建（范围不变）' END AS qdtype,
+       projects.projects
 FROM _an_p p LEFT JOIN _an_cov c ON c.pos = p.pos
+     LEFT JOIN lead ON lead.pp = p.pos LEFT JOIN projects ON projects.pp = p.pos
+     LEFT JOIN site ON site.pp = p.pos LEFT JOIN divs ON divs.pp = p.pos LEFT JOIN prev ON prev.pp = p.pos
 ORDER BY p.pos
 """
 
@@ -149,22 +178,42 @@ DETAILS_SQL: dict[str, str] = {
     "area": "SELECT pos, a FROM _an_p ORDER BY pos",
     "pairs": "SELECT pp, sp, ov, counting FROM _an_ps ORDER BY pp, sp",
     "outside": "SELECT pos, outside FROM _an_cov",
-    "site": "SELECT pp, sp, d FROM _an_near WHERE NOT disturbed",
+    "site": "SELECT pp, sp, d FROM _an_near",
     "nearest": """SELECT p.pos, n.sp, n.d FROM _an_p p CROSS JOIN LATERAL (
                     SELECT s.pos AS sp, ST_Distance(p.g, s.g) AS d FROM _an_s s
                     WHERE s.counting AND ST_DWithin(p.g, s.g, %(search)s) ORDER BY d, s.pos LIMIT 1) n
                   WHERE NOT EXISTS (SELECT 1 FROM _an_cov c WHERE c.pos = p.pos)""",
     "divisions": "SELECT pp, xzqdm, ov FROM _an_pd",
     "previous_area": "SELECT pos, a FROM _an_q ORDER BY pos",
-    "lineage": """SELECT pq.pp, pq.qp, ST_Area(ST_Intersection(p.g, q.g)) FROM _an_pq pq
-                  JOIN _an_p p ON p.pos = pq.pp JOIN _an_q q ON q.pos = pq.qp ORDER BY pq.pp, pq.qp""",
-    "repairs": """SELECT pos, ST_IsValidReason(geom), ST_Area(ST_Transform(geom, %(srid)s)) FROM {s}.an_patches
-                  WHERE NOT ST_IsValid(geom)""",
+    "lineage": "SELECT pp, qp, ov FROM _an_pq ORDER BY pp, qp",
+    "repairs": """SELECT i.pos, ST_IsValidReason(i.geom), ST_Area(ST_Transform(i.geom, %(srid)s))
+                  FROM {s}.an_patches i JOIN _an_p p ON p.pos = i.pos AND NOT p.valid""",
 }
 
 _COMPLETED_SQL = """
 SELECT q.qdnm FROM _an_q q WHERE NOT EXISTS (SELECT 1 FROM _an_pq pq WHERE pq.qp = q.pos) ORDER BY q.pos
 """
+
+
+#: session settings while the classification runs (restored after): no JIT (compiling the
+#: expressions of each statement cost 0.2–1 s, more than most statements run at 100 k
+#: patches), and enough memory for the hash joins and sorts of the pairs to stay in memory
+SESSION_SETTINGS: dict[str, str] = {"jit": "off", "work_mem": "128MB"}
+
+
+@contextlib.contextmanager
+def _session_settings(conn: Any, settings: dict[str, str]) -> Iterator[None]:
+    names = list(settings)
+    old = _run(conn, "SELECT " + ", ".join(f"current_setting('{k}')" for k in names), fetch=True)[0]
+    _run(conn, "SELECT " + ", ".join(f"set_config('{k}', %(v{i})s, false)" for i, k in enumerate(names)),
+         {f"v{i}": settings[k] for i, k in enumerate(names)})
+    try:
+        yield
+    finally:
+        # after an error inside a transaction the SET is undone by its rollback, and this fails
+        with contextlib.suppress(Exception):
+            _run(conn, "SELECT " + ", ".join(f"set_config('{k}', %(v{i})s, false)" for i, k in enumerate(names)),
+                 {f"v{i}": v for i, v in enumerate(old)})
 
 
 def _schema(name: str) -> str:
@@ -275,20 +324,22 @@ def classify_in_postgis(conn: Any, schema: str, *, srid: int, rules: RuleSet,
         "dist_eps": rules.distance_eps_m,
         "rd": int(rules.rank_decimals),
     }
-    for stmt in CLASSIFY_SQL:
-        sql = stmt.format(s=s)
-        used = {k: v for k, v in params.items() if f"%({k})s" in sql}
-        _run(conn, sql, used or None)
-    has_previous = _run(conn, "SELECT count(*) FROM _an_q", fetch=True)[0][0] > 0
-    rows = _run(conn, _RESULT_SQL, {k: v for k, v in params.items() if f"%({k})s" in _RESULT_SQL}, fetch=True)
-    completed = [r[0] for r in _run(conn, _COMPLETED_SQL, fetch=True)]
     extra = {}
-    if details:
-        more = {"search": rules.nearest_search_m, "srid": int(srid)}
-        for key, stmt in DETAILS_SQL.items():
-            sql = stmt.format(s=s)
-            extra[key] = _run(conn, sql, {k: v for k, v in more.items() if f"%({k})s" in sql} or None, fetch=True)
-    _run(conn, CLASSIFY_SQL[0])
+    with _session_settings(conn, SESSION_SETTINGS):
+        for stmt in CLASSIFY_SQL:
+            sql = stmt.format(s=s, lineage_ov=_LINEAGE_OV[bool(details)])
+            used = {k: v for k, v in params.items() if f"%({k})s" in sql}
+            _run(conn, sql, used or None)
+        has_previous = _run(conn, "SELECT count(*) FROM _an_q", fetch=True)[0][0] > 0
+        rows = _run(conn, _RESULT_SQL, {k: v for k, v in params.items() if f"%({k})s" in _RESULT_SQL}, fetch=True)
+        completed = [r[0] for r in _run(conn, _COMPLETED_SQL, fetch=True)]
+        if details:
+            more = {"search": rules.nearest_search_m, "srid": int(srid)}
+            for key, stmt in DETAILS_SQL.items():
+                sql = stmt.format(s=s)
+                extra[key] = _run(conn, sql, {k: v for k, v in more.items() if f"%({k})s" in sql} or None,
+                                  fetch=True)
+        _run(conn, CLASSIFY_SQL[0])
     keys = ("pos", "QDNM", "QAREA", "RULE_ID", "EAREA", "PRID", "XZQDM", "QDTYPE", "projects")
     out = [dict(zip(keys, r, strict=True)) for r in rows]
     for r in out:
