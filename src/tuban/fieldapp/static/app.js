@@ -143,9 +143,14 @@ function setNet() {
   $("#net").textContent = on ? "在线 online" : "离线 offline";
   $("#net").className = "pill" + (on ? "" : " offline");
 }
+let renderSeq = 0;
+
+// Builds the whole list off-page and swaps it in at the end; a render that a newer one
+// overtook while awaiting task statuses drops its result (no doubled rows).
 async function renderTasks() {
+  const seq = ++renderSeq;
   const list = $("#tasks");
-  list.textContent = "";
+  const items = [];
   const fix = state.fix;
   const rows = state.tasks.map((t) => {
     const d = fix ? distanceToPatch(t.geometry, fix.lon, fix.lat) : null;
@@ -175,8 +180,10 @@ async function renderTasks() {
       li.append(here);
     }
     li.addEventListener("click", () => openTask(t.id));
-    list.append(li);
+    items.push(li);
   }
+  if (seq !== renderSeq) return;
+  list.replaceChildren(...items);
   $("#pos").textContent = fix ? `位置 ${fix.lat.toFixed(5)}, ${fix.lon.toFixed(5)} ±${Math.round(fix.accuracy)} m`
                               : "定位中… locating";
 }
