@@ -291,7 +291,6 @@ def warm() -> None:
     from tuban.raster import fused
 
     fused.warm()
-    kernel.tune_malloc()
 
 
 def _ha_factor(grid: Grid) -> float:

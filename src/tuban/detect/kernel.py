@@ -43,7 +43,6 @@ __all__ = [
     "scene_stats",
     "stats_from_values",
     "tile_pieces",
-    "tune_malloc",
 ]
 
 MORPH_RADIUS = 1  # 3×3 opening then closing
@@ -148,37 +147,8 @@ class Block:
         return s * np.float32(self.scale.get(key, 1.0)) if s.dtype == np.uint16 else s
 
 
-_MALLOC_TUNED = False
-
-
-def tune_malloc() -> None:
-    """Keep freed tile-sized buffers in the heap (glibc): every tile allocates the same few 1–30 MB arrays,
-    and by default glibc returns them to the system and page-faults fresh zeroed pages for the next tile
-    (measured: ~10 % of a run's CPU in the kernel zeroing pages). Raising the mmap and trim thresholds
-    reuses them instead; the peak memory stays that of one tile. Once per process; no-op off glibc or
-    with ``TUBAN_MALLOC_TUNE=0``."""
-    global _MALLOC_TUNED
-    if _MALLOC_TUNED:
-        return
-    _MALLOC_TUNED = True
-    import os
-
-    if os.environ.get("TUBAN_MALLOC_TUNE", "1").strip().lower() in ("0", "false", "no", "off"):
-        return
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 32 * 1024 * 1024)  # M_MMAP_THRESHOLD: glibc's maximum on 64-bit
-        libc.mallopt(-1, 256 * 1024 * 1024)  # M_TRIM_THRESHOLD
-    except (OSError, AttributeError):  # not glibc
-        pass
-
-
 def _read(job: Job, core: Window, method: ChangeMethod, halo: int) -> Block:
     import cv2
-
-    tune_malloc()
 
     from tuban.detect.tiles import expand
     from tuban.raster import masks
