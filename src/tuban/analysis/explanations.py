@@ -16,7 +16,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
-__all__ = ["HINT_R5_EN", "HINT_R5_ZH", "compose", "explain", "explain_rule", "project_label", "projects_label"]
+__all__ = ["HINT_R5_EN", "HINT_R5_ZH", "TEMPLATES", "compose", "explain", "explain_rule", "project_label", "projects_label"]
 
 Lang = Literal["zh", "en"]
 
@@ -53,7 +53,7 @@ def projects_label(first: str | None, count: int, lang: Lang) -> str:
 
 
 #: the sentence templates, one per rule and language; ``compose`` fills them
-_TEMPLATES: dict[str, dict[str, str]] = {
+TEMPLATES: dict[str, dict[str, str]] = {
     "zh": {
         "head": "图斑 {qdnm}（{a} ha）",
         "R1": "{head}位于{projects}防治责任范围内，范围外 {o} ha（占图斑 {op}%），未超过容差 {t} ha，合规。",
@@ -104,7 +104,7 @@ def compose(
     suggested: list[str] | tuple[str, ...] = (),
 ) -> str:
     """The sentence for *rule* from already formatted numbers (the one place the wording lives)."""
-    tpl = _TEMPLATES[lang]
+    tpl = TEMPLATES[lang]
     head = tpl["head"].format(qdnm=qdnm, a=a)
     if rule in ("R1", "R2", "R3"):
         return tpl[rule].format(head=head, projects=projects, o=o, op=op, t=t, site=site, radius=radius)
