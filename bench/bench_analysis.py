@@ -15,7 +15,8 @@ Timed in the same process:
 * ``format``: ``to_geodataframe()`` (NUMBERS JSON and the zh/en sentences), reported apart;
 * ``write`` (``--write``): that frame to a GeoPackage with pyogrio (``use_arrow=True`` when
   pyarrow is installed), reported apart;
-* ``postgis`` (``--postgis-scale``, needs ``$TUBAN_TEST_POSTGRES_URL``): load + SQL classification.
+* ``postgis`` (``--postgis-scale``, needs ``$TUBAN_TEST_POSTGRES_URL``): load + SQL classification
+  (without and with the details the store reads); the server process's CPU time when it runs here.
 
 With ``--repeat N`` the baseline, analyse and kernel steps take turns N times (so a change in
 the machine's load hits them alike) and each keeps its fastest run; the CPU time of that run
@@ -144,6 +145,21 @@ def kernels(layout: dict[str, np.ndarray], frames: dict[str, gpd.GeoDataFrame]) 
     classify_change(layout["patches"], layout["previous"], rules, current_area_m2=area)
 
 
+def _server_cpu(conn):  # type: ignore[no-untyped-def]
+    """CPU seconds of this connection's server process so far (nan unless the server runs here)."""
+    pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+
+    def cpu() -> float:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan")
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    return cpu
+
+
 def bench_postgis(scale: float) -> None:
     url = os.environ.get("TUBAN_TEST_POSTGRES_URL")
     if not url:
@@ -157,14 +173,25 @@ def bench_postgis(scale: float) -> None:
     frames = to_frames(layout)
     n_p, n_s = len(frames["patches"]), len(frames["scopes"])
     print(f"\nPostGIS path at scale {scale}: {n_p:,} patches × {n_s:,} scopes")
+    c = time.process_time()
     res, t_py = timed("analyse (shapely, 1 thread, same data)", analyse, frames["patches"], frames["scopes"],
                       frames["divisions"], frames["previous"], work_crs=GK)
+    c_py = (time.process_time() - c) / REPEAT
     with psycopg.connect(re.sub(r"^postgresql\+\w+://", "postgresql://", url), autocommit=True) as conn:
         conn.execute("CREATE SCHEMA IF NOT EXISTS bench_analysis")
         timed("postgis load_layers (COPY)", load_layers, conn, "bench_analysis", frames["patches"],
                           frames["scopes"], frames["divisions"], frames["previous"])
+        cpu = _server_cpu(conn)
+        c0 = cpu()
         out, t_sql = timed("postgis classify_in_postgis", classify_in_postgis, conn, "bench_analysis",
                            srid=4547, rules=load_rules())
+        c1 = cpu()
+        timed("postgis classify_in_postgis (details=True)", classify_in_postgis, conn, "bench_analysis",
+              srid=4547, rules=load_rules(), details=True)
+        c2 = cpu()
+        if c0 == c0:
+            print(f"  server backend CPU: classify {c1 - c0:.2f} s, with details {c2 - c1:.2f} s "
+                  f"(shapely analyse CPU {c_py:.2f} s)")
         conn.execute("DROP SCHEMA bench_analysis CASCADE")
     same = sum(a == b["RULE_ID"] for a, b in zip(res.compliance.rule, out["patches"], strict=True))
     print(f"  identical RULE_ID: {same:,} / {n_p:,}")
