@@ -23,8 +23,8 @@ from tuban.raster.change import (
     BACKGROUND_CELLS,
     BlockContext,
     ChangeMethod,
+    auto_threshold,
     get_method,
-    otsu_threshold,
     robust_stats,
 )
 from tuban.raster.grid import Grid, Window, read_block
@@ -100,6 +100,8 @@ class Stats:
     bands: dict[str, tuple[float, float]] = field(default_factory=dict)
     components: dict[str, tuple[float, float]] = field(default_factory=dict)
     threshold: float = float("nan")
+    #: how the threshold was set: "manual", "otsu" or "no-change floor" (:func:`tuban.raster.change.auto_threshold`)
+    threshold_rule: str = "otsu"
 
 
 class _Scaled(Mapping):
@@ -382,10 +384,10 @@ def stats_from_values(band_values: list[dict[str, np.ndarray]], comp_values: lis
     if comp_values is not None:
         st.components = _reduce(comp_values)
     if threshold is not None:
-        st.threshold = float(threshold)
+        st.threshold, st.threshold_rule = float(threshold), "manual"
     elif score_values is not None:
         sample = np.concatenate(score_values) if score_values else np.zeros(0, np.float32)
-        st.threshold = otsu_threshold(sample) if sample.size else float("inf")
+        st.threshold, st.threshold_rule = auto_threshold(sample)
     return st
 
 
