@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bands", help="band roles of a multi-band file in order, e.g. blue,green,red,nir,swir1,swir2")
     p.add_argument("--aoi", metavar="FILE", help="area of interest (vector file); patches are clipped to it")
     p.add_argument("--method", help="change method: construction (default), rgb, cva, expr:<index expression>")
-    p.add_argument("--threshold", type=float, help="manual score threshold (default: automatic, Otsu)")
+    p.add_argument("--threshold", type=float, help="manual score threshold (default: automatic: Otsu, never below the no-change floor)")
     p.add_argument("--mmu-ha", type=float, default=0.04, help="minimum mapping unit in hectares (default 0.04)")
     p.add_argument("--tile-size", type=int, default=1024, help="tile size in pixels (default 1024)")
     group = p.add_mutually_exclusive_group()
@@ -64,6 +64,6 @@ def run(args: argparse.Namespace) -> int:
                  water=args.mask_water, progress=progress)
     write_patches(res, args.output)
     area = float(res.patches["QAREA"].sum()) if len(res.patches) else 0.0
-    print(f"{len(res.patches)} patches, {area:.2f} ha, method {res.method}, threshold {res.threshold:.3f}, "
+    print(f"{len(res.patches)} patches, {area:.2f} ha, method {res.method}, threshold {res.threshold:.3f} ({res.stats.threshold_rule}), "
           f"unobservable {res.unobservable_fraction:.1%} → {args.output}")
     return 0
