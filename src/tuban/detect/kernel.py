@@ -242,12 +242,14 @@ def _comp_stats(stats: Stats, names: tuple[str, ...]) -> tuple[np.ndarray, np.nd
     return med, inv
 
 
-def _fused_run(job: Job, blk: Block, method: ChangeMethod, stats: Stats, *, score: bool) -> np.ndarray:
-    """Fused kernels: components (n, h, w), or with ``score`` the gated (unsmoothed) score (h, w)."""
+def _fused_run(job: Job, blk: Block, method: ChangeMethod, stats: Stats, *, score: bool,
+               box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """Fused kernels: components (n, h, w), or with ``score`` the gated (unsmoothed) score (h, w); with
+    ``box`` (rows and columns within the block) only that part."""
     lay = method.layout
     assert lay is not None
     kw: dict[str, Any] = {"cell": job.cell, "row": blk.win.row, "col": blk.win.col, "size": BACKGROUND_CELLS,
-          "q_step": _Q_STEP, "q_lim": _Q_LIM}
+          "q_step": _Q_STEP, "q_lim": _Q_LIM, "box": box}
     cs = _comp_stats(stats, lay.names) if score else None
     after = _band_stats(stats, "a", method)
     sc = blk.scale
@@ -259,7 +261,10 @@ def _fused_run(job: Job, blk: Block, method: ChangeMethod, stats: Stats, *, scor
                          scale_b=sc.get("b", 1.0), scale_a=sc.get("a", 1.0), **kw)
     np.minimum(c, fused.components(blk.stack["0"], blk.stack["a"], _band_stats(stats, "0", method), after,
                                    blk.use, lay, scale_b=sc.get("0", 1.0), scale_a=sc.get("a", 1.0), **kw), out=c)
-    return fused.combine(c, cs, blk.use) if cs is not None else c
+    if cs is None:
+        return c
+    use = blk.use if box is None else blk.use[box[0] : box[1], box[2] : box[3]]
+    return fused.combine(c, cs, use)
 
 
 def _components(job: Job, blk: Block, method: ChangeMethod, stats: Stats) -> dict[str, np.ndarray]:
@@ -299,17 +304,39 @@ def _combine(comps: dict[str, np.ndarray], blk: Block, method: ChangeMethod, sta
     return score
 
 
+def score_margin(method: ChangeMethod) -> int:
+    """Pixels around a tile's core on which its score must be computed for an exact cleaned mask of the
+    core: the Gaussian's radius (OpenCV: ``round(8σ + 1) | 1`` taps) plus the opening and closing
+    (two erosions / dilations each of ``MORPH_RADIUS``)."""
+    gauss = int(np.ceil(4 * method.smooth)) + 1 if method.smooth > 0 else 0
+    return gauss + 4 * MORPH_RADIUS
+
+
+def _score_box(blk: Block, margin: int) -> tuple[int, int, int, int]:
+    """The core grown by ``margin`` px, within the block: (y0, y1, x0, x1) in block coordinates."""
+    r, c = blk.core.row - blk.win.row, blk.core.col - blk.win.col
+    return (max(r - margin, 0), min(r + blk.core.height + margin, blk.win.height),
+            max(c - margin, 0), min(c + blk.core.width + margin, blk.win.width))
+
+
 def _tile_score_mask(job: Job, blk: Block, method: ChangeMethod, stats: Stats) -> tuple[np.ndarray, np.ndarray]:
-    """The smoothed score and the cleaned change mask of a tile (mask 0 off ``use``)."""
+    """The smoothed score and the cleaned change mask of a tile's core (mask 0 off ``use``).
+
+    Fused kernels: the per-pixel work (score, Gaussian, threshold, opening/closing) runs only on the core
+    plus :func:`score_margin` (the full halo is context for the background cells): the same core, bit
+    for bit, as computing the whole block (``tests/detect/test_score_box.py``)."""
     if not _fused(method):
         score = _combine(_components(job, blk, method, stats), blk, method, stats)
         mask = change_mask(score, stats.threshold)
         mask[~blk.use] = 0
-        return score, mask
-    score = _smooth(_fused_run(job, blk, method, stats, score=True), method)
-    mask = _clean(fused.threshold(score, stats.threshold, blk.use))
-    np.bitwise_and(mask, blk.use.view(np.uint8), out=mask)
-    return score, mask
+        return _crop(score, blk.core, blk.win), _crop(mask, blk.core, blk.win)
+    box = _score_box(blk, score_margin(method))
+    use = blk.use[box[0] : box[1], box[2] : box[3]]
+    score = _smooth(_fused_run(job, blk, method, stats, score=True, box=box), method)
+    mask = _clean(fused.threshold(score, stats.threshold, use))
+    np.bitwise_and(mask, use.view(np.uint8), out=mask)
+    sub = Window(blk.win.row + box[0], blk.win.col + box[2], box[1] - box[0], box[3] - box[2])
+    return _crop(score, blk.core, sub), _crop(mask, blk.core, sub)
 
 
 def _samples(blocks: list[Block]) -> list[np.ndarray]:
@@ -456,7 +483,7 @@ def tile_pieces(job: Job, core: Window, stats: Stats, blk: Block | None = None) 
     if blk is None:
         blk = _read(job, core, method, job.halo)
     score, mask = _tile_score_mask(job, blk, method, stats)
-    m = np.ascontiguousarray(_crop(mask, core, blk.win))
+    m = np.ascontiguousarray(mask)
     unobs = _crop(blk.unobservable, core, blk.win)
     out: dict[str, object] = {"wkb": [], "sums": np.zeros((0, len(SUMS))), "seam": np.zeros(0, bool),
                               "unobservable_px": int(unobs.sum()), "pixels": int(m.size)}
@@ -466,14 +493,14 @@ def tile_pieces(job: Job, core: Window, stats: Stats, blk: Block | None = None) 
     runs = _runs(m)
     idx_name = "ndvi" if {"nir", "red"} <= set(blk.raw["b"]) else "vari"
     fn, roles = INDICES[idx_name][1], INDICES[idx_name][0]
-    r_off, c_off = core.row - blk.win.row, core.col - blk.win.col
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("lp", "s", "ib", "ia", "lg", "ug")}
     for r0, r1, c0, c1 in runs:  # only the windows holding patches are scanned
         sub = lab[r0:r1, c0:c1]
         px = np.flatnonzero(sub)
         parts["lp"].append(sub.ravel()[px])
+        parts["s"].append(score[r0:r1, c0:c1].ravel()[px])
+        r_off, c_off = core.row - blk.win.row, core.col - blk.win.col
         win = (slice(r0 + r_off, r1 + r_off), slice(c0 + c_off, c1 + c_off))
-        parts["s"].append(score[win].ravel()[px])
         for key, date in (("ib", "b"), ("ia", "a")):
             parts[key].append(fn({r: blk.raw[date].take(r, win, px) for r in roles}))
         # masked share of each patch grown by one pixel (clouds, nodata next to or inside the patch); runs

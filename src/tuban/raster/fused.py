@@ -159,10 +159,14 @@ def _cell_sums_py(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, use, ce
 
 
 def _prep_row(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, y, fy0, cell, za, zn, lo_a, hi_a, lo_n,
-              hi_n, s):
-    """Standardised before (za) and normalised after (zn) of row ``y`` and their horizontal 3-min/max."""
+              hi_n, s, x0, x1):
+    """Standardised before (za) and normalised after (zn) of row ``y`` on columns ``x0 - 1 … x1`` (within
+    the row) and their horizontal 3-min/max on ``x0 … x1 - 1``. Loops run over views from index 0 (a loop
+    index starting at a runtime value keeps numba's negative-index wrap-around and does not vectorise)."""
     nb, _h, w = before.shape
     nh = hbg.shape[1]
+    xa = max(x0 - 1, 0)
+    xb = min(x1 + 1, w)
     fy = np.float32((y + fy0 + 0.5) * (1.0 / cell) - 0.5)
     sy = int(np.floor(fy))
     fy = fy - np.float32(sy)
@@ -170,18 +174,22 @@ def _prep_row(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, y, fy0
     r1 = min(max(sy + 1, 0), nh - 1)
     b1 = fy
     b0 = np.float32(1) - fy
+    lo = max(x0, 1)
+    hi = min(x1, w - 1)
     for b in range(nb):
         mb, ib, ma, ia = med_b[b], inv_b[b], med_a[b], inv_a[b]
-        rb = before[b, y]
-        ra = after[b, y]
-        g0 = hbg[b, r0]
-        g1 = hbg[b, r1]
-        oa = za[s, b]
-        on = zn[s, b]
-        for x in range(w):
+        rb = before[b, y, xa:xb]
+        ra = after[b, y, xa:xb]
+        g0 = hbg[b, r0, xa:xb]
+        g1 = hbg[b, r1, xa:xb]
+        oa = za[s, b, xa:xb]
+        on = zn[s, b, xa:xb]
+        for x in range(xb - xa):
             oa[x] = (_px(rb[x], sc_b) - mb) * ib
             bg = g0[x] * b0 + g1[x] * b1
             on[x] = (_px(ra[x], sc_a) - ma) * ia - bg
+        oa = za[s, b]
+        on = zn[s, b]
         la, ha, ln, hn = lo_a[s, b], hi_a[s, b], lo_n[s, b], hi_n[s, b]
         if w == 1:
             la[0] = oa[0]
@@ -189,19 +197,25 @@ def _prep_row(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, y, fy0
             ln[0] = on[0]
             hn[0] = on[0]
             continue
-        la[0] = min(oa[0], oa[1])
-        ha[0] = max(oa[0], oa[1])
-        ln[0] = min(on[0], on[1])
-        hn[0] = max(on[0], on[1])
-        for x in range(1, w - 1):
-            la[x] = min(min(oa[x - 1], oa[x]), oa[x + 1])
-            ha[x] = max(max(oa[x - 1], oa[x]), oa[x + 1])
-            ln[x] = min(min(on[x - 1], on[x]), on[x + 1])
-            hn[x] = max(max(on[x - 1], on[x]), on[x + 1])
-        la[w - 1] = min(oa[w - 2], oa[w - 1])
-        ha[w - 1] = max(oa[w - 2], oa[w - 1])
-        ln[w - 1] = min(on[w - 2], on[w - 1])
-        hn[w - 1] = max(on[w - 2], on[w - 1])
+        if x0 == 0:
+            la[0] = min(oa[0], oa[1])
+            ha[0] = max(oa[0], oa[1])
+            ln[0] = min(on[0], on[1])
+            hn[0] = max(on[0], on[1])
+        if hi > lo:
+            am, ac, ap = za[s, b, lo - 1 : hi - 1], za[s, b, lo:hi], za[s, b, lo + 1 : hi + 1]
+            nm, nc, np_ = zn[s, b, lo - 1 : hi - 1], zn[s, b, lo:hi], zn[s, b, lo + 1 : hi + 1]
+            lav, hav, lnv, hnv = la[lo:hi], ha[lo:hi], ln[lo:hi], hn[lo:hi]
+            for x in range(hi - lo):
+                lav[x] = min(min(am[x], ac[x]), ap[x])
+                hav[x] = max(max(am[x], ac[x]), ap[x])
+                lnv[x] = min(min(nm[x], nc[x]), np_[x])
+                hnv[x] = max(max(nm[x], nc[x]), np_[x])
+        if x1 == w:
+            la[w - 1] = min(oa[w - 2], oa[w - 1])
+            ha[w - 1] = max(oa[w - 2], oa[w - 1])
+            ln[w - 1] = min(on[w - 2], on[w - 1])
+            hn[w - 1] = max(on[w - 2], on[w - 1])
 
 
 def _nd(a, b):
@@ -213,9 +227,13 @@ def _nd(a, b):
 
 
 def _rows(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, cell, use, vis, idx, score_mode, cmed,
-          cinv, out):
-    """Components (``score_mode`` 0: out is (n_comp, h, w)) or the gated score (1: out[0] is the score)."""
+          cinv, box, out):
+    """Components (``score_mode`` 0: out is (n_comp, y1 - y0, x1 - x0)) or the gated score (1: out[0] is the
+    score) on the box ``(y0, y1, x0, x1)`` of the block (the 3×3 neighbourhoods read around it)."""
     nb, h, w = before.shape
+    y0, y1, x0, x1 = box[0], box[1], box[2], box[3]
+    nx = x1 - x0  # the loops below run over views of the box's columns, from 0: with a loop index that
+    # starts at a runtime x0, numba's negative-index wrap-around stays in the loop and nothing vectorises
     kind, i_nir, i_red, i_green, i_blue, i_swir = idx[0], idx[1], idx[2], idx[3], idx[4], idx[5]
     za = np.empty((3, nb, w), np.float32)
     zn = np.empty((3, nb, w), np.float32)
@@ -234,28 +252,26 @@ def _rows(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, cell,
     half = np.float32(0.5)
     zero = np.float32(0)
     one = np.float32(1)
-    _prep_row(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, 0, fy0, cell, za, zn, lo_a, hi_a, lo_n,
-              hi_n, 0)
-    if h > 1:
-        _prep_row(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, 1, fy0, cell, za, zn, lo_a, hi_a,
-                  lo_n, hi_n, 1)
-    for y in range(h):
-        if y + 1 < h and y >= 1:
+    for y in range(max(y0 - 1, 0), y0 + 1):
+        _prep_row(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, y, fy0, cell, za, zn, lo_a, hi_a, lo_n,
+                  hi_n, y % 3, x0, x1)
+    for y in range(y0, y1):
+        if y + 1 < h:
             _prep_row(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, y + 1, fy0, cell, za, zn, lo_a,
-                      hi_a, lo_n, hi_n, (y + 1) % 3)
+                      hi_a, lo_n, hi_n, (y + 1) % 3, x0, x1)
         sm = max(y - 1, 0) % 3
         sc = y % 3
         sp = min(y + 1, h - 1) % 3
         s1[:] = 0
         s2[:] = 0
         for b in range(nb):
-            a = za[sc, b]
-            n = zn[sc, b]
-            l1, l2, l3 = lo_n[sm, b], lo_n[sc, b], lo_n[sp, b]
-            h1, h2, h3 = hi_n[sm, b], hi_n[sc, b], hi_n[sp, b]
-            m1, m2, m3 = lo_a[sm, b], lo_a[sc, b], lo_a[sp, b]
-            k1, k2, k3 = hi_a[sm, b], hi_a[sc, b], hi_a[sp, b]
-            for x in range(w):
+            a = za[sc, b, x0:x1]
+            n = zn[sc, b, x0:x1]
+            l1, l2, l3 = lo_n[sm, b, x0:x1], lo_n[sc, b, x0:x1], lo_n[sp, b, x0:x1]
+            h1, h2, h3 = hi_n[sm, b, x0:x1], hi_n[sc, b, x0:x1], hi_n[sp, b, x0:x1]
+            m1, m2, m3 = lo_a[sm, b, x0:x1], lo_a[sc, b, x0:x1], lo_a[sp, b, x0:x1]
+            k1, k2, k3 = hi_a[sm, b, x0:x1], hi_a[sc, b, x0:x1], hi_a[sp, b, x0:x1]
+            for x in range(nx):
                 # before's value against the range of the normalised after-date's 3×3 neighbourhood
                 d = min(min(l1[x], l2[x]), l3[x]) - a[x]
                 e = a[x] - max(max(h1[x], h2[x]), h3[x])
@@ -268,56 +284,57 @@ def _rows(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, cell,
                 d = max(d, e)
                 d = d if d > zero else zero
                 s2[x] += d * d
-        ru = use[y]
+        ru = use[y, x0:x1]
         # brightening of the visible bands (normalised after vs before), summed in the reference's order
-        va[:] = za[sc, vis[0]]
-        vn[:] = zn[sc, vis[0]]
+        va[:nx] = za[sc, vis[0], x0:x1]
+        vn[:nx] = zn[sc, vis[0], x0:x1]
         for j in range(1, nv):
-            pa = za[sc, vis[j]]
-            pn = zn[sc, vis[j]]
-            for x in range(w):
+            pa = za[sc, vis[j], x0:x1]
+            pn = zn[sc, vis[j], x0:x1]
+            for x in range(nx):
                 va[x] += pa[x]
                 vn[x] += pn[x]
         # one contiguous row per band (a 2-D row view has a runtime stride and does not vectorise);
         # absent bands (index -1) give some row, never read
-        bn, br, bgr, bbl, bsw = before[i_nir, y], before[i_red, y], before[i_green, y], before[i_blue, y], \
-            before[i_swir, y]
-        an, ar, agr, abl, asw = after[i_nir, y], after[i_red, y], after[i_green, y], after[i_blue, y], \
-            after[i_swir, y]
+        bn, br, bgr, bbl = before[i_nir, y, x0:x1], before[i_red, y, x0:x1], before[i_green, y, x0:x1], \
+            before[i_blue, y, x0:x1]
+        an, ar, agr, abl = after[i_nir, y, x0:x1], after[i_red, y, x0:x1], after[i_green, y, x0:x1], \
+            after[i_blue, y, x0:x1]
+        bsw, asw = before[i_swir, y, x0:x1], after[i_swir, y, x0:x1]
         if kind == 0:  # NDVI drop
-            for x in range(w):
+            for x in range(nx):
                 veg[x] = _nd(_px(bn[x], sc_b), _px(br[x], sc_b)) - _nd(_px(an[x], sc_a), _px(ar[x], sc_a))
         else:  # VARI drop
-            for x in range(w):
+            for x in range(nx):
                 bg_, br_, bl_ = _px(bgr[x], sc_b), _px(br[x], sc_b), _px(bbl[x], sc_b)
                 ag_, ar_, al_ = _px(agr[x], sc_a), _px(ar[x], sc_a), _px(abl[x], sc_a)
                 gb = _nd(bg_, br_) - half * _nd(bl_, bg_)
                 ga = _nd(ag_, ar_) - half * _nd(al_, ag_)
                 veg[x] = gb - ga
         if i_swir >= 0:  # BSI gain
-            for x in range(w):
+            for x in range(nx):
                 soil[x] = _nd(_px(asw[x], sc_a) + _px(ar[x], sc_a), _px(an[x], sc_a) + _px(abl[x], sc_a)) - _nd(
                     _px(bsw[x], sc_b) + _px(br[x], sc_b), _px(bn[x], sc_b) + _px(bbl[x], sc_b))
         if score_mode == 0:
-            o0, o1, o2 = out[0, y], out[1, y], out[2, y]
-            for x in range(w):
+            o0, o1, o2 = out[0, y - y0], out[1, y - y0], out[2, y - y0]
+            for x in range(nx):
                 ok = ru[x]
                 o0[x] = np.sqrt(max(s1[x], s2[x])) if ok else zero
                 o1[x] = veg[x] if ok else zero
                 o2[x] = (vn[x] / third - va[x] / third) if ok else zero
             if i_swir >= 0:
-                o3 = out[3, y]
-                for x in range(w):
+                o3 = out[3, y - y0]
+                for x in range(nx):
                     o3[x] = soil[x] if ru[x] else zero
         else:
-            o0 = out[0, y]
+            o0 = out[0, y - y0]
             m0, m1, m2, m3 = cmed[0], cmed[1], cmed[2], cmed[-1]
             c0, c1, c2, c3 = cinv[0], cinv[1], cinv[2], cinv[-1]
             if i_swir < 0:
-                for x in range(w):
+                for x in range(nx):
                     soil[x] = veg[x]  # max(d, d) == d: no BSI term
                 m3, c3 = m1, c1
-            for x in range(w):
+            for x in range(nx):
                 m = (np.sqrt(max(s1[x], s2[x])) - m0) * c0
                 direction = max((veg[x] - m1) * c1, (vn[x] / third - va[x] / third - m2) * c2)
                 direction = max(direction, (soil[x] - m3) * c3)
@@ -472,7 +489,7 @@ def components(before: np.ndarray, after: np.ndarray, band_b: tuple[np.ndarray, 
                band_a: tuple[np.ndarray, np.ndarray], use: np.ndarray, layout: FusedLayout, *, cell: int,
                row: int = 0, col: int = 0, size: int = 9, q_step: float = 16.0, q_lim: float = 8.0,
                comp_stats: tuple[np.ndarray, np.ndarray] | None = None, scale_b: float = 1.0,
-               scale_a: float = 1.0) -> np.ndarray:
+               scale_a: float = 1.0, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """The method's change components (n, h, w), or with ``comp_stats`` its gated score (h, w).
 
     Parameters
@@ -492,6 +509,10 @@ def components(before: np.ndarray, after: np.ndarray, band_b: tuple[np.ndarray, 
         per component (median, 1 / MAD): return the gated score instead of the components.
     scale_b, scale_a
         reflectance scale of each date's DN (1 for float32 stacks, already scaled).
+    box
+        ``(y0, y1, x0, x1)``: compute only this part of the block (the result is (…, y1 - y0, x1 - x0) and
+        equals that crop of the whole block's, bit for bit: the background cells still come from the whole
+        block, the 3×3 neighbourhoods from around the box). ``None``: the whole block.
     """
     before, after = _band_data(before), _band_data(after)
     if before.dtype != after.dtype:  # one specialisation per dtype pair is enough: mixed pairs as float32
@@ -504,16 +525,20 @@ def components(before: np.ndarray, after: np.ndarray, band_b: tuple[np.ndarray, 
     hbg = background_rows(before, after, med_b, inv_b, med_a, inv_a, u, cell=cell, row=row, col=col,
                           size=size, q_step=q_step, q_lim=q_lim, scale_b=float(sb), scale_a=float(sa))
     h, w = before.shape[1:]
+    y0, y1, x0, x1 = box if box is not None else (0, h, 0, w)
+    if not (0 <= y0 < y1 <= h and 0 <= x0 < x1 <= w):
+        raise ValueError(f"box {box} is not a non-empty part of the block (0, {h}, 0, {w})")
+    bx = np.array([y0, y1, x0, x1], np.int64)
     vis = np.asarray(layout.vis, np.int64)
     if comp_stats is None:
-        out = np.empty((layout.n_components, h, w), np.float32)
+        out = np.empty((layout.n_components, y1 - y0, x1 - x0), np.float32)
         cmed = cinv = np.zeros(layout.n_components, np.float32)
         _rows_k(before, after, sb, sa, med_b, inv_b, med_a, inv_a, hbg, row % cell, cell, u, vis,
-                layout.index_array(), 0, cmed, cinv, out)
+                layout.index_array(), 0, cmed, cinv, bx, out)
         return out
-    out = np.empty((1, h, w), np.float32)
+    out = np.empty((1, y1 - y0, x1 - x0), np.float32)
     _rows_k(before, after, sb, sa, med_b, inv_b, med_a, inv_a, hbg, row % cell, cell, u, vis, layout.index_array(),
-            1, _f32(comp_stats[0]), _f32(comp_stats[1]), out)
+            1, _f32(comp_stats[0]), _f32(comp_stats[1]), bx, out)
     return out[0]
 
 

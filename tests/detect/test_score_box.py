@@ -1,0 +1,56 @@
+"""The fused score computed on a tile's core plus its margin equals the crop of the whole block's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tuban.raster import fused
+
+
+def _stack(rng: np.random.Generator, shape: tuple[int, int, int], u16: bool) -> np.ndarray:
+    v = rng.random(shape, dtype=np.float32) * 0.4 + 0.02
+    return np.rint(v * 10000).astype(np.uint16) if u16 else v
+
+
+@pytest.mark.skipif(not fused.available(), reason="numba (the detect extra) is not installed")
+@pytest.mark.parametrize("u16", [False, True])
+@pytest.mark.parametrize("swir", [False, True])
+@pytest.mark.parametrize("box", [(0, 53, 0, 61), (7, 40, 9, 50), (0, 1, 5, 6), (52, 53, 60, 61), (3, 53, 0, 17)])
+def test_components_and_score_on_a_box_equal_the_crop_of_the_whole(u16: bool, swir: bool,
+                                                                    box: tuple[int, int, int, int]) -> None:
+    rng = np.random.default_rng(3)
+    nb = 5 if swir else 4
+    b, a = _stack(rng, (nb, 53, 61), u16), _stack(rng, (nb, 53, 61), u16)
+    use = rng.random((53, 61)) > 0.1
+    st = (np.full(nb, 0.1, np.float32), np.full(nb, 8.0, np.float32))
+    lay = fused.FusedLayout(0, (0, 1, 2), nir=3, red=2, green=1, blue=0, swir1=4 if swir else -1)
+    cs = (np.full(lay.n_components, 0.2, np.float32), np.full(lay.n_components, 2.0, np.float32))
+    kw = {"cell": 4, "row": 6, "col": 3, "scale_b": 1e-4 if u16 else 1.0, "scale_a": 1e-4 if u16 else 1.0}
+    y0, y1, x0, x1 = box
+    for extra in ({}, {"comp_stats": cs}):
+        whole = fused.components(b, a, st, st, use, lay, **kw, **extra)
+        part = fused.components(b, a, st, st, use, lay, **kw, **extra, box=box)
+        np.testing.assert_array_equal(part, whole[..., y0:y1, x0:x1])
+    with pytest.raises(ValueError, match="box"):
+        fused.components(b, a, st, st, use, lay, **kw, box=(0, 0, 0, 61))
+
+
+@pytest.mark.skipif(not fused.available(), reason="numba (the detect extra) is not installed")
+def test_tile_pieces_on_the_score_box_equal_the_whole_block(pair, monkeypatch) -> None:
+    from tuban.detect import kernel
+    from tuban.detect.engine import plan
+
+    before, after, _ = pair
+    p = plan(str(before), str(after), sensor="sentinel2", tile_size=96)
+    job = p.job
+    stats = kernel.scene_stats(job, [kernel.sample_block(job, w) for w in p.samples])
+    fast = [kernel.tile_pieces(job, t, stats) for t in p.tiles]
+    monkeypatch.setattr(kernel, "score_margin", lambda method: 10**6)  # the box is the whole block
+    whole = [kernel.tile_pieces(job, t, stats) for t in p.tiles]
+    assert sum(len(r["wkb"]) for r in fast) > 0
+    for f, w in zip(fast, whole, strict=True):
+        assert f["wkb"] == w["wkb"]
+        np.testing.assert_array_equal(f["sums"], w["sums"])
+        np.testing.assert_array_equal(f["seam"], w["seam"])
+        assert f["unobservable_px"] == w["unobservable_px"]
