@@ -492,7 +492,53 @@ def tile_pieces(job: Job, core: Window, stats: Stats, blk: Block | None = None) 
     n_lab, lab = cv2.connectedComponents(m, connectivity=4, ltype=cv2.CV_32S)
     runs = _runs(m)
     idx_name = "ndvi" if {"nir", "red"} <= set(blk.raw["b"]) else "vari"
+    if fused.available():
+        sums = _piece_sums_fused(blk, core, lab, n_lab, score, runs, idx_name)
+    else:
+        sums = _piece_sums_numpy(blk, core, lab, n_lab, score, runs, idx_name)
+    g = job.grid
+    seam = np.zeros(n_lab, bool)
+    if core.row > 0:
+        seam[np.unique(lab[0])] = True
+    if core.col > 0:
+        seam[np.unique(lab[:, 0])] = True
+    if core.row + core.height < g.height:
+        seam[np.unique(lab[-1])] = True
+    if core.col + core.width < g.width:
+        seam[np.unique(lab[:, -1])] = True
+    geoms, labels = [], []
+    for r0, r1, c0, c1 in runs:
+        sub = lab[r0:r1, c0:c1]
+        tr = Affine(*g.window_transform(Window(core.row + r0, core.col + c0, r1 - r0, c1 - c0)))
+        for geom, value in features.shapes(sub, mask=sub > 0, connectivity=4, transform=tr):
+            geoms.append(shapely.geometry.shape(geom))
+            labels.append(int(value))
+    labels_arr = np.asarray(labels)
+    out["wkb"] = list(shapely.to_wkb(np.asarray(geoms, dtype=object)))
+    out["sums"] = sums[labels_arr]
+    out["seam"] = seam[labels_arr]
+    return out
+
+
+def _piece_sums_fused(blk: Block, core: Window, lab: np.ndarray, n_lab: int, score: np.ndarray,
+                      runs: list[tuple[int, int, int, int]], idx_name: str) -> np.ndarray:
+    """:data:`SUMS` per label in one numba pass over the runs (same numbers as :func:`_piece_sums_numpy`)."""
+    roles = INDICES[idx_name][0]  # ndvi: nir, red; vari: green, red, blue (the kernel's order)
+    rb, ra = blk.raw["b"], blk.raw["a"]
+    return fused.piece_sums(lab, n_lab, score, blk.unobservable, rb.data, ra.data,
+                            tuple(rb.roles[r] for r in roles), tuple(ra.roles[r] for r in roles),
+                            scale_b=float(rb.scale), scale_a=float(ra.scale), kind=0 if idx_name == "ndvi" else 1,
+                            offset=(core.row - blk.win.row, core.col - blk.win.col), windows=runs)
+
+
+def _piece_sums_numpy(blk: Block, core: Window, lab: np.ndarray, n_lab: int, score: np.ndarray,
+                      runs: list[tuple[int, int, int, int]], idx_name: str) -> np.ndarray:
+    """:data:`SUMS` per label from the runs with numpy (the reference of :func:`tuban.raster.fused.piece_sums`)."""
+    import cv2
+
     fn, roles = INDICES[idx_name][1], INDICES[idx_name][0]
+    unobs = _crop(blk.unobservable, core, blk.win)
+    m = lab
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("lp", "s", "ib", "ia", "lg", "ug")}
     for r0, r1, c0, c1 in runs:  # only the windows holding patches are scanned
         sub = lab[r0:r1, c0:c1]
@@ -519,25 +565,4 @@ def tile_pieces(job: Job, core: Window, stats: Stats, blk: Block | None = None) 
     sums[:, 3] = np.bincount(lp, cat["ia"].astype(np.float64), n_lab)
     sums[:, 4] = np.bincount(cat["lg"], cat["ug"].astype(np.float64), n_lab)
     sums[:, 5] = np.bincount(cat["lg"], minlength=n_lab)
-    g = job.grid
-    seam = np.zeros(n_lab, bool)
-    if core.row > 0:
-        seam[np.unique(lab[0])] = True
-    if core.col > 0:
-        seam[np.unique(lab[:, 0])] = True
-    if core.row + core.height < g.height:
-        seam[np.unique(lab[-1])] = True
-    if core.col + core.width < g.width:
-        seam[np.unique(lab[:, -1])] = True
-    geoms, labels = [], []
-    for r0, r1, c0, c1 in runs:
-        sub = lab[r0:r1, c0:c1]
-        tr = Affine(*g.window_transform(Window(core.row + r0, core.col + c0, r1 - r0, c1 - c0)))
-        for geom, value in features.shapes(sub, mask=sub > 0, connectivity=4, transform=tr):
-            geoms.append(shapely.geometry.shape(geom))
-            labels.append(int(value))
-    labels_arr = np.asarray(labels)
-    out["wkb"] = list(shapely.to_wkb(np.asarray(geoms, dtype=object)))
-    out["sums"] = sums[labels_arr]
-    out["seam"] = seam[labels_arr]
-    return out
+    return sums

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FusedLayout", "available", "cloud_candidates", "combine", "components", "shadow_candidates", "valid_u16",
-           "warm"]
+__all__ = ["FusedLayout", "available", "cloud_candidates", "combine", "components", "piece_sums", "shadow_candidates",
+           "valid_u16", "warm"]
 
 _EPS = np.float32(1e-6)
 
@@ -66,7 +66,7 @@ _NO_NUMBA = False
 
 def _nb():
     """numba, imported on first use; ``None`` when missing (numba is in the ``detect`` extra)."""
-    global _numba, _NO_NUMBA, _nd, _prep_row, _px
+    global _numba, _NO_NUMBA, _nd, _prep_row, _px, _index_px
     if _numba is None and not _NO_NUMBA:
         try:
             import numba
@@ -77,6 +77,7 @@ def _nb():
         _nd = numba.njit(nogil=True, inline="always")(_nd)
         _px = numba.njit(nogil=True, inline="always")(_px)
         _prep_row = numba.njit(nogil=True)(_prep_row)
+        _index_px = numba.njit(nogil=True, inline="always")(_index_px)
         _numba = numba
     return _numba
 
@@ -436,7 +437,52 @@ def _shadow_cand_py(before, after, nir_b, nir_a, swir_b, swir_a, sc_b, sc_a, dar
             ob[x] = 1 if cb else 0
 
 
+def _index_px(data, bands, sc, y, x, kind):
+    """NDVI (``kind`` 0; ``bands`` nir, red) or VARI (1; green, red, blue) of one pixel, in the float32
+    order of :data:`tuban.raster.indices.INDICES`."""
+    if kind == 0:
+        return _nd(_px(data[bands[0], y, x], sc), _px(data[bands[1], y, x], sc))
+    g, r, b = _px(data[bands[0], y, x], sc), _px(data[bands[1], y, x], sc), _px(data[bands[2], y, x], sc)
+    return _nd(g, r) - np.float32(0.5) * _nd(b, g)
+
+
+def _piece_sums_py(lab, score, unobs, before, after, bands_b, bands_a, sc_b, sc_a, kind, r_off, c_off, wins, sums,
+                   vbuf):
+    """Per label: pixels, score, index before / after, and over the
+    label grown by one pixel (3×3 maximum of the labels) its unobservable and all pixels; windows ``wins``
+    (r0, r1, c0, c1) hold every labelled pixel and lie ≥ 3 rows apart; ``unobs`` and the stacks are the
+    block's (the core at ``r_off``, ``c_off``). Sums in float64, pixels taken in
+    row-major order of each window (as ``np.bincount`` over the concatenated windows)."""
+    h, w = lab.shape
+    for k in range(wins.shape[0]):
+        r0, r1, c0, c1 = wins[k, 0], wins[k, 1], wins[k, 2], wins[k, 3]
+        for y in range(r0, r1):
+            for x in range(c0, c1):
+                lb = lab[y, x]
+                if lb > 0:
+                    sums[lb, 0] += 1.0
+                    sums[lb, 1] += np.float64(score[y, x])
+                    sums[lb, 2] += np.float64(_index_px(before, bands_b, sc_b, y + r_off, x + c_off, kind))
+                    sums[lb, 3] += np.float64(_index_px(after, bands_a, sc_a, y + r_off, x + c_off, kind))
+        g0, g1, h0, h1 = max(r0 - 1, 0), min(r1 + 1, h), max(c0 - 1, 0), min(c1 + 1, w)
+        for y in range(g0, g1):
+            ya, yb = max(y - 1, g0), min(y + 1, g1 - 1)
+            for x in range(h0, h1):  # vertical 3-maximum of the labels
+                v = lab[ya, x]
+                for yy in range(ya + 1, yb + 1):
+                    v = max(v, lab[yy, x])
+                vbuf[x] = v
+            for x in range(h0, h1):
+                g = vbuf[max(x - 1, h0)]
+                g = max(g, vbuf[x])
+                g = max(g, vbuf[min(x + 1, h1 - 1)])
+                if g > 0:
+                    sums[g, 5] += 1.0
+                    sums[g, 4] += 1.0 if unobs[y + r_off, x + c_off] else 0.0
+
+
 _cell_sums = _Kernel(_cell_sums_py)
+_piece_sums_k = _Kernel(_piece_sums_py)
 _rows_k = _Kernel(_rows)
 _combine_k = _Kernel(_combine_py)
 _threshold_k = _Kernel(_threshold_py)
@@ -540,6 +586,35 @@ def components(before: np.ndarray, after: np.ndarray, band_b: tuple[np.ndarray, 
     _rows_k(before, after, sb, sa, med_b, inv_b, med_a, inv_a, hbg, row % cell, cell, u, vis, layout.index_array(),
             1, _f32(comp_stats[0]), _f32(comp_stats[1]), bx, out)
     return out[0]
+
+
+def piece_sums(lab: np.ndarray, n_lab: int, score: np.ndarray, unobs: np.ndarray, before: np.ndarray,
+               after: np.ndarray, bands_b: tuple[int, ...], bands_a: tuple[int, ...], *, scale_b: float,
+               scale_a: float, kind: int, offset: tuple[int, int], windows: list[tuple[int, int, int, int]]) -> np.ndarray:
+    """Per-label sums of a tile's core (n_lab, 6): pixels, score, index before, index after, unobservable
+    pixels and all pixels of the label grown by one pixel.
+
+    ``lab``: int32 labels of the core; ``score``: the core's; ``unobs``, ``before``, ``after``: the block's
+    mask and band stacks (uint16 DN × scale or float32, scale 1), the core at ``offset`` (rows, columns) in them;
+    ``bands_*``: the index's bands in each stack (``kind`` 0: NDVI (nir, red), 1: VARI (green, red, blue));
+    ``windows``: (r0, r1, c0, c1) holding every labelled pixel, ≥ 3 rows apart.
+    """
+    sums = np.zeros((n_lab, 6), np.float64)
+    if not windows:
+        return sums
+    before, after = _band_data(before), _band_data(after)
+    sb = np.float32(scale_b) if before.dtype == np.uint16 else np.float32(1)
+    sa = np.float32(scale_a) if after.dtype == np.uint16 else np.float32(1)
+    if before.dtype != after.dtype:
+        before = _f32(before * sb) if before.dtype == np.uint16 else before
+        after = _f32(after * sa) if after.dtype == np.uint16 else after
+        sb = sa = np.float32(1)
+    score = score if score.dtype == np.float32 else score.astype(np.float32)  # a crop: no contiguous copy
+    _piece_sums_k(np.ascontiguousarray(lab, np.int32), score, np.ascontiguousarray(unobs, np.bool_), before,
+                  after, np.asarray(bands_b, np.int64), np.asarray(bands_a, np.int64), sb, sa, int(kind),
+                  int(offset[0]), int(offset[1]), np.asarray(windows, np.int64).reshape(-1, 4), sums,
+                  np.zeros(lab.shape[1], np.int32))
+    return sums
 
 
 def combine(comps: np.ndarray, comp_stats: tuple[np.ndarray, np.ndarray], use: np.ndarray) -> np.ndarray:
