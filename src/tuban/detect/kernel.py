@@ -475,6 +475,7 @@ def tile_pieces(job: Job, core: Window, stats: Stats, blk: Block | None = None) 
     ``blk``: the tile already read by :func:`read_tile` (e.g. on a reader thread); read here when ``None``.
     """
     import cv2
+    import rasterio
     import shapely
     from affine import Affine
     from rasterio import features
@@ -507,12 +508,13 @@ def tile_pieces(job: Job, core: Window, stats: Stats, blk: Block | None = None) 
     if core.col + core.width < g.width:
         seam[np.unique(lab[:, -1])] = True
     geoms, labels = [], []
-    for r0, r1, c0, c1 in runs:
-        sub = lab[r0:r1, c0:c1]
-        tr = Affine(*g.window_transform(Window(core.row + r0, core.col + c0, r1 - r0, c1 - c0)))
-        for geom, value in features.shapes(sub, mask=sub > 0, connectivity=4, transform=tr):
-            geoms.append(shapely.geometry.shape(geom))
-            labels.append(int(value))
+    with rasterio.Env():  # one GDAL environment for the tile, not one per features.shapes call
+        for r0, r1, c0, c1 in runs:
+            sub = lab[r0:r1, c0:c1]
+            tr = Affine(*g.window_transform(Window(core.row + r0, core.col + c0, r1 - r0, c1 - c0)))
+            for geom, value in features.shapes(sub, mask=sub > 0, connectivity=4, transform=tr):
+                geoms.append(shapely.geometry.shape(geom))
+                labels.append(int(value))
     labels_arr = np.asarray(labels)
     out["wkb"] = list(shapely.to_wkb(np.asarray(geoms, dtype=object)))
     out["sums"] = sums[labels_arr]
