@@ -8,7 +8,8 @@ missing or ``TUBAN_FUSED=0``); these kernels compute the same per-pixel pipeline
 2. the background (cell means → 1/16-σ quantisation → 9×9-cell median → horizontal linear interpolation)
    runs on the small cell grid with OpenCV, exactly as the reference;
 3. :func:`_rows`: per output row, standardisation, the vertical half of the bilinear background,
-   the 3×3 min/max of both dates (ring buffer of three rows, separable), the misregistration-tolerant
+   the 3×3 min/max of both dates (ring buffer of three standardised rows; vertical then horizontal, so
+   only the z rows stream through the cache), the misregistration-tolerant
    magnitude, NDVI/VARI, brightening, BSI gain, and either the raw components or the gated score.
 
 Compiled with ``cache=True`` (next to the sources, or in numba's user cache); where neither location is
@@ -159,11 +160,10 @@ def _cell_sums_py(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, use, ce
                     count[cy, cx] = n
 
 
-def _prep_row(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, y, fy0, cell, za, zn, lo_a, hi_a, lo_n,
-              hi_n, s, x0, x1):
+def _prep_row(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, y, fy0, cell, za, zn, s, x0, x1):
     """Standardised before (za) and normalised after (zn) of row ``y`` on columns ``x0 - 1 … x1`` (within
-    the row) and their horizontal 3-min/max on ``x0 … x1 - 1``. Loops run over views from index 0 (a loop
-    index starting at a runtime value keeps numba's negative-index wrap-around and does not vectorise)."""
+    the row). Loops run over views from index 0 (a loop index starting at a runtime value keeps numba's
+    negative-index wrap-around and does not vectorise)."""
     nb, _h, w = before.shape
     nh = hbg.shape[1]
     xa = max(x0 - 1, 0)
@@ -175,8 +175,6 @@ def _prep_row(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, y, fy0
     r1 = min(max(sy + 1, 0), nh - 1)
     b1 = fy
     b0 = np.float32(1) - fy
-    lo = max(x0, 1)
-    hi = min(x1, w - 1)
     for b in range(nb):
         mb, ib, ma, ia = med_b[b], inv_b[b], med_a[b], inv_a[b]
         rb = before[b, y, xa:xb]
@@ -189,34 +187,6 @@ def _prep_row(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, y, fy0
             oa[x] = (_px(rb[x], sc_b) - mb) * ib
             bg = g0[x] * b0 + g1[x] * b1
             on[x] = (_px(ra[x], sc_a) - ma) * ia - bg
-        oa = za[s, b]
-        on = zn[s, b]
-        la, ha, ln, hn = lo_a[s, b], hi_a[s, b], lo_n[s, b], hi_n[s, b]
-        if w == 1:
-            la[0] = oa[0]
-            ha[0] = oa[0]
-            ln[0] = on[0]
-            hn[0] = on[0]
-            continue
-        if x0 == 0:
-            la[0] = min(oa[0], oa[1])
-            ha[0] = max(oa[0], oa[1])
-            ln[0] = min(on[0], on[1])
-            hn[0] = max(on[0], on[1])
-        if hi > lo:
-            am, ac, ap = za[s, b, lo - 1 : hi - 1], za[s, b, lo:hi], za[s, b, lo + 1 : hi + 1]
-            nm, nc, np_ = zn[s, b, lo - 1 : hi - 1], zn[s, b, lo:hi], zn[s, b, lo + 1 : hi + 1]
-            lav, hav, lnv, hnv = la[lo:hi], ha[lo:hi], ln[lo:hi], hn[lo:hi]
-            for x in range(hi - lo):
-                lav[x] = min(min(am[x], ac[x]), ap[x])
-                hav[x] = max(max(am[x], ac[x]), ap[x])
-                lnv[x] = min(min(nm[x], nc[x]), np_[x])
-                hnv[x] = max(max(nm[x], nc[x]), np_[x])
-        if x1 == w:
-            la[w - 1] = min(oa[w - 2], oa[w - 1])
-            ha[w - 1] = max(oa[w - 2], oa[w - 1])
-            ln[w - 1] = min(on[w - 2], on[w - 1])
-            hn[w - 1] = max(on[w - 2], on[w - 1])
 
 
 def _nd(a, b):
@@ -238,10 +208,14 @@ def _rows(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, cell,
     kind, i_nir, i_red, i_green, i_blue, i_swir = idx[0], idx[1], idx[2], idx[3], idx[4], idx[5]
     za = np.empty((3, nb, w), np.float32)
     zn = np.empty((3, nb, w), np.float32)
-    lo_a = np.empty((3, nb, w), np.float32)
-    hi_a = np.empty((3, nb, w), np.float32)
-    lo_n = np.empty((3, nb, w), np.float32)
-    hi_n = np.empty((3, nb, w), np.float32)
+    vla = np.empty(w + 2, np.float32)
+    vha = np.empty(w + 2, np.float32)
+    vln = np.empty(w + 2, np.float32)
+    vhn = np.empty(w + 2, np.float32)
+    xa = max(x0 - 1, 0)
+    xb = min(x1 + 1, w)
+    mw = xb - xa
+    dx = x0 - xa  # column x of the box sits at index x - x0 + dx + 1 of the padded buffers
     s1 = np.empty(w, np.float32)
     s2 = np.empty(w, np.float32)
     va = np.empty(w, np.float32)
@@ -254,24 +228,39 @@ def _rows(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, cell,
     zero = np.float32(0)
     one = np.float32(1)
     for y in range(max(y0 - 1, 0), y0 + 1):
-        _prep_row(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, y, fy0, cell, za, zn, lo_a, hi_a, lo_n,
-                  hi_n, y % 3, x0, x1)
+        _prep_row(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, y, fy0, cell, za, zn,
+                  y % 3, x0, x1)
     for y in range(y0, y1):
         if y + 1 < h:
-            _prep_row(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, y + 1, fy0, cell, za, zn, lo_a,
-                      hi_a, lo_n, hi_n, (y + 1) % 3, x0, x1)
+            _prep_row(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, y + 1, fy0, cell, za, zn,
+                      (y + 1) % 3, x0, x1)
         sm = max(y - 1, 0) % 3
         sc = y % 3
         sp = min(y + 1, h - 1) % 3
         s1[:] = 0
         s2[:] = 0
         for b in range(nb):
+            # vertical 3-min/max of the three z rows on columns xa … xb - 1, stored from index 1 of row
+            # buffers padded by one column each side (an edge column repeats itself: min(v0, v0, v1) is
+            # min(v0, v1), the clamp of the block's edge), then the horizontal 3-min/max read from them
+            a1, a2, a3 = za[sm, b, xa:xb], za[sc, b, xa:xb], za[sp, b, xa:xb]
+            n1, n2, n3 = zn[sm, b, xa:xb], zn[sc, b, xa:xb], zn[sp, b, xa:xb]
+            qla, qha, qln, qhn = vla[1 : 1 + mw], vha[1 : 1 + mw], vln[1 : 1 + mw], vhn[1 : 1 + mw]
+            for j in range(mw):
+                qla[j] = min(min(a1[j], a2[j]), a3[j])
+                qha[j] = max(max(a1[j], a2[j]), a3[j])
+                qln[j] = min(min(n1[j], n2[j]), n3[j])
+                qhn[j] = max(max(n1[j], n2[j]), n3[j])
+            if xa == 0:
+                vla[0], vha[0], vln[0], vhn[0] = vla[1], vha[1], vln[1], vhn[1]
+            if xb == w:
+                vla[mw + 1], vha[mw + 1], vln[mw + 1], vhn[mw + 1] = vla[mw], vha[mw], vln[mw], vhn[mw]
             a = za[sc, b, x0:x1]
             n = zn[sc, b, x0:x1]
-            l1, l2, l3 = lo_n[sm, b, x0:x1], lo_n[sc, b, x0:x1], lo_n[sp, b, x0:x1]
-            h1, h2, h3 = hi_n[sm, b, x0:x1], hi_n[sc, b, x0:x1], hi_n[sp, b, x0:x1]
-            m1, m2, m3 = lo_a[sm, b, x0:x1], lo_a[sc, b, x0:x1], lo_a[sp, b, x0:x1]
-            k1, k2, k3 = hi_a[sm, b, x0:x1], hi_a[sc, b, x0:x1], hi_a[sp, b, x0:x1]
+            l1, l2, l3 = vln[dx : dx + nx], vln[dx + 1 : dx + 1 + nx], vln[dx + 2 : dx + 2 + nx]
+            h1, h2, h3 = vhn[dx : dx + nx], vhn[dx + 1 : dx + 1 + nx], vhn[dx + 2 : dx + 2 + nx]
+            m1, m2, m3 = vla[dx : dx + nx], vla[dx + 1 : dx + 1 + nx], vla[dx + 2 : dx + 2 + nx]
+            k1, k2, k3 = vha[dx : dx + nx], vha[dx + 1 : dx + 1 + nx], vha[dx + 2 : dx + 2 + nx]
             for x in range(nx):
                 # before's value against the range of the normalised after-date's 3×3 neighbourhood
                 d = min(min(l1[x], l2[x]), l3[x]) - a[x]
