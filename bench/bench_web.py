@@ -87,6 +87,7 @@ def populate(store: Any, n: int) -> int:
         ]
         with store.transaction(actor="bench") as tx:
             tx.session.execute(insert(Patch), rows)
+    store.refresh_statistics()  # as Store.import_patches and the round intake do after a bulk load
     with store.session() as s:
         return int(s.scalar(select(Round.id).where(Round.name == "2024-bench")))
 

@@ -251,7 +251,22 @@ class Store:
         ``detected`` for tuban's own candidates.
         """
         with self.transaction(actor=actor) as tx:
-            return importing.import_patches(tx, gdf, round_name=round_name, source=source, state=state)
+            n = importing.import_patches(tx, gdf, round_name=round_name, source=source, state=state)
+        self.refresh_statistics()
+        return n
+
+    def refresh_statistics(self) -> None:
+        """Let PostgreSQL's planner see a bulk load now (``ANALYZE`` of the patch tables).
+
+        Until autovacuum's next visit, a just-loaded round has no statistics, and the planner
+        may answer a county's map view with a bitmap scan that tests each row against the
+        county's id array (~110 ms at 5,000 visible patches instead of ~15 ms by primary key).
+        SQLite: nothing (its queries are planned without statistics).
+        """
+        if self.dialect != "postgresql":
+            return
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("ANALYZE patches, patch_divisions")
 
     def divisions_frame(self) -> gpd.GeoDataFrame:
         with self.session() as s:

@@ -121,6 +121,7 @@ def create_round_from_file(store: Any, actor: Actor, name: str, path: str | Path
     gdf = read_patch_file(path, limits=limits or IntakeLimits(), qdnm_prefix=name or "P", crs=crs)
     rnd, count = perform(store, actor, create_round_with_patches, name, gdf, period=period, source=source,
                          state=state)
+    store.refresh_statistics()  # a bulk load: the planner should see it before the first map view
     out: dict[str, Any] = {"id": rnd.id, "name": rnd.name, "patches": count, "analysis": None,
                            "analysis_error": None}
     if run_analysis and count:
