@@ -487,7 +487,7 @@ def tile_pieces(job: Job, core: Window, stats: Stats, blk: Block | None = None) 
     m = np.ascontiguousarray(mask)
     unobs = _crop(blk.unobservable, core, blk.win)
     out: dict[str, object] = {"wkb": [], "sums": np.zeros((0, len(SUMS))), "seam": np.zeros(0, bool),
-                              "unobservable_px": int(unobs.sum()), "pixels": int(m.size)}
+                              "unobservable_px": int(np.count_nonzero(unobs)), "pixels": int(m.size)}
     if not m.any():
         return out
     n_lab, lab = cv2.connectedComponents(m, connectivity=4, ltype=cv2.CV_32S)
