@@ -28,6 +28,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from tuban.store.migrations.backfill import backfill_geojson_sqlite
+
 revision = "0002_patch_divisions"
 down_revision = "0001_initial"
 branch_labels = None
@@ -100,25 +102,11 @@ $$
 
 
 def _backfill_display_sqlite() -> None:
-    """Display outlines of existing patches, in batches (frozen copy of the model's helper)."""
-    import numpy as np
+    """Display outlines of existing patches (frozen copy of the model's helper)."""
     import shapely
 
-    bind = op.get_bind()
-    last = 0
-    while True:
-        rows = bind.execute(sa.text("SELECT id, geometry FROM patches WHERE id > :last AND geometry IS NOT NULL "
-                                    "ORDER BY id LIMIT 5000"), {"last": last}).all()
-        if not rows:
-            return
-        last = rows[-1][0]
-        geoms = shapely.from_wkb(np.array([bytes(r[1]) for r in rows], dtype=object))
-        ok = ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)
-        texts = np.full(len(rows), None, dtype=object)
-        if ok.any():
-            texts[ok] = shapely.to_geojson(shapely.set_precision(geoms[ok], 1e-6, mode="pointwise"))
-        bind.execute(sa.text("UPDATE patches SET display_geojson = :g WHERE id = :id"),
-                     [{"g": None if t is None else str(t), "id": r[0]} for r, t in zip(rows, texts, strict=True)])
+    backfill_geojson_sqlite("display_geojson",
+                            lambda g: shapely.to_geojson(shapely.set_precision(g, 1e-6, mode="pointwise")))
 
 
 def upgrade() -> None:

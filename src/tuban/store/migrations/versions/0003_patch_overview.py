@@ -23,6 +23,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from tuban.store.migrations.backfill import backfill_geojson_sqlite
+
 revision = "0003_patch_overview"
 down_revision = "0002_patch_divisions"
 branch_labels = None
@@ -68,26 +70,11 @@ _SQLITE_STALE_0002 = ("CREATE TRIGGER patch_display_stale AFTER UPDATE OF geomet
 
 
 def _backfill_sqlite() -> None:
-    """Overview outlines of existing patches, in batches (frozen copy of the model's helper)."""
-    import numpy as np
+    """Overview outlines of existing patches (frozen copy of the model's helper)."""
     import shapely
 
-    bind = op.get_bind()
-    last = 0
-    while True:
-        rows = bind.execute(sa.text("SELECT id, geometry FROM patches WHERE id > :last AND geometry IS NOT NULL "
-                                    "ORDER BY id LIMIT 5000"), {"last": last}).all()
-        if not rows:
-            return
-        last = rows[-1][0]
-        geoms = shapely.from_wkb(np.array([bytes(r[1]) for r in rows], dtype=object))
-        ok = ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)
-        texts = np.full(len(rows), None, dtype=object)
-        if ok.any():
-            simple = shapely.simplify(geoms[ok], TOLERANCE, preserve_topology=True)
-            texts[ok] = shapely.to_geojson(shapely.set_precision(simple, 10.0**-DECIMALS, mode="pointwise"))
-        bind.execute(sa.text("UPDATE patches SET overview_geojson = :g WHERE id = :id"),
-                     [{"g": None if t is None else str(t), "id": r[0]} for r, t in zip(rows, texts, strict=True)])
+    backfill_geojson_sqlite("overview_geojson", lambda g: shapely.to_geojson(shapely.set_precision(
+        shapely.simplify(g, TOLERANCE, preserve_topology=True), 10.0**-DECIMALS, mode="pointwise")))
 
 
 def upgrade() -> None:
