@@ -45,8 +45,20 @@ from tuban.errors import BandError, UsageError
 from tuban.raster.fused import FusedLayout
 from tuban.raster.indices import INDICES, compile_expression, expression_roles
 
-__all__ = ["METHODS", "BlockContext", "ChangeMethod", "get_method", "local_offset", "neighbourhood_distance",
-           "NULL_FLOOR_Z", "auto_threshold", "null_stats", "otsu_threshold", "robust_stats", "tolerant_magnitude"]
+__all__ = [
+    "METHODS",
+    "NULL_FLOOR_Z",
+    "BlockContext",
+    "ChangeMethod",
+    "auto_threshold",
+    "get_method",
+    "local_offset",
+    "neighbourhood_distance",
+    "null_stats",
+    "otsu_threshold",
+    "robust_stats",
+    "tolerant_magnitude",
+]
 
 SIX = ("blue", "green", "red", "nir", "swir1", "swir2")
 BACKGROUND_CELLS = 9  # the background median runs over 9×9 cells
