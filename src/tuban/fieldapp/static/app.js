@@ -298,10 +298,16 @@ function localChecks(photo, t) {
   return out;
 }
 
+let photosSeq = 0;
+
+// As renderTasks: the list is replaced at once, and only by the newest render (photos are
+// added in quick succession, each add renders).
 async function renderPhotos() {
+  const seq = ++photosSeq;
   const ul = $("#photos");
-  ul.textContent = "";
+  const rows = [];
   const items = await byPatch("photos", state.current.id);
+  if (seq !== photosSeq) return;
   drawMap(state.current, items);
   for (const ph of items) {
     const li = document.createElement("li");
@@ -322,8 +328,9 @@ async function renderPhotos() {
       c.textContent = `${status === "pass" ? "✔" : status === "fail" ? "✘" : "?"} ${name}: ${msg}`;
       li.append(c);
     }
-    ul.append(li);
+    rows.push(li);
   }
+  ul.replaceChildren(...rows);
 }
 
 // ---------- actions ----------
