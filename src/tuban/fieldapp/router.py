@@ -35,7 +35,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tuban.errors import LimitExceededError, NotFoundError, UsageError
 from tuban.fieldapp.services import field_services
-from tuban.web.deps import require
+from tuban.web.deps import path_int, require
 from tuban.workflow.access import Actor
 
 __all__ = ["router"]
@@ -44,17 +44,6 @@ router = APIRouter()
 
 #: path parameters of this router that :func:`field_item` resolves (the route walker reads it)
 FIELD_ITEM_PARAMS = ("photo_id", "upload_id", "review_id")
-
-
-def _item_id(request: Request, name: str) -> int:
-    raw = request.path_params.get(name)
-    try:
-        value = int(str(raw))
-    except (TypeError, ValueError):
-        raise NotFoundError(f"no item {str(raw)[:40]!r}") from None
-    if value < 0 or value > 2**62:
-        raise NotFoundError(f"no item {raw!r}")
-    return value
 
 
 def check_field_item(request: Request, actor: Actor, verb: str) -> None:
@@ -75,7 +64,7 @@ def check_field_item(request: Request, actor: Actor, verb: str) -> None:
     for name, model, kinds in (("photo_id", Photo, None), ("review_id", Review, _RECORD_KINDS)):
         if name not in params:
             continue
-        ident = _item_id(request, name)
+        ident = path_int(request, name)
         with store.session() as s:
             item = s.get(model, ident)
             if item is None or (kinds is not None and item.kind not in kinds):

@@ -18,7 +18,7 @@ from tuban.web.problems import AuthenticationRequiredError, CsrfError
 from tuban.web.security import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, tokens_match
 from tuban.workflow.access import Actor, load_case, load_patch, load_round, load_task
 
-__all__ = ["ITEM_PARAMS", "csrf_protect", "current_actor", "optional_actor", "require"]
+__all__ = ["ITEM_PARAMS", "csrf_protect", "current_actor", "optional_actor", "path_int", "require"]
 
 #: path parameters that name an item whose division decides visibility
 ITEM_PARAMS = ("patch_id", "case_id", "task_id", "round_id", "user_id")
@@ -59,12 +59,14 @@ def current_actor(request: Request) -> Actor:
     return actor
 
 
-def _int_param(request: Request, name: str) -> int:
+def path_int(request: Request, name: str) -> int:
+    """The id in path parameter *name*; anything but a plausible id answers 404 like a missing item
+    (the echoed value is cut to 40 characters)."""
     raw = request.path_params.get(name)
     try:
         value = int(str(raw))
     except (TypeError, ValueError):
-        raise NotFoundError(f"no item {raw!r}") from None
+        raise NotFoundError(f"no item {str(raw)[:40]!r}") from None
     if value < 0 or value > 2**62:
         raise NotFoundError(f"no item {raw!r}")
     return value
@@ -76,19 +78,19 @@ def check_item(request: Request, actor: Actor, verb: str) -> None:
     params = request.path_params
     with store.session() as s:
         if "patch_id" in params:
-            load_patch(s, actor, _int_param(request, "patch_id"), verb)
+            load_patch(s, actor, path_int(request, "patch_id"), verb)
         elif "case_id" in params:
-            load_case(s, actor, _int_param(request, "case_id"), verb)
+            load_case(s, actor, path_int(request, "case_id"), verb)
         elif "task_id" in params:
-            load_task(s, actor, _int_param(request, "task_id"), verb)
+            load_task(s, actor, path_int(request, "task_id"), verb)
         elif "round_id" in params:
-            load_round(s, actor, _int_param(request, "round_id"), "round.read")
+            load_round(s, actor, path_int(request, "round_id"), "round.read")
             if verb != "round.read" and actor.perms.division_scope(verb) == frozenset():
                 raise PermissionDeniedError(f"{actor.username} may not {verb}")
         elif "user_id" in params:
             from tuban.workflow.accounts import load_user
 
-            load_user(s, actor, _int_param(request, "user_id"), verb)
+            load_user(s, actor, path_int(request, "user_id"), verb)
         elif actor.perms.division_scope(verb) == frozenset():
             raise PermissionDeniedError(f"{actor.username} may not {verb}")
 
