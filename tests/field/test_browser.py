@@ -36,7 +36,8 @@ def open_field_window(world: FieldWorld) -> None:
 
 
 def phone_login(browser: Any, base: str, username: str) -> tuple[Any, Any, list[str]]:
-    """A phone (viewport, touch, geolocation at DEVICE) logged in to the field app; page errors collected."""
+    """A phone (viewport, touch, geolocation at DEVICE) logged in to the field app, its service worker
+    ready (offline use); page errors collected."""
     from playwright.sync_api import expect
 
     context = browser.new_context(
@@ -50,6 +51,7 @@ def phone_login(browser: Any, base: str, username: str) -> tuple[Any, Any, list[
     page.fill("#login-form [name=password]", f"password-{username}")
     page.click("#login-form button[type=submit]")
     expect(page.locator("#home")).to_be_visible()
+    page.evaluate("navigator.serviceWorker.ready.then(() => true)")
     return context, page, errors
 
 
@@ -136,7 +138,6 @@ def test_offline_record_with_photos_then_sync(fworld: FieldWorld, tmp_path: Path
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
             context, page, errors = phone_login(browser, server.base, "a_field")
-            page.evaluate("navigator.serviceWorker.ready.then(() => true)")
 
             page.click("#btn-check")
             expect(page.locator("#budget-text")).to_contain_text("2 个图斑")

@@ -48,7 +48,6 @@ def test_offline_imagery_and_outline_redraw(fworld: FieldWorld, tmp_path: Path, 
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
             context, page, errors = phone_login(browser, server.base, "a_field")
-            page.evaluate("navigator.serviceWorker.ready.then(() => true)")
 
             # the size is estimated and shown against the budget BEFORE downloading
             page.click("#btn-check")
