@@ -10,6 +10,7 @@ statistics read each sample pixel once and never hold more than the sample in me
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -469,6 +470,12 @@ def read_tile(job: Job, core: Window) -> Block:
     return _read(job, core, job.change_method(), job.halo)
 
 
+#: rasterio's polygonize (``features.shapes``) is not safe in several threads of one process at once: it
+#: sometimes warns NotGeoreferencedWarning on its in-memory dataset (test_threads_give_the_serial_result, about
+#: 1 run in 8). Only the ``threads > 1`` executor runs tiles concurrently in one process.
+_POLYGONIZE_LOCK = threading.Lock()
+
+
 def tile_pieces(job: Job, core: Window, stats: Stats, blk: Block | None = None) -> dict[str, object]:
     """Patch pieces of one tile: WKB polygons (core only), per-piece sums, seam flags, unobservable count.
 
@@ -508,7 +515,7 @@ def tile_pieces(job: Job, core: Window, stats: Stats, blk: Block | None = None) 
     if core.col + core.width < g.width:
         seam[np.unique(lab[:, -1])] = True
     geoms, labels = [], []
-    with rasterio.Env():  # one GDAL environment for the tile, not one per features.shapes call
+    with _POLYGONIZE_LOCK, rasterio.Env():  # one GDAL environment for the tile, not one per call
         for r0, r1, c0, c1 in runs:
             sub = lab[r0:r1, c0:c1]
             tr = Affine(*g.window_transform(Window(core.row + r0, core.col + c0, r1 - r0, c1 - c0)))
