@@ -8,7 +8,8 @@ runs on a local cluster of worker processes, so the ratio measures scaling, not 
 Usage: ``python bench/bench_detect_speed.py [--size 4096] [--tile-size 1024] [--dir DIR] [--memory 2048,8192]
 [--skip-workers] [--worker-tile-size 2048] [--worker-repeat 3] [--memory-only]`` (``--size 16384`` for the
 full-size check; ``--dir`` keeps the generated files; ``--memory 8192,32768 --memory-only`` for the memory check,
-whose pairs are generated block by block, in bounded memory, as tiled DEFLATE GeoTIFFs). Decode-only runs with the GDAL thread setting of the serial detection (``ALL_CPUS``); the
+whose pairs are generated block by block, in bounded memory, as tiled DEFLATE GeoTIFFs). Decode-only decodes with ``GDAL_NUM_THREADS=ALL_CPUS`` (GDAL's own pool on every core: the fastest
+plain decoding of the two files; the serial detection decodes each date on its own thread); the
 numba kernels are warmed (timed separately) before the clocks, in this process and in every worker.
 """
 
@@ -174,7 +175,8 @@ def main() -> int:
         _warm()
         print(f"fused kernels {'warm' if fused.available() else 'NOT available (numpy reference)'}, lazy imports done "
               f"in {time.perf_counter() - t0:.2f} s (once per process, not in the timings below)")
-        # the serial run decodes with GDAL_NUM_THREADS=ALL_CPUS: decode-only uses the same setting. CPU
+        # decode-only uses every core (GDAL_NUM_THREADS=ALL_CPUS), as the serial run does (a thread per date
+        # beside the kernels' thread). CPU
         # seconds (all threads of this process) are printed too: on a shared, loaded machine wall time
         # swings 2-5x between runs, CPU time much less (it is what the ratio would be on an idle machine
         # whose cores were all busy in both runs)

@@ -56,8 +56,8 @@ class Job:
 
     ``cell``: background cell size in pixels (≈ 80 m on the ground, see :func:`background_cell`);
     ``gdal_threads``: threads inside a task for GDAL decoding (``GDAL_NUM_THREADS``): ``"1"`` in Dask
-    workers (one core per worker, so N workers use N cores), ``"ALL_CPUS"`` in a serial run (OpenCV always
-    runs on one thread).
+    workers (one core per worker, so N workers use N cores); in a serial run each date decodes on its own
+    thread with :func:`tuban.detect.engine.serial_decode_threads` (OpenCV always runs on one thread).
     """
 
     before: Scene
@@ -150,7 +150,47 @@ class Block:
         return s * np.float32(self.scale.get(key, 1.0)) if s.dtype == np.uint16 else s
 
 
-def _read(job: Job, core: Window, method: ChangeMethod, halo: int) -> Block:
+@dataclass
+class _DateRead:
+    """One date of a window: its bands (uint16 DN or float32), validity, cloud flags and water (or None)."""
+
+    data: np.ndarray
+    roles: tuple[str, ...]
+    valid: np.ndarray
+    cloudy: np.ndarray | None
+    water: np.ndarray | None
+    scale: float
+
+
+def _read_date(job: Job, scene: Scene, method: ChangeMethod, win: Window) -> _DateRead:
+    """Read one date of ``win`` and its own masks (QA or spectral clouds, water)."""
+    from tuban.raster import masks
+
+    extra = [r for r in ("blue", "green", "red", "nir", "swir1") if r not in method.roles]
+    roles = method.roles + tuple(r for r in extra if r in scene.bands)
+    data, ok = read_block(scene, roles, job.grid, win, threads=job.gdal_threads, keep_u16=_fused(method))
+    scale = float(scene.scale) if data.dtype == np.uint16 and scene.scale is not None else 1.0
+    bands = _Scaled(data, roles, scale)
+    cloudy = None
+    if job.masks and "qa" in scene.bands:  # the sensor's own cloud/shadow flags (Landsat QA_PIXEL)
+        qa, _ = read_block(scene, ("qa",), job.grid, win, threads=job.gdal_threads, resampling="nearest",
+                           scaled=False)
+        cloudy = masks.qa_cloud_mask(qa[0])
+    elif job.masks and scene.scale is not None and {"blue", "green", "red"} <= set(bands):
+        # one pass over the stack (uint16 DN × scale, or reflectance): no float32 copies of the bands
+        cloudy = masks.cloud_mask_stack(data, bands.roles, scale=scale)
+    water = None
+    if job.water:
+        water = (masks.water_mask(bands["green"], bands["nir"], bands.get("swir1"))
+                 if {"green", "nir"} <= set(bands) else np.zeros(ok.shape, bool))
+    return _DateRead(data, roles, ok, cloudy, water, scale)
+
+
+def _read(job: Job, core: Window, method: ChangeMethod, halo: int, readers: Mapping[str, Any] | None = None
+          ) -> Block:
+    """The window ``core`` + ``halo`` of every date, with the masks. ``readers``: an executor per date key
+    (``b``, ``a``, ``0``) that reads that date, so the dates decode at once, each on the thread holding its
+    open files (and GDAL's blocks of them); ``None``: one after the other on this thread."""
     import cv2
 
     from tuban.detect.tiles import expand
@@ -163,32 +203,26 @@ def _read(job: Job, core: Window, method: ChangeMethod, halo: int) -> Block:
     dates = {"b": job.before, "a": job.after}
     if job.baseline is not None:
         dates["0"] = job.baseline
-    extra = [r for r in ("blue", "green", "red", "nir", "swir1") if r not in method.roles]
+    if readers:
+        futures = {k: readers[k].submit(_read_date, job, s, method, win) for k, s in dates.items()}
+        got = {k: f.result() for k, f in futures.items()}
+    else:
+        got = {k: _read_date(job, s, method, win) for k, s in dates.items()}
     raw: dict[str, _Scaled] = {}
     stack: dict[str, np.ndarray] = {}
     scales: dict[str, float] = {}
-    u16 = _fused(method)  # the fused kernels read uint16 DN directly
     valid = np.ones((win.height, win.width), bool)
     cloudy = np.zeros_like(valid)
     water = np.ones_like(valid) if job.water else np.zeros_like(valid)
-    for key, scene in dates.items():
-        roles = method.roles + tuple(r for r in extra if r in scene.bands)
-        data, ok = read_block(scene, roles, job.grid, win, threads=job.gdal_threads, keep_u16=u16)
-        valid &= ok
-        scales[key] = float(scene.scale) if data.dtype == np.uint16 and scene.scale is not None else 1.0
-        raw[key] = _Scaled(data, roles, scales[key])
-        stack[key] = data[: len(method.roles)]
-        bands = raw[key]
-        if job.masks and "qa" in scene.bands:  # the sensor's own cloud/shadow flags (Landsat QA_PIXEL)
-            qa, _ = read_block(scene, ("qa",), job.grid, win, threads=job.gdal_threads, resampling="nearest",
-                               scaled=False)
-            cloudy |= masks.qa_cloud_mask(qa[0])
-        elif job.masks and scene.scale is not None and {"blue", "green", "red"} <= set(bands):
-            # one pass over the stack (uint16 DN × scale, or reflectance): no float32 copies of the bands
-            cloudy |= masks.cloud_mask_stack(data, bands.roles, scale=scales[key])
-        if job.water:
-            water &= masks.water_mask(bands["green"], bands["nir"], bands.get("swir1")) \
-                if {"green", "nir"} <= set(bands) else False
+    for key, d in got.items():  # in date order, as before: the masks combine the same way
+        valid &= d.valid
+        if d.cloudy is not None:
+            cloudy |= d.cloudy
+        if d.water is not None:
+            water &= d.water
+        scales[key] = d.scale
+        raw[key] = _Scaled(d.data, d.roles, d.scale)
+        stack[key] = d.data[: len(method.roles)]
     if job.masks and job.before.scale is not None and "nir" in raw["b"] and "nir" in raw["a"]:
         rb, ra = raw["b"].roles, raw["a"].roles
         swir = (rb["swir1"], ra["swir1"]) if "swir1" in rb and "swir1" in ra else None
@@ -209,10 +243,10 @@ def _sample_mask(core: Window, use: np.ndarray) -> np.ndarray:
     return use & rows[:, None] & cols[None, :]
 
 
-def sample_block(job: Job, core: Window) -> Block:
+def sample_block(job: Job, core: Window, readers: Mapping[str, Any] | None = None) -> Block:
     """A sample window with the context its score needs (for :func:`scene_stats`)."""
     method = job.change_method()
-    return _read(job, core, method, job.score_halo)
+    return _read(job, core, method, job.score_halo, readers)
 
 
 def _standardise(blk: Block, method: ChangeMethod, stats: Stats) -> dict[str, np.ndarray]:
@@ -465,9 +499,10 @@ def _runs(m: np.ndarray, *, gap: int = 16) -> list[tuple[int, int, int, int]]:
     return out
 
 
-def read_tile(job: Job, core: Window) -> Block:
-    """The pixels of one tile (core + halo) and its masks: the I/O half of :func:`tile_pieces`."""
-    return _read(job, core, job.change_method(), job.halo)
+def read_tile(job: Job, core: Window, readers: Mapping[str, Any] | None = None) -> Block:
+    """The pixels of one tile (core + halo) and its masks: the I/O half of :func:`tile_pieces`
+    (``readers``: see :func:`_read`)."""
+    return _read(job, core, job.change_method(), job.halo, readers)
 
 
 #: rasterio's polygonize (``features.shapes``) is not safe in several threads of one process at once: it

@@ -125,16 +125,19 @@ def _same_grid(src, grid: Grid) -> bool:
     return src.width == grid.width and src.height == grid.height and src.crs.to_wkt() == grid.crs
 
 
-_OPEN: dict[tuple[int, int, str, int, int], object] = {}
+_OPEN: dict[tuple[int, int, str, int, int, str], object] = {}
 _OPEN_MAX = 32
 GDAL_CACHE_BYTES = 256 * 1024 * 1024  # GDAL's decoded-block cache while reading
 
 
-def _dataset(path: str):
-    """An open dataset for ``path``, cached per process and thread.
+def _dataset(path: str, threads: str | int = 1):
+    """An open dataset for ``path``, cached per process, thread and ``threads``.
 
     Keeping the dataset open keeps GDAL's block cache warm: tiles read with a halo share compressed
     blocks with their neighbours, which are then decoded once instead of up to four times.
+    ``threads`` (``GDAL_NUM_THREADS``) is in effect when the file is opened: GeoTIFF takes its decoding
+    threads at open time, not at each read (a dataset opened outside that setting decodes on the calling
+    thread alone, whatever the setting around its reads).
     """
     import os
     import threading
@@ -142,13 +145,14 @@ def _dataset(path: str):
     import rasterio
 
     st = os.stat(path)
-    key = (os.getpid(), threading.get_ident(), path, st.st_mtime_ns, st.st_size)
+    key = (os.getpid(), threading.get_ident(), path, st.st_mtime_ns, st.st_size, str(threads))
     src = _OPEN.get(key)
     if src is None or src.closed:  # type: ignore[attr-defined]
         if len(_OPEN) >= _OPEN_MAX:
             for k in list(_OPEN)[: _OPEN_MAX // 2]:
                 _OPEN.pop(k).close()  # type: ignore[attr-defined]
-        src = rasterio.open(path)
+        with rasterio.Env(GDAL_NUM_THREADS=str(threads)):
+            src = rasterio.open(path)
         _OPEN[key] = src
     return src
 
@@ -238,7 +242,7 @@ def read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window,
         for path, slots in by_path.items():
             # one read per file: pixel-interleaved files decode every band of a block at once
             indexes = [scene.bands[roles[i]].index for i in slots]
-            src = _dataset(path)
+            src = _dataset(path, threads)
             nodata = src.nodata
             if nodata is None and scene.zero_is_nodata:
                 nodata = 0
@@ -287,7 +291,7 @@ def _read_u16(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window, 
     if not _fused_ok():
         return None
     paths = {scene.bands[r].path for r in roles}
-    srcs = {p: _dataset(p) for p in paths}
+    srcs = {p: _dataset(p, threads) for p in paths}
     if not all(s.dtypes[0] == "uint16" and set(s.dtypes) == {"uint16"} and _same_grid(s, grid)
                for s in srcs.values()):
         return None
