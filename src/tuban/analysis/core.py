@@ -325,7 +325,12 @@ def _check_inputs(patches: gpd.GeoDataFrame, scopes: gpd.GeoDataFrame, divisions
         _require(previous, PATCH_REQUIRED, "previous")
     qdnm = patches["QDNM"]
     raw = qdnm.to_numpy(dtype=object)
-    plain = np.fromiter((type(v) is str and v != "" and not v.isspace() for v in raw), dtype=bool, count=len(raw))
+    if pd.api.types.infer_dtype(raw, skipna=False) == "string":  # every value a str: C-level loops
+        plain = np.fromiter(map(len, raw), dtype=np.int64, count=len(raw)) > 0
+        plain &= ~np.fromiter(map(str.isspace, raw), dtype=bool, count=len(raw))
+    else:
+        plain = np.fromiter((type(v) is str and v != "" and not v.isspace() for v in raw), dtype=bool,
+                            count=len(raw))
     blank = np.zeros(len(raw), dtype=bool)
     odd = np.flatnonzero(~plain)  # not a non-blank str: look closer (numbers are fine, NaN / blanks not)
     blank[odd] = pd.isna(_text(qdnm.iloc[odd]))

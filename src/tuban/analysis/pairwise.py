@@ -27,12 +27,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import shapely
 
+from tuban import jit
+
 __all__ = ["EdgeSet", "PairOverlap", "edge_set", "pair_overlaps"]
 
 DELTA_M = 1e-6
 MAX_EDGE_PAIRS = 8192  # edges(A) × edges(B) per pair above which GEOS is used
 CHUNK = 1 << 20  # padded edge pairs per vectorised step
 FROM_RINGS_BLOCK = 1 << 16  # coordinates per block when building an edge set
+FUSED_CHUNK = 1 << 15  # pairs per call of the numba kernel (per thread task)
 
 
 FIELDS = ("x", "y", "dx", "dy", "sign")
@@ -164,8 +167,16 @@ def _from_rings(coords: np.ndarray, ring_off: np.ndarray, ring_geom: np.ndarray,
     np.cumsum(per_ring, out=ring_edge[1:])
     rec = np.empty((int(ring_edge[-1]), len(FIELDS)))
     twice = np.zeros(nr)
+    if jit.available() and nr:
+        # the edge records and the area terms in one compiled pass; the sums by numpy (same rounding)
+        term = np.empty(len(rec))
+        _edges_k(np.ascontiguousarray(coords, dtype=np.float64), ring_off, rec, term)
+        has = per_ring > 0
+        twice[has] = np.add.reduceat(term, ring_edge[:-1][has]) if len(term) else 0.0
+        r = nr
+    else:
+        r = 0
     # blocks of whole rings: the temporaries stay small (no page faults, in cache)
-    r = 0
     while r < nr:
         stop = max(int(np.searchsorted(ring_off, ring_off[r] + FROM_RINGS_BLOCK, side="right")) - 1, r + 1)
         stop = min(stop, nr)
@@ -259,9 +270,11 @@ class PairOverlap:
 
 def _bucket(count: np.ndarray) -> np.ndarray:
     """Padded edge count: exact up to 16, a multiple of 8 up to 64, then a power of two."""
-    mid = (count + 7) // 8 * 8
-    big = 1 << np.ceil(np.log2(np.maximum(count, 1))).astype(np.int64)
-    return np.where(count <= 16, count, np.where(count <= 64, mid, big))
+    out = np.where(count <= 16, count, (count + 7) // 8 * 8)
+    big = np.flatnonzero(count > 64)
+    if len(big):
+        out[big] = 1 << np.ceil(np.log2(count[big])).astype(np.int64)
+    return out
 
 
 def _gather(es: EdgeSet, g: np.ndarray, width: int, delta: float) -> tuple[np.ndarray, np.ndarray | None]:
@@ -404,8 +417,9 @@ def pair_overlaps(a: EdgeSet, b: EdgeSet, ia: np.ndarray, ib: np.ndarray, *, del
     as soon as a vertex of one lies strictly inside the other; ``area`` is NaN and
     ``a_within`` is not computed.
 
-    Pairs are grouped by padded edge counts and processed in chunks, on *workers* threads
-    (numpy releases the GIL in its array loops).
+    With numba (:mod:`tuban.jit`) the pairs not settled by their discs run through one compiled
+    kernel, pair by pair; without it they are grouped by padded edge counts and processed in
+    chunks with numpy. Same answers either way; on *workers* threads (both release the GIL).
     """
     ia, ib = np.asarray(ia, dtype=np.int64), np.asarray(ib, dtype=np.int64)
     m = len(ia)
@@ -432,6 +446,27 @@ def pair_overlaps(a: EdgeSet, b: EdgeSet, ia: np.ndarray, ib: np.ndarray, *, del
     wa, wb = _bucket(a.count[ia]), _bucket(b.count[ib])
     too_big = (wa * wb > MAX_EDGE_PAIRS) & ~settled
     fallback[too_big] = True
+    if jit.available():
+        rest = np.flatnonzero(~(too_big | settled))
+        if not areas:
+            area[rest] = np.nan
+        parts = [rest[c:c + FUSED_CHUNK] for c in range(0, len(rest), FUSED_CHUNK)]
+
+        def fused(sel: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+            out = (np.zeros(len(sel)), np.zeros(len(sel), bool), np.zeros(len(sel), bool), np.zeros(len(sel), bool))
+            _pairs_fused(a, b, ia[sel], ib[sel], delta, areas, *out)
+            return sel, out
+
+        if workers > 1 and len(parts) > 1:
+            with ThreadPoolExecutor(workers) as ex:
+                done = list(ex.map(fused, parts))
+        else:
+            done = [fused(p) for p in parts]
+        for sel, (ar, it, aw, fb) in done:
+            if areas:
+                area[sel] = ar
+            interiors[sel], a_within[sel], fallback[sel] = it, aw, fb
+        return PairOverlap(area, interiors, a_within, fallback)
     key = wa * (1 << 20) + wb
     key[too_big | settled] = -1
     jobs = []
@@ -461,3 +496,175 @@ def pair_overlaps(a: EdgeSet, b: EdgeSet, ia: np.ndarray, ib: np.ndarray, *, del
     for sel, (ar, it, aw, fb) in results:
         area[sel], interiors[sel], a_within[sel], fallback[sel] = ar, it, aw, fb
     return PairOverlap(area, interiors, a_within, fallback)
+
+
+# ------------------------------------------------------------------------------------------ numba kernel
+# The same arithmetic as _probe / _solve, pair by pair on the edge sets themselves (no padding, no
+# temporaries): every float is computed by the same operations in the same order, so the answers are
+# bit for bit those of the numpy code (tests/analysis/test_pairwise.py), which stays the reference and
+# the path without numba.
+
+
+def _inside_nb(px, py, rec, e0, n):
+    """Even–odd test of (px, py) against edges ``e0 … e0 + n`` (as :func:`_inside`)."""
+    odd = False
+    for e in range(e0, e0 + n):
+        y, dy = rec[e, 1], rec[e, 3]
+        o = rec[e, 2] * (py - y) - dy * (px - rec[e, 0])
+        if ((y <= py) and (y + dy > py) and o > 0) or ((y > py) and (y + dy <= py) and o < 0):
+            odd = not odd
+    return odd
+
+
+def _near_nb(px, py, rec, e0, n, delta):
+    """(px, py) within ``delta`` of one of the edges (as the ``near`` of :func:`_probe`)."""
+    for e in range(e0, e0 + n):
+        x, y, dx, dy = rec[e, 0], rec[e, 1], rec[e, 2], rec[e, 3]
+        x1, y1 = x + dx, y + dy
+        if (min(x, x1) - delta <= px and max(x, x1) + delta >= px and min(y, y1) - delta <= py
+                and max(y, y1) + delta >= py
+                and abs(dx * (py - y) - dy * (px - x)) < 2 * delta * (abs(dx) + abs(dy))):
+            return True
+    return False
+
+
+def _rings_nb(rec, g0, n, ring_start, ring_count, ring_edge, g, other, o0, on, cnt, lead, ox, oy):
+    """Σ sign · cross · inside share over the edges of one geometry, and whether any / every ring
+    start lies inside the other (as :func:`_ring_status` and the sums of :func:`_solve`)."""
+    acc = 0.0
+    any_in, all_in = False, True
+    nr = ring_count[g]
+    for r in range(nr):
+        rr = ring_start[g] + r
+        e0 = ring_edge[rr]
+        e1 = ring_edge[rr + 1] if r + 1 < nr else g0 + n
+        par = _inside_nb(rec[e0, 0], rec[e0, 1], other, o0, on)
+        any_in = any_in or par
+        all_in = all_in and par
+        for e in range(e0, e1):
+            if cnt[e - g0] & 1:
+                par = not par
+            la = (1.0 if par else 0.0) + lead[e - g0]
+            w = rec[e, 4] * ((rec[e, 0] - ox) * rec[e, 3] - (rec[e, 1] - oy) * rec[e, 2])
+            acc += w * la
+    return acc, any_in, all_in
+
+
+def _pairs_py(arec, astart, acount, aring_start, aring_count, aring_edge,
+              brec, bstart, bcount, bring_start, bring_count, bring_edge,
+              ia, ib, delta, areas, area, interiors, a_within, fallback):
+    wmax_a, wmax_b = 1, 1
+    for k in range(len(ia)):
+        wmax_a = max(wmax_a, acount[ia[k]])
+        wmax_b = max(wmax_b, bcount[ib[k]])
+    lead_a = np.zeros(wmax_a)
+    lead_b = np.zeros(wmax_b)
+    ca = np.zeros(wmax_a, np.int64)
+    cb = np.zeros(wmax_b, np.int64)
+    for k in range(len(ia)):
+        ga, gb = ia[k], ib[k]
+        a0, na, b0, nb = astart[ga], acount[ga], bstart[gb], bcount[gb]
+        if not areas:  # interiors only: a first vertex strictly inside the other settles it
+            if _inside_nb(arec[a0, 0], arec[a0, 1], brec, b0, nb) and not _near_nb(
+                    arec[a0, 0], arec[a0, 1], brec, b0, nb, delta):
+                interiors[k] = True
+                continue
+            if _inside_nb(brec[b0, 0], brec[b0, 1], arec, a0, na) and not _near_nb(
+                    brec[b0, 0], brec[b0, 1], arec, a0, na, delta):
+                interiors[k] = True
+                continue
+        lead_a[:na] = 0.0
+        lead_b[:nb] = 0.0
+        ca[:na] = 0
+        cb[:nb] = 0
+        crossed = False
+        small = False
+        for i in range(na):
+            ax, ay, adx, ady = arec[a0 + i, 0], arec[a0 + i, 1], arec[a0 + i, 2], arec[a0 + i, 3]
+            ax1, ay1 = ax + adx, ay + ady
+            lx, hx = min(ax, ax1) - delta, max(ax, ax1) + delta
+            ly, hy = min(ay, ay1) - delta, max(ay, ay1) + delta
+            sa = arec[a0 + i, 4]
+            for j in range(nb):
+                bx, by, bdx, bdy = brec[b0 + j, 0], brec[b0 + j, 1], brec[b0 + j, 2], brec[b0 + j, 3]
+                bx1, by1 = bx + bdx, by + bdy
+                if not (lx <= max(bx, bx1) - 0.0 and hx >= min(bx, bx1) - 0.0
+                        and ly <= max(by, by1) - 0.0 and hy >= min(by, by1) - 0.0):
+                    continue
+                wx, wy = ax - bx, ay - by
+                c = bdx * ady - bdy * adx
+                o1 = bdx * wy - bdy * wx
+                o2 = o1 + c
+                o3 = ady * wx - adx * wy
+                o4 = o3 - c
+                tol = 2 * delta * (abs(adx) + abs(ady) + abs(bdx) + abs(bdy))
+                if min(min(abs(o1), abs(o2)), min(abs(o3), abs(o4))) < tol:
+                    small = True
+                    break
+                if o1 * o2 < 0 and o3 * o4 < 0:
+                    t = o1 / (o1 - o2)
+                    u = o3 / (o3 - o4)
+                    lead_a[i] += t if brec[b0 + j, 4] * o1 > 0 else -t
+                    lead_b[j] += u if sa * o3 > 0 else -u
+                    ca[i] += 1
+                    cb[j] += 1
+                    crossed = True
+            if small:
+                break
+        if small:
+            fallback[k] = True
+            continue
+        ox, oy = arec[a0, 0], arec[a0, 1]
+        sa_, any_a, all_a = _rings_nb(arec, a0, na, aring_start, aring_count, aring_edge, ga, brec, b0, nb,
+                                      ca, lead_a, ox, oy)
+        sb_, any_b, _all_b = _rings_nb(brec, b0, nb, bring_start, bring_count, bring_edge, gb, arec, a0, na,
+                                       cb, lead_b, ox, oy)
+        if areas:
+            area[k] = max(0.5 * (sa_ + sb_), 0.0)
+        interiors[k] = crossed or any_a or any_b
+        a_within[k] = (not crossed) and all_a and not any_b
+
+
+_pairs_k = jit.Kernel(_pairs_py)
+
+
+def _edges_py(coords, ring_off, rec, term):
+    """Edge records of closed rings (as the numpy loop of :func:`_from_rings`) and, per edge, the term of
+    twice its ring's signed area about the ring's first vertex."""
+    e = 0
+    for r in range(len(ring_off) - 1):
+        c0, c1 = ring_off[r], ring_off[r + 1]
+        fx, fy = coords[c0, 0], coords[c0, 1]
+        for c in range(c0, c1 - 1):
+            x, y = coords[c, 0], coords[c, 1]
+            dx = coords[c + 1, 0] - x
+            dy = coords[c + 1, 1] - y
+            rec[e, 0] = x
+            rec[e, 1] = y
+            rec[e, 2] = dx
+            rec[e, 3] = dy
+            term[e] = (x - fx) * dy - (y - fy) * dx
+            e += 1
+
+
+_edges_k = jit.Kernel(_edges_py)
+_helpers_compiled = False
+
+
+def _compile_helpers() -> None:
+    """The kernel's helpers as numba functions (inlined into it); once per process."""
+    global _helpers_compiled, _inside_nb, _near_nb, _rings_nb
+    if not _helpers_compiled:
+        nb = jit.numba_module()
+        _inside_nb = nb.njit(nogil=True, inline="always")(_inside_nb)
+        _near_nb = nb.njit(nogil=True, inline="always")(_near_nb)
+        _rings_nb = nb.njit(nogil=True)(_rings_nb)
+        _helpers_compiled = True
+
+
+def _pairs_fused(a: EdgeSet, b: EdgeSet, ia: np.ndarray, ib: np.ndarray, delta: float, areas: bool,
+                 area: np.ndarray, interiors: np.ndarray, a_within: np.ndarray, fallback: np.ndarray) -> None:
+    _compile_helpers()
+    _pairs_k(a.rec, a.start, a.count, a.ring_start, a.ring_count, a.ring_edge,
+             b.rec, b.start, b.count, b.ring_start, b.ring_count, b.ring_edge,
+             ia, ib, float(delta), bool(areas), area, interiors, a_within, fallback)

@@ -18,10 +18,11 @@ writable (read-only install) the kernels are compiled in memory once per process
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
+
+from tuban import jit
 
 __all__ = ["FusedLayout", "available", "cloud_candidates", "combine", "components", "piece_sums", "shadow_candidates",
            "valid_u16", "warm"]
@@ -57,22 +58,15 @@ class FusedLayout:
         return np.array([self.kind, self.nir, self.red, self.green, self.blue, self.swir1], np.int64)
 
 
-def _enabled() -> bool:
-    return os.environ.get("TUBAN_FUSED", "1").strip().lower() not in ("0", "false", "no", "off")
-
-
-_numba = None  # the numba module once imported (lazily: importing it takes ~0.5 s)
-_NO_NUMBA = False
+_numba = None  # the numba module once its helpers are compiled (see _nb)
 
 
 def _nb():
-    """numba, imported on first use; ``None`` when missing (numba is in the ``detect`` extra)."""
-    global _numba, _NO_NUMBA, _nd, _prep_row, _px, _index_px
-    if _numba is None and not _NO_NUMBA:
-        try:
-            import numba
-        except ImportError:  # pragma: no cover - exercised only without the extra
-            _NO_NUMBA = True
+    """numba (:func:`tuban.jit.numba_module`) with this module's helpers compiled; ``None`` when missing."""
+    global _numba, _nd, _prep_row, _px, _index_px
+    if _numba is None:
+        numba = jit.numba_module()
+        if numba is None:
             return None
         # helpers called from the kernels: compiled into them (and cached with them)
         _nd = numba.njit(nogil=True, inline="always")(_nd)
@@ -85,30 +79,15 @@ def _nb():
 
 def available() -> bool:
     """True when the fused kernels can run (numba importable and ``TUBAN_FUSED`` not ``0``)."""
-    return _enabled() and _nb() is not None
+    return jit.enabled() and _nb() is not None
 
 
-class _Kernel:
-    """A numba kernel compiled on first use: cached on disk when possible, else in memory."""
-
-    def __init__(self, fn):
-        self.fn = fn
-        self._disp = None
+class _Kernel(jit.Kernel):
+    """A kernel of this module: its helpers are compiled first."""
 
     def _compile(self, cache: bool):
-        return _nb().njit(parallel=False, fastmath=False, cache=cache, nogil=True)(self.fn)
-
-    def __call__(self, *args):
-        if self._disp is None:
-            try:
-                self._disp = self._compile(True)
-            except RuntimeError:  # "no locator available": no writable cache directory
-                self._disp = self._compile(False)
-        try:
-            return self._disp(*args)
-        except OSError:  # the cache file could not be written (read-only or full disk): compile in memory
-            self._disp = self._compile(False)
-            return self._disp(*args)
+        _nb()
+        return super()._compile(cache)
 
 
 # --------------------------------------------------------------------------------------------- kernels

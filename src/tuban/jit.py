@@ -1,0 +1,64 @@
+"""numba, when installed: kernels compiled on first use, with the numpy code as reference and fallback.
+
+numba comes with the ``detect`` extra; without it (or with ``TUBAN_FUSED=0``) every caller runs its numpy
+reference instead, with the same results. Kernels are compiled with ``cache=True`` (next to the sources,
+or in numba's user cache); where neither location is writable (a read-only install) they are compiled in
+memory once per process.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["Kernel", "available", "enabled", "numba_module"]
+
+_numba: Any = None  # the numba module once imported (lazily: importing it takes ~0.5 s)
+_missing = False
+
+
+def enabled() -> bool:
+    """``TUBAN_FUSED`` is not ``0``/``false``/``no``/``off``."""
+    return os.environ.get("TUBAN_FUSED", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def numba_module() -> Any:
+    """numba, imported on first use; ``None`` when it is not installed."""
+    global _numba, _missing
+    if _numba is None and not _missing:
+        try:
+            import numba
+        except ImportError:  # pragma: no cover - exercised only without the extra
+            _missing = True
+            return None
+        _numba = numba
+    return _numba
+
+
+def available() -> bool:
+    """True when kernels can run (numba importable and ``TUBAN_FUSED`` not ``0``)."""
+    return enabled() and numba_module() is not None
+
+
+class Kernel:
+    """A plain Python function compiled by numba (``nogil``, no fastmath) on first call."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self._disp: Any = None
+
+    def _compile(self, cache: bool) -> Any:
+        return numba_module().njit(parallel=False, fastmath=False, cache=cache, nogil=True)(self.fn)
+
+    def __call__(self, *args: Any) -> Any:
+        if self._disp is None:
+            try:
+                self._disp = self._compile(True)
+            except RuntimeError:  # "no locator available": no writable cache directory
+                self._disp = self._compile(False)
+        try:
+            return self._disp(*args)
+        except OSError:  # the cache file could not be written (read-only or full disk): compile in memory
+            self._disp = self._compile(False)
+            return self._disp(*args)
