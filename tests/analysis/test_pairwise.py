@@ -87,7 +87,7 @@ def test_numba_kernel_gives_the_numpy_answers_bit_for_bit(monkeypatch, areas: bo
     np.testing.assert_array_equal(got.area[sure], ref.area[sure])  # NaN where areas=False, on both
 
 
-def test_numba_edge_sets_equal_the_numpy_ones(monkeypatch) -> None:
+def test_numba_edge_sets_and_discs_equal_the_numpy_ones(monkeypatch) -> None:
     from tuban import jit
 
     if not jit.available():
@@ -101,6 +101,11 @@ def test_numba_edge_sets_equal_the_numpy_ones(monkeypatch) -> None:
     np.testing.assert_array_equal(got.rec, ref.rec)
     np.testing.assert_array_equal(got.area, ref.area)
     np.testing.assert_array_equal(got.count, ref.count)
+    d_got = got.discs()
+    monkeypatch.setenv("TUBAN_FUSED", "0")
+    d_ref = ref.discs()
+    for f in ("x", "y", "inner", "outer"):
+        np.testing.assert_array_equal(getattr(d_got, f), getattr(d_ref, f))
 
 
 def test_discs_lie_inside_and_around_their_geometry() -> None:

@@ -123,6 +123,12 @@ class Discs:
 def _discs(es: EdgeSet, margin: float = DELTA_M) -> Discs:
     n = len(es.count)
     out = Discs(np.zeros(n), np.zeros(n), np.zeros(n), np.full(n, np.inf))
+    if jit.available() and n and es.count.all():
+        # the centres summed by numpy (its rounding), the rest of the loop compiled
+        out.x[:] = np.add.reduceat(es.rec[:, X], es.start) / es.count
+        out.y[:] = np.add.reduceat(es.rec[:, Y], es.start) / es.count
+        _discs_k(es.rec, es.start, es.count, out.x, out.y, float(margin), out.inner, out.outer)
+        return out
     ends = es.start + es.count
     g = 0
     while g < n:  # blocks of whole geometries (small temporaries)
@@ -648,6 +654,34 @@ def _edges_py(coords, ring_off, rec, term):
 
 
 _edges_k = jit.Kernel(_edges_py)
+
+
+def _discs_py(rec, start, count, cx, cy, margin, inner, outer):
+    """Inner and outer discs about the centres (as the numpy loop of :func:`_discs`)."""
+    for g in range(len(start)):
+        hits = 0
+        low = np.inf
+        near = np.inf
+        far = -np.inf
+        for e in range(start[g], start[g] + count[g]):
+            x, y, dx, dy = rec[e, 0], rec[e, 1], rec[e, 2], rec[e, 3]
+            px, py = cx[g] - x, cy[g] - y
+            o = dx * py - dy * px
+            if ((py >= 0) and (py < dy) and o > 0) or ((py < 0) and (py >= dy) and o < 0):
+                hits += 1
+            low = min(low, abs(py))
+            ll = dx * dx + dy * dy
+            t = (px * dx + py * dy) / ll if ll > 0 else 0.0
+            t = min(max(t, 0.0), 1.0)
+            ex, ey = px - t * dx, py - t * dy
+            near = min(near, ex * ex + ey * ey)
+            far = max(far, px * px + py * py)
+        inside = (hits & 1) == 1 and low > margin
+        inner[g] = max(np.sqrt(near) - margin, 0.0) if inside else 0.0
+        outer[g] = np.sqrt(far) + margin
+
+
+_discs_k = jit.Kernel(_discs_py)
 _helpers_compiled = False
 
 
