@@ -21,8 +21,10 @@ round-off (~1e-9 m² for patch-sized polygons).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import shapely
@@ -452,47 +454,38 @@ def pair_overlaps(a: EdgeSet, b: EdgeSet, ia: np.ndarray, ib: np.ndarray, *, del
     wa, wb = _bucket(a.count[ia]), _bucket(b.count[ib])
     too_big = (wa * wb > MAX_EDGE_PAIRS) & ~settled
     fallback[too_big] = True
-    if jit.available():
+    run: Callable[[Any], tuple[np.ndarray, tuple[np.ndarray, ...]]]
+    if jit.available():  # one compiled kernel, pair by pair, in chunks of pairs
         rest = np.flatnonzero(~(too_big | settled))
-        if not areas:
-            area[rest] = np.nan
-        parts = [rest[c:c + FUSED_CHUNK] for c in range(0, len(rest), FUSED_CHUNK)]
+        jobs: list[Any] = [rest[c:c + FUSED_CHUNK] for c in range(0, len(rest), FUSED_CHUNK)]
 
-        def fused(sel: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-            out = (np.zeros(len(sel)), np.zeros(len(sel), bool), np.zeros(len(sel), bool), np.zeros(len(sel), bool))
+        def run(sel: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+            n = len(sel)
+            out = (np.zeros(n) if areas else np.full(n, np.nan), np.zeros(n, bool), np.zeros(n, bool),
+                   np.zeros(n, bool))
             _pairs_fused(a, b, ia[sel], ib[sel], delta, areas, *out)
             return sel, out
+    else:  # numpy: pairs grouped by padded edge counts, in chunks of padded edge pairs
+        key = wa * (1 << 20) + wb
+        key[too_big | settled] = -1
+        jobs = []
+        order = np.argsort(key, kind="stable")
+        ks = key[order]
+        bounds = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1], True])
+        for s, e in itertools.pairwise(bounds):
+            if ks[s] < 0:
+                continue
+            sel = order[s:e]
+            wa_, wb_ = int(wa[sel[0]]), int(wb[sel[0]])
+            step = max(1, CHUNK // (wa_ * wb_))
+            a.padded(wa_, delta)  # build the padded arrays here, not in the threads
+            b.padded(wb_, delta)
+            for c in range(0, len(sel), step):
+                jobs.append((sel[c:c + step], wa_, wb_))
 
-        if workers > 1 and len(parts) > 1:
-            with ThreadPoolExecutor(workers) as ex:
-                done = list(ex.map(fused, parts))
-        else:
-            done = [fused(p) for p in parts]
-        for sel, (ar, it, aw, fb) in done:
-            if areas:
-                area[sel] = ar
-            interiors[sel], a_within[sel], fallback[sel] = it, aw, fb
-        return PairOverlap(area, interiors, a_within, fallback)
-    key = wa * (1 << 20) + wb
-    key[too_big | settled] = -1
-    jobs = []
-    order = np.argsort(key, kind="stable")
-    ks = key[order]
-    bounds = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1], True])
-    for s, e in itertools.pairwise(bounds):
-        if ks[s] < 0:
-            continue
-        sel = order[s:e]
-        wa_, wb_ = int(wa[sel[0]]), int(wb[sel[0]])
-        step = max(1, CHUNK // (wa_ * wb_))
-        a.padded(wa_, delta)  # build the padded arrays here, not in the threads
-        b.padded(wb_, delta)
-        for c in range(0, len(sel), step):
-            jobs.append((sel[c:c + step], wa_, wb_))
-
-    def run(job: tuple[np.ndarray, int, int]) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-        sel, wa_, wb_ = job
-        return sel, _chunk(a, b, ia[sel], ib[sel], wa_, wb_, delta, areas)
+        def run(job: tuple[np.ndarray, int, int]) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+            sel, wa_, wb_ = job
+            return sel, _chunk(a, b, ia[sel], ib[sel], wa_, wb_, delta, areas)
 
     if workers > 1 and len(jobs) > 1:
         with ThreadPoolExecutor(workers) as ex:
