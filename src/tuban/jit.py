@@ -9,11 +9,13 @@ memory once per process.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from typing import Any
 
 __all__ = ["Kernel", "available", "enabled", "numba_module"]
 
+_LOCK = threading.RLock()
 _numba: Any = None  # the numba module once imported (lazily: importing it takes ~0.5 s)
 _missing = False
 
@@ -27,12 +29,13 @@ def numba_module() -> Any:
     """numba, imported on first use; ``None`` when it is not installed."""
     global _numba, _missing
     if _numba is None and not _missing:
-        try:
-            import numba
-        except ImportError:  # pragma: no cover - exercised only without the extra
-            _missing = True
-            return None
-        _numba = numba
+        with _LOCK:
+            try:
+                import numba
+            except ImportError:  # pragma: no cover - exercised only without the extra
+                _missing = True
+                return None
+            _numba = numba
     return _numba
 
 
@@ -53,10 +56,12 @@ class Kernel:
 
     def __call__(self, *args: Any) -> Any:
         if self._disp is None:
-            try:
-                self._disp = self._compile(True)
-            except RuntimeError:  # "no locator available": no writable cache directory
-                self._disp = self._compile(False)
+            with _LOCK:  # threads calling a kernel for the first time at once compile it once
+                if self._disp is None:
+                    try:
+                        self._disp = self._compile(True)
+                    except RuntimeError:  # "no locator available": no writable cache directory
+                        self._disp = self._compile(False)
         try:
             return self._disp(*args)
         except OSError:  # the cache file could not be written (read-only or full disk): compile in memory

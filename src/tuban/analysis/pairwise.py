@@ -21,6 +21,7 @@ round-off (~1e-9 m² for patch-sized polygons).
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -678,15 +679,20 @@ _discs_k = jit.Kernel(_discs_py)
 _helpers_compiled = False
 
 
+_HELPERS_LOCK = threading.Lock()
+
+
 def _compile_helpers() -> None:
-    """The kernel's helpers as numba functions (inlined into it); once per process."""
+    """The kernel's helpers as numba functions (inlined into it); once per process (threads may ask at once)."""
     global _helpers_compiled, _inside_nb, _near_nb, _rings_nb
     if not _helpers_compiled:
-        nb = jit.numba_module()
-        _inside_nb = nb.njit(nogil=True, inline="always")(_inside_nb)
-        _near_nb = nb.njit(nogil=True, inline="always")(_near_nb)
-        _rings_nb = nb.njit(nogil=True)(_rings_nb)
-        _helpers_compiled = True
+        with _HELPERS_LOCK:
+            if not _helpers_compiled:
+                nb = jit.numba_module()
+                _inside_nb = nb.njit(nogil=True, inline="always")(_inside_nb)
+                _near_nb = nb.njit(nogil=True, inline="always")(_near_nb)
+                _rings_nb = nb.njit(nogil=True)(_rings_nb)
+                _helpers_compiled = True
 
 
 def _pairs_fused(a: EdgeSet, b: EdgeSet, ia: np.ndarray, ib: np.ndarray, delta: float, areas: bool,

@@ -18,6 +18,7 @@ writable (read-only install) the kernels are compiled in memory once per process
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,19 +62,25 @@ class FusedLayout:
 _numba = None  # the numba module once its helpers are compiled (see _nb)
 
 
+_NB_LOCK = threading.Lock()
+
+
 def _nb():
-    """numba (:func:`tuban.jit.numba_module`) with this module's helpers compiled; ``None`` when missing."""
+    """numba (:func:`tuban.jit.numba_module`) with this module's helpers compiled; ``None`` when missing.
+    Under a lock: a serial run's date reader threads get here at the same moment on first use."""
     global _numba, _nd, _prep_row, _px, _index_px
     if _numba is None:
-        numba = jit.numba_module()
-        if numba is None:
-            return None
-        # helpers called from the kernels: compiled into them (and cached with them)
-        _nd = numba.njit(nogil=True, inline="always")(_nd)
-        _px = numba.njit(nogil=True, inline="always")(_px)
-        _prep_row = numba.njit(nogil=True)(_prep_row)
-        _index_px = numba.njit(nogil=True, inline="always")(_index_px)
-        _numba = numba
+        with _NB_LOCK:
+            if _numba is None:
+                numba = jit.numba_module()
+                if numba is None:
+                    return None
+                # helpers called from the kernels: compiled into them (and cached with them)
+                _nd = numba.njit(nogil=True, inline="always")(_nd)
+                _px = numba.njit(nogil=True, inline="always")(_px)
+                _prep_row = numba.njit(nogil=True)(_prep_row)
+                _index_px = numba.njit(nogil=True, inline="always")(_index_px)
+                _numba = numba
     return _numba
 
 
