@@ -28,7 +28,7 @@ from tuban.raster.change import (
     get_method,
     robust_stats,
 )
-from tuban.raster.grid import Grid, Window, read_block
+from tuban.raster.grid import BufferPool, Grid, Window, read_block
 from tuban.raster.indices import INDICES
 from tuban.raster.scene import Scene
 
@@ -162,13 +162,16 @@ class _DateRead:
     scale: float
 
 
-def _read_date(job: Job, scene: Scene, method: ChangeMethod, win: Window) -> _DateRead:
-    """Read one date of ``win`` and its own masks (QA or spectral clouds, water)."""
+def _read_date(job: Job, scene: Scene, method: ChangeMethod, win: Window, buffers: BufferPool | None = None
+               ) -> _DateRead:
+    """Read one date of ``win`` and its own masks (QA or spectral clouds, water); the bands into an array
+    from ``buffers`` when given."""
     from tuban.raster import masks
 
     extra = [r for r in ("blue", "green", "red", "nir", "swir1") if r not in method.roles]
     roles = method.roles + tuple(r for r in extra if r in scene.bands)
-    data, ok = read_block(scene, roles, job.grid, win, threads=job.gdal_threads, keep_u16=_fused(method))
+    data, ok = read_block(scene, roles, job.grid, win, threads=job.gdal_threads, keep_u16=_fused(method),
+                          buffers=buffers)
     scale = float(scene.scale) if data.dtype == np.uint16 and scene.scale is not None else 1.0
     bands = _Scaled(data, roles, scale)
     cloudy = None
@@ -186,8 +189,8 @@ def _read_date(job: Job, scene: Scene, method: ChangeMethod, win: Window) -> _Da
     return _DateRead(data, roles, ok, cloudy, water, scale)
 
 
-def _read(job: Job, core: Window, method: ChangeMethod, halo: int, readers: Mapping[str, Any] | None = None
-          ) -> Block:
+def _read(job: Job, core: Window, method: ChangeMethod, halo: int, readers: Mapping[str, Any] | None = None,
+          buffers: BufferPool | None = None) -> Block:
     """The window ``core`` + ``halo`` of every date, with the masks. ``readers``: an executor per date key
     (``b``, ``a``, ``0``) that reads that date, so the dates decode at once, each on the thread holding its
     open files (and GDAL's blocks of them); ``None``: one after the other on this thread."""
@@ -204,10 +207,10 @@ def _read(job: Job, core: Window, method: ChangeMethod, halo: int, readers: Mapp
     if job.baseline is not None:
         dates["0"] = job.baseline
     if readers:
-        futures = {k: readers[k].submit(_read_date, job, s, method, win) for k, s in dates.items()}
+        futures = {k: readers[k].submit(_read_date, job, s, method, win, buffers) for k, s in dates.items()}
         got = {k: f.result() for k, f in futures.items()}
     else:
-        got = {k: _read_date(job, s, method, win) for k, s in dates.items()}
+        got = {k: _read_date(job, s, method, win, buffers) for k, s in dates.items()}
     raw: dict[str, _Scaled] = {}
     stack: dict[str, np.ndarray] = {}
     scales: dict[str, float] = {}
@@ -499,10 +502,16 @@ def _runs(m: np.ndarray, *, gap: int = 16) -> list[tuple[int, int, int, int]]:
     return out
 
 
-def read_tile(job: Job, core: Window, readers: Mapping[str, Any] | None = None) -> Block:
+def read_tile(job: Job, core: Window, readers: Mapping[str, Any] | None = None,
+              buffers: BufferPool | None = None) -> Block:
     """The pixels of one tile (core + halo) and its masks: the I/O half of :func:`tile_pieces`
-    (``readers``: see :func:`_read`)."""
-    return _read(job, core, job.change_method(), job.halo, readers)
+    (``readers``: see :func:`_read`; ``buffers``: where the bands are read into, see :func:`release`)."""
+    return _read(job, core, job.change_method(), job.halo, readers, buffers)
+
+
+def release(blk: Block, buffers: BufferPool) -> None:
+    """Hand the bands of a tile read by :func:`read_tile` back to ``buffers`` once nothing uses the block."""
+    buffers.give(*(r.data for r in blk.raw.values()))
 
 
 #: rasterio's polygonize (``features.shapes``) is not safe in several threads of one process at once: it
