@@ -153,6 +153,34 @@ def test_serial_equals_distributed_scheduler_in_separate_processes(pair, tmp_pat
         log.close()
 
 
+def test_a_serial_run_closes_the_files_its_reader_threads_opened(pair) -> None:
+    """Each date is read on its own thread, whose datasets are its own: when the run ends its threads close
+    them, and a dataset of a thread that has ended is closed at the next opening (only a thread's own are
+    evicted, so no dataset is closed under a live reader)."""
+    import threading
+
+    from tuban.raster import grid
+
+    before, after, _ = pair
+    for _ in range(2):
+        res = detect(before, after, tile_size=128)
+        assert len(res.patches) > 0
+        alive = {t.ident for t in threading.enumerate()}
+        assert not [k for k in grid._OPEN if k[1] not in alive]
+    # a dataset of a thread that has ended is closed when this thread opens its own
+    grid.close_datasets(this_thread=True)
+    held = {}
+    t = threading.Thread(target=lambda: held.setdefault("src", grid._dataset(str(before))))
+    t.start()
+    t.join()
+    mine = grid._dataset(str(before))
+    assert mine is not held["src"]
+    assert held["src"].closed  # its thread has ended: closed when this thread opened its own
+    assert not mine.closed
+    grid.close_datasets(this_thread=True)
+    assert mine.closed
+
+
 def test_building_the_job_reads_no_pixels(pair, monkeypatch) -> None:
     from tuban.detect import kernel
     from tuban.raster import grid as grid_mod

@@ -103,11 +103,16 @@ class _Serial:
         return self._reader
 
     def close(self) -> None:
-        if self._reader is not None:
-            self._reader.shutdown()
-            self._reader = None
-        for ex in (self._dates or {}).values():
-            ex.shutdown()
+        """End the reader threads, closing the files each opened (their datasets are per thread)."""
+        from functools import partial
+
+        from tuban.raster.grid import close_datasets
+
+        for ex in [self._reader, *(self._dates or {}).values()]:
+            if ex is not None:
+                ex.submit(partial(close_datasets, this_thread=True)).result()
+                ex.shutdown()
+        self._reader = None
         self._dates = None
 
     def map(self, fn, items, label, progress=None, *, gather=True):

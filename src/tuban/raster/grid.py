@@ -180,11 +180,16 @@ def _dataset(path: str, threads: str | int = 1):
     import rasterio
 
     st = os.stat(path)
-    key = (os.getpid(), threading.get_ident(), path, st.st_mtime_ns, st.st_size, str(threads))
+    me = threading.get_ident()
+    key = (os.getpid(), me, path, st.st_mtime_ns, st.st_size, str(threads))
     src = _OPEN.get(key)
     if src is None or src.closed:  # type: ignore[attr-defined]
-        if len(_OPEN) >= _OPEN_MAX:
-            for k in list(_OPEN)[: _OPEN_MAX // 2]:
+        alive = {t.ident for t in threading.enumerate()}
+        for k in [k for k in list(_OPEN) if k[1] not in alive]:  # opened by threads that have ended
+            _OPEN.pop(k).close()  # type: ignore[attr-defined]
+        mine = [k for k in list(_OPEN) if k[1] == me]
+        if len(mine) >= _OPEN_MAX:  # only this thread's own: another thread may be reading from its datasets
+            for k in mine[: _OPEN_MAX // 2]:
                 _OPEN.pop(k).close()  # type: ignore[attr-defined]
         with rasterio.Env(GDAL_NUM_THREADS=str(threads)):
             src = rasterio.open(path)
@@ -192,10 +197,17 @@ def _dataset(path: str, threads: str | int = 1):
     return src
 
 
-def close_datasets() -> None:
-    """Close the datasets :func:`read_block` keeps open in this process."""
-    while _OPEN:
-        _OPEN.popitem()[1].close()  # type: ignore[attr-defined]
+def close_datasets(*, this_thread: bool = False) -> None:
+    """Close the datasets :func:`read_block` keeps open in this process (``this_thread``: only those this
+    thread opened, e.g. when a reader thread is about to end)."""
+    import threading
+
+    me = threading.get_ident()
+    for k in list(_OPEN):
+        if not this_thread or k[1] == me:
+            src = _OPEN.pop(k, None)
+            if src is not None:
+                src.close()  # type: ignore[attr-defined]
 
 
 def block_shape(scene: Scene, grid: Grid) -> tuple[int, int] | None:
