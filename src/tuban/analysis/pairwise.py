@@ -686,9 +686,9 @@ def _compile_helpers() -> None:
     """The kernel's helpers as numba functions (inlined into it); once per process (threads may ask at once)."""
     global _helpers_compiled, _inside_nb, _near_nb, _rings_nb
     if not _helpers_compiled:
+        nb = jit.numba_module()  # before our lock: locks are always taken jit's first, then this one
         with _HELPERS_LOCK:
             if not _helpers_compiled:
-                nb = jit.numba_module()
                 _inside_nb = nb.njit(nogil=True, inline="always")(_inside_nb)
                 _near_nb = nb.njit(nogil=True, inline="always")(_near_nb)
                 _rings_nb = nb.njit(nogil=True)(_rings_nb)

@@ -70,11 +70,11 @@ def _nb():
     Under a lock: a serial run's date reader threads get here at the same moment on first use."""
     global _numba, _nd, _prep_row, _px, _index_px
     if _numba is None:
+        numba = jit.numba_module()  # before our lock: locks are always taken jit's first, then this one
+        if numba is None:
+            return None
         with _NB_LOCK:
             if _numba is None:
-                numba = jit.numba_module()
-                if numba is None:
-                    return None
                 # helpers called from the kernels: compiled into them (and cached with them)
                 _nd = numba.njit(nogil=True, inline="always")(_nd)
                 _px = numba.njit(nogil=True, inline="always")(_px)
