@@ -6,7 +6,7 @@ runs on a local cluster of worker processes, so the ratio measures scaling, not 
 ``--memory A,B``, the peak resident memory of a detection run (own process) on A² and B² scenes.
 
 Usage: ``python bench/bench_detect_speed.py [--size 4096] [--tile-size 1024] [--dir DIR] [--memory 2048,8192]
-[--skip-workers] [--worker-tile-size 2048] [--worker-repeat 3] [--memory-only]`` (``--size 16384`` for the
+[--skip-workers] [--worker-tile-size 2048] [--worker-repeat 3] [--memory-only] [--memory-repeat 3]`` (``--size 16384`` for the
 full-size check; ``--dir`` keeps the generated files; ``--memory 8192,32768 --memory-only`` for the memory check,
 whose pairs are generated block by block, in bounded memory, as tiled DEFLATE GeoTIFFs). Decode-only decodes with ``GDAL_NUM_THREADS=ALL_CPUS`` (GDAL's own pool on every core: the fastest
 plain decoding of the two files; the serial detection decodes each date on its own thread); the
@@ -108,12 +108,19 @@ def _peak_rss_child(d: Path, size: int, tile: int) -> float:
     return float(lines[-1])
 
 
-def _memory(work: Path, sizes: str, tile: int) -> None:
-    """Peak RSS of runs on A² and B² pairs (own processes), generated under ``work``."""
+def _memory(work: Path, sizes: str, tile: int, repeat: int = 1) -> None:
+    """Peak RSS of runs on A² and B² pairs (own processes), generated under ``work``; with ``repeat`` R the two
+    sizes take turns R times and the medians are compared (one run's peak varies by ±50 MiB here)."""
+    import statistics
+
     a_size, b_size = (int(v) for v in sizes.split(","))
-    peaks = {n: _peak_rss_child(work / f"mem{n}", n, tile) for n in (a_size, b_size)}
+    runs: dict[int, list[float]] = {a_size: [], b_size: []}
+    for _ in range(max(1, repeat)):
+        for n in (a_size, b_size):
+            runs[n].append(_peak_rss_child(work / f"mem{n}", n, tile))
+    peaks = {n: statistics.median(v) for n, v in runs.items()}
     for n, mb in peaks.items():
-        print(f"peak memory of a run on {n}×{n}: {mb:.0f} MiB")
+        print(f"peak memory of a run on {n}×{n}: {mb:.0f} MiB (median of {len(runs[n])})")
     print(f"RATIO peak memory {b_size}² / {a_size}² = {peaks[b_size] / peaks[a_size]:.2f} "
           "(target ≤ 1.0: memory bounded by the tile, not the scene)")
 
@@ -143,6 +150,8 @@ def main() -> int:
     ap.add_argument("--dir")
     ap.add_argument("--memory", help="two sizes A,B: peak memory of a run on A² and on B² (own processes)")
     ap.add_argument("--memory-only", action="store_true", help="only the --memory check (no speed pair)")
+    ap.add_argument("--memory-repeat", type=int, default=1,
+                    help="runs of each size for --memory, taking turns (medians compared)")
     ap.add_argument("--skip-workers", action="store_true", help="skip the 1 vs 2 worker comparison")
     ap.add_argument("--ratios-only", action="store_true",
                     help="only the end-to-end / decode and worker ratios (skip morphology and vectorisation)")
@@ -160,7 +169,7 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     try:
         if args.memory_only:
-            _memory(work, args.memory or "8192,32768", args.tile_size)
+            _memory(work, args.memory or "8192,32768", args.tile_size, args.memory_repeat)
             return 0
         t0 = time.perf_counter()
         if (work / "after.tif").exists():
@@ -279,7 +288,7 @@ def main() -> int:
         else:
             print(f"vectorisation: ours {t_ours:.2f} s ({len(geoms)} polygons); gdal_polygonize.py not found")
         if args.memory:
-            _memory(work, args.memory, args.tile_size)
+            _memory(work, args.memory, args.tile_size, args.memory_repeat)
     finally:
         if not args.dir:
             shutil.rmtree(work, ignore_errors=True)
