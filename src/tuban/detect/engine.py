@@ -79,6 +79,34 @@ class Plan:
         return delayed(finish, pure=True)(self, pieces, stats)
 
 
+_ARENAS_LIMITED = False
+
+
+def _one_malloc_arena() -> None:
+    """glibc only: threads created from now on allocate from the existing malloc arenas (``M_ARENA_MAX`` 1).
+
+    By default every thread that allocates gets an arena of its own, which keeps what it freed: with a
+    reader thread per date (tile-sized arrays, GDAL's cache blocks) the peak of a 32k² run rose ~40 MB
+    above a one-arena run (758–777 vs 727 MB; 8k²: 703–723 vs 706–716 MB) and memory grew with the scene.
+    Same speed (16k²: 11.27 s vs 11.47 s). Process-wide and once; elsewhere (not glibc) nothing happens.
+    """
+    global _ARENAS_LIMITED
+    if _ARENAS_LIMITED:
+        return
+    _ARENAS_LIMITED = True
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-8, 1)  # M_ARENA_MAX
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt): keep the allocator's defaults
+        pass
+
+
 #: tiles read ahead of the one being computed in a serial run. With one, the date readers idled whenever they
 #: finished before the kernels (16k², 2 cores: 13.3–15.0 s wall); with two, 11.6–12.0 s (three: the same)
 PREFETCH = 2
@@ -98,6 +126,7 @@ class _Serial:
         from concurrent.futures import ThreadPoolExecutor
 
         if self._reader is None:
+            _one_malloc_arena()
             self._reader = ThreadPoolExecutor(1, thread_name_prefix="tuban-read")
             self._dates = {k: ThreadPoolExecutor(1, thread_name_prefix=f"tuban-read-{k}") for k in ("b", "a", "0")}
         return self._reader
