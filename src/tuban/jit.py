@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Kernel", "available", "enabled", "numba_module"]
+__all__ = ["Helpers", "Kernel", "available", "enabled", "numba_module"]
 
 _LOCK = threading.RLock()
 _numba: Any = None  # the numba module once imported (lazily: importing it takes ~0.5 s)
@@ -44,14 +44,45 @@ def available() -> bool:
     return enabled() and numba_module() is not None
 
 
-class Kernel:
-    """A plain Python function compiled by numba (``nogil``, no fastmath) on first call."""
+class Helpers:
+    """Plain functions of a module that its kernels call: replaced in the module's namespace by numba
+    functions (``inline`` ones inlined into their callers), once per process, before the first of its
+    kernels compiles. Under the one lock of this module, so threads arriving together compile them once."""
 
-    def __init__(self, fn: Callable[..., Any]) -> None:
+    def __init__(self, namespace: dict[str, Any], *, inline: tuple[str, ...] = (), called: tuple[str, ...] = ()
+                 ) -> None:
+        self.namespace, self.inline, self.called = namespace, inline, called
+        self._done = False
+
+    def compile(self) -> bool:
+        """Compile the helpers (once); ``False`` when numba is not installed."""
+        if self._done:
+            return True
+        nb = numba_module()
+        if nb is None:
+            return False
+        with _LOCK:
+            if not self._done:
+                for name in self.inline:
+                    self.namespace[name] = nb.njit(nogil=True, inline="always")(self.namespace[name])
+                for name in self.called:
+                    self.namespace[name] = nb.njit(nogil=True)(self.namespace[name])
+                self._done = True
+        return True
+
+
+class Kernel:
+    """A plain Python function compiled by numba (``nogil``, no fastmath) on first call, after its module's
+    :class:`Helpers` when it has some."""
+
+    def __init__(self, fn: Callable[..., Any], helpers: Helpers | None = None) -> None:
         self.fn = fn
+        self.helpers = helpers
         self._disp: Any = None
 
     def _compile(self, cache: bool) -> Any:
+        if self.helpers is not None:
+            self.helpers.compile()
         return numba_module().njit(parallel=False, fastmath=False, cache=cache, nogil=True)(self.fn)
 
     def __call__(self, *args: Any) -> Any:

@@ -7,6 +7,7 @@ import zlib
 import numpy as np
 import pytest
 
+from tuban import jit
 from tuban.raster import fused
 from tuban.raster.change import BlockContext, get_method
 
@@ -87,7 +88,7 @@ def test_a_kernel_compiles_in_memory_when_the_cache_cannot_be_written(monkeypatc
     def add(a, b):
         return a + b
 
-    k = fused._Kernel(add)
+    k = jit.Kernel(add)
     real = k._compile
     seen = []
 
@@ -101,7 +102,7 @@ def test_a_kernel_compiles_in_memory_when_the_cache_cannot_be_written(monkeypatc
     assert k(1, 2) == 3
     assert seen == [True, False]
 
-    k2 = fused._Kernel(add)
+    k2 = jit.Kernel(add)
 
     class Unwritable:
         def __call__(self, *a):

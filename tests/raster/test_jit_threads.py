@@ -18,7 +18,8 @@ def first_use():
     barrier.wait()
     try:
         assert fused.available()
-        pairwise._compile_helpers()
+        assert fused._HELPERS.compile()
+        assert pairwise._HELPERS.compile()
     except Exception as exc:
         errors.append(repr(exc))
 threads = [threading.Thread(target=first_use) for _ in range(8)]

@@ -21,7 +21,6 @@ round-off (~1e-9 m² for patch-sized polygons).
 from __future__ import annotations
 
 import itertools
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -588,8 +587,7 @@ def _pairs_py(arec, astart, acount, aring_start, aring_count, aring_edge,
             for j in range(nb):
                 bx, by, bdx, bdy = brec[b0 + j, 0], brec[b0 + j, 1], brec[b0 + j, 2], brec[b0 + j, 3]
                 bx1, by1 = bx + bdx, by + bdy
-                if not (lx <= max(bx, bx1) - 0.0 and hx >= min(bx, bx1) - 0.0
-                        and ly <= max(by, by1) - 0.0 and hy >= min(by, by1) - 0.0):
+                if not (lx <= max(bx, bx1) and hx >= min(bx, bx1) and ly <= max(by, by1) and hy >= min(by, by1)):
                     continue
                 wx, wy = ax - bx, ay - by
                 c = bdx * ady - bdy * adx
@@ -625,7 +623,8 @@ def _pairs_py(arec, astart, acount, aring_start, aring_count, aring_edge,
         a_within[k] = (not crossed) and all_a and not any_b
 
 
-_pairs_k = jit.Kernel(_pairs_py)
+_HELPERS = jit.Helpers(globals(), inline=("_inside_nb", "_near_nb"), called=("_rings_nb",))
+_pairs_k = jit.Kernel(_pairs_py, _HELPERS)
 
 
 def _edges_py(coords, ring_off, rec, term):
@@ -676,28 +675,10 @@ def _discs_py(rec, start, count, cx, cy, margin, inner, outer):
 
 
 _discs_k = jit.Kernel(_discs_py)
-_helpers_compiled = False
-
-
-_HELPERS_LOCK = threading.Lock()
-
-
-def _compile_helpers() -> None:
-    """The kernel's helpers as numba functions (inlined into it); once per process (threads may ask at once)."""
-    global _helpers_compiled, _inside_nb, _near_nb, _rings_nb
-    if not _helpers_compiled:
-        nb = jit.numba_module()  # before our lock: locks are always taken jit's first, then this one
-        with _HELPERS_LOCK:
-            if not _helpers_compiled:
-                _inside_nb = nb.njit(nogil=True, inline="always")(_inside_nb)
-                _near_nb = nb.njit(nogil=True, inline="always")(_near_nb)
-                _rings_nb = nb.njit(nogil=True)(_rings_nb)
-                _helpers_compiled = True
 
 
 def _pairs_fused(a: EdgeSet, b: EdgeSet, ia: np.ndarray, ib: np.ndarray, delta: float, areas: bool,
                  area: np.ndarray, interiors: np.ndarray, a_within: np.ndarray, fallback: np.ndarray) -> None:
-    _compile_helpers()
     _pairs_k(a.rec, a.start, a.count, a.ring_start, a.ring_count, a.ring_edge,
              b.rec, b.start, b.count, b.ring_start, b.ring_count, b.ring_edge,
              ia, ib, float(delta), bool(areas), area, interiors, a_within, fallback)

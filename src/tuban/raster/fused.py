@@ -18,7 +18,6 @@ writable (read-only install) the kernels are compiled in memory once per process
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,46 +58,17 @@ class FusedLayout:
         return np.array([self.kind, self.nir, self.red, self.green, self.blue, self.swir1], np.int64)
 
 
-_numba = None  # the numba module once its helpers are compiled (see _nb)
-
-
-_NB_LOCK = threading.Lock()
-
-
-def _nb():
-    """numba (:func:`tuban.jit.numba_module`) with this module's helpers compiled; ``None`` when missing.
-    Under a lock: a serial run's date reader threads get here at the same moment on first use."""
-    global _numba, _nd, _prep_row, _px, _index_px
-    if _numba is None:
-        numba = jit.numba_module()  # before our lock: locks are always taken jit's first, then this one
-        if numba is None:
-            return None
-        with _NB_LOCK:
-            if _numba is None:
-                # helpers called from the kernels: compiled into them (and cached with them)
-                _nd = numba.njit(nogil=True, inline="always")(_nd)
-                _px = numba.njit(nogil=True, inline="always")(_px)
-                _prep_row = numba.njit(nogil=True)(_prep_row)
-                _index_px = numba.njit(nogil=True, inline="always")(_index_px)
-                _numba = numba
-    return _numba
+# helpers called from the kernels: compiled into them (and cached with them)
+_HELPERS = jit.Helpers(globals(), inline=("_nd", "_px", "_index_px"), called=("_prep_row",))
 
 
 def available() -> bool:
     """True when the fused kernels can run (numba importable and ``TUBAN_FUSED`` not ``0``)."""
-    return jit.enabled() and _nb() is not None
-
-
-class _Kernel(jit.Kernel):
-    """A kernel of this module: its helpers are compiled first."""
-
-    def _compile(self, cache: bool):
-        _nb()
-        return super()._compile(cache)
+    return jit.available()
 
 
 # --------------------------------------------------------------------------------------------- kernels
-# Plain Python functions; compiled lazily by _Kernel. Inner loops run along rows (contiguous) so LLVM
+# Plain Python functions; compiled lazily by jit.Kernel. Inner loops run along rows (contiguous) so LLVM
 # vectorises them; float32 arithmetic in the reference's order of operations.
 
 
@@ -456,15 +426,15 @@ def _piece_sums_py(lab, score, unobs, before, after, bands_b, bands_a, sc_b, sc_
                     sums[g, 4] += 1.0 if unobs[y + r_off, x + c_off] else 0.0
 
 
-_cell_sums = _Kernel(_cell_sums_py)
-_piece_sums_k = _Kernel(_piece_sums_py)
-_rows_k = _Kernel(_rows)
-_combine_k = _Kernel(_combine_py)
-_threshold_k = _Kernel(_threshold_py)
-_u16_k = _Kernel(_u16_py)
-_valid_u16_k = _Kernel(_valid_u16_py)
-_cloud_cand_k = _Kernel(_cloud_cand_py)
-_shadow_cand_k = _Kernel(_shadow_cand_py)
+_cell_sums = jit.Kernel(_cell_sums_py, _HELPERS)
+_piece_sums_k = jit.Kernel(_piece_sums_py, _HELPERS)
+_rows_k = jit.Kernel(_rows, _HELPERS)
+_combine_k = jit.Kernel(_combine_py, _HELPERS)
+_threshold_k = jit.Kernel(_threshold_py, _HELPERS)
+_u16_k = jit.Kernel(_u16_py, _HELPERS)
+_valid_u16_k = jit.Kernel(_valid_u16_py, _HELPERS)
+_cloud_cand_k = jit.Kernel(_cloud_cand_py, _HELPERS)
+_shadow_cand_k = jit.Kernel(_shadow_cand_py, _HELPERS)
 
 
 # --------------------------------------------------------------------------------------------- wrappers
