@@ -185,12 +185,10 @@ def _dataset(path: str, threads: str | int = 1):
     src = _OPEN.get(key)
     if src is None or src.closed:  # type: ignore[attr-defined]
         alive = {t.ident for t in threading.enumerate()}
-        for k in [k for k in list(_OPEN) if k[1] not in alive]:  # opened by threads that have ended
-            _OPEN.pop(k).close()  # type: ignore[attr-defined]
+        _close([k for k in list(_OPEN) if k[1] not in alive])  # opened by threads that have ended
         mine = [k for k in list(_OPEN) if k[1] == me]
         if len(mine) >= _OPEN_MAX:  # only this thread's own: another thread may be reading from its datasets
-            for k in mine[: _OPEN_MAX // 2]:
-                _OPEN.pop(k).close()  # type: ignore[attr-defined]
+            _close(mine[: _OPEN_MAX // 2])
         with rasterio.Env(GDAL_NUM_THREADS=str(threads)):
             src = rasterio.open(path)
         _OPEN[key] = src
@@ -203,11 +201,15 @@ def close_datasets(*, this_thread: bool = False) -> None:
     import threading
 
     me = threading.get_ident()
-    for k in list(_OPEN):
-        if not this_thread or k[1] == me:
-            src = _OPEN.pop(k, None)
-            if src is not None:
-                src.close()  # type: ignore[attr-defined]
+    _close([k for k in list(_OPEN) if not this_thread or k[1] == me])
+
+
+def _close(keys: list[tuple[int, int, str, int, int, str]]) -> None:
+    """Close and forget these open datasets (one another thread already closed is skipped)."""
+    for k in keys:
+        src = _OPEN.pop(k, None)
+        if src is not None:
+            src.close()  # type: ignore[attr-defined]
 
 
 def block_shape(scene: Scene, grid: Grid) -> tuple[int, int] | None:
