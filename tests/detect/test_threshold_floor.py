@@ -5,36 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import rasterio
-from affine import Affine
 
 from tuban.detect.engine import detect
 from tuban.raster.change import NULL_FLOOR_Z, auto_threshold, null_stats, otsu_threshold
-
-COVERS = np.array([[400, 700, 400, 3500], [600, 900, 800, 2800], [900, 1100, 1200, 2500],
-                   [1300, 1600, 1900, 2600], [500, 800, 600, 3000]], np.float32)
-
-
-def write_pair(folder: Path, size: int, *, site: bool, seed: int = 0) -> tuple[Path, Path]:
-    """Fields of five covers, the same on both dates, with independent 4 % sensor noise per date;
-    with *site*, a 40×40 px field turned to bare soil on the second date."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size]
-    cover = ((yy // 64) * 7 + (xx // 128) * 3) % 5
-    paths = []
-    for name in ("before", "after"):
-        arr = COVERS[cover].transpose(2, 0, 1) * (1 + 0.04 * rng.standard_normal((4, size, size)))
-        if site and name == "after":
-            arr[:, 200:240, 300:340] = COVERS[3][:, None, None] * 1.3
-        prof = {"driver": "GTiff", "width": size, "height": size, "count": 4, "dtype": "uint16",
-                "crs": "EPSG:32650", "transform": Affine(10, 0, 500000, 0, -10, 4000000)}
-        path = folder / f"{name}.tif"
-        with rasterio.open(path, "w", **prof) as dst:
-            for i, role in enumerate(("blue", "green", "red", "nir")):
-                dst.set_band_description(i + 1, role)
-            dst.write(np.clip(arr, 1, 65000).astype("uint16"))
-        paths.append(path)
-    return paths[0], paths[1]
+from tuban.sim.fields import field_pair
 
 
 def test_auto_threshold_separates_a_distinct_change_population() -> None:
@@ -67,7 +41,7 @@ def test_auto_threshold_floors_a_unimodal_sample() -> None:
 
 
 def test_change_free_pair_gives_almost_no_patches(tmp_path: Path) -> None:
-    before, after = write_pair(tmp_path, 768, site=False)
+    before, after = field_pair(tmp_path, 768, site=False)
     res = detect(str(before), str(after), tile_size=512)
     assert res.stats.threshold_rule == "no-change floor"
     scene_ha = 768 * 768 * 100 / 1e4
@@ -75,7 +49,7 @@ def test_change_free_pair_gives_almost_no_patches(tmp_path: Path) -> None:
 
 
 def test_a_real_site_in_an_otherwise_unchanged_pair_is_found(tmp_path: Path) -> None:
-    before, after = write_pair(tmp_path, 768, site=True)
+    before, after = field_pair(tmp_path, 768, site=True)
     res = detect(str(before), str(after), tile_size=512)
     site = res.patches[res.patches["QAREA"] > 10]
     assert len(site) == 1

@@ -10,7 +10,8 @@ Pure library (no database, web or CLI imports); heavy modules load lazily::
 Modules: ``noise`` (seamless noise), ``spectra`` (surfaces, endmembers, sensors),
 ``layout`` (vector layout and sites), ``render`` (one tile of one date), ``writer``
 (COGs, tile by tile), ``rules`` (reference compliance/change rules), ``registry``
-(truth, scopes, previous round), ``scene`` (``make_scene``/``load_scene``).
+(truth, scopes, previous round), ``scene`` (``make_scene``/``load_scene``), ``fields`` (a plain
+change-free or one-site field pair for threshold checks).
 """
 
 from __future__ import annotations
