@@ -176,12 +176,19 @@ class _Serial:
             return out
         order = visit_order(tiles, band)
         reader = self._read_on()
+        dates = self._dates
+        assert dates is not None
         pool = BufferPool(per_shape=3)  # a tile's dates come back together; the next read takes them
-        ahead = deque(reader.submit(kernel.read_tile, job, tiles[k], self._dates, pool) for k in order[:PREFETCH])
+
+        def ahead_of(k: int):
+            # each date's thread has the next tiles queued, so it never waits for a tile to be assembled
+            return reader.submit(kernel.assemble_tile, job, tiles[k], kernel.submit_tile(job, tiles[k], dates, pool))
+
+        ahead = deque(ahead_of(k) for k in order[:PREFETCH])
         for i, k in enumerate(order):
             blk = ahead.popleft().result()
             if i + PREFETCH < len(order):
-                ahead.append(reader.submit(kernel.read_tile, job, tiles[order[i + PREFETCH]], self._dates, pool))
+                ahead.append(ahead_of(order[i + PREFETCH]))
             out[k] = kernel.tile_pieces(job, tiles[k], stats, blk)
             kernel.release(blk, pool)  # the pieces hold no pixel of the block
             del blk
@@ -367,12 +374,12 @@ def merge_pieces(results: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndar
     """Union pieces that touch across tile seams; sum their per-piece sums."""
     import shapely
 
-    geoms = np.asarray([g for r in results for g in shapely.from_wkb(np.asarray(r["wkb"], dtype=object))]
-                       if any(len(r["wkb"]) for r in results) else [], dtype=object)
-    if geoms.size == 0:
-        return geoms, np.zeros((0, len(kernel.SUMS)))
-    sums = np.concatenate([r["sums"] for r in results if len(r["wkb"])])
-    seam = np.concatenate([r["seam"] for r in results if len(r["wkb"])])
+    held = [r for r in results if len(r["geoms"])]
+    if not held:
+        return np.zeros(0, dtype=object), np.zeros((0, len(kernel.SUMS)))
+    geoms = np.concatenate([r["geoms"] for r in held])
+    sums = np.concatenate([r["sums"] for r in held])
+    seam = np.concatenate([r["seam"] for r in held])
     inner_g, inner_s = geoms[~seam], sums[~seam]
     seam_g, seam_s = geoms[seam], sums[seam]
     if seam_g.size:
