@@ -299,12 +299,13 @@ def main() -> int:
         # vectorisation vs gdal_polygonize.py on the same mask
         import rasterio
         from affine import Affine
-        from rasterio import features
+
+        from tuban.detect.kernel import _label, _polygons, _runs
 
         tr = Affine(10.0, 0, 500000.0, 0, -10.0, 4000000.0)
         t0 = time.perf_counter()
-        _, lab = cv2.connectedComponents(m, connectivity=4, ltype=cv2.CV_32S)
-        geoms = list(features.shapes(lab, mask=lab > 0, connectivity=4, transform=tr))
+        runs = _runs(m)  # what a tile does with its mask: runs of rows, labels, polygons
+        geoms, _labels = _polygons(_label(m, runs)[1], runs, tuple(tr)[:6])
         t_ours = time.perf_counter() - t0
         poly = shutil.which("gdal_polygonize.py")
         if poly:

@@ -352,9 +352,10 @@ def warm() -> None:
     from rasterio import features  # noqa: F401
 
     from tuban.detect import attributes  # noqa: F401
-    from tuban.raster import fused
+    from tuban.raster import fused, vectorize
 
     fused.warm()
+    vectorize.warm()
 
 
 def _ha_factor(grid: Grid) -> float:

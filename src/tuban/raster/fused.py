@@ -332,15 +332,23 @@ def _u16_py(arr, out, slots, valid, nodata, has_nodata, max_value, check_max, sc
 
 
 def _valid_u16_py(arr, valid, nodata, has_nodata, max_value, check_max):
+    # branch-free inner loops (the flags are tested once per row and band): they vectorise; a per-pixel
+    # ``ok and not (… or …)`` did not (2.2 ms for a 4-band 1142² window, against ~0.4)
     nb, h, w = arr.shape
+    bad = np.empty(w, np.uint8)
     for y in range(h):
-        ok = valid[y]
+        bad[:] = 0
         for k in range(nb):
             src = arr[k, y]
-            for x in range(w):
-                v = src[x]
-                bad = (has_nodata and v == nodata) or (check_max and v >= max_value)
-                ok[x] = ok[x] and not bad
+            if has_nodata:
+                for x in range(w):
+                    bad[x] |= np.uint8(src[x] == nodata)
+            if check_max:
+                for x in range(w):
+                    bad[x] |= np.uint8(src[x] >= max_value)
+        ok = valid[y]
+        for x in range(w):
+            ok[x] = ok[x] & (bad[x] == 0)
 
 
 def _cloud_cand_py(data, ib, ig, ir, sc, bright, white_max, out):

@@ -366,10 +366,12 @@ def _read_u16(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window, 
                 nodata = 0
             indexes = [scene.bands[roles[i]].index for i in slots]
             if slots == list(range(slots[0], slots[0] + len(slots))):  # read straight into place
-                src.read(indexes, window=rw, out=out[slots[0] : slots[0] + len(slots)])
+                part = out[slots[0] : slots[0] + len(slots)]  # a view (out[slots] would copy the bands)
+                src.read(indexes, window=rw, out=part)
             else:
-                out[slots] = src.read(indexes, window=rw)
-            fused.valid_u16(out[slots], valid, nodata=nodata,
+                part = src.read(indexes, window=rw)
+                out[slots] = part
+            fused.valid_u16(part, valid, nodata=nodata,
                             mask_max=mask_saturated and (nodata is None or nodata != 65535))
     return out, valid
 

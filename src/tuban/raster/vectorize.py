@@ -37,7 +37,7 @@ import numpy as np
 
 from tuban import jit
 
-__all__ = ["label_polygons"]
+__all__ = ["label_polygons", "warm"]
 
 # --------------------------------------------------------------------------------------------- kernels
 # Plain Python functions; compiled lazily by jit.Kernel. Directions d: 0 down (+y), 1 right (+x), 2 up (-y),
@@ -270,3 +270,9 @@ def label_polygons(lab: np.ndarray, windows: Sequence[tuple[int, int, int, int]]
     poly_off = np.append(shells, n_ring).astype(np.int64)
     geoms = shapely.from_ragged_array(shapely.GeometryType.POLYGON, coords, (ring_off, poly_off))
     return geoms, r_label[order][shells].astype(np.int64)
+
+
+def warm() -> None:
+    """Compile (or load from the cache) the kernel once in this process, on a tiny input."""
+    if jit.available():
+        label_polygons(np.ones((2, 2), np.int32), [(0, 2, 0, 2)], (1.0, 0.0, 0.0, 0.0, 1.0, 0.0))
