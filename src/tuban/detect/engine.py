@@ -155,29 +155,23 @@ class _Serial:
     def call(self, fn, *args, **kw):
         return fn(*args, **kw)
 
-    def stats(self, job: kernel.Job, samples: Sequence[Window], threshold: float | None,
-              progress: Progress | None = None) -> kernel.Stats:
-        reader = self._read_on()
-        futures = [reader.submit(kernel.sample_block, job, w, self._dates) for w in samples]
-        blocks = []
-        for i, f in enumerate(futures):
-            blocks.append(f.result())
-            if progress:
-                progress("statistics", i + 1, len(futures))
-        return kernel.scene_stats(job, blocks, threshold=threshold)
+    def run(self, job: kernel.Job, samples: Sequence[Window], tiles: Sequence[Window], threshold: float | None,
+            progress: Progress | None = None, *, band: int = 0) -> tuple[kernel.Stats, list[dict[str, Any]]]:
+        """Statistics, then every tile's pieces (in the tiles' order, whatever the visiting order).
 
-    def tiles(self, job: kernel.Job, tiles: Sequence[Window], stats: kernel.Stats,
-              progress: Progress | None = None, *, band: int = 0) -> list[dict[str, Any]]:
-        """Tile pieces in order; the next :data:`PREFETCH` tiles are read on the reader threads while this one is
-        computed (the numba kernels, OpenCV and GDAL release the GIL), into buffers handed back after each tile
+        The reads run on the reader threads, one per date (each keeps its files open, hence that date's
+        decoded blocks, and the dates of a window decode at once): the sample windows first, then the first
+        :data:`PREFETCH` tiles, queued before the statistics are computed so the date threads decode them
+        meanwhile; then each tile is computed here while the next ones are read (the numba kernels, OpenCV
+        and GDAL release the GIL), into buffers handed back after each tile
         (:class:`~tuban.raster.grid.BufferPool`: no fresh pages per tile)."""
-        out: list[dict[str, Any]] = [{}] * len(tiles)
-        if not tiles:
-            return out
-        order = visit_order(tiles, band)
         reader = self._read_on()
         dates = self._dates
         assert dates is not None
+        halo = job.score_halo
+        futures = [reader.submit(kernel.assemble_tile, job, w, kernel.submit_tile(job, w, dates, halo=halo),
+                                 halo=halo) for w in samples]
+        order = visit_order(tiles, band)
         pool = BufferPool(per_shape=3)  # a tile's dates come back together; the next read takes them
 
         def ahead_of(k: int):
@@ -185,6 +179,14 @@ class _Serial:
             return reader.submit(kernel.assemble_tile, job, tiles[k], kernel.submit_tile(job, tiles[k], dates, pool))
 
         ahead = deque(ahead_of(k) for k in order[:PREFETCH])
+        blocks = []
+        for i, f in enumerate(futures):
+            blocks.append(f.result())
+            if progress:
+                progress("statistics", i + 1, len(futures))
+        stats = kernel.scene_stats(job, blocks, threshold=threshold)
+        del blocks
+        out: list[dict[str, Any]] = [{}] * len(tiles)
         for i, k in enumerate(order):
             blk = ahead.popleft().result()
             if i + PREFETCH < len(order):
@@ -194,7 +196,7 @@ class _Serial:
             del blk
             if progress:
                 progress("tiles", i + 1, len(tiles))
-        return out  # in the tiles' order, whatever the visiting order
+        return stats, out
 
 
 class _Threads(_Serial):
@@ -222,6 +224,17 @@ class _Threads(_Serial):
     def tiles(self, job: kernel.Job, tiles: Sequence[Window], stats: kernel.Stats,
               progress: Progress | None = None, *, band: int = 0) -> list[dict[str, Any]]:
         return self.map(kernel.tile_pieces, [(job, t, stats) for t in tiles], "tiles", progress)
+
+    def run(self, job: kernel.Job, samples: Sequence[Window], tiles: Sequence[Window], threshold: float | None,
+            progress: Progress | None = None, *, band: int = 0) -> tuple[kernel.Stats, list[dict[str, Any]]]:
+        return _run(self, job, samples, tiles, threshold, progress, band=band)
+
+
+def _run(ex: Any, job: kernel.Job, samples: Sequence[Window], tiles: Sequence[Window], threshold: float | None,
+         progress: Progress | None = None, *, band: int = 0) -> tuple[kernel.Stats, list[dict[str, Any]]]:
+    """Statistics, then every tile's pieces, one after the other (executors that overlap nothing)."""
+    stats = ex.stats(job, samples, threshold, progress)
+    return stats, ex.tiles(job, tiles, stats, progress, band=band)
 
 
 def _strips(items: Sequence[Any], n: int) -> list[list[Any]]:
@@ -304,6 +317,10 @@ class _Dask:
                 progress("tiles", done, len(futures))
         return c.gather(futures)  # in the tiles' order
 
+    def run(self, job: kernel.Job, samples: Sequence[Window], tiles: Sequence[Window], threshold: float | None,
+            progress: Progress | None = None, *, band: int = 0) -> tuple[kernel.Stats, list[dict[str, Any]]]:
+        return _run(self, job, samples, tiles, threshold, progress, band=band)
+
 
 @contextmanager
 def executor(*, workers: int | None = None, scheduler: str | None = None, threads: int = 1):
@@ -371,29 +388,32 @@ def _ha_factor(grid: Grid) -> float:
     return float(area_ha(np.asarray([box]), grid.crs)[0]) / (rx * ry)
 
 
-def merge_pieces(results: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-    """Union pieces that touch across tile seams; sum their per-piece sums."""
+def merge_pieces(results: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Union pieces that touch across tile seams; sum their per-piece sums.
+
+    Returns the patches, their sums and a mask of those that are new unions (the others, whole patches of
+    one tile, were finished by their tile: :func:`kernel.finish_patches`)."""
     import shapely
 
     held = [r for r in results if len(r["geoms"])]
     if not held:
-        return np.zeros(0, dtype=object), np.zeros((0, len(kernel.SUMS)))
+        return np.zeros(0, dtype=object), np.zeros((0, len(kernel.SUMS))), np.zeros(0, bool)
     geoms = np.concatenate([r["geoms"] for r in held])
     sums = np.concatenate([r["sums"] for r in held])
     seam = np.concatenate([r["seam"] for r in held])
     inner_g, inner_s = geoms[~seam], sums[~seam]
+    merged_g, merged_s = np.zeros(0, dtype=object), np.zeros((0, sums.shape[1]))
     seam_g, seam_s = geoms[seam], sums[seam]
     if seam_g.size:
-        merged = shapely.get_parts(shapely.unary_union(seam_g))
-        tree = shapely.STRtree(merged)
+        merged_g = shapely.get_parts(shapely.unary_union(seam_g))
+        tree = shapely.STRtree(merged_g)
         pts = shapely.point_on_surface(seam_g)
         pi, mi = tree.query(pts, predicate="intersects")
-        msums = np.zeros((len(merged), sums.shape[1]))
+        merged_s = np.zeros((len(merged_g), sums.shape[1]))
         _, first = np.unique(pi, return_index=True)
-        np.add.at(msums, mi[first], seam_s[pi[first]])
-        inner_g = np.concatenate([inner_g, merged])
-        inner_s = np.concatenate([inner_s, msums])
-    return inner_g, inner_s
+        np.add.at(merged_s, mi[first], seam_s[pi[first]])
+    fresh = np.concatenate([np.zeros(len(inner_g), bool), np.ones(len(merged_g), bool)])
+    return np.concatenate([inner_g, merged_g]), np.concatenate([inner_s, merged_s]), fresh
 
 
 def plan(
@@ -428,7 +448,8 @@ def plan(
     assert a is not None
     grid = analysis_grid(b, a, resolution=resolution, crs=crs)
     metres = float(np.sqrt(_ha_factor(grid) * 1e4)) * grid.res[0]
-    job = kernel.Job(b, a, grid, method, z, masks, water, kernel.background_cell(metres), str(gdal_threads))
+    job = kernel.Job(b, a, grid, method, z, masks, water, kernel.background_cell(metres), str(gdal_threads),
+                     min_area=mmu_ha / _ha_factor(grid), simplify=max(0.0, simplify_px) * grid.res[0])
     job.change_method()  # validates roles early
     # sample windows inside the files' own blocks (one decoded block per window and file), when both
     # dates share one block layout on the grid
@@ -449,16 +470,17 @@ def finish(p: Plan, results: Sequence[dict[str, Any]], stats: kernel.Stats) -> D
     from tuban.detect.attributes import patch_table
 
     grid = p.job.grid
-    geoms, sums = merge_pieces(results)
+    geoms, sums, fresh = merge_pieces(results)
     unobs = sum(int(r["unobservable_px"]) for r in results) / max(1, sum(int(r["pixels"]) for r in results))
-    min_area = p.mmu_ha / _ha_factor(grid)
     if geoms.size:
-        # fill holes below the MMU, drop patches below it, simplify (topology-preserving)
-        geoms = np.asarray([_fill_small_holes(g, min_area) for g in geoms], dtype=object)
-        keep = shapely.area(geoms) >= min_area * (1 - 1e-9)
-        geoms, sums = geoms[keep], sums[keep]
-        if p.simplify_px > 0:
-            geoms = shapely.simplify(geoms, p.simplify_px * grid.res[0], preserve_topology=True)
+        # the unions across seams get the steps the tiles gave their whole patches: holes below the MMU
+        # filled, patches below it dropped, topology-preserving simplification
+        idx = np.flatnonzero(fresh)
+        done, keep = kernel.finish_patches(geoms[idx], p.job.min_area, p.job.simplify)
+        geoms[idx[keep]] = done
+        kept = np.ones(len(geoms), bool)
+        kept[idx[~keep]] = False
+        geoms, sums = geoms[kept], sums[kept]
         if p.aoi is not None:
             hit = shapely.intersects(geoms, p.aoi)
             geoms, sums = shapely.intersection(geoms[hit], p.aoi), sums[hit]
@@ -545,15 +567,5 @@ def detect(
     if not compute:
         return p.to_delayed()
     with executor(workers=workers, scheduler=scheduler, threads=threads or 1) as ex:
-        stats = ex.stats(p.job, p.samples, threshold, progress)
-        results = ex.tiles(p.job, p.tiles, stats, progress, band=p.band)
+        stats, results = ex.run(p.job, p.samples, p.tiles, threshold, progress, band=p.band)
     return finish(p, results, stats)
-
-
-def _fill_small_holes(geom, min_area: float):
-    import shapely
-
-    if geom.geom_type == "MultiPolygon":
-        return shapely.MultiPolygon([_fill_small_holes(p, min_area) for p in geom.geoms])
-    holes = [r for r in geom.interiors if shapely.Polygon(r).area >= min_area]
-    return shapely.Polygon(geom.exterior, holes)

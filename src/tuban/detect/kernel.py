@@ -36,6 +36,7 @@ __all__ = [
     "Job",
     "Stats",
     "assemble_tile",
+    "finish_patches",
     "read_tile",
     "sample_band_values",
     "sample_block",
@@ -71,6 +72,8 @@ class Job:
     water: bool = False
     cell: int = 8
     gdal_threads: str = "1"
+    min_area: float = 0.0  # the minimum mapping unit in CRS units² (patches and holes below it are dropped)
+    simplify: float = 0.0  # topology-preserving simplification tolerance in CRS units (0: none)
 
     def change_method(self) -> ChangeMethod:
         avail = set(self.before.roles) & set(self.after.roles)
@@ -542,23 +545,25 @@ def read_tile(job: Job, core: Window, readers: Mapping[str, Any] | None = None,
     return _read(job, core, job.change_method(), job.halo, readers, buffers)
 
 
-def submit_tile(job: Job, core: Window, readers: Mapping[str, Any], buffers: BufferPool | None = None
-                ) -> dict[str, Any]:
-    """Queue the reads of one tile's dates on their reader threads (``readers``: an executor per date key)
-    and return their futures, for :func:`assemble_tile`. A date's thread goes straight on to the next
-    tile queued for it, whoever assembles this one."""
+def submit_tile(job: Job, core: Window, readers: Mapping[str, Any], buffers: BufferPool | None = None, *,
+                halo: int | None = None) -> dict[str, Any]:
+    """Queue the reads of one window's dates (``core`` + ``halo``, default the tile halo) on their reader
+    threads (``readers``: an executor per date key) and return their futures, for :func:`assemble_tile`. A
+    date's thread goes straight on to the next window queued for it, whoever assembles this one."""
     from tuban.detect.tiles import expand
 
     method = job.change_method()
-    win = expand(core, job.grid, job.halo)
+    win = expand(core, job.grid, job.halo if halo is None else halo)
     return {k: readers[k].submit(_read_date, job, s, method, win, buffers) for k, s in _dates(job).items()}
 
 
-def assemble_tile(job: Job, core: Window, parts: Mapping[str, Any]) -> Block:
-    """The tile's :class:`Block` (as :func:`read_tile` gives it) from the futures of :func:`submit_tile`."""
+def assemble_tile(job: Job, core: Window, parts: Mapping[str, Any], *, halo: int | None = None) -> Block:
+    """The window's :class:`Block` (as :func:`read_tile`, or :func:`sample_block` with ``halo=job.score_halo``,
+    gives it) from the futures of :func:`submit_tile`."""
     from tuban.detect.tiles import expand
 
-    return _assemble(job, core, job.change_method(), expand(core, job.grid, job.halo), parts)
+    return _assemble(job, core, job.change_method(), expand(core, job.grid, job.halo if halo is None else halo),
+                     parts)
 
 
 def release(blk: Block, buffers: BufferPool) -> None:
@@ -607,10 +612,50 @@ def tile_pieces(job: Job, core: Window, stats: Stats, blk: Block | None = None) 
     if core.col + core.width < g.width:
         seam[np.unique(lab[:, -1])] = True
     geoms, labels = _polygons(lab, runs, g.window_transform(core))
+    sums, seam = sums[labels], seam[labels]
+    # pieces off the seams are whole patches: finished here (the same per-patch steps as the merged ones
+    # in the end), so the run holds their simplified polygons only, and fewer of them
+    inner = np.flatnonzero(~seam)
+    if inner.size:
+        done, keep = finish_patches(geoms[inner], job.min_area, job.simplify)
+        geoms[inner[keep]] = done
+        drop = inner[~keep]
+        if drop.size:
+            kept = np.ones(len(geoms), bool)
+            kept[drop] = False
+            geoms, sums, seam = geoms[kept], sums[kept], seam[kept]
     out["geoms"] = geoms
-    out["sums"] = sums[labels]
-    out["seam"] = seam[labels]
+    out["sums"] = sums
+    out["seam"] = seam
     return out
+
+
+def finish_patches(geoms: np.ndarray, min_area: float, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
+    """The per-patch steps of a run's output: holes under ``min_area`` filled, then topology-preserving
+    simplification (``tolerance``, 0: none) of the patches of at least ``min_area``.
+
+    Returns the simplified patches that are kept and a mask of which of ``geoms`` they are."""
+    import shapely
+
+    if not len(geoms):
+        return geoms, np.zeros(0, bool)
+    filled = np.asarray([_fill_small_holes(g, min_area) for g in geoms], dtype=object)
+    keep = shapely.area(filled) >= min_area * (1 - 1e-9)
+    out = filled[keep]
+    if tolerance > 0 and out.size:
+        out = shapely.simplify(out, tolerance, preserve_topology=True)
+    return out, keep
+
+
+def _fill_small_holes(geom, min_area: float):
+    import shapely
+
+    if geom.geom_type == "MultiPolygon":
+        return shapely.MultiPolygon([_fill_small_holes(p, min_area) for p in geom.geoms])
+    if not len(geom.interiors):
+        return geom
+    holes = [r for r in geom.interiors if shapely.Polygon(r).area >= min_area]
+    return shapely.Polygon(geom.exterior, holes)
 
 
 def _polygons(lab: np.ndarray, runs: list[tuple[int, int, int, int]], transform: tuple[float, ...]
