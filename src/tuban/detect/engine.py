@@ -186,17 +186,53 @@ class _Serial:
                 progress("statistics", i + 1, len(futures))
         stats = kernel.scene_stats(job, blocks, threshold=threshold)
         del blocks
-        out: list[dict[str, Any]] = [{}] * len(tiles)
-        for i, k in enumerate(order):
-            blk = ahead.popleft().result()
-            if i + PREFETCH < len(order):
-                ahead.append(ahead_of(order[i + PREFETCH]))
-            out[k] = kernel.tile_pieces(job, tiles[k], stats, blk)
-            kernel.release(blk, pool)  # the pieces hold no pixel of the block
-            del blk
-            if progress:
-                progress("tiles", i + 1, len(tiles))
-        return stats, out
+        with _Spill() as spill:
+            for i, k in enumerate(order):
+                blk = ahead.popleft().result()
+                if i + PREFETCH < len(order):
+                    ahead.append(ahead_of(order[i + PREFETCH]))
+                spill.put(k, kernel.tile_pieces(job, tiles[k], stats, blk))
+                kernel.release(blk, pool)  # the pieces hold no pixel of the block
+                del blk
+                if progress:
+                    progress("tiles", i + 1, len(tiles))
+            pool.clear()  # the tiles' buffers go before the pieces come back
+            return stats, spill.take(len(tiles))
+
+
+class _Spill:
+    """Tile results parked in an unnamed temporary file (pickled) until the tile loop ends.
+
+    The pieces of a scene grow with it (16 740 patches at 32k², 1 053 at 8k²); held in memory during the
+    loop they add to its peak, which is otherwise set by the tile (and, scattered among the tiles'
+    transient arrays, they keep the heap from being reused). Parked, the loop's memory does not depend on
+    the scene; they are read back once the tiles' buffers are gone."""
+
+    def __enter__(self) -> _Spill:
+        import tempfile
+
+        self._file = tempfile.TemporaryFile(prefix="tuban-pieces-")
+        self._at: dict[int, int] = {}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+
+    def put(self, k: int, result: dict[str, Any]) -> None:
+        import pickle
+
+        self._at[k] = self._file.tell()
+        pickle.dump(result, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def take(self, n: int) -> list[dict[str, Any]]:
+        """The ``n`` results, by key ``0 … n - 1`` (each put once)."""
+        import pickle
+
+        out: list[dict[str, Any]] = [{}] * n
+        for k, at in self._at.items():
+            self._file.seek(at)
+            out[k] = pickle.load(self._file)
+        return out
 
 
 class _Threads(_Serial):

@@ -149,6 +149,11 @@ class BufferPool:
                 return free.pop()
         return np.empty(shape, dtype)
 
+    def clear(self) -> None:
+        """Let go of every array held."""
+        with self._lock:
+            self._free.clear()
+
     def give(self, *arrays: np.ndarray) -> None:
         """Hand back arrays from :meth:`take` that nothing uses any more (others are ignored)."""
         with self._lock:
