@@ -1,0 +1,54 @@
+"""The per-patch finishing steps (holes under the MMU, patches under it, simplification) and the serial run's
+parking of tile results: whole patches finished by their tile equal the same patches finished at the end."""
+
+from __future__ import annotations
+
+import numpy as np
+import shapely
+
+from tuban.detect import engine, kernel
+
+
+def _square(x0: float, y0: float, size: float, holes: tuple[tuple[float, float, float], ...] = ()) -> shapely.Polygon:
+    ring = [(x0, y0), (x0 + size, y0), (x0 + size, y0 + size), (x0, y0 + size)]
+    return shapely.Polygon(ring, [[(hx, hy), (hx + s, hy), (hx + s, hy + s), (hx, hy + s)] for hx, hy, s in holes])
+
+
+def test_finish_patches_fills_small_holes_drops_small_patches_and_simplifies() -> None:
+    steps = [(60, 0), (60, 1), (59, 1), (59, 2), (58, 2), (58, 3), (57, 3), (57, 4), (56, 4), (56, 5)]
+    stair = shapely.Polygon([(50, 0), *steps, (50, 5)])
+    geoms = np.asarray([
+        _square(0, 0, 10, holes=((2, 2, 1), (5, 5, 3))),  # a 1-unit hole (filled) and a 9-unit one (kept)
+        _square(20, 0, 1.5),  # 2.25 units: under the MMU, dropped
+        shapely.MultiPolygon([_square(30, 0, 3, holes=((31, 1, 1),)), _square(40, 0, 3)]),
+        stair,
+    ], dtype=object)
+    done, keep = kernel.finish_patches(geoms, min_area=4.0, tolerance=0.6)
+    assert keep.tolist() == [True, False, True, True]
+    assert len(done) == 3
+    assert len(done[0].interiors) == 1
+    assert done[0].area == 100 - 9
+    assert all(len(p.interiors) == 0 for p in done[1].geoms)  # the hole of a multipolygon's part too
+    assert shapely.get_num_coordinates(done[2]) < shapely.get_num_coordinates(geoms[3])  # simplified
+    assert shapely.is_valid(done).all()
+    # no tolerance: the same patches, unsimplified
+    plain, keep0 = kernel.finish_patches(geoms, min_area=4.0, tolerance=0.0)
+    assert keep0.tolist() == keep.tolist()
+    assert shapely.equals(plain[2], geoms[3])
+    empty, k = kernel.finish_patches(np.zeros(0, object), 4.0, 0.5)
+    assert len(empty) == 0
+    assert len(k) == 0
+
+
+def test_spill_gives_every_result_back_by_key() -> None:
+    results = {k: {"geoms": np.asarray([_square(k, 0, 1)], dtype=object), "sums": np.full((1, 6), k, float),
+                   "seam": np.asarray([k % 2 == 0]), "unobservable_px": k, "pixels": 100} for k in range(5)}
+    with engine._Spill() as spill:
+        for k in (3, 0, 4, 1, 2):  # the visiting order is not the tiles' order
+            spill.put(k, results[k])
+        back = spill.take(5)
+    for k, r in enumerate(back):
+        assert shapely.equals(r["geoms"][0], results[k]["geoms"][0])
+        np.testing.assert_array_equal(r["sums"], results[k]["sums"])
+        assert r["seam"].tolist() == results[k]["seam"].tolist()
+        assert r["unobservable_px"] == k
