@@ -253,7 +253,8 @@ def main() -> int:
                 clients = {}
                 for n in (1, 2):
                     cluster = stack.enter_context(LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                                               dashboard_address="127.0.0.1:0", host="127.0.0.1"))
+                                                               dashboard_address="127.0.0.1:0",
+                                                               scheduler_kwargs={"dashboard": False}, host="127.0.0.1"))
                     clients[n] = (stack.enter_context(Client(cluster)), cluster.scheduler_address)
                     clients[n][0].run(_warm)  # the JIT and the lazy imports in every worker, before the clock
                 for _rep in range(args.worker_repeat):
