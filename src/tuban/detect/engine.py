@@ -7,8 +7,9 @@ Passes (each a set of independent window tasks):
    statistics and the automatic threshold (Otsu on the score sample; ``threshold`` overrides);
 2. every tile (core + halo ≥ the score's context and the morphology radius) → polygons clipped to the core.
 
-Then pieces cut by tile borders are merged (unary union of touching parts), holes and patches below the
-minimum mapping unit are dropped, polygons are simplified (topology-preserving) and attributes computed.
+A tile finishes its whole patches (holes and patches below the minimum mapping unit dropped, polygons
+simplified, topology-preserving: :func:`kernel.finish_patches`); pieces cut by tile borders are merged at the
+end (unary union of touching parts) and finished the same way; then the attributes are computed.
 The sample windows depend only on the grid, so every tile size gives the same statistics and threshold.
 
 One entry point for eager and lazy runs: ``detect(..., compute=False)`` builds a Dask graph
