@@ -169,6 +169,19 @@ def _warm() -> None:
         engine.warm()
 
 
+def _local_cluster(n: int):
+    """A local cluster of ``n`` single-threaded worker processes, as ``--workers n`` starts it (the engine's own
+    settings when it has :func:`tuban.detect.engine.local_cluster`)."""
+    from distributed import LocalCluster
+
+    from tuban.detect import engine
+
+    if hasattr(engine, "local_cluster"):
+        return engine.local_cluster(n)
+    return LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0",
+                        host="127.0.0.1")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--size", type=int, default=4096)
@@ -243,7 +256,7 @@ def main() -> int:
             import statistics
             from contextlib import ExitStack
 
-            from distributed import Client, LocalCluster
+            from distributed import Client
 
             from tuban.raster.grid import close_datasets
 
@@ -252,9 +265,7 @@ def main() -> int:
             with ExitStack() as stack:
                 clients = {}
                 for n in (1, 2):
-                    cluster = stack.enter_context(LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                                               dashboard_address="127.0.0.1:0",
-                                                               scheduler_kwargs={"dashboard": False}, host="127.0.0.1"))
+                    cluster = stack.enter_context(_local_cluster(n))
                     clients[n] = (stack.enter_context(Client(cluster)), cluster.scheduler_address)
                     clients[n][0].run(_warm)  # the JIT and the lazy imports in every worker, before the clock
                 for _rep in range(args.worker_repeat):
