@@ -52,3 +52,43 @@ def test_spill_gives_every_result_back_by_key() -> None:
         np.testing.assert_array_equal(r["sums"], results[k]["sums"])
         assert r["seam"].tolist() == results[k]["seam"].tolist()
         assert r["unobservable_px"] == k
+
+
+class _FillsUp:
+    """A temporary file that takes ``room`` bytes, then fails as a full disk does."""
+
+    def __init__(self, room: int) -> None:
+        import io
+
+        self._buf, self.room = io.BytesIO(), room
+
+    def write(self, b: bytes) -> int:
+        import errno
+
+        if self._buf.tell() + len(b) > self.room:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return self._buf.write(b)
+
+    def __getattr__(self, name: str):
+        return getattr(self._buf, name)
+
+
+def test_spill_keeps_results_in_memory_when_the_temporary_directory_cannot_take_them(monkeypatch) -> None:
+    import tempfile
+
+    results = [{"geoms": np.asarray([_square(k, 0, 1)], dtype=object), "sums": np.full((1, 6), k, float),
+                "seam": np.zeros(1, bool), "unobservable_px": k, "pixels": 100} for k in range(6)]
+
+    def unavailable(*a, **kw):
+        raise PermissionError(13, "Permission denied", "/tmp")
+
+    for make, parked in ((unavailable, 0), (lambda *a, **kw: _FillsUp(room=1500), 2)):  # no file; a disk filling
+        monkeypatch.setattr(tempfile, "TemporaryFile", make)
+        with engine._Spill() as spill:
+            for k in (5, 2, 0, 4, 1, 3):
+                spill.put(k, results[k])
+            assert len(spill._at) == parked  # the scenario happened: that many parked before the file failed
+            back = spill.take(6)
+        assert [r["unobservable_px"] for r in back] == list(range(6))
+        for k, r in enumerate(back):
+            assert shapely.equals(r["geoms"][0], results[k]["geoms"][0])

@@ -207,23 +207,39 @@ class _Spill:
     The pieces of a scene grow with it (16 740 patches at 32k², 1 053 at 8k²); held in memory during the
     loop they add to its peak, which is otherwise set by the tile (and, scattered among the tiles'
     transient arrays, they keep the heap from being reused). Parked, the loop's memory does not depend on
-    the scene; they are read back once the tiles' buffers are gone."""
+    the scene; they are read back once the tiles' buffers are gone. Where the temporary directory cannot
+    take them (full, read-only, missing), the results stay in memory: the run is the same, only its peak
+    memory grows with the scene again."""
 
     def __enter__(self) -> _Spill:
         import tempfile
 
-        self._file = tempfile.TemporaryFile(prefix="tuban-pieces-")
         self._at: dict[int, int] = {}
+        self._held: dict[int, dict[str, Any]] = {}
+        self._full = False
+        try:
+            self._file: Any = tempfile.TemporaryFile(prefix="tuban-pieces-")
+        except OSError:
+            self._file = None
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
     def put(self, k: int, result: dict[str, Any]) -> None:
         import pickle
 
-        self._at[k] = self._file.tell()
-        pickle.dump(result, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+        if self._file is not None and not self._full:
+            at = self._file.tell()
+            try:
+                pickle.dump(result, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+                self._file.flush()  # a full disk says so now, not at the first read back
+                self._at[k] = at
+                return
+            except OSError:  # e.g. the disk filled up: what is written stays readable, the rest stays here
+                self._full = True
+        self._held[k] = result
 
     def take(self, n: int) -> list[dict[str, Any]]:
         """The ``n`` results, by key ``0 … n - 1`` (each put once)."""
@@ -233,6 +249,8 @@ class _Spill:
         for k, at in self._at.items():
             self._file.seek(at)
             out[k] = pickle.load(self._file)
+        for k, r in self._held.items():
+            out[k] = r
         return out
 
 
