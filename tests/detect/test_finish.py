@@ -4,6 +4,7 @@ parking of tile results: whole patches finished by their tile equal the same pat
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import shapely
 
 from tuban.detect import engine, kernel
@@ -92,3 +93,37 @@ def test_spill_keeps_results_in_memory_when_the_temporary_directory_cannot_take_
         assert [r["unobservable_px"] for r in back] == list(range(6))
         for k, r in enumerate(back):
             assert shapely.equals(r["geoms"][0], results[k]["geoms"][0])
+
+
+def test_write_patches_replaces_the_layer_all_or_nothing(tmp_path, monkeypatch) -> None:
+    """The patches layer is replaced, the file's other layers kept; a write that fails midway leaves the file as
+    it was and no temporary file behind."""
+    from types import SimpleNamespace
+
+    import geopandas as gpd
+    import pyogrio
+
+    from tuban.detect.output import write_patches
+
+    def frame(n: int) -> gpd.GeoDataFrame:
+        return gpd.GeoDataFrame({"QAREA": np.arange(n, dtype=float)}, geometry=[_square(k, 0, 1) for k in range(n)],
+                                crs="EPSG:32650")
+
+    out = tmp_path / "run" / "patches.gpkg"  # the folder is created
+    write_patches(SimpleNamespace(patches=frame(3)), out)
+    frame(1).to_file(out, layer="scopes", driver="GPKG")  # another layer the user keeps in the same file
+    write_patches(SimpleNamespace(patches=frame(5)), out)
+    assert sorted(row[0] for row in pyogrio.list_layers(out)) == ["patches", "scopes"]
+    assert len(gpd.read_file(out, layer="patches")) == 5
+    before = out.read_bytes()
+
+    def dies_midway(self, path, **kw):
+        with open(path, "ab") as f:  # half a write, then the failure
+            f.write(b"\0" * 4096)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(gpd.GeoDataFrame, "to_file", dies_midway)
+    with pytest.raises(OSError, match="No space"):
+        write_patches(SimpleNamespace(patches=frame(7)), out)
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in out.parent.iterdir()) == ["patches.gpkg"]

@@ -11,10 +11,25 @@ __all__ = ["read_aoi", "write_patches"]
 
 
 def write_patches(result: Any, path: str | Path) -> Path:
-    """Write ``result.patches`` as GeoPackage layer ``patches`` (CRS set), replacing the layer."""
+    """Write ``result.patches`` as GeoPackage layer ``patches`` (CRS set), replacing that layer only.
+
+    All or nothing: the layer is written into a copy of the file (or a new file) under a temporary name in the
+    same folder, which is then renamed over the target. A run that fails or is killed while writing leaves the
+    target as it was (its other layers too) and no temporary file behind."""
+    import os
+    import shutil
+    import uuid
+
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    result.patches.to_file(p, layer="patches", driver="GPKG")
+    tmp = p.parent / f".{p.stem}.tmp-{uuid.uuid4().hex}{p.suffix}"
+    try:
+        if p.exists():
+            shutil.copyfile(p, tmp)  # keeps the file's other layers
+        result.patches.to_file(tmp, layer="patches", driver="GPKG")
+        os.replace(tmp, p)
+    finally:
+        tmp.unlink(missing_ok=True)
     return p
 
 
