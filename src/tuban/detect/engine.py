@@ -65,8 +65,6 @@ class Plan:
     samples: tuple[Window, ...]
     tiles: tuple[Window, ...]
     threshold: float | None = None
-    mmu_ha: float = 0.04
-    simplify_px: float = 0.5
     aoi: Any = None
     band: int = 0  # tile columns per band of the visiting order (tiles.visit_order); 0: whole rows
 
@@ -534,8 +532,7 @@ def plan(
     samples = sample_windows(grid, max_pixels=sample_pixels, block=blk)
     dates = [s for s in (b, a, z) if s is not None]
     band = band_width(tile_size, job.halo, blk, sum(bytes_per_pixel(s) for s in dates), GDAL_CACHE_BYTES)
-    return Plan(job, tuple(samples), tuple(tile_windows(grid, tile_size)), threshold, mmu_ha, simplify_px, aoi,
-                band)
+    return Plan(job, tuple(samples), tuple(tile_windows(grid, tile_size)), threshold, aoi, band)
 
 
 def finish(p: Plan, results: Sequence[dict[str, Any]], stats: kernel.Stats) -> DetectResult:

@@ -60,7 +60,10 @@ class Job:
     ``cell``: background cell size in pixels (≈ 80 m on the ground, see :func:`background_cell`);
     ``gdal_threads``: threads inside a task for GDAL decoding (``GDAL_NUM_THREADS``): ``"1"`` in Dask
     workers (one core per worker, so N workers use N cores); in a serial run each date decodes on its own
-    thread with :func:`tuban.detect.engine.serial_decode_threads` (OpenCV always runs on one thread).
+    thread with :func:`tuban.detect.engine.serial_decode_threads` (OpenCV always runs on one thread);
+    ``min_area``, ``simplify``: the minimum mapping unit and the simplification tolerance in the grid's CRS units
+    (the plan converts ``--mmu-ha`` and the tolerance in pixels), used where patches are finished
+    (:func:`finish_patches`: by each tile for its whole patches, at the end for the unions across seams).
     """
 
     before: Scene
