@@ -36,6 +36,14 @@ def test_finish_patches_fills_small_holes_drops_small_patches_and_simplifies() -
     plain, keep0 = kernel.finish_patches(geoms, min_area=4.0, tolerance=0.0)
     assert keep0.tolist() == keep.tolist()
     assert shapely.equals(plain[2], geoms[3])
+    # only the patches of ``which``: the others come back as they were (a seam piece is finished after merging)
+    some, keep_some = kernel.finish_patches(geoms, min_area=4.0, tolerance=0.6, which=np.array([False, True, True,
+                                                                                                  False]))
+    assert keep_some.tolist() == [True, False, True, True]
+    assert some[0] is geoms[0]  # untouched: its 1-unit hole is still there
+    assert len(some[0].interiors) == 2
+    assert shapely.equals(some[1], done[1])
+    assert some[2] is geoms[3]  # not simplified
     empty, k = kernel.finish_patches(np.zeros(0, object), 4.0, 0.5)
     assert len(empty) == 0
     assert len(k) == 0

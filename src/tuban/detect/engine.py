@@ -112,22 +112,22 @@ PREFETCH = 2
 
 
 class _Serial:
-    """Runs tasks in this process, in order; the reads on reader threads (see :meth:`tiles`)."""
+    """Runs tasks in this process, in order; the reads on reader threads (see :meth:`run`)."""
 
     _reader = None
     _dates: dict[str, Any] | None = None
 
-    def _read_on(self):
-        """The reader thread (it prefetches the next window) and one thread per date under it: each date's
-        open datasets, hence GDAL's decoded blocks, serve the sample windows and then every tile (datasets
-        are per thread; a second thread reading the same file would decode its blocks again), and the
-        dates of a window decode at once."""
+    def _read_on(self, job: kernel.Job):
+        """The reader thread (it assembles the windows) and one thread per date of ``job`` under it: each
+        date's open datasets, hence GDAL's decoded blocks, serve the sample windows and then every tile
+        (datasets are per thread; a second thread reading the same file would decode its blocks again), and
+        the dates of a window decode at once."""
         from concurrent.futures import ThreadPoolExecutor
 
         if self._reader is None:
             _one_malloc_arena()
             self._reader = ThreadPoolExecutor(1, thread_name_prefix="tuban-read")
-            self._dates = {k: ThreadPoolExecutor(1, thread_name_prefix=f"tuban-read-{k}") for k in ("b", "a", "0")}
+            self._dates = {k: ThreadPoolExecutor(1, thread_name_prefix=f"tuban-read-{k}") for k in kernel.date_keys(job)}
         return self._reader
 
     def close(self) -> None:
@@ -164,7 +164,7 @@ class _Serial:
         meanwhile; then each tile is computed here while the next ones are read (the numba kernels, OpenCV
         and GDAL release the GIL), into buffers handed back after each tile
         (:class:`~tuban.raster.grid.BufferPool`: no fresh pages per tile)."""
-        reader = self._read_on()
+        reader = self._read_on(job)
         dates = self._dates
         assert dates is not None
         halo = job.score_halo
@@ -252,7 +252,19 @@ class _Spill:
         return out
 
 
-class _Threads(_Serial):
+class _StatsThenTiles:
+    """For executors that overlap nothing: :meth:`run` is their ``stats``, then their ``tiles``."""
+
+    stats: Callable[..., kernel.Stats]
+    tiles: Callable[..., list[dict[str, Any]]]
+
+    def run(self, job: kernel.Job, samples: Sequence[Window], tiles: Sequence[Window], threshold: float | None,
+            progress: Progress | None = None, *, band: int = 0) -> tuple[kernel.Stats, list[dict[str, Any]]]:
+        stats = self.stats(job, samples, threshold, progress)
+        return stats, self.tiles(job, tiles, stats, progress, band=band)
+
+
+class _Threads(_StatsThenTiles, _Serial):
     """Runs tile tasks on a pool of threads in this process (OpenCV, numpy and GDAL release the GIL)."""
 
     def __init__(self, n: int):
@@ -278,16 +290,6 @@ class _Threads(_Serial):
               progress: Progress | None = None, *, band: int = 0) -> list[dict[str, Any]]:
         return self.map(kernel.tile_pieces, [(job, t, stats) for t in tiles], "tiles", progress)
 
-    def run(self, job: kernel.Job, samples: Sequence[Window], tiles: Sequence[Window], threshold: float | None,
-            progress: Progress | None = None, *, band: int = 0) -> tuple[kernel.Stats, list[dict[str, Any]]]:
-        return _run(self, job, samples, tiles, threshold, progress, band=band)
-
-
-def _run(ex: Any, job: kernel.Job, samples: Sequence[Window], tiles: Sequence[Window], threshold: float | None,
-         progress: Progress | None = None, *, band: int = 0) -> tuple[kernel.Stats, list[dict[str, Any]]]:
-    """Statistics, then every tile's pieces, one after the other (executors that overlap nothing)."""
-    stats = ex.stats(job, samples, threshold, progress)
-    return stats, ex.tiles(job, tiles, stats, progress, band=band)
 
 
 def _strips(items: Sequence[Any], n: int) -> list[list[Any]]:
@@ -302,7 +304,7 @@ def _strips(items: Sequence[Any], n: int) -> list[list[Any]]:
     return out
 
 
-class _Dask:
+class _Dask(_StatsThenTiles):
     """Runs tasks on a dask.distributed client (local cluster or remote scheduler)."""
 
     def __init__(self, client):
@@ -369,10 +371,6 @@ class _Dask:
             for done, _ in enumerate(as_completed(futures), 1):
                 progress("tiles", done, len(futures))
         return c.gather(futures)  # in the tiles' order
-
-    def run(self, job: kernel.Job, samples: Sequence[Window], tiles: Sequence[Window], threshold: float | None,
-            progress: Progress | None = None, *, band: int = 0) -> tuple[kernel.Stats, list[dict[str, Any]]]:
-        return _run(self, job, samples, tiles, threshold, progress, band=band)
 
 
 @contextmanager
@@ -547,12 +545,8 @@ def finish(p: Plan, results: Sequence[dict[str, Any]], stats: kernel.Stats) -> D
     if geoms.size:
         # the unions across seams get the steps the tiles gave their whole patches: holes below the MMU
         # filled, patches below it dropped, topology-preserving simplification
-        idx = np.flatnonzero(fresh)
-        done, keep = kernel.finish_patches(geoms[idx], p.job.min_area, p.job.simplify)
-        geoms[idx[keep]] = done
-        kept = np.ones(len(geoms), bool)
-        kept[idx[~keep]] = False
-        geoms, sums = geoms[kept], sums[kept]
+        geoms, kept = kernel.finish_patches(geoms, p.job.min_area, p.job.simplify, which=fresh)
+        sums = sums[kept]
         if p.aoi is not None:
             hit = shapely.intersects(geoms, p.aoi)
             geoms, sums = shapely.intersection(geoms[hit], p.aoi), sums[hit]

@@ -36,8 +36,8 @@ __all__ = [
     "Job",
     "Stats",
     "assemble_tile",
+    "date_keys",
     "finish_patches",
-    "read_tile",
     "sample_band_values",
     "sample_block",
     "sample_blocks",
@@ -205,19 +205,18 @@ def _dates(job: Job) -> dict[str, Scene]:
     return dates
 
 
-def _read(job: Job, core: Window, method: ChangeMethod, halo: int, readers: Mapping[str, Any] | None = None,
-          buffers: BufferPool | None = None) -> Block:
-    """The window ``core`` + ``halo`` of every date, with the masks. ``readers``: an executor per date key
-    (``b``, ``a``, ``0``) that reads that date, so the dates decode at once, each on the thread holding its
-    open files (and GDAL's blocks of them); ``None``: one after the other on this thread."""
+def date_keys(job: Job) -> tuple[str, ...]:
+    """The date keys of a run, in date order (see :func:`submit_tile`)."""
+    return tuple(_dates(job))
+
+
+def _read(job: Job, core: Window, method: ChangeMethod, halo: int) -> Block:
+    """The window ``core`` + ``halo`` of every date, with the masks, the dates one after the other on this
+    thread (:func:`submit_tile` reads them on a thread each)."""
     from tuban.detect.tiles import expand
 
     win = expand(core, job.grid, halo)
-    if readers:
-        futures = {k: readers[k].submit(_read_date, job, s, method, win, buffers) for k, s in _dates(job).items()}
-        return _assemble(job, core, method, win, futures)
-    return _assemble(job, core, method, win, {k: _read_date(job, s, method, win, buffers)
-                                              for k, s in _dates(job).items()})
+    return _assemble(job, core, method, win, {k: _read_date(job, s, method, win) for k, s in _dates(job).items()})
 
 
 def _assemble(job: Job, core: Window, method: ChangeMethod, win: Window, got: Mapping[str, Any]) -> Block:
@@ -268,10 +267,10 @@ def _sample_mask(core: Window, use: np.ndarray) -> np.ndarray:
     return use & rows[:, None] & cols[None, :]
 
 
-def sample_block(job: Job, core: Window, readers: Mapping[str, Any] | None = None) -> Block:
+def sample_block(job: Job, core: Window) -> Block:
     """A sample window with the context its score needs (for :func:`scene_stats`)."""
     method = job.change_method()
-    return _read(job, core, method, job.score_halo, readers)
+    return _read(job, core, method, job.score_halo)
 
 
 def _standardise(blk: Block, method: ChangeMethod, stats: Stats) -> dict[str, np.ndarray]:
@@ -541,18 +540,12 @@ def _label(m: np.ndarray, runs: list[tuple[int, int, int, int]]) -> tuple[int, n
     return n, lab
 
 
-def read_tile(job: Job, core: Window, readers: Mapping[str, Any] | None = None,
-              buffers: BufferPool | None = None) -> Block:
-    """The pixels of one tile (core + halo) and its masks: the I/O half of :func:`tile_pieces`
-    (``readers``: see :func:`_read`; ``buffers``: where the bands are read into, see :func:`release`)."""
-    return _read(job, core, job.change_method(), job.halo, readers, buffers)
-
-
 def submit_tile(job: Job, core: Window, readers: Mapping[str, Any], buffers: BufferPool | None = None, *,
                 halo: int | None = None) -> dict[str, Any]:
     """Queue the reads of one window's dates (``core`` + ``halo``, default the tile halo) on their reader
-    threads (``readers``: an executor per date key) and return their futures, for :func:`assemble_tile`. A
-    date's thread goes straight on to the next window queued for it, whoever assembles this one."""
+    threads (``readers``: an executor per key of :func:`date_keys`) and return their futures, for
+    :func:`assemble_tile`; ``buffers``: where the bands are read into (see :func:`release`). A date's thread
+    goes straight on to the next window queued for it, whoever assembles this one."""
     from tuban.detect.tiles import expand
 
     method = job.change_method()
@@ -561,8 +554,8 @@ def submit_tile(job: Job, core: Window, readers: Mapping[str, Any], buffers: Buf
 
 
 def assemble_tile(job: Job, core: Window, parts: Mapping[str, Any], *, halo: int | None = None) -> Block:
-    """The window's :class:`Block` (as :func:`read_tile`, or :func:`sample_block` with ``halo=job.score_halo``,
-    gives it) from the futures of :func:`submit_tile`."""
+    """The window's :class:`Block` from the futures of :func:`submit_tile`: the I/O half of
+    :func:`tile_pieces` (with ``halo=job.score_halo``, what :func:`sample_block` gives)."""
     from tuban.detect.tiles import expand
 
     return _assemble(job, core, job.change_method(), expand(core, job.grid, job.halo if halo is None else halo),
@@ -570,7 +563,7 @@ def assemble_tile(job: Job, core: Window, parts: Mapping[str, Any], *, halo: int
 
 
 def release(blk: Block, buffers: BufferPool) -> None:
-    """Hand the bands of a tile read by :func:`read_tile` back to ``buffers`` once nothing uses the block."""
+    """Hand the bands of a tile read into ``buffers`` (:func:`submit_tile`) back once nothing uses the block."""
     buffers.give(*(r.data for r in blk.raw.values()))
 
 
@@ -584,7 +577,7 @@ def tile_pieces(job: Job, core: Window, stats: Stats, blk: Block | None = None) 
     """Patch pieces of one tile: polygons (core only; shapely, an object array), per-piece sums, seam flags,
     unobservable count.
 
-    ``blk``: the tile already read by :func:`read_tile` (e.g. on a reader thread); read here when ``None``.
+    ``blk``: the tile already read (:func:`assemble_tile`, e.g. on a reader thread); read here when ``None``.
     """
     method = job.change_method()
     if blk is None:
@@ -618,36 +611,36 @@ def tile_pieces(job: Job, core: Window, stats: Stats, blk: Block | None = None) 
     sums, seam = sums[labels], seam[labels]
     # pieces off the seams are whole patches: finished here (the same per-patch steps as the merged ones
     # in the end), so the run holds their simplified polygons only, and fewer of them
-    inner = np.flatnonzero(~seam)
-    if inner.size:
-        done, keep = finish_patches(geoms[inner], job.min_area, job.simplify)
-        geoms[inner[keep]] = done
-        drop = inner[~keep]
-        if drop.size:
-            kept = np.ones(len(geoms), bool)
-            kept[drop] = False
-            geoms, sums, seam = geoms[kept], sums[kept], seam[kept]
+    geoms, kept = finish_patches(geoms, job.min_area, job.simplify, which=~seam)
     out["geoms"] = geoms
-    out["sums"] = sums
-    out["seam"] = seam
+    out["sums"] = sums[kept]
+    out["seam"] = seam[kept]
     return out
 
 
-def finish_patches(geoms: np.ndarray, min_area: float, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
+def finish_patches(geoms: np.ndarray, min_area: float, tolerance: float, *, which: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """The per-patch steps of a run's output: holes under ``min_area`` filled, then topology-preserving
     simplification (``tolerance``, 0: none) of the patches of at least ``min_area``.
 
-    Returns the simplified patches that are kept and a mask of which of ``geoms`` they are."""
+    ``which``: a mask of the patches these steps apply to (the others are kept as they are); ``None``: all.
+    Returns the patches that are kept, the finished ones simplified, and a mask of which of ``geoms`` they
+    are."""
     import shapely
 
-    if not len(geoms):
-        return geoms, np.zeros(0, bool)
-    filled = np.asarray([_fill_small_holes(g, min_area) for g in geoms], dtype=object)
-    keep = shapely.area(filled) >= min_area * (1 - 1e-9)
-    out = filled[keep]
-    if tolerance > 0 and out.size:
-        out = shapely.simplify(out, tolerance, preserve_topology=True)
-    return out, keep
+    keep = np.ones(len(geoms), bool)
+    idx = np.arange(len(geoms)) if which is None else np.flatnonzero(which)
+    if not idx.size:
+        return geoms[keep], keep
+    filled = np.asarray([_fill_small_holes(g, min_area) for g in geoms[idx]], dtype=object)
+    big = shapely.area(filled) >= min_area * (1 - 1e-9)
+    keep[idx[~big]] = False
+    done = filled[big]
+    if tolerance > 0 and done.size:
+        done = shapely.simplify(done, tolerance, preserve_topology=True)
+    out = geoms.copy()
+    out[idx[big]] = done
+    return out[keep], keep
 
 
 def _fill_small_holes(geom, min_area: float):
