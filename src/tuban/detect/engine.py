@@ -20,18 +20,19 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from tuban.detect import kernel
-from tuban.detect.tiles import band_width, sample_windows, tile_windows, visit_order
+from tuban.detect.tiles import band_edges, band_width, sample_windows, tile_windows, visit_order
 from tuban.errors import UsageError
 from tuban.raster.grid import (
     GDAL_CACHE_BYTES,
     BufferPool,
+    EdgeColumns,
     Grid,
     Window,
     analysis_grid,
@@ -67,6 +68,8 @@ class Plan:
     threshold: float | None = None
     aoi: Any = None
     band: int = 0  # tile columns per band of the visiting order (tiles.visit_order); 0: whole rows
+    edges: tuple[int, ...] = ()  # columns where the bands meet (tiles.band_edges); the tiles' cores are
+    # shifted left by the halo there (tiles.tile_windows), so a serial run keeps 2 × halo columns per edge
 
     def to_delayed(self):
         """The run as a Dask graph (``dask.delayed``); building it computes nothing."""
@@ -155,7 +158,8 @@ class _Serial:
         return fn(*args, **kw)
 
     def run(self, job: kernel.Job, samples: Sequence[Window], tiles: Sequence[Window], threshold: float | None,
-            progress: Progress | None = None, *, band: int = 0) -> tuple[kernel.Stats, list[dict[str, Any]]]:
+            progress: Progress | None = None, *, band: int = 0, edges: tuple[int, ...] = ()
+            ) -> tuple[kernel.Stats, list[dict[str, Any]]]:
         """Statistics, then every tile's pieces (in the tiles' order, whatever the visiting order).
 
         The reads run on the reader threads, one per date (each keeps its files open, hence that date's
@@ -163,29 +167,35 @@ class _Serial:
         :data:`PREFETCH` tiles, queued before the statistics are computed so the date threads decode them
         meanwhile; then each tile is computed here while the next ones are read (the numba kernels, OpenCV
         and GDAL release the GIL), into buffers handed back after each tile
-        (:class:`~tuban.raster.grid.BufferPool`: no fresh pages per tile)."""
+        (:class:`~tuban.raster.grid.BufferPool`: no fresh pages per tile). ``edges`` (:attr:`Plan.edges`):
+        each date's thread keeps the columns its windows need across the edges of the bands
+        (:class:`~tuban.raster.grid.EdgeColumns`), so no block is decoded for two bands."""
         reader = self._read_on(job)
         dates = self._dates
         assert dates is not None
-        halo = job.score_halo
-        futures = [reader.submit(kernel.assemble_tile, job, w, kernel.submit_tile(job, w, dates, halo=halo),
-                                 halo=halo) for w in samples]
-        order = visit_order(tiles, band)
-        pool = BufferPool(per_shape=3)  # a tile's dates come back together; the next read takes them
+        with ExitStack() as stack:
+            kept = {k: stack.enter_context(EdgeColumns(edges, 2 * job.halo, job.grid.height)) for k in dates} \
+                if edges else None
+            halo = job.score_halo
+            futures = [reader.submit(kernel.assemble_tile, job, w, kernel.submit_tile(job, w, dates, halo=halo),
+                                     halo=halo) for w in samples]
+            order = visit_order(tiles, band)
+            pool = BufferPool(per_shape=3)  # a tile's dates come back together; the next read takes them
 
-        def ahead_of(k: int):
-            # each date's thread has the next tiles queued, so it never waits for a tile to be assembled
-            return reader.submit(kernel.assemble_tile, job, tiles[k], kernel.submit_tile(job, tiles[k], dates, pool))
+            def ahead_of(k: int):
+                # each date's thread has the next tiles queued, so it never waits for a tile to be assembled
+                return reader.submit(kernel.assemble_tile, job, tiles[k],
+                                     kernel.submit_tile(job, tiles[k], dates, pool, edges=kept))
 
-        ahead = deque(ahead_of(k) for k in order[:PREFETCH])
-        blocks = []
-        for i, f in enumerate(futures):
-            blocks.append(f.result())
-            if progress:
-                progress("statistics", i + 1, len(futures))
-        stats = kernel.scene_stats(job, blocks, threshold=threshold)
-        del blocks
-        with _Spill() as spill:
+            ahead = deque(ahead_of(k) for k in order[:PREFETCH])
+            blocks = []
+            for i, f in enumerate(futures):
+                blocks.append(f.result())
+                if progress:
+                    progress("statistics", i + 1, len(futures))
+            stats = kernel.scene_stats(job, blocks, threshold=threshold)
+            del blocks
+            spill = stack.enter_context(_Spill())
             for i, k in enumerate(order):
                 blk = ahead.popleft().result()
                 if i + PREFETCH < len(order):
@@ -259,7 +269,9 @@ class _StatsThenTiles:
     tiles: Callable[..., list[dict[str, Any]]]
 
     def run(self, job: kernel.Job, samples: Sequence[Window], tiles: Sequence[Window], threshold: float | None,
-            progress: Progress | None = None, *, band: int = 0) -> tuple[kernel.Stats, list[dict[str, Any]]]:
+            progress: Progress | None = None, *, band: int = 0, edges: tuple[int, ...] = ()
+            ) -> tuple[kernel.Stats, list[dict[str, Any]]]:
+        """``edges``: unused (tiles run in any order, each reads its whole window)."""
         stats = self.stats(job, samples, threshold, progress)
         return stats, self.tiles(job, tiles, stats, progress, band=band)
 
@@ -530,7 +542,9 @@ def plan(
     samples = sample_windows(grid, max_pixels=sample_pixels, block=blk)
     dates = [s for s in (b, a, z) if s is not None]
     band = band_width(tile_size, job.halo, blk, sum(bytes_per_pixel(s) for s in dates), GDAL_CACHE_BYTES)
-    return Plan(job, tuple(samples), tuple(tile_windows(grid, tile_size)), threshold, aoi, band)
+    edges = band_edges(grid, tile_size, band) if job.halo < tile_size else ()
+    tiles = tile_windows(grid, tile_size, shift=job.halo if edges else 0)
+    return Plan(job, tuple(samples), tuple(tiles), threshold, aoi, band, edges)
 
 
 def finish(p: Plan, results: Sequence[dict[str, Any]], stats: kernel.Stats) -> DetectResult:
@@ -633,5 +647,5 @@ def detect(
     if not compute:
         return p.to_delayed()
     with executor(workers=workers, scheduler=scheduler, threads=threads or 1) as ex:
-        stats, results = ex.run(p.job, p.samples, p.tiles, threshold, progress, band=p.band)
+        stats, results = ex.run(p.job, p.samples, p.tiles, threshold, progress, band=p.band, edges=p.edges)
     return finish(p, results, stats)

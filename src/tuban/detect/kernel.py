@@ -28,7 +28,7 @@ from tuban.raster.change import (
     get_method,
     robust_stats,
 )
-from tuban.raster.grid import BufferPool, Grid, Window, read_block
+from tuban.raster.grid import BufferPool, EdgeColumns, Grid, Window, read_block
 from tuban.raster.indices import INDICES
 from tuban.raster.scene import Scene
 
@@ -170,16 +170,16 @@ class _DateRead:
     scale: float
 
 
-def _read_date(job: Job, scene: Scene, method: ChangeMethod, win: Window, buffers: BufferPool | None = None
-               ) -> _DateRead:
+def _read_date(job: Job, scene: Scene, method: ChangeMethod, win: Window, buffers: BufferPool | None = None,
+               edges: EdgeColumns | None = None) -> _DateRead:
     """Read one date of ``win`` and its own masks (QA or spectral clouds, water); the bands into an array
-    from ``buffers`` when given."""
+    from ``buffers`` when given, the columns at band edges through ``edges`` (this date's reader's)."""
     from tuban.raster import masks
 
     extra = [r for r in ("blue", "green", "red", "nir", "swir1") if r not in method.roles]
     roles = method.roles + tuple(r for r in extra if r in scene.bands)
     data, ok = read_block(scene, roles, job.grid, win, threads=job.gdal_threads, keep_u16=_fused(method),
-                          buffers=buffers)
+                          buffers=buffers, edges=edges)
     scale = float(scene.scale) if data.dtype == np.uint16 and scene.scale is not None else 1.0
     bands = _Scaled(data, roles, scale)
     cloudy = None
@@ -541,16 +541,18 @@ def _label(m: np.ndarray, runs: list[tuple[int, int, int, int]]) -> tuple[int, n
 
 
 def submit_tile(job: Job, core: Window, readers: Mapping[str, Any], buffers: BufferPool | None = None, *,
-                halo: int | None = None) -> dict[str, Any]:
+                halo: int | None = None, edges: Mapping[str, EdgeColumns] | None = None) -> dict[str, Any]:
     """Queue the reads of one window's dates (``core`` + ``halo``, default the tile halo) on their reader
     threads (``readers``: an executor per key of :func:`date_keys`) and return their futures, for
-    :func:`assemble_tile`; ``buffers``: where the bands are read into (see :func:`release`). A date's thread
-    goes straight on to the next window queued for it, whoever assembles this one."""
+    :func:`assemble_tile`; ``buffers``: where the bands are read into (see :func:`release`); ``edges``: per
+    date, the columns kept at band edges (used on that date's thread only). A date's thread goes straight
+    on to the next window queued for it, whoever assembles this one."""
     from tuban.detect.tiles import expand
 
     method = job.change_method()
     win = expand(core, job.grid, job.halo if halo is None else halo)
-    return {k: readers[k].submit(_read_date, job, s, method, win, buffers) for k, s in _dates(job).items()}
+    return {k: readers[k].submit(_read_date, job, s, method, win, buffers, edges.get(k) if edges else None)
+            for k, s in _dates(job).items()}
 
 
 def assemble_tile(job: Job, core: Window, parts: Mapping[str, Any], *, halo: int | None = None) -> Block:

@@ -2,25 +2,43 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
 from tuban.raster.grid import Grid, Window
 
-__all__ = ["band_width", "expand", "sample_windows", "tile_windows", "visit_order"]
+__all__ = ["band_edges", "band_width", "expand", "sample_windows", "tile_windows", "visit_order"]
 
 
-def tile_windows(grid: Grid, tile_size: int) -> list[Window]:
-    """Core windows of ``tile_size`` covering ``grid`` (the last row/column may be smaller)."""
+def tile_windows(grid: Grid, tile_size: int, *, shift: int = 0) -> list[Window]:
+    """Core windows of ``tile_size`` covering ``grid``, row-major (the last row/column may be smaller).
+
+    ``shift`` (0 ≤ shift < ``tile_size``): every column cut moves ``shift`` px to the left, so the first
+    tile column is ``shift`` narrower and the last up to ``shift`` wider (same number of columns). With the
+    halo as shift, a tile's window ends where an unshifted tile's core would: the windows of a band of
+    tile columns (:func:`visit_order`) stop at the band's edge and reach ``2 × halo`` into the band on
+    its left, whose pixels a serial run keeps (:func:`band_edges`) instead of decoding them again."""
     if tile_size < 16:
         from tuban.errors import UsageError
 
         raise UsageError(f"--tile-size must be at least 16 pixels, got {tile_size}")
+    if not 0 <= shift < tile_size:
+        raise ValueError(f"shift must be in [0, {tile_size}), got {shift}")
+    cuts = [0, *(c - shift for c in range(tile_size, grid.width, tile_size)), grid.width]
     out = []
     for r in range(0, grid.height, tile_size):
-        for c in range(0, grid.width, tile_size):
-            out.append(Window(r, c, min(tile_size, grid.height - r), min(tile_size, grid.width - c)))
+        for c0, c1 in itertools.pairwise(cuts):
+            out.append(Window(r, c0, min(tile_size, grid.height - r), c1 - c0))
     return out
+
+
+def band_edges(grid: Grid, tile_size: int, band: int) -> tuple[int, ...]:
+    """The columns where the bands of ``band`` tile columns (:func:`visit_order`) meet, left to right
+    (none for whole rows or a single band)."""
+    if band < 1:
+        return ()
+    return tuple(range(band * tile_size, grid.width, band * tile_size))
 
 
 def visit_order(tiles: Sequence[Window], band: int = 0) -> list[int]:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from tuban.errors import NoOverlapError, UsageError
 from tuban.raster.scene import BandRef, Scene
 
-__all__ = ["Grid", "Window", "analysis_grid", "block_shape", "bytes_per_pixel", "close_datasets", "read_block"]
+__all__ = ["EdgeColumns", "Grid", "Window", "analysis_grid", "block_shape", "bytes_per_pixel", "close_datasets",
+           "read_block"]
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,128 @@ class BufferPool:
                     free.append(a)
 
 
+class EdgeColumns:
+    """The pixel columns just left of band edges, kept by one date's reader for the next band of tiles.
+
+    A serial run visits tiles in vertical bands (:func:`tuban.detect.tiles.visit_order`) whose windows,
+    with cores shifted left by the halo (:func:`tuban.detect.tiles.tile_windows`), stop at the band's right
+    edge and reach ``width`` (twice the halo) columns into the band on their left. Those columns were
+    decoded with that band, and GDAL's cache no longer holds their blocks when the next band needs them
+    (decoding them again cost ~18 % more decoding at 16k²); so the windows ending at an edge keep its
+    ``width`` columns here, and the windows starting left of an edge take them from here.
+
+    Kept in an unnamed temporary file (the columns of an edge grow with the scene's height: 31 MB per
+    date at 32k²; on disk the run's memory stays bounded by the tile); where the temporary directory
+    cannot take them, in memory. Not thread-safe: one instance per reader thread, which reads its tiles
+    in the visiting order (every window of a band before any of the next)."""
+
+    def __init__(self, edges: tuple[int, ...], width: int, height: int) -> None:
+        self.edges, self.width, self.height = tuple(edges), int(width), int(height)
+        self._held: dict[int, _Kept] = {}
+
+    def close(self) -> None:
+        for h in self._held.values():
+            h.close()
+        self._held.clear()
+
+    def __enter__(self) -> EdgeColumns:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def left_part(self, window: Window) -> tuple[int, int]:
+        """``(edge, k)``: the first ``k`` columns of ``window`` lie left of ``edge``, the edge of the band
+        the window belongs to (the last edge before its right end), and can come from here (``k`` 0:
+        nothing to take)."""
+        end = window.col + window.width
+        left = [e for e in self.edges if e < end]
+        if not left:
+            return 0, 0
+        k = left[-1] - window.col
+        return left[-1], k if 0 < k <= self.width else 0
+
+    def take(self, window: Window, out: np.ndarray) -> int:
+        """Fill the columns of ``out`` (bands, window rows, window columns) left of the window's band
+        edge from what was kept; returns how many (0: nothing kept for these rows: read them)."""
+        e, k = self.left_part(window)
+        held = self._held.get(e) if k else None
+        r0, r1 = window.row, window.row + window.height
+        if held is None or held.row_shape != (out.shape[0], self.width) or held.dtype != out.dtype \
+                or not held.kept[r0:r1].all():
+            return 0
+        for old in [x for x in self._held if x < e]:  # an earlier band's edge: never needed again
+            self._held.pop(old).close()
+        out[:, :, :k] = held.rows(r0, r1)[:, :, self.width - k :].transpose(1, 0, 2)
+        return k
+
+    def keep(self, window: Window, data: np.ndarray) -> None:
+        """Keep the ``width`` columns left of an edge the window ends at (every row of ``data``)."""
+        end = window.col + window.width
+        if end not in self.edges or window.col > end - self.width:
+            return
+        rows = np.ascontiguousarray(data[:, :, data.shape[2] - self.width :].transpose(1, 0, 2))
+        held = self._held.get(end)
+        if held is None or held.row_shape != rows.shape[1:] or held.dtype != rows.dtype:
+            if held is not None:
+                held.close()
+            held = self._held[end] = _Kept(self.height, rows.shape[1:], rows.dtype)
+        held.put(window.row, rows)
+
+
+class _Kept:
+    """Rows (row, bands, columns) of one edge of :class:`EdgeColumns`: in an unnamed temporary file, or in
+    memory where the temporary directory cannot take them (missing, read-only, full)."""
+
+    def __init__(self, height: int, row_shape: tuple[int, ...], dtype: np.dtype) -> None:
+        import tempfile
+
+        self.row_shape, self.dtype = tuple(row_shape), np.dtype(dtype)
+        self.row_bytes = int(np.prod(self.row_shape)) * self.dtype.itemsize
+        self.kept = np.zeros(height, bool)
+        self.array: np.ndarray | None = None
+        try:
+            self.file: Any = tempfile.TemporaryFile(prefix="tuban-edge-")  # noqa: SIM115 (closed by close())
+        except OSError:
+            self.file, self.array = None, np.empty((height, *self.row_shape), self.dtype)
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+        self.array = None
+
+    def put(self, r0: int, rows: np.ndarray) -> None:
+        if self.file is not None:
+            try:
+                n = os.pwrite(self.file.fileno(), rows.data, r0 * self.row_bytes)
+                if n != rows.nbytes:
+                    raise OSError(f"short write of edge columns ({n} of {rows.nbytes} bytes)")
+            except OSError:  # e.g. the disk filled up: from now on in memory, with what the file holds
+                self._to_memory()
+        if self.array is not None:
+            self.array[r0 : r0 + len(rows)] = rows
+        self.kept[r0 : r0 + len(rows)] = True
+
+    def rows(self, r0: int, r1: int) -> np.ndarray:
+        if self.array is not None:
+            return self.array[r0:r1]
+        out = np.empty((r1 - r0, *self.row_shape), self.dtype)
+        n = os.preadv(self.file.fileno(), [out.data], r0 * self.row_bytes)
+        if n != out.nbytes:
+            raise OSError(f"short read of kept edge columns ({n} of {out.nbytes} bytes)")
+        return out
+
+    def _to_memory(self) -> None:
+        arr = np.zeros((len(self.kept), *self.row_shape), self.dtype)
+        try:
+            os.preadv(self.file.fileno(), [arr.data], 0)  # rows written so far (a short file leaves zeros: not kept)
+        except OSError:
+            self.kept[:] = False  # unreadable: what was kept is read from the files again
+        self.file.close()
+        self.file, self.array = None, arr
+
+
 _OPEN: dict[tuple[int, int, str, int, int, str], object] = {}
 _OPEN_MAX = 32
 GDAL_CACHE_BYTES = 256 * 1024 * 1024  # GDAL's decoded-block cache while reading
@@ -245,7 +370,8 @@ def bytes_per_pixel(scene: Scene) -> int:
 
 def read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window, *, threads: str | int = 1,
                resampling: str | None = None, scaled: bool = True, mask_saturated: bool = True,
-               keep_u16: bool = False, buffers: BufferPool | None = None) -> tuple[np.ndarray, np.ndarray]:
+               keep_u16: bool = False, buffers: BufferPool | None = None, edges: EdgeColumns | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
     """Read ``roles`` of ``scene`` on ``window`` of ``grid``.
 
     Parameters
@@ -263,6 +389,9 @@ def read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window,
         when every file is uint16 on the grid itself (no resampling) and the fused kernels are available,
         return the DN as uint16 unscaled (the caller multiplies by the scene's scale, in float32, as here):
         no float32 copy is written. Otherwise float32 as usual; check ``data.dtype``.
+    buffers, edges
+        with ``keep_u16``: where the DN are read into (:class:`BufferPool`), and the columns kept at band
+        edges (:class:`EdgeColumns`, one reader's).
 
     Returns
     -------
@@ -279,7 +408,7 @@ def read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window,
     h, w = window.height, window.width
     if keep_u16:
         u16 = _read_u16(scene, roles, grid, window, threads=threads, mask_saturated=mask_saturated,
-                        buffers=buffers)
+                        buffers=buffers, edges=edges)
         if u16 is not None:
             return u16
     out = np.empty((len(roles), h, w), np.float32)
@@ -338,8 +467,12 @@ def read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window,
 
 
 def _read_u16(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window, *, threads: str | int,
-              mask_saturated: bool, buffers: BufferPool | None = None) -> tuple[np.ndarray, np.ndarray] | None:
-    """uint16 DN and validity, or ``None`` when some file is not uint16 on the grid (or no fused kernels)."""
+              mask_saturated: bool, buffers: BufferPool | None = None, edges: EdgeColumns | None = None
+              ) -> tuple[np.ndarray, np.ndarray] | None:
+    """uint16 DN and validity, or ``None`` when some file is not uint16 on the grid (or no fused kernels).
+
+    ``edges``: columns left of the window's band edge come from there when it holds them (the rest is
+    decoded), and the columns left of an edge the window ends at are kept there (:class:`EdgeColumns`)."""
     import rasterio
     from rasterio.windows import Window as RWindow
 
@@ -355,8 +488,9 @@ def _read_u16(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window, 
     h, w = window.height, window.width
     out = buffers.take((len(roles), h, w), np.uint16) if buffers is not None else np.empty((len(roles), h, w),
                                                                                            np.uint16)
+    k = edges.take(window, out) if edges is not None else 0  # columns kept from the band on the left
     valid = np.ones((h, w), bool)
-    rw = RWindow(window.col, window.row, w, h)
+    rw = RWindow(window.col + k, window.row, w - k, h)
     by_path: dict[str, list[int]] = {}
     for i, role in enumerate(roles):
         by_path.setdefault(scene.bands[role].path, []).append(i)
@@ -372,12 +506,14 @@ def _read_u16(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window, 
             indexes = [scene.bands[roles[i]].index for i in slots]
             if slots == list(range(slots[0], slots[0] + len(slots))):  # read straight into place
                 part = out[slots[0] : slots[0] + len(slots)]  # a view (out[slots] would copy the bands)
-                src.read(indexes, window=rw, out=part)
+                src.read(indexes, window=rw, out=part[:, :, k:])
             else:
-                part = src.read(indexes, window=rw)
-                out[slots] = part
+                out[slots, :, k:] = src.read(indexes, window=rw)
+                part = out[slots]
             fused.valid_u16(part, valid, nodata=nodata,
                             mask_max=mask_saturated and (nodata is None or nodata != 65535))
+    if edges is not None:
+        edges.keep(window, out)
     return out, valid
 
 
