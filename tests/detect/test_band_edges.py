@@ -160,3 +160,27 @@ def test_a_serial_run_takes_the_edge_columns_and_gives_the_same_patches(tmp_path
     assert len(kept.patches) == len(decoded.patches) > 0
     assert list(shapely.to_wkb(kept.patches.geometry.values)) == list(shapely.to_wkb(decoded.patches.geometry.values))
     assert kept.patches.drop(columns="geometry").equals(decoded.patches.drop(columns="geometry"))
+
+
+@pytest.mark.slow
+def test_shifted_tiles_give_the_same_patches_on_threads_and_workers(tmp_path, monkeypatch) -> None:
+    """Only the serial run keeps edge columns; tiles on threads or Dask workers read their whole windows, on
+    the same shifted tiles."""
+    pytest.importorskip("distributed")
+    from synth import scene_arrays, write_stack
+
+    from tuban.detect import engine
+
+    before, after, _ = scene_arrays(shape=(256, 512), seed=6)
+    b = write_stack(tmp_path / "b.tif", before)
+    a = write_stack(tmp_path / "a.tif", after)
+    monkeypatch.setattr(engine, "band_width", lambda *args, **kw: 2)
+    serial = engine.detect(b, a, sensor="sentinel2", tile_size=128)
+    wkb = list(shapely.to_wkb(serial.patches.geometry.values))
+    assert wkb
+    threads = engine.detect(b, a, sensor="sentinel2", tile_size=128, threads=2)
+    assert list(shapely.to_wkb(threads.patches.geometry.values)) == wkb
+    workers = engine.detect(b, a, sensor="sentinel2", tile_size=128, workers=2)
+    assert workers.threshold == serial.threshold
+    assert shapely.equals(shapely.union_all(serial.patches.geometry.values),
+                          shapely.union_all(workers.patches.geometry.values))
