@@ -261,6 +261,12 @@ def main() -> int:
         print(f"RATIO CPU: decode-only / end-to-end CPU seconds = {c_dec / c_e2e:.2f}")
         print(f"RATIO end-to-end / decode-only (one thread per file) throughput = {t_thr / t_e2e:.2f}, "
               f"CPU {c_thr / c_e2e:.2f}")
+        # the most the first ratio could be with this much work: every core busy for the whole run
+        import os
+
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        print(f"ceiling of the first ratio at this CPU on {cores} cores (all busy throughout) = "
+              f"{t_dec / (c_e2e / cores):.2f}; the end-to-end run kept {c_e2e / t_e2e:.2f} cores busy")
         if not args.skip_workers:
             # both runs on a warm local cluster of single-threaded worker processes: the ratio measures
             # scaling, not start-up (the clusters are started before the clock). With --worker-repeat R the
