@@ -15,29 +15,19 @@ upload changes nothing.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
 from tuban.errors import ConflictError, InputNotFoundError, NotFoundError, UsageError
+from tuban.files import fsync_dir, replacing
 
 __all__ = ["BlobStore", "fsync_dir"]
 
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1024 * 1024
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a folder's entries (a rename, a new file) durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class BlobStore:
@@ -91,23 +81,12 @@ class BlobStore:
         if not folder.is_dir():
             folder.mkdir(parents=True, exist_ok=True)
             fsync_dir(folder.parent)
-        fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-        tmp = Path(tmp_name)
-        try:
+        with replacing(target, durable=True) as tmp, tmp.open("wb") as out:
             digest = hashlib.sha256()
-            with os.fdopen(fd, "wb") as out:
-                for chunk in chunks:  # type: ignore[attr-defined]
-                    digest.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
+            for chunk in chunks:  # type: ignore[attr-defined]
+                digest.update(chunk)
+                out.write(chunk)
             if expect is not None and digest.hexdigest() != expect:
                 raise ConflictError(
                     f"file changed while being stored (expected sha256 {expect})", hint="retry"
                 )
-            os.replace(tmp, target)
-            fsync_dir(folder)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            raise

@@ -23,6 +23,7 @@ from typing import Any
 import tomli_w
 
 from tuban.errors import ConfigError, WorkspaceNotFoundError
+from tuban.files import replacing
 
 __all__ = ["CONFIG_NAME", "Workspace", "init_workspace", "open_workspace", "resolve_workspace_dir"]
 
@@ -111,9 +112,8 @@ def init_workspace(path: str | os.PathLike[str], *, name: str | None = None) -> 
     cfg_path = root / CONFIG_NAME
     if not cfg_path.exists():
         cfg = _merge(DEFAULT_CONFIG, {"workspace": {"name": name or root.name}})
-        tmp = cfg_path.with_suffix(".toml.tmp")
-        tmp.write_text(tomli_w.dumps(cfg), encoding="utf-8")
-        os.replace(tmp, cfg_path)
+        with replacing(cfg_path) as tmp:
+            tmp.write_text(tomli_w.dumps(cfg), encoding="utf-8")
     return open_workspace(root)
 
 

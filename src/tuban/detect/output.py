@@ -16,20 +16,16 @@ def write_patches(result: Any, path: str | Path) -> Path:
     All or nothing: the layer is written into a copy of the file (or a new file) under a temporary name in the
     same folder, which is then renamed over the target. A run that fails or is killed while writing leaves the
     target as it was (its other layers too) and no temporary file behind."""
-    import os
     import shutil
-    import uuid
+
+    from tuban.files import replacing
 
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.parent / f".{p.stem}.tmp-{uuid.uuid4().hex}{p.suffix}"
-    try:
+    with replacing(p) as tmp:
         if p.exists():
             shutil.copyfile(p, tmp)  # keeps the file's other layers
         result.patches.to_file(tmp, layer="patches", driver="GPKG")
-        os.replace(tmp, p)
-    finally:
-        tmp.unlink(missing_ok=True)
     return p
 
 

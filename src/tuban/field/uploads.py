@@ -27,7 +27,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,7 +34,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from tuban.blobs import BlobStore, fsync_dir
+from tuban.blobs import BlobStore
 from tuban.errors import (
     ConflictError,
     FieldError,
@@ -53,6 +52,7 @@ from tuban.field.policy import PhotoPolicy, load_policy
 from tuban.field.processing import PENDING, PhotoProcessor, process_photo
 from tuban.field.sync import normalize_client_id
 from tuban.field.writer import write_lock
+from tuban.files import fsync_dir, replacing
 from tuban.store.models import Photo
 from tuban.store.store import Store, jsonable
 from tuban.workflow.access import Actor, load_patch, patch_divisions
@@ -245,18 +245,8 @@ class UploadManager:
 
     def _save(self, state: UploadState) -> None:
         meta_path = self._paths(state.id)[0]
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.dir)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(asdict(state), fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, meta_path)
-            fsync_dir(self.dir)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        with replacing(meta_path, durable=True) as tmp:
+            tmp.write_text(json.dumps(asdict(state)), encoding="utf-8")
 
     def _owned(self, actor: Actor, upload_id: str) -> UploadState:
         state = self._load(upload_id)

@@ -28,6 +28,7 @@ import pyproj
 
 from tuban.crs import CGCS2000
 from tuban.errors import FieldError, InputError, UsageError
+from tuban.files import replacing
 
 __all__ = ["DRIVERS", "write_vector"]
 
@@ -148,11 +149,6 @@ def write_vector(gdf: gpd.GeoDataFrame, path: str | os.PathLike[str], *, layer: 
         _check_shapefile(gdf)
         _write_shapefile(gdf, target, layer)
         return target
-    tmp = target.parent / f".{target.stem}.tmp-{uuid.uuid4().hex}{target.suffix}"
-    try:
+    with replacing(target) as tmp:
         pyogrio.write_dataframe(gdf, tmp, driver=driver, layer=layer)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return target
