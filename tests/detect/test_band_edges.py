@@ -127,17 +127,24 @@ def test_rows_never_kept_are_read_from_the_files() -> None:
         np.testing.assert_array_equal(out[:, :, :60], scene[:, 0:120, 140:200])
 
 
-def test_a_serial_run_takes_the_edge_columns_and_gives_the_same_patches(tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("layout", ["stack", "band folder"])
+def test_a_serial_run_takes_the_edge_columns_and_gives_the_same_patches(tmp_path, monkeypatch, layout) -> None:
     """At 16k² in bands of four 1024 tiles, reading the windows across band edges again decoded 18 % more
     (the edge blocks were no longer in GDAL's cache); here: the same patches, byte for byte, whether the
-    columns at the edges come from what the reader kept or are decoded again."""
-    from synth import scene_arrays, write_stack
+    columns at the edges come from what the reader kept or are decoded again (a band folder: 20 m SWIR
+    interpolated onto the 10 m grid, its invalid pixels kept as nodata)."""
+    from synth import scene_arrays, write_band_folder, write_stack
 
     from tuban.detect import engine
 
     before, after, _ = scene_arrays(shape=(256, 512), seed=5)
-    b = write_stack(tmp_path / "b.tif", before)
-    a = write_stack(tmp_path / "a.tif", after)
+    if layout == "stack":
+        b = write_stack(tmp_path / "b.tif", before)
+        a = write_stack(tmp_path / "a.tif", after)
+    else:
+        before[:, :3, 300:] = 0  # nodata along the top edge of part of the scene (a swath edge)
+        b = write_band_folder(tmp_path / "b", before)
+        a = write_band_folder(tmp_path / "a", after)
     monkeypatch.setattr(engine, "band_width", lambda *args, **kw: 2)  # bands of 2 tiles: an edge at 256
     p = engine.plan(b, a, sensor="sentinel2", tile_size=128)
     assert p.edges == (256,)
