@@ -128,3 +128,40 @@ def test_a_band_folder_reads_the_same_through_the_uint16_path(tmp_path) -> None:
             u16 = u16 * np.float32(scene.scale)
         np.testing.assert_array_equal(u16, f32)
         np.testing.assert_array_equal(v16, v32)
+
+
+@pytest.mark.parametrize("nodata", [None, 0])
+def test_grids_that_do_not_nest_are_warped_once_with_their_mask(tmp_path, nodata) -> None:
+    """The warper's data and mask come from one read: the alpha band, or the nodata value. (A second read of
+    the masks took as long again, and without nodata it called every pixel valid, even off the source: the
+    warper writes 0 there, which then looked like a change.)"""
+    from tuban.raster.grid import read_block
+    from tuban.raster.scene import open_scene
+
+    arr = np.random.default_rng(4).integers(1, 9000, (4, 60, 80), dtype=np.uint16)
+    arr[:, :5, :7] = 0
+    odd = _write(tmp_path / "odd.tif", arr, 10.0 * 540 / 538, nodata=nodata, origin=(500003.0, 3800000.0))
+    with rasterio.open(odd, "r+") as dst:
+        for i, role in enumerate(("blue", "green", "red", "nir")):
+            dst.set_band_description(i + 1, role)
+    scene = open_scene(odd)
+    window = Window(0, 0, 70, 100)  # beyond the source on the right and at the bottom
+    data, valid = read_block(scene, ("blue", "green", "red", "nir"), GRID, window, scaled=False, mask_saturated=False)
+    with rasterio.open(odd) as src:
+        from rasterio.windows import Window as RWindow
+
+        with WarpedVRT(src, crs=GRID.crs, transform=GRID.affine, width=GRID.width, height=GRID.height,
+                       resampling=Resampling.bilinear, src_nodata=nodata, nodata=nodata,
+                       add_alpha=nodata is None) as vrt:
+            rw = RWindow(0, 0, 100, 70)
+            expect = vrt.read([1, 2, 3, 4], window=rw)
+            if nodata is None:
+                expect_ok = vrt.read(5, window=rw) > 0  # the alpha band
+            else:
+                expect_ok = np.all(vrt.read_masks([1, 2, 3, 4], window=rw) > 0, axis=0)
+    np.testing.assert_array_equal(data, expect.astype(np.float32))
+    np.testing.assert_array_equal(valid, expect_ok)
+    assert valid[:55, :75].any()
+    assert not valid[62:].any()  # below the source (60 rows of 10.04 m)
+    assert not valid[:, 82:].any()  # right of it (80 columns from 3 m in)
+    assert valid[:5, :7].all() == (nodata is None)  # zeros: data without nodata, else nodata
