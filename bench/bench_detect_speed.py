@@ -1,16 +1,20 @@
 """Detection speed: ratios measured in one run on a generated 4-band uint16 DEFLATE COG pair.
 
-Prints: end-to-end throughput / decode-only throughput (target ≥ 0.7), 2 workers / 1 worker (≥ 1.7; both
-runs on a local cluster of worker processes, so the ratio measures scaling, not start-up), OpenCV / scipy
-3×3 opening, our vectorisation / ``gdal_polygonize.py`` on the same mask (≤ 1.3× its time) and, with
-``--memory A,B``, the peak resident memory of a detection run (own process) on A² and B² scenes.
+Prints: end-to-end throughput / decode-only throughput (target ≥ 0.7) and the ceiling of that ratio at the
+run's CPU seconds (every core busy throughout), 2 workers / 1 worker (≥ 1.7; both runs on a local cluster of
+worker processes, so the ratio measures scaling, not start-up), OpenCV / scipy 3×3 opening, our vectorisation /
+``gdal_polygonize.py`` on the same mask (≤ 1.3× its time) and, with ``--memory A,B``, the peak resident memory
+of a detection run (own process) on A² and B² scenes.
 
 Usage: ``python bench/bench_detect_speed.py [--size 4096] [--tile-size 1024] [--dir DIR] [--memory 2048,8192]
-[--skip-workers] [--worker-tile-size 2048] [--worker-repeat 3] [--memory-only] [--memory-repeat 3]`` (``--size 16384`` for the
-full-size check; ``--dir`` keeps the generated files; ``--memory 8192,32768 --memory-only`` for the memory check,
-whose pairs are generated block by block, in bounded memory, as tiled DEFLATE GeoTIFFs). Decode-only decodes with ``GDAL_NUM_THREADS=ALL_CPUS`` (GDAL's own pool on every core: the fastest
-plain decoding of the two files; the serial detection decodes each date on its own thread); the
-numba kernels are warmed (timed separately) before the clocks, in this process and in every worker.
+[--skip-workers] [--worker-tile-size 2048] [--worker-repeat 3] [--memory-only] [--memory-repeat 3] [--s2]``
+(``--size 16384`` for the full-size check; ``--dir`` keeps the generated files; ``--memory 8192,32768
+--memory-only`` for the memory check, whose pairs are generated block by block, in bounded memory, as tiled
+DEFLATE GeoTIFFs; ``--s2``: a Sentinel-2-like band-folder pair instead, 10 m and 20 m bands in one file each).
+The files are read into the page cache before the clocks. Decode-only decodes with ``GDAL_NUM_THREADS=ALL_CPUS``
+(GDAL's own pool on every core, file after file) and, on a second line, every file at once on a thread of its
+own; the serial detection decodes each date on its own thread. The numba kernels are warmed (timed
+separately) before the clocks, in this process and in every worker.
 """
 
 from __future__ import annotations
