@@ -55,3 +55,30 @@ def test_tile_pieces_on_the_score_box_equal_the_whole_block(pair, monkeypatch) -
         np.testing.assert_array_equal(f["sums"], w["sums"])
         np.testing.assert_array_equal(f["seam"], w["seam"])
         assert f["unobservable_px"] == w["unobservable_px"]
+
+
+@pytest.mark.skipif(not fused.available(), reason="numba (the detect extra) is not installed")
+@pytest.mark.parametrize("baseline", [False, True])
+def test_a_tile_whose_background_was_computed_where_it_was_assembled_gives_the_same_pieces(tmp_path,
+                                                                                         baseline) -> None:
+    """A serial run's assembling thread computes the tiles' background rows (``kernel.with_background``) to
+    take work off the kernels' thread: the pieces are the same, byte for byte."""
+    from synth import scene_arrays, write_stack
+
+    from tuban.detect import engine, kernel
+
+    before, after, _ = scene_arrays(shape=(200, 220), seed=8)
+    b = write_stack(tmp_path / "b.tif", before)
+    a = write_stack(tmp_path / "a.tif", after)
+    z = write_stack(tmp_path / "z.tif", before * 1.02) if baseline else None
+    p = engine.plan(b, a, baseline=z, sensor="sentinel2", tile_size=128)
+    stats = kernel.scene_stats(p.job, [kernel.sample_block(p.job, w) for w in p.samples])
+    method = p.job.change_method()
+    for core in p.tiles:
+        plain = kernel._read(p.job, core, method, p.job.halo)
+        ready = kernel.with_background(p.job, kernel._read(p.job, core, method, p.job.halo), stats)
+        assert set(ready.background) == ({"b", "0"} if baseline else {"b"})
+        x, y = kernel.tile_pieces(p.job, core, stats, plain), kernel.tile_pieces(p.job, core, stats, ready)
+        assert list(shapely.to_wkb(x["geoms"])) == list(shapely.to_wkb(y["geoms"]))
+        np.testing.assert_array_equal(x["sums"], y["sums"])
+        assert x["unobservable_px"] == y["unobservable_px"]

@@ -182,10 +182,12 @@ class _Serial:
             order = visit_order(tiles, band)
             pool = BufferPool(per_shape=3)  # a tile's dates come back together; the next read takes them
 
-            def ahead_of(k: int):
-                # each date's thread has the next tiles queued, so it never waits for a tile to be assembled
+            def ahead_of(k: int, stats: kernel.Stats | None = None):
+                # each date's thread has the next tiles queued, so it never waits for a tile to be assembled;
+                # once the statistics are known the assembling thread also computes the tile's background
+                # rows, which takes ~1/5 of the kernels' work off their thread (3 threads share 2 cores)
                 return reader.submit(kernel.assemble_tile, job, tiles[k],
-                                     kernel.submit_tile(job, tiles[k], dates, pool, edges=kept))
+                                     kernel.submit_tile(job, tiles[k], dates, pool, edges=kept), stats=stats)
 
             ahead = deque(ahead_of(k) for k in order[:PREFETCH])
             blocks = []
@@ -199,7 +201,7 @@ class _Serial:
             for i, k in enumerate(order):
                 blk = ahead.popleft().result()
                 if i + PREFETCH < len(order):
-                    ahead.append(ahead_of(order[i + PREFETCH]))
+                    ahead.append(ahead_of(order[i + PREFETCH], stats))
                 spill.put(k, kernel.tile_pieces(job, tiles[k], stats, blk))
                 kernel.release(blk, pool)  # the pieces hold no pixel of the block
                 del blk

@@ -47,6 +47,7 @@ __all__ = [
     "stats_from_values",
     "submit_tile",
     "tile_pieces",
+    "with_background",
 ]
 
 MORPH_RADIUS = 1  # 3×3 opening then closing
@@ -151,6 +152,9 @@ class Block:
     win: Window
     core: Window
     scale: dict[str, float] = field(default_factory=dict)
+    #: the fused kernels' background rows per earlier date (``b``, and ``0`` with a baseline), when computed
+    #: where the block was assembled (:func:`assemble_tile` with ``stats``); else computed by the kernels
+    background: dict[str, np.ndarray] = field(default_factory=dict)
 
     def stack_f32(self, key: str) -> np.ndarray:
         """The stack of date ``key`` as float32 reflectance."""
@@ -307,23 +311,45 @@ def _fused_run(job: Job, blk: Block, method: ChangeMethod, stats: Stats, *, scor
     ``box`` (rows and columns within the block) only that part."""
     lay = method.layout
     assert lay is not None
-    kw: dict[str, Any] = {"cell": job.cell, "row": blk.win.row, "col": blk.win.col, "size": BACKGROUND_CELLS,
-          "q_step": _Q_STEP, "q_lim": _Q_LIM, "box": box}
+    kw: dict[str, Any] = {"box": box, **_background_kw(job, blk)}
     cs = _comp_stats(stats, lay.names) if score else None
     after = _band_stats(stats, "a", method)
     sc = blk.scale
+    bg = blk.background
     if "0" not in blk.stack:
         return fused.components(blk.stack["b"], blk.stack["a"], _band_stats(stats, "b", method), after, blk.use,
-                                lay, comp_stats=cs, scale_b=sc.get("b", 1.0), scale_a=sc.get("a", 1.0), **kw)
+                                lay, comp_stats=cs, scale_b=sc.get("b", 1.0), scale_a=sc.get("a", 1.0),
+                                background=bg.get("b"), **kw)
     # baseline: each component the weaker of (after vs before) and (after vs baseline)
     c = fused.components(blk.stack["b"], blk.stack["a"], _band_stats(stats, "b", method), after, blk.use, lay,
-                         scale_b=sc.get("b", 1.0), scale_a=sc.get("a", 1.0), **kw)
+                         scale_b=sc.get("b", 1.0), scale_a=sc.get("a", 1.0), background=bg.get("b"), **kw)
     np.minimum(c, fused.components(blk.stack["0"], blk.stack["a"], _band_stats(stats, "0", method), after,
-                                   blk.use, lay, scale_b=sc.get("0", 1.0), scale_a=sc.get("a", 1.0), **kw), out=c)
+                                   blk.use, lay, scale_b=sc.get("0", 1.0), scale_a=sc.get("a", 1.0),
+                                   background=bg.get("0"), **kw), out=c)
     if cs is None:
         return c
     use = blk.use if box is None else blk.use[box[0] : box[1], box[2] : box[3]]
     return fused.combine(c, cs, use)
+
+
+def _background_kw(job: Job, blk: Block) -> dict[str, Any]:
+    return {"cell": job.cell, "row": blk.win.row, "col": blk.win.col, "size": BACKGROUND_CELLS, "q_step": _Q_STEP,
+            "q_lim": _Q_LIM}
+
+
+def with_background(job: Job, blk: Block, stats: Stats) -> Block:
+    """``blk`` with the fused kernels' background rows computed (:attr:`Block.background`): the part of a
+    tile's score that needs only the block and the band statistics, so the thread that assembles blocks can
+    take it off the kernels' thread. The same arrays the kernels would compute."""
+    method = job.change_method()
+    if not _fused(method):
+        return blk
+    after = _band_stats(stats, "a", method)
+    for key in [k for k in ("b", "0") if k in blk.stack]:
+        blk.background[key] = fused.background(blk.stack[key], blk.stack["a"], _band_stats(stats, key, method), after,
+                                               blk.use, scale_b=blk.scale.get(key, 1.0),
+                                               scale_a=blk.scale.get("a", 1.0), **_background_kw(job, blk))
+    return blk
 
 
 def _components(job: Job, blk: Block, method: ChangeMethod, stats: Stats) -> dict[str, np.ndarray]:
@@ -555,13 +581,16 @@ def submit_tile(job: Job, core: Window, readers: Mapping[str, Any], buffers: Buf
             for k, s in _dates(job).items()}
 
 
-def assemble_tile(job: Job, core: Window, parts: Mapping[str, Any], *, halo: int | None = None) -> Block:
+def assemble_tile(job: Job, core: Window, parts: Mapping[str, Any], *, halo: int | None = None,
+                  stats: Stats | None = None) -> Block:
     """The window's :class:`Block` from the futures of :func:`submit_tile`: the I/O half of
-    :func:`tile_pieces` (with ``halo=job.score_halo``, what :func:`sample_block` gives)."""
+    :func:`tile_pieces` (with ``halo=job.score_halo``, what :func:`sample_block` gives); with ``stats``, its
+    background rows too (:func:`with_background`)."""
     from tuban.detect.tiles import expand
 
-    return _assemble(job, core, job.change_method(), expand(core, job.grid, job.halo if halo is None else halo),
-                     parts)
+    blk = _assemble(job, core, job.change_method(), expand(core, job.grid, job.halo if halo is None else halo),
+                    parts)
+    return blk if stats is None else with_background(job, blk, stats)
 
 
 def release(blk: Block, buffers: BufferPool) -> None:

@@ -24,8 +24,8 @@ import numpy as np
 
 from tuban import jit
 
-__all__ = ["FusedLayout", "available", "cloud_candidates", "combine", "components", "piece_sums", "shadow_candidates",
-           "valid_u16", "warm"]
+__all__ = ["FusedLayout", "available", "background", "cloud_candidates", "combine", "components", "piece_sums",
+           "shadow_candidates", "valid_u16", "warm"]
 
 _EPS = np.float32(1e-6)
 
@@ -484,11 +484,36 @@ def background_rows(before: np.ndarray, after: np.ndarray, med_b: np.ndarray, in
     return out
 
 
+def _inputs(before, after, band_b, band_a, use, scale_b: float, scale_a: float) -> tuple:
+    """The kernels' arguments: stacks as uint16 or float32 (mixed pairs as float32), scales, band statistics
+    as float32, ``use`` as contiguous booleans."""
+    before, after = _band_data(before), _band_data(after)
+    if before.dtype != after.dtype:  # one specialisation per dtype pair is enough: mixed pairs as float32
+        before, after = _f32(before * np.float32(scale_b)) if before.dtype == np.uint16 else before, \
+            _f32(after * np.float32(scale_a)) if after.dtype == np.uint16 else after
+        scale_b = scale_a = 1.0
+    med_b, inv_b, med_a, inv_a = (_f32(v) for v in (*band_b, *band_a))
+    return (before, after, np.float32(scale_b), np.float32(scale_a), med_b, inv_b, med_a, inv_a,
+            np.ascontiguousarray(use, np.bool_))
+
+
+def background(before: np.ndarray, after: np.ndarray, band_b: tuple[np.ndarray, np.ndarray],
+               band_a: tuple[np.ndarray, np.ndarray], use: np.ndarray, *, cell: int, row: int = 0, col: int = 0,
+               size: int = 9, q_step: float = 16.0, q_lim: float = 8.0, scale_b: float = 1.0,
+               scale_a: float = 1.0) -> np.ndarray:
+    """The background rows :func:`components` needs for a block (arguments as there), computed apart."""
+    before, after, sb, sa, med_b, inv_b, med_a, inv_a, u = _inputs(before, after, band_b, band_a, use, scale_b,
+                                                                   scale_a)
+    return background_rows(before, after, med_b, inv_b, med_a, inv_a, u, cell=cell, row=row, col=col, size=size,
+                           q_step=q_step, q_lim=q_lim, scale_b=float(sb), scale_a=float(sa))
+
+
 def components(before: np.ndarray, after: np.ndarray, band_b: tuple[np.ndarray, np.ndarray],
                band_a: tuple[np.ndarray, np.ndarray], use: np.ndarray, layout: FusedLayout, *, cell: int,
                row: int = 0, col: int = 0, size: int = 9, q_step: float = 16.0, q_lim: float = 8.0,
                comp_stats: tuple[np.ndarray, np.ndarray] | None = None, scale_b: float = 1.0,
-               scale_a: float = 1.0, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+               scale_a: float = 1.0, box: tuple[int, int, int, int] | None = None,
+               background: np.ndarray | None = None) -> np.ndarray:
     """The method's change components (n, h, w), or with ``comp_stats`` its gated score (h, w).
 
     Parameters
@@ -512,17 +537,15 @@ def components(before: np.ndarray, after: np.ndarray, band_b: tuple[np.ndarray, 
         ``(y0, y1, x0, x1)``: compute only this part of the block (the result is (…, y1 - y0, x1 - x0) and
         equals that crop of the whole block's, bit for bit: the background cells still come from the whole
         block, the 3×3 neighbourhoods from around the box). ``None``: the whole block.
+    background
+        the block's background rows from :func:`background` with the same arguments (computed elsewhere,
+        e.g. on the thread that assembled the block); ``None``: computed here.
     """
-    before, after = _band_data(before), _band_data(after)
-    if before.dtype != after.dtype:  # one specialisation per dtype pair is enough: mixed pairs as float32
-        before, after = _f32(before * np.float32(scale_b)) if before.dtype == np.uint16 else before, \
-            _f32(after * np.float32(scale_a)) if after.dtype == np.uint16 else after
-        scale_b = scale_a = 1.0
-    sb, sa = np.float32(scale_b), np.float32(scale_a)
-    med_b, inv_b, med_a, inv_a = (_f32(v) for v in (*band_b, *band_a))
-    u = np.ascontiguousarray(use, np.bool_)
-    hbg = background_rows(before, after, med_b, inv_b, med_a, inv_a, u, cell=cell, row=row, col=col,
-                          size=size, q_step=q_step, q_lim=q_lim, scale_b=float(sb), scale_a=float(sa))
+    before, after, sb, sa, med_b, inv_b, med_a, inv_a, u = _inputs(before, after, band_b, band_a, use, scale_b,
+                                                                   scale_a)
+    hbg = background if background is not None else background_rows(
+        before, after, med_b, inv_b, med_a, inv_a, u, cell=cell, row=row, col=col, size=size, q_step=q_step,
+        q_lim=q_lim, scale_b=float(sb), scale_a=float(sa))
     h, w = before.shape[1:]
     y0, y1, x0, x1 = box if box is not None else (0, h, 0, w)
     if not (0 <= y0 < y1 <= h and 0 <= x0 < x1 <= w):
