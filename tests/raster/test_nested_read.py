@@ -165,3 +165,23 @@ def test_grids_that_do_not_nest_are_warped_once_with_their_mask(tmp_path, nodata
     assert not valid[62:].any()  # below the source (60 rows of 10.04 m)
     assert not valid[:, 82:].any()  # right of it (80 columns from 3 m in)
     assert valid[:5, :7].all() == (nodata is None)  # zeros: data without nodata, else nodata
+
+
+@pytest.mark.parametrize(("k", "shift"), [(2, 1), (2, 4), (1, 3)])
+def test_a_source_starting_inside_the_grid_matches_the_warper_where_it_is_valid(tmp_path, k, shift) -> None:
+    """The grid starts ``shift`` of its pixels left of and above the source: those pixels are off the source
+    (invalid, as the warper's alpha says), the rest are its values."""
+    rng = np.random.default_rng(5)
+    arr = rng.integers(1, 65000, (1, 70, 90), dtype=np.uint16)
+    origin = (500000.0 + 10.0 * shift, 3800000.0 - 10.0 * shift)
+    with rasterio.open(_write(tmp_path / "s.tif", arr, 10.0 * k, origin=origin)) as src:
+        nest = _nesting(src, GRID)
+        assert (nest.k, nest.col, nest.row) == (k, -shift, -shift)
+        window = Window(0, 0, 60, 80)
+        ours, ok = _read_nested(src, [1], window, nest, nodata=None, mask_max=False)
+        gdal, alpha = _warped(src, window, Resampling.bilinear)
+    assert not ok[:shift].any()
+    assert not ok[:, :shift].any()
+    assert ok[shift:, shift:].all()
+    np.testing.assert_array_equal(ok, alpha)
+    np.testing.assert_array_equal(ours[:, ok], gdal[:, ok])
