@@ -191,3 +191,14 @@ def test_shifted_tiles_give_the_same_patches_on_threads_and_workers(tmp_path, mo
     assert workers.threshold == serial.threshold
     assert shapely.equals(shapely.union_all(serial.patches.geometry.values),
                           shapely.union_all(workers.patches.geometry.values))
+
+
+def test_nothing_is_kept_once_closed() -> None:
+    scene = _stack(np.random.default_rng(7), GRID.height, GRID.width)
+    kept = EdgeColumns((200,), 60, GRID.height)
+    kept.keep(Window(0, 80, 100, 120), scene[:, 0:100, 80:200])
+    out = np.zeros((4, 100, 130), np.uint16)
+    assert kept.take(Window(0, 140, 100, 130), out) == 60
+    kept.close()
+    kept.keep(Window(0, 80, 100, 120), scene[:, 0:100, 80:200])  # a read still queued when the run stopped
+    assert kept.take(Window(0, 140, 100, 130), out) == 0

@@ -316,8 +316,12 @@ class EdgeColumns:
     def __init__(self, edges: tuple[int, ...], width: int, height: int) -> None:
         self.edges, self.width, self.height = tuple(edges), int(width), int(height)
         self._held: dict[int, _Kept] = {}
+        self._closed = False
 
     def close(self) -> None:
+        """Let go of what is kept; from now on nothing is kept or given (reads still queued when a run
+        stops early decode their columns)."""
+        self._closed = True
         for h in self._held.values():
             h.close()
         self._held.clear()
@@ -356,7 +360,7 @@ class EdgeColumns:
     def keep(self, window: Window, data: np.ndarray) -> None:
         """Keep the ``width`` columns left of an edge the window ends at (every row of ``data``)."""
         end = window.col + window.width
-        if end not in self.edges or window.col > end - self.width:
+        if self._closed or end not in self.edges or window.col > end - self.width:
             return
         rows = np.ascontiguousarray(data[:, :, data.shape[2] - self.width :].transpose(1, 0, 2))
         held = self._held.get(end)
