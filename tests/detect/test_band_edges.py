@@ -171,12 +171,12 @@ def test_a_serial_run_takes_the_edge_columns_and_gives_the_same_patches(tmp_path
 
 @pytest.mark.slow
 def test_shifted_tiles_give_the_same_patches_on_threads_and_workers(tmp_path, monkeypatch) -> None:
-    """Only the serial run keeps edge columns; tiles on threads or Dask workers read their whole windows, on
-    the same shifted tiles."""
+    """Tiles on threads or Dask workers read their own windows, on the same shifted tiles, through the edge
+    columns of their process (``kernel._process_edges``: kept when their tiles come in the visiting order)."""
     pytest.importorskip("distributed")
     from synth import scene_arrays, write_stack
 
-    from tuban.detect import engine
+    from tuban.detect import engine, kernel
 
     before, after, _ = scene_arrays(shape=(256, 512), seed=6)
     b = write_stack(tmp_path / "b.tif", before)
@@ -185,8 +185,18 @@ def test_shifted_tiles_give_the_same_patches_on_threads_and_workers(tmp_path, mo
     serial = engine.detect(b, a, sensor="sentinel2", tile_size=128)
     wkb = list(shapely.to_wkb(serial.patches.geometry.values))
     assert wkb
+    taken: list[int] = []
+    real_take = EdgeColumns.take
+
+    def take(self, window, out):
+        taken.append(real_take(self, window, out))
+        return taken[-1]
+
+    monkeypatch.setattr(EdgeColumns, "take", take)
     threads = engine.detect(b, a, sensor="sentinel2", tile_size=128, threads=2)
     assert list(shapely.to_wkb(threads.patches.geometry.values)) == wkb
+    assert taken  # tile tasks reading their own windows go through the process's edge columns
+    assert not kernel._EDGES  # and let go of them at the end
     workers = engine.detect(b, a, sensor="sentinel2", tile_size=128, workers=2)
     assert workers.threshold == serial.threshold
     assert shapely.equals(shapely.union_all(serial.patches.geometry.values),

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -302,7 +302,10 @@ class _Threads(_StatsThenTiles, _Serial):
 
     def tiles(self, job: kernel.Job, tiles: Sequence[Window], stats: kernel.Stats,
               progress: Progress | None = None, *, band: int = 0) -> list[dict[str, Any]]:
-        return self.map(kernel.tile_pieces, [(job, t, stats) for t in tiles], "tiles", progress)
+        try:
+            return self.map(kernel.tile_pieces, [(job, t, stats) for t in tiles], "tiles", progress)
+        finally:
+            kernel.release_edges()
 
 
 
@@ -384,7 +387,10 @@ class _Dask(_StatsThenTiles):
         if progress:
             for done, _ in enumerate(as_completed(futures), 1):
                 progress("tiles", done, len(futures))
-        return c.gather(futures)  # in the tiles' order
+        try:
+            return c.gather(futures)  # in the tiles' order
+        finally:
+            c.run(kernel.release_edges)  # the columns each worker kept at band edges
 
 
 @contextmanager
@@ -546,6 +552,7 @@ def plan(
     band = band_width(tile_size, job.halo, blk, sum(bytes_per_pixel(s) for s in dates), GDAL_CACHE_BYTES)
     edges = band_edges(grid, tile_size, band) if job.halo < tile_size else ()
     tiles = tile_windows(grid, tile_size, shift=job.halo if edges else 0)
+    job = replace(job, edges=edges)
     return Plan(job, tuple(samples), tuple(tiles), threshold, aoi, band, edges)
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "assemble_tile",
     "date_keys",
     "finish_patches",
+    "release_edges",
     "sample_band_values",
     "sample_block",
     "sample_blocks",
@@ -78,6 +79,9 @@ class Job:
     gdal_threads: str = "1"
     min_area: float = 0.0  # the minimum mapping unit in CRS units² (patches and holes below it are dropped)
     simplify: float = 0.0  # topology-preserving simplification tolerance in CRS units (0: none)
+    #: columns where the bands of tiles meet (:func:`tuban.detect.tiles.band_edges`): a process reading tiles
+    #: itself (a Dask worker, a thread) keeps the columns there for the next band (:func:`_process_edges`)
+    edges: tuple[int, ...] = ()
 
     def change_method(self) -> ChangeMethod:
         avail = set(self.before.roles) & set(self.after.roles)
@@ -214,13 +218,50 @@ def date_keys(job: Job) -> tuple[str, ...]:
     return tuple(_dates(job))
 
 
-def _read(job: Job, core: Window, method: ChangeMethod, halo: int) -> Block:
+def _read(job: Job, core: Window, method: ChangeMethod, halo: int,
+          edges: Mapping[str, EdgeColumns] | None = None) -> Block:
     """The window ``core`` + ``halo`` of every date, with the masks, the dates one after the other on this
-    thread (:func:`submit_tile` reads them on a thread each)."""
+    thread (:func:`submit_tile` reads them on a thread each); ``edges``: per date, the columns kept at band
+    edges."""
     from tuban.detect.tiles import expand
 
     win = expand(core, job.grid, halo)
-    return _assemble(job, core, method, win, {k: _read_date(job, s, method, win) for k, s in _dates(job).items()})
+    return _assemble(job, core, method, win, {k: _read_date(job, s, method, win, None, edges.get(k) if edges else None)
+                                              for k, s in _dates(job).items()})
+
+
+_EDGES: dict[tuple, dict[str, EdgeColumns]] = {}
+_EDGES_LOCK = threading.Lock()
+
+
+def _process_edges(job: Job) -> dict[str, EdgeColumns] | None:
+    """This process's :class:`EdgeColumns` per date for ``job``'s band edges (a Dask worker reads its strip
+    of tiles in the visiting order, so most windows starting left of an edge find its columns; one that does
+    not, e.g. a tile stolen by another worker, decodes them). Those of another job are let go first."""
+    if not job.edges:
+        return None
+    key = (tuple((k, tuple(sorted((r, b.path, b.index) for r, b in s.bands.items()))) for k, s in _dates(job).items()),
+           job.grid, job.halo, job.edges)
+    with _EDGES_LOCK:
+        got = _EDGES.get(key)
+        if got is None:
+            _release()
+            got = _EDGES[key] = {k: EdgeColumns(job.edges, 2 * job.halo, job.grid.height) for k in _dates(job)}
+        return got
+
+
+def release_edges() -> None:
+    """Let go of the edge columns this process keeps for tile tasks (:func:`_process_edges`): run by the
+    executors at the end of their tiles, here or on every Dask worker."""
+    with _EDGES_LOCK:
+        _release()
+
+
+def _release() -> None:
+    for kept in _EDGES.values():
+        for e in kept.values():
+            e.close()
+    _EDGES.clear()
 
 
 def _assemble(job: Job, core: Window, method: ChangeMethod, win: Window, got: Mapping[str, Any]) -> Block:
@@ -612,7 +653,7 @@ def tile_pieces(job: Job, core: Window, stats: Stats, blk: Block | None = None) 
     """
     method = job.change_method()
     if blk is None:
-        blk = _read(job, core, method, job.halo)
+        blk = _read(job, core, method, job.halo, _process_edges(job))
     score, mask = _tile_score_mask(job, blk, method, stats)
     m = np.ascontiguousarray(mask)
     unobs = _crop(blk.unobservable, core, blk.win)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -310,21 +311,24 @@ class EdgeColumns:
 
     Kept in an unnamed temporary file (the columns of an edge grow with the scene's height: 31 MB per
     date at 32k²; on disk the run's memory stays bounded by the tile); where the temporary directory
-    cannot take them, in memory. Not thread-safe: one instance per reader thread, which reads its tiles
-    in the visiting order (every window of a band before any of the next)."""
+    cannot take them, in memory. Thread-safe, but it pays only when one reader reads its tiles in the
+    visiting order (every window of a band before any of the next): a window whose columns are not kept
+    decodes them."""
 
     def __init__(self, edges: tuple[int, ...], width: int, height: int) -> None:
         self.edges, self.width, self.height = tuple(edges), int(width), int(height)
         self._held: dict[int, _Kept] = {}
         self._closed = False
+        self._lock = threading.Lock()  # tile tasks on threads of one process may share it
 
     def close(self) -> None:
         """Let go of what is kept; from now on nothing is kept or given (reads still queued when a run
         stops early decode their columns)."""
-        self._closed = True
-        for h in self._held.values():
-            h.close()
-        self._held.clear()
+        with self._lock:
+            self._closed = True
+            for h in self._held.values():
+                h.close()
+            self._held.clear()
 
     def __enter__(self) -> EdgeColumns:
         return self
@@ -346,6 +350,10 @@ class EdgeColumns:
     def take(self, window: Window, out: np.ndarray) -> int:
         """Fill the columns of ``out`` (bands, window rows, window columns) left of the window's band
         edge from what was kept; returns how many (0: nothing kept for these rows: read them)."""
+        with self._lock:
+            return self._take(window, out)
+
+    def _take(self, window: Window, out: np.ndarray) -> int:
         e, k = self.left_part(window)
         held = self._held.get(e) if k else None
         r0, r1 = window.row, window.row + window.height
@@ -359,6 +367,10 @@ class EdgeColumns:
 
     def keep(self, window: Window, data: np.ndarray) -> None:
         """Keep the ``width`` columns left of an edge the window ends at (every row of ``data``)."""
+        with self._lock:
+            self._keep(window, data)
+
+    def _keep(self, window: Window, data: np.ndarray) -> None:
         end = window.col + window.width
         if self._closed or end not in self.edges or window.col > end - self.width:
             return
