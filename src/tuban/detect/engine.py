@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -390,7 +390,10 @@ class _Dask(_StatsThenTiles):
         try:
             return c.gather(futures)  # in the tiles' order
         finally:
-            c.run(kernel.release_edges)  # the columns each worker kept at band edges
+            # the columns each worker kept at band edges; best effort: a worker lost meanwhile must not hide
+            # the run's own result or error (its files go with its process)
+            with suppress(Exception):
+                c.run(kernel.release_edges)
 
 
 @contextmanager
