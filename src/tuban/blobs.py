@@ -24,7 +24,7 @@ from typing import BinaryIO
 from tuban.errors import ConflictError, InputNotFoundError, NotFoundError, UsageError
 from tuban.files import fsync_dir, replacing
 
-__all__ = ["BlobStore", "fsync_dir"]
+__all__ = ["BlobStore"]
 
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1024 * 1024

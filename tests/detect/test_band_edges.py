@@ -147,7 +147,7 @@ def test_a_serial_run_takes_the_edge_columns_and_gives_the_same_patches(tmp_path
         a = write_band_folder(tmp_path / "a", after)
     monkeypatch.setattr(engine, "band_width", lambda *args, **kw: 2)  # bands of 2 tiles: an edge at 256
     p = engine.plan(b, a, sensor="sentinel2", tile_size=128)
-    assert p.edges == (256,)
+    assert p.job.edges == (256,)
     assert min(t.col for t in p.tiles if t.col > 0) == 128 - p.job.halo  # cores shifted by the halo
 
     taken: list[int] = []

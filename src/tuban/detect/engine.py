@@ -68,8 +68,6 @@ class Plan:
     threshold: float | None = None
     aoi: Any = None
     band: int = 0  # tile columns per band of the visiting order (tiles.visit_order); 0: whole rows
-    edges: tuple[int, ...] = ()  # columns where the bands meet (tiles.band_edges); the tiles' cores are
-    # shifted left by the halo there (tiles.tile_windows), so a serial run keeps 2 × halo columns per edge
 
     def to_delayed(self):
         """The run as a Dask graph (``dask.delayed``); building it computes nothing."""
@@ -158,8 +156,7 @@ class _Serial:
         return fn(*args, **kw)
 
     def run(self, job: kernel.Job, samples: Sequence[Window], tiles: Sequence[Window], threshold: float | None,
-            progress: Progress | None = None, *, band: int = 0, edges: tuple[int, ...] = ()
-            ) -> tuple[kernel.Stats, list[dict[str, Any]]]:
+            progress: Progress | None = None, *, band: int = 0) -> tuple[kernel.Stats, list[dict[str, Any]]]:
         """Statistics, then every tile's pieces (in the tiles' order, whatever the visiting order).
 
         The reads run on the reader threads, one per date (each keeps its files open, hence that date's
@@ -167,15 +164,15 @@ class _Serial:
         :data:`PREFETCH` tiles, queued before the statistics are computed so the date threads decode them
         meanwhile; then each tile is computed here while the next ones are read (the numba kernels, OpenCV
         and GDAL release the GIL), into buffers handed back after each tile
-        (:class:`~tuban.raster.grid.BufferPool`: no fresh pages per tile). ``edges`` (:attr:`Plan.edges`):
-        each date's thread keeps the columns its windows need across the edges of the bands
+        (:class:`~tuban.raster.grid.BufferPool`: no fresh pages per tile). At the edges of the bands
+        (:attr:`kernel.Job.edges`) each date's thread keeps the columns its windows need
         (:class:`~tuban.raster.grid.EdgeColumns`), so no block is decoded for two bands."""
         reader = self._read_on(job)
         dates = self._dates
         assert dates is not None
         with ExitStack() as stack:
-            kept = {k: stack.enter_context(EdgeColumns(edges, 2 * job.halo, job.grid.height)) for k in dates} \
-                if edges else None
+            kept = {k: stack.enter_context(EdgeColumns(job.edges, 2 * job.halo, job.grid.height))
+                    for k in dates} if job.edges else None
             halo = job.score_halo
             futures = [reader.submit(kernel.assemble_tile, job, w, kernel.submit_tile(job, w, dates, halo=halo),
                                      halo=halo) for w in samples]
@@ -271,9 +268,7 @@ class _StatsThenTiles:
     tiles: Callable[..., list[dict[str, Any]]]
 
     def run(self, job: kernel.Job, samples: Sequence[Window], tiles: Sequence[Window], threshold: float | None,
-            progress: Progress | None = None, *, band: int = 0, edges: tuple[int, ...] = ()
-            ) -> tuple[kernel.Stats, list[dict[str, Any]]]:
-        """``edges``: unused (tiles run in any order, each reads its whole window)."""
+            progress: Progress | None = None, *, band: int = 0) -> tuple[kernel.Stats, list[dict[str, Any]]]:
         stats = self.stats(job, samples, threshold, progress)
         return stats, self.tiles(job, tiles, stats, progress, band=band)
 
@@ -431,16 +426,16 @@ def executor(*, workers: int | None = None, scheduler: str | None = None, thread
             cluster.close()
 
 
-#: dask settings of the local clusters :func:`local_cluster` starts: the event loops' blocked-loop tick every
-#: second instead of every 20 ms, the system monitor (CPU / memory figures for dashboards) every 5 s instead of
-#: 0.5 s. On 2 cores the client's threads (scheduler, client) then took 0.6–0.9 instead of 1.0–1.2 CPU-s of a
-#: 12–14 s run of 2 workers at 16k² (measured), CPU the workers' cores gave up.
-#: what ``--workers`` changes in dask's defaults: slower event-loop ticks and system monitor (they took CPU from the
-#: workers on 2 cores), and no ``MALLOC_TRIM_THRESHOLD_`` for the worker processes. Dask's nannies set it
-#: (65536) so that workers give memory back to the OS. But setting it turns off glibc's dynamic mmap threshold,
-#: so every temporary array above 128 KB comes from fresh mmap'd pages. The same 64 tiles of 2048 at 16k² took
-#: 18.0 CPU-s in such a worker, 15.1–15.2 without it, and 16.0 in this process. Left as it is when the
-#: environment already has it (a user's setting, or a nanny of a cluster started earlier in this process).
+#: dask settings of the local clusters :func:`local_cluster` starts (what ``--workers`` changes in dask's
+#: defaults):
+#: - the event loops' blocked-loop tick every second instead of every 20 ms, the system monitor (CPU / memory
+#:   figures for dashboards) every 5 s instead of 0.5 s: on 2 cores the client's threads (scheduler, client)
+#:   then took 0.6–0.9 instead of 1.0–1.2 CPU-s of a 12–14 s run of 2 workers at 16k², CPU the workers gave up;
+#: - no ``MALLOC_TRIM_THRESHOLD_`` for the worker processes. Dask's nannies set it (65536) so that workers give
+#:   memory back to the OS, but setting it turns off glibc's dynamic mmap threshold, so every temporary array
+#:   above 128 KB comes from fresh mmap'd pages: the same 64 tiles of 2048 at 16k² took 18.0 CPU-s in such a
+#:   worker, 15.1–15.2 without it, and 16.0 in this process. Left as it is when the environment already has it
+#:   (a user's setting, or a nanny of a cluster started earlier in this process).
 LOCAL_CLUSTER_CONFIG = {"distributed.admin.tick.interval": "1s", "distributed.admin.system-monitor.interval": "5s",
                         "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 
@@ -563,7 +558,7 @@ def plan(
     edges = band_edges(grid, tile_size, band) if job.halo < tile_size else ()
     tiles = tile_windows(grid, tile_size, shift=job.halo if edges else 0)
     job = replace(job, edges=edges)
-    return Plan(job, tuple(samples), tuple(tiles), threshold, aoi, band, edges)
+    return Plan(job, tuple(samples), tuple(tiles), threshold, aoi, band)
 
 
 def finish(p: Plan, results: Sequence[dict[str, Any]], stats: kernel.Stats) -> DetectResult:
@@ -666,5 +661,5 @@ def detect(
     if not compute:
         return p.to_delayed()
     with executor(workers=workers, scheduler=scheduler, threads=threads or 1) as ex:
-        stats, results = ex.run(p.job, p.samples, p.tiles, threshold, progress, band=p.band, edges=p.edges)
+        stats, results = ex.run(p.job, p.samples, p.tiles, threshold, progress, band=p.band)
     return finish(p, results, stats)

@@ -584,22 +584,19 @@ def read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window,
             # one read per file: pixel-interleaved files decode every band of a block at once
             indexes = [scene.bands[roles[i]].index for i in slots]
             src = _dataset(path, threads)
-            nodata = src.nodata
-            if nodata is None and scene.zero_is_nodata:
-                nodata = 0
-            nest = _nesting(src, grid) if resampling in (None, "bilinear", "nearest") else None
+            nodata, mask_max = _invalid_values(src, scene, mask_saturated)
             if _same_grid(src, grid):
                 arr = src.read(indexes, window=rw, boundless=False)
                 if arr.dtype == np.uint16 and _fused_ok():  # one pass: convert, scale, nodata, saturation
                     from tuban.raster import fused
 
-                    fused.convert_u16(arr, out, slots, valid, nodata=nodata, mask_max=mask_saturated and (
-                        nodata is None or nodata != 65535), scale=scale)
+                    fused.convert_u16(arr, out, slots, valid, nodata=nodata, mask_max=mask_max, scale=scale)
                     continue
                 ok = np.ones((h, w), bool) if nodata is None else np.all(arr != nodata, axis=0)
-            elif nest is not None:  # a coarser band on the grid's pixel edges (Sentinel-2 20 m): no warper
+            elif resampling in (None, "bilinear", "nearest") and (nest := _nesting(src, grid)) is not None:
+                # a coarser band on the grid's pixel edges (Sentinel-2 20 m): no warper
                 arr, ok = _read_nested(src, indexes, window, nest, nodata=nodata, nearest=resampling == "nearest",
-                                       mask_max=mask_saturated and (nodata is None or nodata != 65535))
+                                       mask_max=mask_max)
             else:
                 coarser = src.res[0] > 0 and grid.res[0] / max(src.res[0], 1e-12) > 1.5
                 if src.crs is not None and src.crs.to_wkt() != grid.crs:
@@ -658,15 +655,15 @@ def _read_u16(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window, 
             nests[p] = None
             continue
         nest = _nesting(s, grid)
-        nd = s.nodata if s.nodata is not None else (0 if scene.zero_is_nodata else None)
+        if nest is None:
+            return None
+        nd, _ = _invalid_values(s, scene, mask_saturated)
         if nd is not None and float(nd).is_integer() and 0 <= nd <= 65535:
             marker = int(nd)
         elif mask_saturated:
             marker = 65535
         else:
             return None  # invalid pixels could not be told from their values
-        if nest is None:
-            return None
         nests[p] = (nest, marker)
     from tuban.raster import fused
 
@@ -685,11 +682,8 @@ def _read_u16(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window, 
     with rasterio.Env(**opts):
         for path, slots in by_path.items():
             src = srcs[path]
-            nodata = src.nodata
-            if nodata is None and scene.zero_is_nodata:
-                nodata = 0
+            nodata, mask_max = _invalid_values(src, scene, mask_saturated)
             indexes = [scene.bands[roles[i]].index for i in slots]
-            mask_max = mask_saturated and (nodata is None or nodata != 65535)
             contiguous = slots == list(range(slots[0], slots[0] + len(slots)))
             nested = nests[path]
             if nested is not None:
@@ -708,6 +702,15 @@ def _read_u16(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window, 
     if edges is not None:
         edges.keep(window, out)
     return out, valid
+
+
+def _invalid_values(src, scene: Scene, mask_saturated: bool) -> tuple[float | None, bool]:
+    """``(nodata, mask_max)`` of a file: its nodata value (0 when it has none and the scene's zeros are
+    nodata), and whether its type's top value marks saturated pixels (asked for, and not the nodata)."""
+    nodata = src.nodata
+    if nodata is None and scene.zero_is_nodata:
+        nodata = 0
+    return nodata, mask_saturated and (nodata is None or nodata != 65535)
 
 
 def _fused_ok() -> bool:
