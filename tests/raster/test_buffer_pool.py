@@ -1,32 +1,86 @@
-"""grid.BufferPool: window-sized arrays handed back and given out again."""
+"""grid.BufferPool: arrays handed back and given out again, whatever their shape."""
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 
 from tuban.raster.grid import BufferPool
 
 
-def test_arrays_come_back_by_shape_and_dtype() -> None:
-    pool = BufferPool(per_shape=2)
+def _same_memory(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+
+
+def test_a_buffer_given_back_serves_other_shapes_and_dtypes_of_its_class() -> None:
+    pool = BufferPool()
     a = pool.take((2, 3, 4), np.uint16)
     assert a.shape == (2, 3, 4)
     assert a.dtype == np.uint16
+    assert a.flags.c_contiguous
+    a[:] = 7
     pool.give(a)
-    assert pool.take((2, 3, 4), np.uint16) is a  # the same memory again
-    assert pool.take((2, 3, 4), np.uint16) is not a  # only one was handed back
-    b = pool.take((3, 4), np.uint16)
-    pool.give(b)
-    assert pool.take((3, 4), bool) is not b  # another dtype: not interchangeable
-    assert pool.take((4, 3), np.uint16) is not b  # another shape either
+    b = pool.take((4, 3), np.float32)  # 48 bytes: the same class (64) as a's 48
+    assert _same_memory(a, b)
+    assert b.shape == (4, 3)
+    assert b.dtype == np.float32
+    c = pool.take((4, 3), np.float32)  # only one was handed back: a new buffer
+    assert not _same_memory(b, c)
+    pool.give(b, c)
+    d = pool.take((100,), np.uint8)  # another class (128): not one of those
+    assert not _same_memory(d, b)
+    assert not _same_memory(d, c)
+    assert pool.nbytes == 64 + 64 + 128
 
 
-def test_views_are_not_kept_and_the_pool_is_bounded() -> None:
-    pool = BufferPool(per_shape=2)
-    base = np.zeros((4, 4), np.uint16)
-    pool.give(base[:2])  # a view of someone else's array
-    assert pool.take((2, 4), np.uint16).base is None
-    arrays = [np.zeros((5, 5), np.uint16) for _ in range(4)]
-    pool.give(*arrays)
-    kept = [pool.take((5, 5), np.uint16) for _ in range(4)]
-    assert sum(any(k is a for a in arrays) for k in kept) == 2
+def test_views_come_back_whole_and_foreign_arrays_are_ignored() -> None:
+    pool = BufferPool()
+    a = pool.take((8, 8), np.int32)
+    pool.give(a[2:4, 1:3])  # a crop of a pooled array: its buffer goes back
+    assert _same_memory(pool.take((8, 8), np.int32), a)
+    foreign = np.zeros((8, 8), np.int32)
+    pool.give(foreign, foreign[:2], None)
+    assert not _same_memory(pool.take((8, 8), np.int32), foreign)
+
+
+def test_giving_twice_does_not_hand_a_buffer_out_twice() -> None:
+    pool = BufferPool()
+    a = pool.take((1000,), np.uint8)
+    pool.give(a)
+    pool.give(a)
+    x, y = pool.take((1000,), np.uint8), pool.take((1000,), np.uint8)
+    assert not _same_memory(x, y)
+
+
+def test_zeros_and_clear() -> None:
+    pool = BufferPool()
+    a = pool.take((50,), np.int64)
+    a[:] = 5
+    pool.give(a)
+    z = pool.zeros((50,), np.int64)
+    assert _same_memory(z, a)
+    assert not z.any()
+    pool.clear()
+    assert pool.nbytes == 0
+    assert not _same_memory(pool.take((50,), np.int64), a)
+    assert z.sum() == 0  # arrays in use stay valid after clear
+
+
+def test_the_pool_holds_only_what_was_in_use_at_once_across_threads() -> None:
+    pool = BufferPool()
+    barrier = threading.Barrier(4)
+
+    def work() -> None:
+        barrier.wait()
+        for i in range(200):
+            a = pool.take((1000 + i % 7, 3), np.float32)  # ~12 KB: one class whatever the shape
+            a[:] = 1
+            pool.give(a)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert pool.nbytes <= 4 * 16384  # at most one buffer per thread in use at once

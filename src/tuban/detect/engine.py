@@ -177,7 +177,7 @@ class _Serial:
             futures = [reader.submit(kernel.assemble_tile, job, w, kernel.submit_tile(job, w, dates, halo=halo),
                                      halo=halo) for w in samples]
             order = visit_order(tiles, band)
-            pool = BufferPool(per_shape=3)  # a tile's dates come back together; the next read takes them
+            pool = BufferPool()  # a tile's arrays come back together; the next tiles take them
 
             def ahead_of(k: int, stats: kernel.Stats | None = None):
                 # each date's thread has the next tiles queued, so it never waits for a tile to be assembled;

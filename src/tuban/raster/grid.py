@@ -260,43 +260,72 @@ def _read_nested(src, indexes: list[int], window: Window, nest: _Nest, *, nodata
 
 
 class BufferPool:
-    """Window-sized arrays handed back after use and given out again (thread-safe).
+    """Arrays handed back after use and given out again, whatever their shape (thread-safe).
 
-    A serial detection reads every tile into the same few shapes; a fresh 10 MB array per date and tile
-    costs its pages again (the kernel zeroes each new page: ~1 s of CPU at 16k²). At most ``per_shape``
-    arrays of each shape and dtype are kept, so memory stays bounded by the window, not the scene.
+    A serial detection computes every tile with the same few arrays: its bands, masks, score, labels. Fresh
+    arrays per tile cost their pages again (the kernel zeroes each new page: ~1 s of CPU at 16k² for the
+    bands alone), and, freed among GDAL's long-lived cached blocks, they fragment the heap, whose peak then
+    grows with the number of tiles, i.e. with the scene. Pooled, they are allocated once.
+
+    Buffers are flat bytes in classes of powers of two: :meth:`take` gives a view of a free buffer of the
+    class of the bytes asked (else a new one), so arrays of other shapes (the scene's last row and column, the
+    bands' edges) reuse the same buffers. A buffer's pages count only once written, so the class's spare
+    bytes cost no memory. The pool holds at most what was in use at once; :meth:`clear` lets go of it all.
     """
 
-    def __init__(self, per_shape: int = 4) -> None:
+    def __init__(self) -> None:
         import threading
 
-        self.per_shape = per_shape
-        self._free: dict[tuple[tuple[int, ...], str], list[np.ndarray]] = {}
+        self._owned: dict[int, np.ndarray] = {}  # id → buffer, every buffer this pool made
+        self._free: dict[int, list[np.ndarray]] = {}  # by class: log2 of the size
         self._lock = threading.Lock()
 
-    def take(self, shape: tuple[int, ...], dtype: type[np.generic]) -> np.ndarray:
-        """An array of ``shape`` and ``dtype`` with undefined contents (as ``np.empty``)."""
-        key = (tuple(shape), np.dtype(dtype).str)
+    def take(self, shape: tuple[int, ...], dtype: type[np.generic] | np.dtype) -> np.ndarray:
+        """An array of ``shape`` and ``dtype`` with undefined contents (as ``np.empty``), C-contiguous."""
+        dt = np.dtype(dtype)
+        n = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+        k = max(n - 1, 1).bit_length()  # 2**k ≥ n
         with self._lock:
-            free = self._free.get(key)
+            free = self._free.get(k)
             if free:
-                return free.pop()
-        return np.empty(shape, dtype)
+                buf = free.pop()
+            else:
+                buf = np.empty(1 << k, np.uint8)
+                self._owned[id(buf)] = buf
+        return buf[:n].view(dt).reshape(shape)
 
-    def clear(self) -> None:
-        """Let go of every array held."""
-        with self._lock:
-            self._free.clear()
+    def zeros(self, shape: tuple[int, ...], dtype: type[np.generic] | np.dtype) -> np.ndarray:
+        """As :meth:`take`, filled with zeros."""
+        out = self.take(shape, dtype)
+        out.fill(0)
+        return out
 
-    def give(self, *arrays: np.ndarray) -> None:
-        """Hand back arrays from :meth:`take` that nothing uses any more (others are ignored)."""
+    def give(self, *arrays: np.ndarray | None) -> None:
+        """Hand back arrays from :meth:`take` that nothing uses any more; others (and ``None``) are ignored.
+
+        An array from :meth:`take`, or a view of one: its buffer goes back whole."""
         with self._lock:
             for a in arrays:
-                if a.base is not None or not a.flags.c_contiguous:
-                    continue  # a view: not ours to keep
-                free = self._free.setdefault((a.shape, a.dtype.str), [])
-                if len(free) < self.per_shape:
-                    free.append(a)
+                if a is None:
+                    continue
+                buf = a if a.base is None else a.base  # numpy points a view's base at the owner
+                if self._owned.get(id(buf)) is not buf:
+                    continue
+                free = self._free.setdefault(buf.nbytes.bit_length() - 1, [])
+                if not any(f is buf for f in free):
+                    free.append(buf)
+
+    def clear(self) -> None:
+        """Let go of every buffer (those still in use stay valid: they are ordinary arrays)."""
+        with self._lock:
+            self._free.clear()
+            self._owned.clear()
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of every buffer this pool made (in use or free)."""
+        with self._lock:
+            return sum(b.nbytes for b in self._owned.values())
 
 
 class EdgeColumns:
