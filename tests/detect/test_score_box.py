@@ -82,3 +82,44 @@ def test_a_tile_whose_background_was_computed_where_it_was_assembled_gives_the_s
         assert list(shapely.to_wkb(x["geoms"])) == list(shapely.to_wkb(y["geoms"]))
         np.testing.assert_array_equal(x["sums"], y["sums"])
         assert x["unobservable_px"] == y["unobservable_px"]
+
+
+@pytest.mark.skipif(not fused.available(), reason="numba (the detect extra) is not installed")
+def test_tiles_computed_with_a_buffer_pool_give_the_same_pieces_and_the_pool_stops_growing(tmp_path) -> None:
+    """A serial run reads, assembles and computes every tile with arrays from one ``BufferPool`` (bands,
+    masks, background rows, score, labels, the vectoriser's work arrays), handed back after each tile: the
+    pieces are those of fresh arrays, byte for byte, and once every tile shape has been seen the pool makes
+    no new buffer (nothing is kept, nothing is given out twice)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from synth import scene_arrays, write_stack
+
+    from tuban.detect import engine, kernel
+    from tuban.raster.grid import BufferPool
+
+    before, after, _ = scene_arrays(shape=(300, 260), seed=11)
+    p = engine.plan(write_stack(tmp_path / "b.tif", before), write_stack(tmp_path / "a.tif", after),
+                    sensor="sentinel2", tile_size=96)
+    job = p.job
+    stats = kernel.scene_stats(job, [kernel.sample_block(job, w) for w in p.samples])
+    pool = BufferPool()
+    readers = {k: ThreadPoolExecutor(1) for k in kernel.date_keys(job)}
+    sizes = []
+    try:
+        for _ in range(2):  # the second pass sees only shapes the pool has served
+            for core in p.tiles:
+                blk = kernel.assemble_tile(job, core, kernel.submit_tile(job, core, readers, pool), stats=stats,
+                                           buffers=pool)
+                pooled = kernel.tile_pieces(job, core, stats, blk, pool)
+                kernel.release(blk, pool)
+                fresh = kernel.tile_pieces(job, core, stats)
+                assert list(shapely.to_wkb(pooled["geoms"])) == list(shapely.to_wkb(fresh["geoms"]))
+                np.testing.assert_array_equal(pooled["sums"], fresh["sums"])
+                np.testing.assert_array_equal(pooled["seam"], fresh["seam"])
+                assert pooled["unobservable_px"] == fresh["unobservable_px"]
+            sizes.append(pool.nbytes)
+    finally:
+        for ex in readers.values():
+            ex.shutdown()
+    assert sum(len(kernel.tile_pieces(job, t, stats)["geoms"]) for t in p.tiles) > 0
+    assert sizes[1] == sizes[0]

@@ -184,7 +184,8 @@ class _Serial:
                 # once the statistics are known the assembling thread also computes the tile's background
                 # rows, which takes ~1/5 of the kernels' work off their thread (3 threads share 2 cores)
                 return reader.submit(kernel.assemble_tile, job, tiles[k],
-                                     kernel.submit_tile(job, tiles[k], dates, pool, edges=kept), stats=stats)
+                                     kernel.submit_tile(job, tiles[k], dates, pool, edges=kept), stats=stats,
+                                     buffers=pool)
 
             ahead = deque(ahead_of(k) for k in order[:PREFETCH])
             blocks = []
@@ -194,12 +195,13 @@ class _Serial:
                     progress("statistics", i + 1, len(futures))
             stats = kernel.scene_stats(job, blocks, threshold=threshold)
             del blocks
+            futures.clear()  # they hold the sample blocks (~50 MB) as their results
             spill = stack.enter_context(_Spill())
             for i, k in enumerate(order):
                 blk = ahead.popleft().result()
                 if i + PREFETCH < len(order):
                     ahead.append(ahead_of(order[i + PREFETCH], stats))
-                spill.put(k, kernel.tile_pieces(job, tiles[k], stats, blk))
+                spill.put(k, kernel.tile_pieces(job, tiles[k], stats, blk, pool))
                 kernel.release(blk, pool)  # the pieces hold no pixel of the block
                 del blk
                 if progress:

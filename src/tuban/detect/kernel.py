@@ -264,9 +264,11 @@ def _release() -> None:
     _EDGES.clear()
 
 
-def _assemble(job: Job, core: Window, method: ChangeMethod, win: Window, got: Mapping[str, Any]) -> Block:
+def _assemble(job: Job, core: Window, method: ChangeMethod, win: Window, got: Mapping[str, Any],
+              buffers: BufferPool | None = None) -> Block:
     """The :class:`Block` of ``win`` from each date's read (a :class:`_DateRead`, or a future of one):
-    validity, clouds and water of the dates combined in date order, then the shadows of the pair."""
+    validity, clouds and water of the dates combined in date order, then the shadows of the pair;
+    ``buffers``: where the block's masks go (the dates' validity goes back there once combined)."""
     import cv2
 
     from tuban.raster import masks
@@ -274,17 +276,24 @@ def _assemble(job: Job, core: Window, method: ChangeMethod, win: Window, got: Ma
     # OpenCV on one thread: in a serial run the reader threads decode while the kernels run, and OpenCV's
     # spinning pool only competed with them (measured: same or less wall, ~5 % less CPU)
     cv2.setNumThreads(1)
+    shape = (win.height, win.width)
+    take = buffers.take if buffers is not None else np.empty
     raw: dict[str, _Scaled] = {}
     stack: dict[str, np.ndarray] = {}
     scales: dict[str, float] = {}
-    valid = np.ones((win.height, win.width), bool)
-    cloudy = np.zeros_like(valid)
-    water = np.ones_like(valid) if job.water else np.zeros_like(valid)
+    valid = take(shape, np.bool_)
+    valid.fill(True)
+    cloudy = take(shape, np.bool_)
+    cloudy.fill(False)
+    water = take(shape, np.bool_)
+    water.fill(job.water)
     for key in _dates(job):  # in date order, as before: the masks combine the same way
         d = got[key]
         if not isinstance(d, _DateRead):
             d = d.result()
         valid &= d.valid
+        if buffers is not None:
+            buffers.give(d.valid)
         if d.cloudy is not None:
             cloudy |= d.cloudy
         if d.water is not None:
@@ -297,8 +306,13 @@ def _assemble(job: Job, core: Window, method: ChangeMethod, win: Window, got: Ma
         swir = (rb["swir1"], ra["swir1"]) if "swir1" in rb and "swir1" in ra else None
         cloudy |= masks.shadow_mask_stack(raw["b"].data, raw["a"].data, (rb["nir"], ra["nir"]), swir,
                                           scale_b=float(raw["b"].scale), scale_a=float(raw["a"].scale))
-    unobs = ~valid | cloudy
-    return Block(raw, stack, ~unobs & ~water, unobs, win, core, scales)
+    unobs = np.logical_not(valid, out=valid)  # ~valid | cloudy
+    unobs |= cloudy
+    use = np.logical_or(unobs, water, out=water)  # ~unobs & ~water, i.e. ~(unobs | water)
+    np.logical_not(use, out=use)
+    if buffers is not None:
+        buffers.give(cloudy)
+    return Block(raw, stack, use, unobs, win, core, scales)
 
 
 def _crop(arr: np.ndarray, core: Window, win: Window) -> np.ndarray:
@@ -347,9 +361,9 @@ def _comp_stats(stats: Stats, names: tuple[str, ...]) -> tuple[np.ndarray, np.nd
 
 
 def _fused_run(job: Job, blk: Block, method: ChangeMethod, stats: Stats, *, score: bool,
-               box: tuple[int, int, int, int] | None = None) -> np.ndarray:
-    """Fused kernels: components (n, h, w), or with ``score`` the gated (unsmoothed) score (h, w); with
-    ``box`` (rows and columns within the block) only that part."""
+               box: tuple[int, int, int, int] | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    """Fused kernels: components (n, h, w), or with ``score`` the gated (unsmoothed) score (h, w), into
+    ``out`` when given (without a baseline); with ``box`` (rows and columns within the block) only that part."""
     lay = method.layout
     assert lay is not None
     kw: dict[str, Any] = {"box": box, **_background_kw(job, blk)}
@@ -360,7 +374,7 @@ def _fused_run(job: Job, blk: Block, method: ChangeMethod, stats: Stats, *, scor
     if "0" not in blk.stack:
         return fused.components(blk.stack["b"], blk.stack["a"], _band_stats(stats, "b", method), after, blk.use,
                                 lay, comp_stats=cs, scale_b=sc.get("b", 1.0), scale_a=sc.get("a", 1.0),
-                                background=bg.get("b"), **kw)
+                                background=bg.get("b"), out=out if score else None, **kw)
     # baseline: each component the weaker of (after vs before) and (after vs baseline)
     c = fused.components(blk.stack["b"], blk.stack["a"], _band_stats(stats, "b", method), after, blk.use, lay,
                          scale_b=sc.get("b", 1.0), scale_a=sc.get("a", 1.0), background=bg.get("b"), **kw)
@@ -378,7 +392,7 @@ def _background_kw(job: Job, blk: Block) -> dict[str, Any]:
             "q_lim": _Q_LIM}
 
 
-def with_background(job: Job, blk: Block, stats: Stats) -> Block:
+def with_background(job: Job, blk: Block, stats: Stats, buffers: BufferPool | None = None) -> Block:
     """``blk`` with the fused kernels' background rows computed (:attr:`Block.background`): the part of a
     tile's score that needs only the block and the band statistics, so the thread that assembles blocks can
     take it off the kernels' thread. The same arrays the kernels would compute."""
@@ -389,7 +403,8 @@ def with_background(job: Job, blk: Block, stats: Stats) -> Block:
     for key in [k for k in ("b", "0") if k in blk.stack]:
         blk.background[key] = fused.background(blk.stack[key], blk.stack["a"], _band_stats(stats, key, method), after,
                                                blk.use, scale_b=blk.scale.get(key, 1.0),
-                                               scale_a=blk.scale.get("a", 1.0), **_background_kw(job, blk))
+                                               scale_a=blk.scale.get("a", 1.0), buffers=buffers,
+                                               **_background_kw(job, blk))
     return blk
 
 
@@ -402,11 +417,12 @@ def _components(job: Job, blk: Block, method: ChangeMethod, stats: Stats) -> dic
     return method.components(blk.raw["b"], blk.raw["a"], z["b"], z["a"], blk.raw.get("0"), z.get("0"), ctx=ctx)
 
 
-def _smooth(score: np.ndarray, method: ChangeMethod) -> np.ndarray:
+def _smooth(score: np.ndarray, method: ChangeMethod, dst: np.ndarray | None = None) -> np.ndarray:
+    """The score smoothed (into ``dst`` when given, same shape and dtype); itself without smoothing."""
     import cv2
 
     if method.smooth > 0:
-        score = cv2.GaussianBlur(score, (0, 0), method.smooth, borderType=cv2.BORDER_REPLICATE)
+        score = cv2.GaussianBlur(score, (0, 0), method.smooth, dst=dst, borderType=cv2.BORDER_REPLICATE)
     return score
 
 
@@ -445,12 +461,15 @@ def _score_box(blk: Block, margin: int) -> tuple[int, int, int, int]:
             max(c - margin, 0), min(c + blk.core.width + margin, blk.win.width))
 
 
-def _tile_score_mask(job: Job, blk: Block, method: ChangeMethod, stats: Stats) -> tuple[np.ndarray, np.ndarray]:
+def _tile_score_mask(job: Job, blk: Block, method: ChangeMethod, stats: Stats, buffers: BufferPool | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """The smoothed score and the cleaned change mask of a tile's core (mask 0 off ``use``).
 
     Fused kernels: the per-pixel work (score, Gaussian, threshold, opening/closing) runs only on the core
     plus :func:`score_margin` (the full halo is context for the background cells): the same core, bit
-    for bit, as computing the whole block (``tests/detect/test_score_box.py``)."""
+    for bit, as computing the whole block (``tests/detect/test_score_box.py``). ``buffers``: where those
+    arrays come from (the caller gives back what is returned, crops of them, and the score and mask's
+    spares are given back here)."""
     if not _fused(method):
         score = _combine(_components(job, blk, method, stats), blk, method, stats)
         mask = change_mask(score, stats.threshold)
@@ -458,9 +477,16 @@ def _tile_score_mask(job: Job, blk: Block, method: ChangeMethod, stats: Stats) -
         return _crop(score, blk.core, blk.win), _crop(mask, blk.core, blk.win)
     box = _score_box(blk, score_margin(method))
     use = blk.use[box[0] : box[1], box[2] : box[3]]
-    score = _smooth(_fused_run(job, blk, method, stats, score=True, box=box), method)
-    mask = _clean(fused.threshold(score, stats.threshold, use))
+    shape = (box[1] - box[0], box[3] - box[2])
+    take = buffers.take if buffers is not None else np.empty
+    raw = _fused_run(job, blk, method, stats, score=True, box=box, out=take(shape, np.float32))
+    score = _smooth(raw, method, take(shape, np.float32) if method.smooth > 0 else None)
+    mask = fused.threshold(score, stats.threshold, use, out=take(shape, np.uint8))
+    spare = take(shape, np.uint8) if buffers is not None else None
+    mask = _clean(mask, spare)
     np.bitwise_and(mask, use.view(np.uint8), out=mask)
+    if buffers is not None:
+        buffers.give(spare, raw if score is not raw else None)
     sub = Window(blk.win.row + box[0], blk.win.col + box[2], box[1] - box[0], box[3] - box[2])
     return _crop(score, blk.core, sub), _crop(mask, blk.core, sub)
 
@@ -561,12 +587,15 @@ def change_mask(score: np.ndarray, threshold: float) -> np.ndarray:
     return _clean((score > threshold).astype(np.uint8))
 
 
-def _clean(m: np.ndarray) -> np.ndarray:
+def _clean(m: np.ndarray, spare: np.ndarray | None = None) -> np.ndarray:
+    """A 3×3 opening then closing of the uint8 mask ``m``; with ``spare`` (same shape and dtype) the opening
+    goes there and the closing back into ``m``, so no array is allocated."""
     import cv2
 
     k = np.ones((2 * MORPH_RADIUS + 1,) * 2, np.uint8)
-    m = cv2.morphologyEx(m, cv2.MORPH_OPEN, k, borderType=cv2.BORDER_REPLICATE)
-    return cv2.morphologyEx(m, cv2.MORPH_CLOSE, k, borderType=cv2.BORDER_REPLICATE)
+    opened = cv2.morphologyEx(m, cv2.MORPH_OPEN, k, dst=spare, borderType=cv2.BORDER_REPLICATE)
+    return cv2.morphologyEx(opened, cv2.MORPH_CLOSE, k, dst=m if spare is not None else None,
+                            borderType=cv2.BORDER_REPLICATE)
 
 
 #: per-piece sums carried across seams: pixels, score, index before, index after, masked px and footprint px
@@ -590,13 +619,14 @@ def _runs(m: np.ndarray, *, gap: int = 16) -> list[tuple[int, int, int, int]]:
     return out
 
 
-def _label(m: np.ndarray, runs: list[tuple[int, int, int, int]]) -> tuple[int, np.ndarray]:
+def _label(m: np.ndarray, runs: list[tuple[int, int, int, int]], buffers: BufferPool | None = None
+           ) -> tuple[int, np.ndarray]:
     """4-connected labels of ``m`` (``n`` including the background 0, int32 labels), labelled run by run: a
     4-connected piece lies in one run (:func:`_runs`), and the runs of a tile with a few % change cover a
     fraction of it (labelling the whole 1024² tile took 1.6 ms)."""
     import cv2
 
-    lab = np.zeros(m.shape, np.int32)
+    lab = buffers.zeros(m.shape, np.int32) if buffers is not None else np.zeros(m.shape, np.int32)
     n = 1
     for r0, r1, c0, c1 in runs:
         k, sub = cv2.connectedComponents(m[r0:r1, c0:c1], connectivity=4, ltype=cv2.CV_32S)
@@ -623,20 +653,21 @@ def submit_tile(job: Job, core: Window, readers: Mapping[str, Any], buffers: Buf
 
 
 def assemble_tile(job: Job, core: Window, parts: Mapping[str, Any], *, halo: int | None = None,
-                  stats: Stats | None = None) -> Block:
+                  stats: Stats | None = None, buffers: BufferPool | None = None) -> Block:
     """The window's :class:`Block` from the futures of :func:`submit_tile`: the I/O half of
     :func:`tile_pieces` (with ``halo=job.score_halo``, what :func:`sample_block` gives); with ``stats``, its
     background rows too (:func:`with_background`)."""
     from tuban.detect.tiles import expand
 
     blk = _assemble(job, core, job.change_method(), expand(core, job.grid, job.halo if halo is None else halo),
-                    parts)
-    return blk if stats is None else with_background(job, blk, stats)
+                    parts, buffers)
+    return blk if stats is None else with_background(job, blk, stats, buffers)
 
 
 def release(blk: Block, buffers: BufferPool) -> None:
-    """Hand the bands of a tile read into ``buffers`` (:func:`submit_tile`) back once nothing uses the block."""
-    buffers.give(*(r.data for r in blk.raw.values()))
+    """Hand the arrays of a tile read into ``buffers`` (:func:`submit_tile`, :func:`assemble_tile`) back once
+    nothing uses the block: bands, masks, background rows."""
+    buffers.give(*(r.data for r in blk.raw.values()), blk.use, blk.unobservable, *blk.background.values())
 
 
 #: rasterio's polygonize (``features.shapes``) is not safe in several threads of one process at once: it
@@ -645,17 +676,35 @@ def release(blk: Block, buffers: BufferPool) -> None:
 _POLYGONIZE_LOCK = threading.Lock()
 
 
-def tile_pieces(job: Job, core: Window, stats: Stats, blk: Block | None = None) -> dict[str, object]:
+def tile_pieces(job: Job, core: Window, stats: Stats, blk: Block | None = None,
+                buffers: BufferPool | None = None) -> dict[str, object]:
     """Patch pieces of one tile: polygons (core only; shapely, an object array), per-piece sums, seam flags,
     unobservable count.
 
     ``blk``: the tile already read (:func:`assemble_tile`, e.g. on a reader thread); read here when ``None``.
+    ``buffers``: where the tile's working arrays (score, masks, labels) come from; all go back before the
+    return (the pieces hold none of them).
     """
     method = job.change_method()
     if blk is None:
         blk = _read(job, core, method, job.halo, _process_edges(job))
-    score, mask = _tile_score_mask(job, blk, method, stats)
-    m = np.ascontiguousarray(mask)
+    score, mask = _tile_score_mask(job, blk, method, stats, buffers)
+    if buffers is not None:
+        m = buffers.take(mask.shape, np.uint8)
+        np.copyto(m, mask)
+        buffers.give(mask)
+    else:
+        m = np.ascontiguousarray(mask)
+    try:
+        return _pieces(job, core, blk, score, m, buffers)
+    finally:
+        if buffers is not None:
+            buffers.give(score, m)
+
+
+def _pieces(job: Job, core: Window, blk: Block, score: np.ndarray, m: np.ndarray, buffers: BufferPool | None
+            ) -> dict[str, object]:
+    """:func:`tile_pieces` from the tile's score and cleaned mask (of its core)."""
     unobs = _crop(blk.unobservable, core, blk.win)
     out: dict[str, object] = {"geoms": np.zeros(0, object), "sums": np.zeros((0, len(SUMS))),
                               "seam": np.zeros(0, bool), "unobservable_px": int(np.count_nonzero(unobs)),
@@ -663,23 +712,27 @@ def tile_pieces(job: Job, core: Window, stats: Stats, blk: Block | None = None) 
     if not m.any():
         return out
     runs = _runs(m)
-    n_lab, lab = _label(m, runs)
-    idx_name = "ndvi" if {"nir", "red"} <= set(blk.raw["b"]) else "vari"
-    if fused.available():
-        sums = _piece_sums_fused(blk, core, lab, n_lab, score, runs, idx_name)
-    else:
-        sums = _piece_sums_numpy(blk, core, lab, n_lab, score, runs, idx_name)
-    g = job.grid
-    seam = np.zeros(n_lab, bool)
-    if core.row > 0:
-        seam[np.unique(lab[0])] = True
-    if core.col > 0:
-        seam[np.unique(lab[:, 0])] = True
-    if core.row + core.height < g.height:
-        seam[np.unique(lab[-1])] = True
-    if core.col + core.width < g.width:
-        seam[np.unique(lab[:, -1])] = True
-    geoms, labels = _polygons(lab, runs, g.window_transform(core))
+    n_lab, lab = _label(m, runs, buffers)
+    try:
+        idx_name = "ndvi" if {"nir", "red"} <= set(blk.raw["b"]) else "vari"
+        if fused.available():
+            sums = _piece_sums_fused(blk, core, lab, n_lab, score, runs, idx_name)
+        else:
+            sums = _piece_sums_numpy(blk, core, lab, n_lab, score, runs, idx_name)
+        g = job.grid
+        seam = np.zeros(n_lab, bool)
+        if core.row > 0:
+            seam[np.unique(lab[0])] = True
+        if core.col > 0:
+            seam[np.unique(lab[:, 0])] = True
+        if core.row + core.height < g.height:
+            seam[np.unique(lab[-1])] = True
+        if core.col + core.width < g.width:
+            seam[np.unique(lab[:, -1])] = True
+        geoms, labels = _polygons(lab, runs, g.window_transform(core), buffers)
+    finally:
+        if buffers is not None:
+            buffers.give(lab)
     sums, seam = sums[labels], seam[labels]
     # pieces off the seams are whole patches: finished here (the same per-patch steps as the merged ones
     # in the end), so the run holds their simplified polygons only, and fewer of them
@@ -726,8 +779,8 @@ def _fill_small_holes(geom, min_area: float):
     return shapely.Polygon(geom.exterior, holes)
 
 
-def _polygons(lab: np.ndarray, runs: list[tuple[int, int, int, int]], transform: tuple[float, ...]
-              ) -> tuple[np.ndarray, np.ndarray]:
+def _polygons(lab: np.ndarray, runs: list[tuple[int, int, int, int]], transform: tuple[float, ...],
+              buffers: BufferPool | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The polygon of every label of ``lab`` (4-connected pieces, all inside ``runs``) and its label.
 
     :func:`tuban.raster.vectorize.label_polygons` (numba: the same polygons as GDAL's, byte for byte, at
@@ -736,7 +789,7 @@ def _polygons(lab: np.ndarray, runs: list[tuple[int, int, int, int]], transform:
     if fused.available():
         from tuban.raster.vectorize import label_polygons
 
-        return label_polygons(lab, runs, transform)
+        return label_polygons(lab, runs, transform, buffers)
     import rasterio
     import shapely
     from affine import Affine

@@ -461,8 +461,9 @@ def _band_data(v) -> np.ndarray:
 def background_rows(before: np.ndarray, after: np.ndarray, med_b: np.ndarray, inv_b: np.ndarray,
                     med_a: np.ndarray, inv_a: np.ndarray, use: np.ndarray, *, cell: int, row: int,
                     col: int, size: int, q_step: float, q_lim: float, scale_b: float = 1.0,
-                    scale_a: float = 1.0) -> np.ndarray:
-    """Per band, the background cells linearly interpolated along rows: (bands, cell rows, w) float32."""
+                    scale_a: float = 1.0, buffers=None) -> np.ndarray:
+    """Per band, the background cells linearly interpolated along rows: (bands, cell rows, w) float32;
+    ``buffers`` (a :class:`tuban.raster.grid.BufferPool`): where the result goes."""
     import cv2
 
     nb, h, w = before.shape
@@ -475,7 +476,7 @@ def background_rows(before: np.ndarray, after: np.ndarray, med_b: np.ndarray, in
     ok = count > 0.25 * cell * cell
     means = np.where(ok, sums / np.maximum(count, 1), 0.0).astype(np.float32)
     q = np.clip(np.rint((means + np.float32(q_lim)) * np.float32(q_step)), 0, 255).astype(np.uint8)
-    out = np.empty((nb, nh, w), np.float32)
+    out = buffers.take((nb, nh, w), np.float32) if buffers is not None else np.empty((nb, nh, w), np.float32)
     for b in range(nb):
         bg = cv2.medianBlur(np.ascontiguousarray(q[b]), size).astype(np.float32)
         bg *= np.float32(1 / q_step)
@@ -500,12 +501,13 @@ def _inputs(before, after, band_b, band_a, use, scale_b: float, scale_a: float) 
 def background(before: np.ndarray, after: np.ndarray, band_b: tuple[np.ndarray, np.ndarray],
                band_a: tuple[np.ndarray, np.ndarray], use: np.ndarray, *, cell: int, row: int = 0, col: int = 0,
                size: int = 9, q_step: float = 16.0, q_lim: float = 8.0, scale_b: float = 1.0,
-               scale_a: float = 1.0) -> np.ndarray:
-    """The background rows :func:`components` needs for a block (arguments as there), computed apart."""
+               scale_a: float = 1.0, buffers=None) -> np.ndarray:
+    """The background rows :func:`components` needs for a block (arguments as there), computed apart (into
+    ``buffers`` when given)."""
     before, after, sb, sa, med_b, inv_b, med_a, inv_a, u = _inputs(before, after, band_b, band_a, use, scale_b,
                                                                    scale_a)
     return background_rows(before, after, med_b, inv_b, med_a, inv_a, u, cell=cell, row=row, col=col, size=size,
-                           q_step=q_step, q_lim=q_lim, scale_b=float(sb), scale_a=float(sa))
+                           q_step=q_step, q_lim=q_lim, scale_b=float(sb), scale_a=float(sa), buffers=buffers)
 
 
 def components(before: np.ndarray, after: np.ndarray, band_b: tuple[np.ndarray, np.ndarray],
@@ -513,7 +515,7 @@ def components(before: np.ndarray, after: np.ndarray, band_b: tuple[np.ndarray, 
                row: int = 0, col: int = 0, size: int = 9, q_step: float = 16.0, q_lim: float = 8.0,
                comp_stats: tuple[np.ndarray, np.ndarray] | None = None, scale_b: float = 1.0,
                scale_a: float = 1.0, box: tuple[int, int, int, int] | None = None,
-               background: np.ndarray | None = None) -> np.ndarray:
+               background: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """The method's change components (n, h, w), or with ``comp_stats`` its gated score (h, w).
 
     Parameters
@@ -540,6 +542,8 @@ def components(before: np.ndarray, after: np.ndarray, band_b: tuple[np.ndarray, 
     background
         the block's background rows from :func:`background` with the same arguments (computed elsewhere,
         e.g. on the thread that assembled the block); ``None``: computed here.
+    out
+        with ``comp_stats``: the (h, w) float32 array the score is written to (C-contiguous); ``None``: a new one.
     """
     before, after, sb, sa, med_b, inv_b, med_a, inv_a, u = _inputs(before, after, band_b, band_a, use, scale_b,
                                                                    scale_a)
@@ -558,10 +562,12 @@ def components(before: np.ndarray, after: np.ndarray, band_b: tuple[np.ndarray, 
         _rows_k(before, after, sb, sa, med_b, inv_b, med_a, inv_a, hbg, row % cell, cell, u, vis,
                 layout.index_array(), 0, cmed, cinv, bx, out)
         return out
-    out = np.empty((1, y1 - y0, x1 - x0), np.float32)
+    score = np.empty((y1 - y0, x1 - x0), np.float32) if out is None else out
+    if score.shape != (y1 - y0, x1 - x0) or score.dtype != np.float32 or not score.flags.c_contiguous:
+        raise ValueError(f"out must be C-contiguous float32 of shape {(y1 - y0, x1 - x0)}")
     _rows_k(before, after, sb, sa, med_b, inv_b, med_a, inv_a, hbg, row % cell, cell, u, vis, layout.index_array(),
-            1, _f32(comp_stats[0]), _f32(comp_stats[1]), bx, out)
-    return out[0]
+            1, _f32(comp_stats[0]), _f32(comp_stats[1]), bx, score[None])
+    return score
 
 
 def piece_sums(lab: np.ndarray, n_lab: int, score: np.ndarray, unobs: np.ndarray, before: np.ndarray,
@@ -600,9 +606,9 @@ def combine(comps: np.ndarray, comp_stats: tuple[np.ndarray, np.ndarray], use: n
     return out
 
 
-def threshold(score: np.ndarray, thr: float, use: np.ndarray) -> np.ndarray:
-    """``(score > thr) & use`` as uint8 in one pass."""
-    out = np.empty(score.shape, np.uint8)
+def threshold(score: np.ndarray, thr: float, use: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``(score > thr) & use`` as uint8 in one pass (into ``out`` when given: C-contiguous uint8)."""
+    out = np.empty(score.shape, np.uint8) if out is None else out
     _threshold_k(_f32(score), np.float32(thr), np.ascontiguousarray(use, np.bool_), out)
     return out
 

@@ -700,7 +700,8 @@ def _read_u16(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window, 
     out = buffers.take((len(roles), h, w), np.uint16) if buffers is not None else np.empty((len(roles), h, w),
                                                                                            np.uint16)
     k = edges.take(window, out) if edges is not None else 0  # columns kept from the band on the left
-    valid = np.ones((h, w), bool)
+    valid = buffers.take((h, w), np.bool_) if buffers is not None else np.empty((h, w), bool)
+    valid.fill(True)
     rw = RWindow(window.col + k, window.row, w - k, h)
     by_path: dict[str, list[int]] = {}
     for i, role in enumerate(roles):

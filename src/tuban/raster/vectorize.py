@@ -210,7 +210,7 @@ _trace_k = jit.Kernel(_trace_py, _HELPERS)
 
 
 def label_polygons(lab: np.ndarray, windows: Sequence[tuple[int, int, int, int]],
-                   transform: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+                   transform: Sequence[float], buffers=None) -> tuple[np.ndarray, np.ndarray]:
     """Polygons of every label > 0 of ``lab``: the polygons of ``rasterio.features.shapes(lab, mask=lab > 0,
     connectivity=4, transform=transform)``, one per label.
 
@@ -228,9 +228,8 @@ def label_polygons(lab: np.ndarray, windows: Sequence[tuple[int, int, int, int]]
     ``shapely.geometry.shape`` of GDAL's polygon of its label.
 
     The kernel runs without the GIL and with buffers of its own: calls in several threads at once are safe.
+    ``buffers`` (a :class:`tuban.raster.grid.BufferPool`): where its working arrays come from (and go back).
     """
-    import shapely
-
     lab = np.ascontiguousarray(lab, np.int32)
     if lab.ndim != 2:
         raise ValueError(f"lab must be 2-D, not {lab.ndim}-D")
@@ -240,13 +239,30 @@ def label_polygons(lab: np.ndarray, windows: Sequence[tuple[int, int, int, int]]
     wins[:, 2:] = np.clip(wins[:, 2:], 0, w)
     n_px = sum(int(np.count_nonzero(lab[r0:r1, c0:c1])) for r0, r1, c0, c1 in wins) if len(wins) else 0
     # np.empty: only what the trace writes is touched; ≤ 4 edges and ≤ 1 ring per labelled pixel
-    seen = np.zeros((h, w), np.uint8)
-    xs, ys = np.empty(5 * n_px, np.int64), np.empty(5 * n_px, np.int64)
-    r_start, r_label, r_area = np.empty(n_px + 1, np.int64), np.empty(n_px, np.int64), np.empty(n_px, np.int64)
-    cx, cy = np.empty(4 * n_px + 2, np.int64), np.empty(4 * n_px + 2, np.int64)
-    sx, sy, sp = (np.empty(2 * n_px + 1, np.int64) for _ in range(3))  # ≤ 2 saddle corners per pixel
+    take = buffers.take if buffers is not None else np.empty
+    seen = take((h, w), np.uint8)
+    seen.fill(0)
+    work = [seen, *(take((k * n_px + extra,), np.int64) for k, extra in
+                    ((5, 0), (5, 0), (1, 1), (1, 0), (1, 0), (4, 2), (4, 2), (2, 1), (2, 1), (2, 1)))]
+    # xs, ys; r_start, r_label, r_area; cx, cy; sx, sy, sp (≤ 2 saddle corners per pixel)
     trace = _trace_k if jit.available() else _trace_py
-    n_out, n_ring = trace(lab, wins, seen, xs, ys, r_start, r_label, r_area, cx, cy, sx, sy, sp)
+    try:
+        counts = trace(lab, wins, *work)
+        xs, ys, r_start, r_label, r_area = work[1:6]
+        return _polygons_of((h, w), xs, ys, r_start, r_label, r_area, counts, transform)
+    finally:
+        if buffers is not None:
+            buffers.give(*work)
+
+
+def _polygons_of(shape: tuple[int, int], xs: np.ndarray, ys: np.ndarray, r_start: np.ndarray, r_label: np.ndarray,
+                 r_area: np.ndarray, counts: tuple[int, int], transform: Sequence[float]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The polygons of the rings traced by :func:`label_polygons`; every array returned is a new one."""
+    import shapely
+
+    h, w = shape
+    n_out, n_ring = counts
     xs, ys, r_start, r_label, r_area = xs[:n_out], ys[:n_out], r_start[: n_ring + 1], r_label[:n_ring], r_area[:n_ring]
     if n_ring == 0:
         return np.empty(0, object), np.empty(0, np.int64)
