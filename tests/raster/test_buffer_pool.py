@@ -84,3 +84,16 @@ def test_the_pool_holds_only_what_was_in_use_at_once_across_threads() -> None:
     for t in threads:
         t.join()
     assert pool.nbytes <= 4 * 16384  # at most one buffer per thread in use at once
+
+
+def test_roles_keep_their_own_buffers() -> None:
+    """A buffer serves one role: one use that writes it in full and another that writes little of it would
+    otherwise take turns on every buffer of the class, leaving each written in full."""
+    pool = BufferPool()
+    bands = pool.take((1000,), np.uint8, "bands")
+    pool.give(bands)
+    other = pool.take((1000,), np.uint8, "labels")
+    assert not _same_memory(other, bands)  # the same class, another role: a new buffer
+    assert _same_memory(pool.take((900,), np.uint8, "bands"), bands)
+    pool.give(other)
+    assert _same_memory(pool.zeros((250,), np.int32, "labels"), other)

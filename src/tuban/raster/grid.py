@@ -267,36 +267,40 @@ class BufferPool:
     bands alone), and, freed among GDAL's long-lived cached blocks, they fragment the heap, whose peak then
     grows with the number of tiles, i.e. with the scene. Pooled, they are allocated once.
 
-    Buffers are flat bytes in classes of powers of two: :meth:`take` gives a view of a free buffer of the
-    class of the bytes asked (else a new one), so arrays of other shapes (the scene's last row and column, the
-    bands' edges) reuse the same buffers. A buffer's pages count only once written, so the class's spare
-    bytes cost no memory. The pool holds at most what was in use at once; :meth:`clear` lets go of it all.
+    Buffers are flat bytes in classes of powers of two, kept per role (what the caller uses them for):
+    :meth:`take` gives a view of a free buffer of the role and of the class of the bytes asked (else a new
+    one), so arrays of other shapes (the scene's last row and column, the bands' edges) reuse the same buffers.
+    A buffer's pages count only once written, so the class's spare bytes cost no memory; roles keep a buffer
+    that one use writes in full from serving, in turn, another that writes a little, which would leave every
+    buffer of the class written in full. The pool holds at most what was in use at once per role;
+    :meth:`clear` lets go of it all.
     """
 
     def __init__(self) -> None:
         import threading
 
-        self._owned: dict[int, np.ndarray] = {}  # id → buffer, every buffer this pool made
-        self._free: dict[int, list[np.ndarray]] = {}  # by class: log2 of the size
+        self._owned: dict[int, tuple[np.ndarray, tuple[str, int]]] = {}  # id → buffer, its (role, class)
+        self._free: dict[tuple[str, int], list[np.ndarray]] = {}  # by role and class (log2 of the size)
         self._lock = threading.Lock()
 
-    def take(self, shape: tuple[int, ...], dtype: type[np.generic] | np.dtype) -> np.ndarray:
-        """An array of ``shape`` and ``dtype`` with undefined contents (as ``np.empty``), C-contiguous."""
+    def take(self, shape: tuple[int, ...], dtype: type[np.generic] | np.dtype, role: str = "") -> np.ndarray:
+        """An array of ``shape`` and ``dtype`` with undefined contents (as ``np.empty``), C-contiguous, from
+        the buffers of ``role``."""
         dt = np.dtype(dtype)
         n = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
-        k = max(n - 1, 1).bit_length()  # 2**k ≥ n
+        key = (role, max(n - 1, 1).bit_length())  # 2**class ≥ n
         with self._lock:
-            free = self._free.get(k)
+            free = self._free.get(key)
             if free:
                 buf = free.pop()
             else:
-                buf = np.empty(1 << k, np.uint8)
-                self._owned[id(buf)] = buf
+                buf = np.empty(1 << key[1], np.uint8)
+                self._owned[id(buf)] = (buf, key)
         return buf[:n].view(dt).reshape(shape)
 
-    def zeros(self, shape: tuple[int, ...], dtype: type[np.generic] | np.dtype) -> np.ndarray:
+    def zeros(self, shape: tuple[int, ...], dtype: type[np.generic] | np.dtype, role: str = "") -> np.ndarray:
         """As :meth:`take`, filled with zeros."""
-        out = self.take(shape, dtype)
+        out = self.take(shape, dtype, role)
         out.fill(0)
         return out
 
@@ -309,9 +313,10 @@ class BufferPool:
                 if a is None:
                     continue
                 buf = a if a.base is None else a.base  # numpy points a view's base at the owner
-                if self._owned.get(id(buf)) is not buf:
+                owned = self._owned.get(id(buf))
+                if owned is None or owned[0] is not buf:
                     continue
-                free = self._free.setdefault(buf.nbytes.bit_length() - 1, [])
+                free = self._free.setdefault(owned[1], [])
                 if not any(f is buf for f in free):
                     free.append(buf)
 
@@ -325,7 +330,7 @@ class BufferPool:
     def nbytes(self) -> int:
         """Bytes of every buffer this pool made (in use or free)."""
         with self._lock:
-            return sum(b.nbytes for b in self._owned.values())
+            return sum(b.nbytes for b, _ in self._owned.values())
 
 
 class EdgeColumns:
@@ -697,10 +702,10 @@ def _read_u16(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window, 
     from tuban.raster import fused
 
     h, w = window.height, window.width
-    out = buffers.take((len(roles), h, w), np.uint16) if buffers is not None else np.empty((len(roles), h, w),
+    out = buffers.take((len(roles), h, w), np.uint16, "bands") if buffers is not None else np.empty((len(roles), h, w),
                                                                                            np.uint16)
     k = edges.take(window, out) if edges is not None else 0  # columns kept from the band on the left
-    valid = buffers.take((h, w), np.bool_) if buffers is not None else np.empty((h, w), bool)
+    valid = buffers.take((h, w), np.bool_, "masks") if buffers is not None else np.empty((h, w), bool)
     valid.fill(True)
     rw = RWindow(window.col + k, window.row, w - k, h)
     by_path: dict[str, list[int]] = {}

@@ -239,10 +239,15 @@ def label_polygons(lab: np.ndarray, windows: Sequence[tuple[int, int, int, int]]
     wins[:, 2:] = np.clip(wins[:, 2:], 0, w)
     n_px = sum(int(np.count_nonzero(lab[r0:r1, c0:c1])) for r0, r1, c0, c1 in wins) if len(wins) else 0
     # np.empty: only what the trace writes is touched; ≤ 4 edges and ≤ 1 ring per labelled pixel
-    take = buffers.take if buffers is not None else np.empty
+    def take(shape: tuple[int, ...], dtype: type[np.generic]) -> np.ndarray:
+        return buffers.take(shape, dtype, "vectorise") if buffers is not None else np.empty(shape, dtype)
+
     seen = take((h, w), np.uint8)
     seen.fill(0)
-    work = [seen, *(take((k * n_px + extra,), np.int64) for k, extra in
+    # from a pool, sized for a tile of labels only (the pages past what the trace writes are never touched):
+    # each array then keeps one size class, whatever the tile holds, and the pool as many buffers
+    cap = h * w if buffers is not None else n_px
+    work = [seen, *(take((k * cap + extra,), np.int64) for k, extra in
                     ((5, 0), (5, 0), (1, 1), (1, 0), (1, 0), (4, 2), (4, 2), (2, 1), (2, 1), (2, 1)))]
     # xs, ys; r_start, r_label, r_area; cx, cy; sx, sy, sp (≤ 2 saddle corners per pixel)
     trace = _trace_k if jit.available() else _trace_py
