@@ -302,7 +302,7 @@ class _Threads(_StatsThenTiles, _Serial):
         try:
             return self.map(kernel.tile_pieces, [(job, t, stats) for t in tiles], "tiles", progress)
         finally:
-            kernel.release_edges()
+            kernel.release_process_state()
 
 
 
@@ -390,7 +390,7 @@ class _Dask(_StatsThenTiles):
             # the columns each worker kept at band edges; best effort: a worker lost meanwhile must not hide
             # the run's own result or error (its files go with its process)
             with suppress(Exception):
-                c.run(kernel.release_edges)
+                c.run(kernel.release_process_state)
 
 
 @contextmanager

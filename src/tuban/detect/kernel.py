@@ -38,7 +38,7 @@ __all__ = [
     "assemble_tile",
     "date_keys",
     "finish_patches",
-    "release_edges",
+    "release_process_state",
     "sample_band_values",
     "sample_block",
     "sample_blocks",
@@ -219,19 +219,24 @@ def date_keys(job: Job) -> tuple[str, ...]:
 
 
 def _read(job: Job, core: Window, method: ChangeMethod, halo: int,
-          edges: Mapping[str, EdgeColumns] | None = None) -> Block:
+          edges: Mapping[str, EdgeColumns] | None = None, buffers: BufferPool | None = None) -> Block:
     """The window ``core`` + ``halo`` of every date, with the masks, the dates one after the other on this
     thread (:func:`submit_tile` reads them on a thread each); ``edges``: per date, the columns kept at band
-    edges."""
+    edges; ``buffers``: where the block's arrays come from (see :func:`release`)."""
     from tuban.detect.tiles import expand
 
     win = expand(core, job.grid, halo)
-    return _assemble(job, core, method, win, {k: _read_date(job, s, method, win, None, edges.get(k) if edges else None)
-                                              for k, s in _dates(job).items()})
+    return _assemble(job, core, method, win,
+                     {k: _read_date(job, s, method, win, buffers, edges.get(k) if edges else None)
+                      for k, s in _dates(job).items()}, buffers)
 
 
 _EDGES: dict[tuple, dict[str, EdgeColumns]] = {}
 _EDGES_LOCK = threading.Lock()
+#: this process's buffers for tile tasks that read their own block (Dask workers, the threads executor): the
+#: same arrays tile after tile instead of fresh pages (a 2048 tile's bands, 37 MB a date, are above glibc's
+#: largest mmap threshold, so each came from new pages), let go with :func:`release_process_state`
+_BUFFERS = BufferPool()
 
 
 def _process_edges(job: Job) -> dict[str, EdgeColumns] | None:
@@ -250,11 +255,12 @@ def _process_edges(job: Job) -> dict[str, EdgeColumns] | None:
         return got
 
 
-def release_edges() -> None:
-    """Let go of the edge columns this process keeps for tile tasks (:func:`_process_edges`): run by the
-    executors at the end of their tiles, here or on every Dask worker."""
+def release_process_state() -> None:
+    """Let go of what this process keeps for tile tasks, the edge columns (:func:`_process_edges`) and the
+    pooled buffers: run by the executors at the end of their tiles, here or on every Dask worker."""
     with _EDGES_LOCK:
         _release()
+    _BUFFERS.clear()
 
 
 def _release() -> None:
@@ -690,11 +696,22 @@ def tile_pieces(job: Job, core: Window, stats: Stats, blk: Block | None = None,
 
     ``blk``: the tile already read (:func:`assemble_tile`, e.g. on a reader thread); read here when ``None``.
     ``buffers``: where the tile's working arrays (score, masks, labels) come from; all go back before the
-    return (the pieces hold none of them).
+    return (the pieces hold none of them). A block read here comes from those buffers too, or from this
+    process's (:func:`release_process_state`) when none are given, and goes back here.
     """
     method = job.change_method()
-    if blk is None:
-        blk = _read(job, core, method, job.halo, _process_edges(job))
+    if blk is not None:
+        return _tile_pieces(job, core, stats, blk, method, buffers)
+    pool = _BUFFERS if buffers is None else buffers
+    read = _read(job, core, method, job.halo, _process_edges(job), pool)
+    try:
+        return _tile_pieces(job, core, stats, read, method, pool)
+    finally:
+        release(read, pool)  # read here: its arrays go back here too
+
+
+def _tile_pieces(job: Job, core: Window, stats: Stats, blk: Block, method: ChangeMethod,
+                 buffers: BufferPool | None) -> dict[str, object]:
     score, mask = _tile_score_mask(job, blk, method, stats, buffers)
     if buffers is not None:
         m = buffers.take(mask.shape, np.uint8, "masks")
