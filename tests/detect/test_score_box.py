@@ -85,7 +85,9 @@ def test_a_tile_whose_background_was_computed_where_it_was_assembled_gives_the_s
 
 
 @pytest.mark.skipif(not fused.available(), reason="numba (the detect extra) is not installed")
-def test_tiles_computed_with_a_buffer_pool_give_the_same_pieces_and_the_pool_stops_growing(tmp_path) -> None:
+@pytest.mark.parametrize("baseline", [False, True])
+def test_tiles_computed_with_a_buffer_pool_give_the_same_pieces_and_the_pool_stops_growing(tmp_path,
+                                                                                          baseline) -> None:
     """A serial run reads, assembles and computes every tile with arrays from one ``BufferPool`` (bands,
     masks, background rows, score, labels, the vectoriser's work arrays), handed back after each tile: the
     pieces are those of fresh arrays, byte for byte, and once every tile shape has been seen the pool makes
@@ -98,7 +100,8 @@ def test_tiles_computed_with_a_buffer_pool_give_the_same_pieces_and_the_pool_sto
     from tuban.raster.grid import BufferPool
 
     before, after, _ = scene_arrays(shape=(300, 260), seed=11)
-    p = engine.plan(write_stack(tmp_path / "b.tif", before), write_stack(tmp_path / "a.tif", after),
+    z = write_stack(tmp_path / "z.tif", before * 1.02) if baseline else None
+    p = engine.plan(write_stack(tmp_path / "b.tif", before), write_stack(tmp_path / "a.tif", after), baseline=z,
                     sensor="sentinel2", tile_size=96)
     job = p.job
     stats = kernel.scene_stats(job, [kernel.sample_block(job, w) for w in p.samples])

@@ -234,8 +234,8 @@ def _read(job: Job, core: Window, method: ChangeMethod, halo: int,
 _EDGES: dict[tuple, dict[str, EdgeColumns]] = {}
 _EDGES_LOCK = threading.Lock()
 #: this process's buffers for tile tasks that read their own block (Dask workers, the threads executor): the
-#: same arrays tile after tile instead of fresh pages (a 2048 tile's bands, 37 MB a date, are above glibc's
-#: largest mmap threshold, so each came from new pages), let go with :func:`release_process_state`
+#: same arrays tile after tile instead of a fresh mapping for each (a 2048 tile's bands, 37 MB a date, are
+#: above glibc's largest mmap threshold), let go with :func:`release_process_state`
 _BUFFERS = BufferPool()
 
 
@@ -283,17 +283,18 @@ def _assemble(job: Job, core: Window, method: ChangeMethod, win: Window, got: Ma
     # spinning pool only competed with them (measured: same or less wall, ~5 % less CPU)
     cv2.setNumThreads(1)
     shape = (win.height, win.width)
-    def take(shape: tuple[int, int], dtype: type[np.generic]) -> np.ndarray:
+
+    def take(dtype: type[np.generic]) -> np.ndarray:
         return buffers.take(shape, dtype, "masks") if buffers is not None else np.empty(shape, dtype)
 
     raw: dict[str, _Scaled] = {}
     stack: dict[str, np.ndarray] = {}
     scales: dict[str, float] = {}
-    valid = take(shape, np.bool_)
+    valid = take(np.bool_)
     valid.fill(True)
-    cloudy = take(shape, np.bool_)
+    cloudy = take(np.bool_)
     cloudy.fill(False)
-    water = take(shape, np.bool_)
+    water = take(np.bool_)
     water.fill(job.water)
     for key in _dates(job):  # in date order, as before: the masks combine the same way
         d = got[key]
@@ -371,7 +372,7 @@ def _comp_stats(stats: Stats, names: tuple[str, ...]) -> tuple[np.ndarray, np.nd
 def _fused_run(job: Job, blk: Block, method: ChangeMethod, stats: Stats, *, score: bool,
                box: tuple[int, int, int, int] | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """Fused kernels: components (n, h, w), or with ``score`` the gated (unsmoothed) score (h, w), into
-    ``out`` when given (without a baseline); with ``box`` (rows and columns within the block) only that part."""
+    ``out`` when given; with ``box`` (rows and columns within the block) only that part."""
     lay = method.layout
     assert lay is not None
     kw: dict[str, Any] = {"box": box, **_background_kw(job, blk)}
@@ -392,7 +393,7 @@ def _fused_run(job: Job, blk: Block, method: ChangeMethod, stats: Stats, *, scor
     if cs is None:
         return c
     use = blk.use if box is None else blk.use[box[0] : box[1], box[2] : box[3]]
-    return fused.combine(c, cs, use)
+    return fused.combine(c, cs, use, out=out)
 
 
 def _background_kw(job: Job, blk: Block) -> dict[str, Any]:

@@ -600,9 +600,11 @@ def piece_sums(lab: np.ndarray, n_lab: int, score: np.ndarray, unobs: np.ndarray
     return sums
 
 
-def combine(comps: np.ndarray, comp_stats: tuple[np.ndarray, np.ndarray], use: np.ndarray) -> np.ndarray:
-    """Gated score of components (n, h, w): ``clip(max(directions), 0, 1) · max(magnitude, 0)``, 0 off ``use``."""
-    out = np.empty(comps.shape[1:], np.float32)
+def combine(comps: np.ndarray, comp_stats: tuple[np.ndarray, np.ndarray], use: np.ndarray,
+            out: np.ndarray | None = None) -> np.ndarray:
+    """Gated score of components (n, h, w): ``clip(max(directions), 0, 1) · max(magnitude, 0)``, 0 off ``use``
+    (into ``out`` when given: C-contiguous float32 (h, w))."""
+    out = np.empty(comps.shape[1:], np.float32) if out is None else out
     _combine_k(_f32(comps), _f32(comp_stats[0]), _f32(comp_stats[1]), np.ascontiguousarray(use, np.bool_), out)
     return out
 
