@@ -9,6 +9,27 @@ import shapely
 from tuban.raster import fused
 
 
+def _assert_same_pieces(x: dict, y: dict) -> None:
+    """Two results of ``kernel.tile_pieces`` are the same, byte for byte."""
+    assert list(shapely.to_wkb(x["geoms"])) == list(shapely.to_wkb(y["geoms"]))
+    np.testing.assert_array_equal(x["sums"], y["sums"])
+    np.testing.assert_array_equal(x["seam"], y["seam"])
+    assert x["unobservable_px"] == y["unobservable_px"]
+
+
+def _planned(tmp_path, *, shape: tuple[int, int], seed: int, baseline: bool, tile_size: int):
+    """A synthetic pair (and a baseline date, when asked) written to ``tmp_path``, its plan and statistics."""
+    from synth import scene_arrays, write_stack
+
+    from tuban.detect import engine, kernel
+
+    before, after, _ = scene_arrays(shape=shape, seed=seed)
+    z = write_stack(tmp_path / "z.tif", before * 1.02) if baseline else None
+    p = engine.plan(write_stack(tmp_path / "b.tif", before), write_stack(tmp_path / "a.tif", after), baseline=z,
+                    sensor="sentinel2", tile_size=tile_size)
+    return p, kernel.scene_stats(p.job, [kernel.sample_block(p.job, w) for w in p.samples])
+
+
 def _stack(rng: np.random.Generator, shape: tuple[int, int, int], u16: bool) -> np.ndarray:
     v = rng.random(shape, dtype=np.float32) * 0.4 + 0.02
     return np.rint(v * 10000).astype(np.uint16) if u16 else v
@@ -51,10 +72,7 @@ def test_tile_pieces_on_the_score_box_equal_the_whole_block(pair, monkeypatch) -
     whole = [kernel.tile_pieces(job, t, stats) for t in p.tiles]
     assert sum(len(r["geoms"]) for r in fast) > 0
     for f, w in zip(fast, whole, strict=True):
-        assert list(shapely.to_wkb(f["geoms"])) == list(shapely.to_wkb(w["geoms"]))
-        np.testing.assert_array_equal(f["sums"], w["sums"])
-        np.testing.assert_array_equal(f["seam"], w["seam"])
-        assert f["unobservable_px"] == w["unobservable_px"]
+        _assert_same_pieces(f, w)
 
 
 @pytest.mark.skipif(not fused.available(), reason="numba (the detect extra) is not installed")
@@ -63,25 +81,16 @@ def test_a_tile_whose_background_was_computed_where_it_was_assembled_gives_the_s
                                                                                          baseline) -> None:
     """A serial run's assembling thread computes the tiles' background rows (``kernel.with_background``) to
     take work off the kernels' thread: the pieces are the same, byte for byte."""
-    from synth import scene_arrays, write_stack
+    from tuban.detect import kernel
 
-    from tuban.detect import engine, kernel
-
-    before, after, _ = scene_arrays(shape=(200, 220), seed=8)
-    b = write_stack(tmp_path / "b.tif", before)
-    a = write_stack(tmp_path / "a.tif", after)
-    z = write_stack(tmp_path / "z.tif", before * 1.02) if baseline else None
-    p = engine.plan(b, a, baseline=z, sensor="sentinel2", tile_size=128)
-    stats = kernel.scene_stats(p.job, [kernel.sample_block(p.job, w) for w in p.samples])
+    p, stats = _planned(tmp_path, shape=(200, 220), seed=8, baseline=baseline, tile_size=128)
     method = p.job.change_method()
     for core in p.tiles:
         plain = kernel._read(p.job, core, method, p.job.halo)
         ready = kernel.with_background(p.job, kernel._read(p.job, core, method, p.job.halo), stats)
         assert set(ready.background) == ({"b", "0"} if baseline else {"b"})
-        x, y = kernel.tile_pieces(p.job, core, stats, plain), kernel.tile_pieces(p.job, core, stats, ready)
-        assert list(shapely.to_wkb(x["geoms"])) == list(shapely.to_wkb(y["geoms"]))
-        np.testing.assert_array_equal(x["sums"], y["sums"])
-        assert x["unobservable_px"] == y["unobservable_px"]
+        _assert_same_pieces(kernel.tile_pieces(p.job, core, stats, plain),
+                            kernel.tile_pieces(p.job, core, stats, ready))
 
 
 @pytest.mark.skipif(not fused.available(), reason="numba (the detect extra) is not installed")
@@ -94,17 +103,11 @@ def test_tiles_computed_with_a_buffer_pool_give_the_same_pieces_and_the_pool_sto
     no new buffer (nothing is kept, nothing is given out twice)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from synth import scene_arrays, write_stack
-
-    from tuban.detect import engine, kernel
+    from tuban.detect import kernel
     from tuban.raster.grid import BufferPool
 
-    before, after, _ = scene_arrays(shape=(300, 260), seed=11)
-    z = write_stack(tmp_path / "z.tif", before * 1.02) if baseline else None
-    p = engine.plan(write_stack(tmp_path / "b.tif", before), write_stack(tmp_path / "a.tif", after), baseline=z,
-                    sensor="sentinel2", tile_size=96)
+    p, stats = _planned(tmp_path, shape=(300, 260), seed=11, baseline=baseline, tile_size=96)
     job = p.job
-    stats = kernel.scene_stats(job, [kernel.sample_block(job, w) for w in p.samples])
     pool = BufferPool()
     readers = {k: ThreadPoolExecutor(1) for k in kernel.date_keys(job)}
     sizes = []
@@ -115,11 +118,7 @@ def test_tiles_computed_with_a_buffer_pool_give_the_same_pieces_and_the_pool_sto
                                            buffers=pool)
                 pooled = kernel.tile_pieces(job, core, stats, blk, pool)
                 kernel.release(blk, pool)
-                fresh = kernel.tile_pieces(job, core, stats)
-                assert list(shapely.to_wkb(pooled["geoms"])) == list(shapely.to_wkb(fresh["geoms"]))
-                np.testing.assert_array_equal(pooled["sums"], fresh["sums"])
-                np.testing.assert_array_equal(pooled["seam"], fresh["seam"])
-                assert pooled["unobservable_px"] == fresh["unobservable_px"]
+                _assert_same_pieces(pooled, kernel.tile_pieces(job, core, stats))
             sizes.append(pool.nbytes)
     finally:
         for ex in readers.values():

@@ -28,7 +28,7 @@ from tuban.raster.change import (
     get_method,
     robust_stats,
 )
-from tuban.raster.grid import BufferPool, EdgeColumns, Grid, Window, read_block
+from tuban.raster.grid import BufferPool, EdgeColumns, Grid, Window, give_back, pooled_empty, read_block
 from tuban.raster.indices import INDICES
 from tuban.raster.scene import Scene
 
@@ -283,26 +283,19 @@ def _assemble(job: Job, core: Window, method: ChangeMethod, win: Window, got: Ma
     # spinning pool only competed with them (measured: same or less wall, ~5 % less CPU)
     cv2.setNumThreads(1)
     shape = (win.height, win.width)
-
-    def take(dtype: type[np.generic]) -> np.ndarray:
-        return buffers.take(shape, dtype, "masks") if buffers is not None else np.empty(shape, dtype)
-
     raw: dict[str, _Scaled] = {}
     stack: dict[str, np.ndarray] = {}
     scales: dict[str, float] = {}
-    valid = take(np.bool_)
+    valid, cloudy, water = (pooled_empty(shape, np.bool_, buffers, "masks") for _ in range(3))
     valid.fill(True)
-    cloudy = take(np.bool_)
     cloudy.fill(False)
-    water = take(np.bool_)
     water.fill(job.water)
     for key in _dates(job):  # in date order, as before: the masks combine the same way
         d = got[key]
         if not isinstance(d, _DateRead):
             d = d.result()
         valid &= d.valid
-        if buffers is not None:
-            buffers.give(d.valid)
+        give_back(buffers, d.valid)
         if d.cloudy is not None:
             cloudy |= d.cloudy
         if d.water is not None:
@@ -319,8 +312,7 @@ def _assemble(job: Job, core: Window, method: ChangeMethod, win: Window, got: Ma
     unobs |= cloudy
     use = np.logical_or(unobs, water, out=water)  # ~unobs & ~water, i.e. ~(unobs | water)
     np.logical_not(use, out=use)
-    if buffers is not None:
-        buffers.give(cloudy)
+    give_back(buffers, cloudy)
     return Block(raw, stack, use, unobs, win, core, scales)
 
 
@@ -487,17 +479,13 @@ def _tile_score_mask(job: Job, blk: Block, method: ChangeMethod, stats: Stats, b
     box = _score_box(blk, score_margin(method))
     use = blk.use[box[0] : box[1], box[2] : box[3]]
     shape = (box[1] - box[0], box[3] - box[2])
-    def take(dtype: type[np.generic], role: str) -> np.ndarray:
-        return buffers.take(shape, dtype, role) if buffers is not None else np.empty(shape, dtype)
-
-    raw = _fused_run(job, blk, method, stats, score=True, box=box, out=take(np.float32, "score"))
-    score = _smooth(raw, method, take(np.float32, "score") if method.smooth > 0 else None)
-    mask = fused.threshold(score, stats.threshold, use, out=take(np.uint8, "masks"))
-    spare = take(np.uint8, "masks") if buffers is not None else None
+    raw = _fused_run(job, blk, method, stats, score=True, box=box, out=pooled_empty(shape, np.float32, buffers, "score"))
+    score = _smooth(raw, method, pooled_empty(shape, np.float32, buffers, "score") if method.smooth > 0 else None)
+    mask = fused.threshold(score, stats.threshold, use, out=pooled_empty(shape, np.uint8, buffers, "masks"))
+    spare = buffers.take(shape, np.uint8, "masks") if buffers is not None else None
     mask = _clean(mask, spare)
     np.bitwise_and(mask, use.view(np.uint8), out=mask)
-    if buffers is not None:
-        buffers.give(spare, raw if score is not raw else None)
+    give_back(buffers, spare, raw if score is not raw else None)
     sub = Window(blk.win.row + box[0], blk.win.col + box[2], box[1] - box[0], box[3] - box[2])
     return _crop(score, blk.core, sub), _crop(mask, blk.core, sub)
 
@@ -641,13 +629,12 @@ def _label(m: np.ndarray, runs: list[tuple[int, int, int, int]], buffers: Buffer
     n = 1
     for r0, r1, c0, c1 in runs:
         part = m[r0:r1, c0:c1]
-        spare = buffers.take(part.shape, np.int32, "runs") if buffers is not None else None
+        spare = buffers.take(part.shape, np.int32, "runs") if buffers is not None else None  # else cv2's own
         k, sub = cv2.connectedComponents(part, labels=spare, connectivity=4, ltype=cv2.CV_32S)
         if k > 1:  # the run's labels after those of the runs before; 0 (where m is) stays 0
             np.add(sub, np.int32(n - 1), out=lab[r0:r1, c0:c1], where=part.view(np.bool_))
             n += k - 1
-        if buffers is not None:
-            buffers.give(spare)
+        give_back(buffers, spare)
     return n, lab
 
 
@@ -714,17 +701,13 @@ def tile_pieces(job: Job, core: Window, stats: Stats, blk: Block | None = None,
 def _tile_pieces(job: Job, core: Window, stats: Stats, blk: Block, method: ChangeMethod,
                  buffers: BufferPool | None) -> dict[str, object]:
     score, mask = _tile_score_mask(job, blk, method, stats, buffers)
-    if buffers is not None:
-        m = buffers.take(mask.shape, np.uint8, "masks")
-        np.copyto(m, mask)
-        buffers.give(mask)
-    else:
-        m = np.ascontiguousarray(mask)
+    m = pooled_empty(mask.shape, np.uint8, buffers, "masks")  # the core's mask, contiguous
+    np.copyto(m, mask)
+    give_back(buffers, mask)
     try:
         return _pieces(job, core, blk, score, m, buffers)
     finally:
-        if buffers is not None:
-            buffers.give(score, m)
+        give_back(buffers, score, m)
 
 
 def _pieces(job: Job, core: Window, blk: Block, score: np.ndarray, m: np.ndarray, buffers: BufferPool | None
@@ -756,8 +739,7 @@ def _pieces(job: Job, core: Window, blk: Block, score: np.ndarray, m: np.ndarray
             seam[np.unique(lab[:, -1])] = True
         geoms, labels = _polygons(lab, runs, g.window_transform(core), buffers)
     finally:
-        if buffers is not None:
-            buffers.give(lab)
+        give_back(buffers, lab)
     sums, seam = sums[labels], seam[labels]
     # pieces off the seams are whole patches: finished here (the same per-patch steps as the merged ones
     # in the end), so the run holds their simplified polygons only, and fewer of them

@@ -466,6 +466,8 @@ def background_rows(before: np.ndarray, after: np.ndarray, med_b: np.ndarray, in
     ``buffers`` (a :class:`tuban.raster.grid.BufferPool`): where the result goes."""
     import cv2
 
+    from tuban.raster.grid import pooled_empty
+
     nb, h, w = before.shape
     pr, pc = row % cell, col % cell
     nh, nw = -(-(h + pr) // cell), -(-(w + pc) // cell)
@@ -476,8 +478,7 @@ def background_rows(before: np.ndarray, after: np.ndarray, med_b: np.ndarray, in
     ok = count > 0.25 * cell * cell
     means = np.where(ok, sums / np.maximum(count, 1), 0.0).astype(np.float32)
     q = np.clip(np.rint((means + np.float32(q_lim)) * np.float32(q_step)), 0, 255).astype(np.uint8)
-    out = buffers.take((nb, nh, w), np.float32, "background") if buffers is not None else np.empty((nb, nh, w),
-                                                                                                   np.float32)
+    out = pooled_empty((nb, nh, w), np.float32, buffers, "background")
     for b in range(nb):
         bg = cv2.medianBlur(np.ascontiguousarray(q[b]), size).astype(np.float32)
         bg *= np.float32(1 / q_step)

@@ -14,6 +14,7 @@ from tuban.errors import NoOverlapError, UsageError
 from tuban.raster.scene import BandRef, Scene
 
 __all__ = ["EdgeColumns", "Grid", "Window", "analysis_grid", "block_shape", "bytes_per_pixel", "close_datasets",
+           "give_back", "pooled_empty",
            "read_block"]
 
 
@@ -331,6 +332,18 @@ class BufferPool:
         """Bytes of every buffer this pool made (in use or free)."""
         with self._lock:
             return sum(b.nbytes for b, _ in self._owned.values())
+
+
+def pooled_empty(shape: tuple[int, ...], dtype: type[np.generic] | np.dtype, buffers: BufferPool | None = None,
+                 role: str = "") -> np.ndarray:
+    """``np.empty(shape, dtype)``, from ``buffers`` (their ``role``'s buffers) when given."""
+    return buffers.take(shape, dtype, role) if buffers is not None else np.empty(shape, dtype)
+
+
+def give_back(buffers: BufferPool | None, *arrays: np.ndarray | None) -> None:
+    """Hand ``arrays`` back to ``buffers`` (:meth:`BufferPool.give`); nothing to do without a pool."""
+    if buffers is not None:
+        buffers.give(*arrays)
 
 
 class EdgeColumns:
@@ -702,10 +715,9 @@ def _read_u16(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window, 
     from tuban.raster import fused
 
     h, w = window.height, window.width
-    out = buffers.take((len(roles), h, w), np.uint16, "bands") if buffers is not None else np.empty((len(roles), h, w),
-                                                                                           np.uint16)
+    out = pooled_empty((len(roles), h, w), np.uint16, buffers, "bands")
     k = edges.take(window, out) if edges is not None else 0  # columns kept from the band on the left
-    valid = buffers.take((h, w), np.bool_, "masks") if buffers is not None else np.empty((h, w), bool)
+    valid = pooled_empty((h, w), np.bool_, buffers, "masks")
     valid.fill(True)
     rw = RWindow(window.col + k, window.row, w - k, h)
     by_path: dict[str, list[int]] = {}

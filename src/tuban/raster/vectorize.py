@@ -230,6 +230,8 @@ def label_polygons(lab: np.ndarray, windows: Sequence[tuple[int, int, int, int]]
     The kernel runs without the GIL and with buffers of its own: calls in several threads at once are safe.
     ``buffers`` (a :class:`tuban.raster.grid.BufferPool`): where its working arrays come from (and go back).
     """
+    from tuban.raster.grid import give_back, pooled_empty
+
     lab = np.ascontiguousarray(lab, np.int32)
     if lab.ndim != 2:
         raise ValueError(f"lab must be 2-D, not {lab.ndim}-D")
@@ -238,16 +240,12 @@ def label_polygons(lab: np.ndarray, windows: Sequence[tuple[int, int, int, int]]
     wins[:, :2] = np.clip(wins[:, :2], 0, h)
     wins[:, 2:] = np.clip(wins[:, 2:], 0, w)
     n_px = sum(int(np.count_nonzero(lab[r0:r1, c0:c1])) for r0, r1, c0, c1 in wins) if len(wins) else 0
-    # np.empty: only what the trace writes is touched; ≤ 4 edges and ≤ 1 ring per labelled pixel
-    def take(shape: tuple[int, ...], dtype: type[np.generic]) -> np.ndarray:
-        return buffers.take(shape, dtype, "vectorise") if buffers is not None else np.empty(shape, dtype)
-
-    seen = take((h, w), np.uint8)
+    seen = pooled_empty((h, w), np.uint8, buffers, "vectorise")
     seen.fill(0)
-    # from a pool, sized for a tile of labels only (the pages past what the trace writes are never touched):
-    # each array then keeps one size class, whatever the tile holds, and the pool as many buffers
+    # empty: only what the trace writes is touched; ≤ 4 edges and ≤ 1 ring per labelled pixel. From a pool,
+    # sized for a tile of labels: each array then keeps one size class, whatever the tile holds
     cap = h * w if buffers is not None else n_px
-    work = [seen, *(take((k * cap + extra,), np.int64) for k, extra in
+    work = [seen, *(pooled_empty((k * cap + extra,), np.int64, buffers, "vectorise") for k, extra in
                     ((5, 0), (5, 0), (1, 1), (1, 0), (1, 0), (4, 2), (4, 2), (2, 1), (2, 1), (2, 1)))]
     # xs, ys; r_start, r_label, r_area; cx, cy; sx, sy, sp (≤ 2 saddle corners per pixel)
     trace = _trace_k if jit.available() else _trace_py
@@ -256,8 +254,7 @@ def label_polygons(lab: np.ndarray, windows: Sequence[tuple[int, int, int, int]]
         xs, ys, r_start, r_label, r_area = work[1:6]
         return _polygons_of((h, w), xs, ys, r_start, r_label, r_area, counts, transform)
     finally:
-        if buffers is not None:
-            buffers.give(*work)
+        give_back(buffers, *work)
 
 
 def _polygons_of(shape: tuple[int, int], xs: np.ndarray, ys: np.ndarray, r_start: np.ndarray, r_label: np.ndarray,
