@@ -362,9 +362,11 @@ def _comp_stats(stats: Stats, names: tuple[str, ...]) -> tuple[np.ndarray, np.nd
 
 
 def _fused_run(job: Job, blk: Block, method: ChangeMethod, stats: Stats, *, score: bool,
-               box: tuple[int, int, int, int] | None = None, out: np.ndarray | None = None) -> np.ndarray:
+               box: tuple[int, int, int, int] | None = None, out: np.ndarray | None = None,
+               prune: bool = False) -> np.ndarray:
     """Fused kernels: components (n, h, w), or with ``score`` the gated (unsmoothed) score (h, w), into
-    ``out`` when given; with ``box`` (rows and columns within the block) only that part."""
+    ``out`` when given; with ``box`` (rows and columns within the block) only that part; with ``prune``
+    (and no baseline date), only near pixels that could pass the threshold (:func:`prune_margin`)."""
     lay = method.layout
     assert lay is not None
     kw: dict[str, Any] = {"box": box, **_background_kw(job, blk)}
@@ -375,7 +377,8 @@ def _fused_run(job: Job, blk: Block, method: ChangeMethod, stats: Stats, *, scor
     if "0" not in blk.stack:
         return fused.components(blk.stack["b"], blk.stack["a"], _band_stats(stats, "b", method), after, blk.use,
                                 lay, comp_stats=cs, scale_b=sc.get("b", 1.0), scale_a=sc.get("a", 1.0),
-                                background=bg.get("b"), out=out if score else None, **kw)
+                                background=bg.get("b"), out=out if score else None,
+                                prune=(stats.threshold, prune_margin(method)) if prune and score else None, **kw)
     # baseline: each component the weaker of (after vs before) and (after vs baseline)
     c = fused.components(blk.stack["b"], blk.stack["a"], _band_stats(stats, "b", method), after, blk.use, lay,
                          scale_b=sc.get("b", 1.0), scale_a=sc.get("a", 1.0), background=bg.get("b"), **kw)
@@ -455,6 +458,15 @@ def score_margin(method: ChangeMethod) -> int:
     return gauss + 4 * MORPH_RADIUS
 
 
+def prune_margin(method: ChangeMethod) -> int:
+    """Pixels around those whose raw score could pass the threshold on which the raw score must be exact:
+    the smoothed score passes the threshold only within the Gaussian's radius of them, the closing adds
+    pixels within ``MORPH_RADIUS`` of those, and the smoothed score on all these needs the raw score
+    within the Gaussian's radius again (``fused.components``' ``prune``)."""
+    gauss = int(np.ceil(4 * method.smooth)) + 1 if method.smooth > 0 else 0
+    return 2 * gauss + 2 * MORPH_RADIUS
+
+
 def _score_box(blk: Block, margin: int) -> tuple[int, int, int, int]:
     """The core grown by ``margin`` px, within the block: (y0, y1, x0, x1) in block coordinates."""
     r, c = blk.core.row - blk.win.row, blk.core.col - blk.win.col
@@ -479,7 +491,8 @@ def _tile_score_mask(job: Job, blk: Block, method: ChangeMethod, stats: Stats, b
     box = _score_box(blk, score_margin(method))
     use = blk.use[box[0] : box[1], box[2] : box[3]]
     shape = (box[1] - box[0], box[3] - box[2])
-    raw = _fused_run(job, blk, method, stats, score=True, box=box, out=pooled_empty(shape, np.float32, buffers, "score"))
+    raw = _fused_run(job, blk, method, stats, score=True, box=box, out=pooled_empty(shape, np.float32, buffers, "score"),
+                     prune=True)
     score = _smooth(raw, method, pooled_empty(shape, np.float32, buffers, "score") if method.smooth > 0 else None)
     mask = fused.threshold(score, stats.threshold, use, out=pooled_empty(shape, np.uint8, buffers, "masks"))
     spare = buffers.take(shape, np.uint8, "masks") if buffers is not None else None

@@ -25,7 +25,7 @@ import numpy as np
 from tuban import jit
 
 __all__ = ["FusedLayout", "available", "background", "cloud_candidates", "combine", "components", "piece_sums",
-           "shadow_candidates", "valid_u16", "warm"]
+           "prune_bound", "shadow_candidates", "valid_u16", "warm"]
 
 _EPS = np.float32(1e-6)
 
@@ -59,7 +59,8 @@ class FusedLayout:
 
 
 # helpers called from the kernels: compiled into them (and cached with them)
-_HELPERS = jit.Helpers(globals(), inline=("_nd", "_px", "_index_px"), called=("_prep_row",))
+_HELPERS = jit.Helpers(globals(), inline=("_nd", "_px", "_index_px"),
+                       called=("_prep_row", "_rows_box", "_bound_blocks"))
 
 
 def available() -> bool:
@@ -153,12 +154,12 @@ def _nd(a, b):
     return q if ok else np.float32(0)
 
 
-def _rows(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, cell, use, vis, idx, score_mode, cmed,
-          cinv, box, out):
-    """Components (``score_mode`` 0: out is (n_comp, y1 - y0, x1 - x0)) or the gated score (1: out[0] is the
-    score) on the box ``(y0, y1, x0, x1)`` of the block (the 3×3 neighbourhoods read around it)."""
+def _rows_box(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, cell, use, vis, idx, score_mode,
+              cmed, cinv, y0, y1, x0, x1, out, oy, ox):
+    """Components (``score_mode`` 0: out is (n_comp, …)) or the gated score (1: out[0] is the score) on the
+    box ``(y0, y1, x0, x1)`` of the block (the 3×3 neighbourhoods read around it), written to
+    ``out[:, y - oy, x - ox]``."""
     nb, h, w = before.shape
-    y0, y1, x0, x1 = box[0], box[1], box[2], box[3]
     nx = x1 - x0  # the loops below run over views of the box's columns, from 0: with a loop index that
     # starts at a runtime x0, numba's negative-index wrap-around stays in the loop and nothing vectorises
     kind, i_nir, i_red, i_green, i_blue, i_swir = idx[0], idx[1], idx[2], idx[3], idx[4], idx[5]
@@ -261,19 +262,20 @@ def _rows(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, cell,
             for x in range(nx):
                 soil[x] = _nd(_px(asw[x], sc_a) + _px(ar[x], sc_a), _px(an[x], sc_a) + _px(abl[x], sc_a)) - _nd(
                     _px(bsw[x], sc_b) + _px(br[x], sc_b), _px(bn[x], sc_b) + _px(bbl[x], sc_b))
+        ro, co = y - oy, x0 - ox
         if score_mode == 0:
-            o0, o1, o2 = out[0, y - y0], out[1, y - y0], out[2, y - y0]
+            o0, o1, o2 = out[0, ro, co : co + nx], out[1, ro, co : co + nx], out[2, ro, co : co + nx]
             for x in range(nx):
                 ok = ru[x]
                 o0[x] = np.sqrt(max(s1[x], s2[x])) if ok else zero
                 o1[x] = veg[x] if ok else zero
                 o2[x] = (vn[x] / third - va[x] / third) if ok else zero
             if i_swir >= 0:
-                o3 = out[3, y - y0]
+                o3 = out[3, ro, co : co + nx]
                 for x in range(nx):
                     o3[x] = soil[x] if ru[x] else zero
         else:
-            o0 = out[0, y - y0]
+            o0 = out[0, ro, co : co + nx]
             m0, m1, m2, m3 = cmed[0], cmed[1], cmed[2], cmed[-1]
             c0, c1, c2, c3 = cinv[0], cinv[1], cinv[2], cinv[-1]
             if i_swir < 0:
@@ -286,6 +288,135 @@ def _rows(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, cell,
                 direction = max(direction, (soil[x] - m3) * c3)
                 g = min(max(direction, zero), one) * max(m, zero)
                 o0[x] = g if ru[x] else zero
+
+
+def _bound_blocks(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, cell, y0, y1, x0, x1, bound,
+                  bh, bw, flags):
+    """Flag the ``bh`` × ``bw`` blocks of the box holding a pixel whose gated score could exceed the
+    threshold: Σ_b |zn − za|² > ``bound`` (see :func:`_rows`). za and zn are those of :func:`_prep_row`,
+    in its float32 order of operations, and each |zn − za| of the centre pixel is ≥ the distance of one
+    date to the range of the other's 3×3 neighbourhood in :func:`_rows_box` (the range holds the centre;
+    rounding is monotone), so the sum is ≥ both of its sums of squares, band by band in the same order."""
+    nb, _h, w = before.shape
+    nh = hbg.shape[1]
+    nx = x1 - x0
+    acc = np.empty(w, np.float32)
+    hit = np.empty(w, np.int32)
+    zero = np.float32(0)
+    nbx = flags.shape[1]
+    for y in range(y0, y1):
+        fy = np.float32((y + fy0 + 0.5) * (1.0 / cell) - 0.5)
+        sy = int(np.floor(fy))
+        fy = fy - np.float32(sy)
+        r0 = min(max(sy, 0), nh - 1)
+        r1 = min(max(sy + 1, 0), nh - 1)
+        b1 = fy
+        b0 = np.float32(1) - fy
+        s = acc[:nx]
+        for x in range(nx):
+            s[x] = zero
+        for b in range(nb):
+            mb, ib, ma, ia = med_b[b], inv_b[b], med_a[b], inv_a[b]
+            rb = before[b, y, x0:x1]
+            ra = after[b, y, x0:x1]
+            g0 = hbg[b, r0, x0:x1]
+            g1 = hbg[b, r1, x0:x1]
+            for x in range(nx):
+                za = (_px(rb[x], sc_b) - mb) * ib
+                bg = g0[x] * b0 + g1[x] * b1
+                zn = (_px(ra[x], sc_a) - ma) * ia - bg
+                e = abs(zn - za)
+                s[x] += e * e
+        k = hit[:nx]
+        for x in range(nx):
+            k[x] = 1 if s[x] > bound else 0
+        fr = flags[(y - y0) // bh]
+        for j in range(nbx):
+            c = 0
+            for x in range(j * bw, min((j + 1) * bw, nx)):
+                c += k[x]
+            if c > 0:
+                fr[j] = 1
+
+
+def _rows(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, cell, use, vis, idx, score_mode, cmed,
+          cinv, box, out, bound, margin):
+    """:func:`_rows_box` on ``box`` ``(y0, y1, x0, x1)`` of the block into ``out`` (…, y1 - y0, x1 - x0).
+
+    With the gated score (``score_mode`` 1) and ``bound`` ≥ 0, only the parts of the box within ``margin``
+    px of a pixel flagged by :func:`_bound_blocks` are computed (in blocks of 16 rows × 32 columns); the
+    score is 0 elsewhere. Every pixel whose score exceeds the threshold the bound was derived from is
+    flagged, so (``margin`` covering the smoothing and the morphology) the cleaned mask and the smoothed
+    score on it are those of the whole box, bit for bit; ``bound`` < 0 computes the whole box."""
+    y0, y1, x0, x1 = box[0], box[1], box[2], box[3]
+    if score_mode == 0 or bound < 0:
+        _rows_box(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, cell, use, vis, idx, score_mode,
+                  cmed, cinv, y0, y1, x0, x1, out, y0, x0)
+        return
+    bh, bw, gap = 8, 32, 4  # block rows and columns; inactive runs of ≤ gap blocks between two active ones
+    # are computed too (narrow boxes cost more per pixel than they save)
+    nby, nbx = (y1 - y0 + bh - 1) // bh, (x1 - x0 + bw - 1) // bw
+    flags = np.zeros((nby, nbx), np.uint8)
+    _bound_blocks(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, cell, y0, y1, x0, x1, bound, bh,
+                  bw, flags)
+    kr, kc = (margin + bh - 1) // bh, (margin + bw - 1) // bw
+    act = np.zeros((nby, nbx), np.uint8)
+    for i in range(nby):
+        for j in range(nbx):
+            if flags[i, j]:
+                act[max(i - kr, 0) : min(i + kr + 1, nby), max(j - kc, 0) : min(j + kc + 1, nbx)] = 1
+    # the runs of active blocks of each block row (gaps of ≤ gap blocks bridged): (start, end) in blocks
+    runs = np.zeros((nby, nbx, 2), np.int64)
+    nrun = np.zeros(nby, np.int64)
+    for i in range(nby):
+        j = 0
+        while j < nbx:
+            if not act[i, j]:
+                j += 1
+                continue
+            j1 = j + 1
+            while j1 < nbx:
+                if act[i, j1]:
+                    j1 += 1
+                    continue
+                nxt = j1
+                while nxt < nbx and nxt - j1 <= gap and not act[i, nxt]:
+                    nxt += 1
+                if nxt < nbx and nxt - j1 <= gap and act[i, nxt]:
+                    j1 = nxt
+                else:
+                    break
+            runs[i, nrun[i], 0] = j
+            runs[i, nrun[i], 1] = j1
+            nrun[i] += 1
+            j = j1
+    o = out[0]
+    for i in range(nby):
+        ya, yb = i * bh, min((i + 1) * bh, y1 - y0)
+        c = 0
+        for r in range(nrun[i]):  # the score is 0 off the runs
+            o[ya:yb, c * bw : runs[i, r, 0] * bw] = 0
+            c = runs[i, r, 1]
+        o[ya:yb, min(c * bw, x1 - x0) :] = 0
+    # each run computed once over the block rows below that have the same run (the box's first and last
+    # rows are prepared again for the 3×3 neighbourhoods: a box per block row would prepare 10 rows for 8)
+    for i in range(nby):
+        for r in range(nrun[i]):
+            j, j1 = runs[i, r, 0], runs[i, r, 1]
+            if j < 0:
+                continue  # merged into a box above
+            i1 = i + 1
+            while i1 < nby:
+                found = -1
+                for q in range(nrun[i1]):
+                    if runs[i1, q, 0] == j and runs[i1, q, 1] == j1:
+                        found = q
+                if found < 0:
+                    break
+                runs[i1, found, 0] = -1
+                i1 += 1
+            _rows_box(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, cell, use, vis, idx, 1, cmed,
+                      cinv, y0 + i * bh, min(y0 + i1 * bh, y1), x0 + j * bw, min(x0 + j1 * bw, x1), out, y0, x0)
 
 
 def _combine_py(comps, cmed, cinv, use, out):
@@ -517,7 +648,8 @@ def components(before: np.ndarray, after: np.ndarray, band_b: tuple[np.ndarray, 
                row: int = 0, col: int = 0, size: int = 9, q_step: float = 16.0, q_lim: float = 8.0,
                comp_stats: tuple[np.ndarray, np.ndarray] | None = None, scale_b: float = 1.0,
                scale_a: float = 1.0, box: tuple[int, int, int, int] | None = None,
-               background: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+               background: np.ndarray | None = None, out: np.ndarray | None = None,
+               prune: tuple[float, int] | None = None) -> np.ndarray:
     """The method's change components (n, h, w), or with ``comp_stats`` its gated score (h, w).
 
     Parameters
@@ -546,6 +678,11 @@ def components(before: np.ndarray, after: np.ndarray, band_b: tuple[np.ndarray, 
         e.g. on the thread that assembled the block); ``None``: computed here.
     out
         with ``comp_stats``: the (h, w) float32 array the score is written to (C-contiguous); ``None``: a new one.
+    prune
+        with ``comp_stats``: ``(threshold, margin)``: compute the score only within ``margin`` px of pixels
+        where it could exceed ``threshold`` (:func:`prune_bound`), 0 elsewhere. A mask ``smoothed score >
+        threshold`` cleaned by morphology is then the same, bit for bit, and so is the smoothed score on it,
+        when ``margin`` ≥ twice the smoothing radius plus the closing's (``kernel.prune_margin``).
     """
     before, after, sb, sa, med_b, inv_b, med_a, inv_a, u = _inputs(before, after, band_b, band_a, use, scale_b,
                                                                    scale_a)
@@ -562,14 +699,33 @@ def components(before: np.ndarray, after: np.ndarray, band_b: tuple[np.ndarray, 
         out = np.empty((layout.n_components, y1 - y0, x1 - x0), np.float32)
         cmed = cinv = np.zeros(layout.n_components, np.float32)
         _rows_k(before, after, sb, sa, med_b, inv_b, med_a, inv_a, hbg, row % cell, cell, u, vis,
-                layout.index_array(), 0, cmed, cinv, bx, out)
+                layout.index_array(), 0, cmed, cinv, bx, out, np.float32(-1), 0)
         return out
     score = np.empty((y1 - y0, x1 - x0), np.float32) if out is None else out
     if score.shape != (y1 - y0, x1 - x0) or score.dtype != np.float32 or not score.flags.c_contiguous:
         raise ValueError(f"out must be C-contiguous float32 of shape {(y1 - y0, x1 - x0)}")
+    cmed, cinv = _f32(comp_stats[0]), _f32(comp_stats[1])
+    bound, margin = (prune_bound(prune[0], float(cmed[0]), float(cinv[0])), int(prune[1])) if prune else (-1.0, 0)
     _rows_k(before, after, sb, sa, med_b, inv_b, med_a, inv_a, hbg, row % cell, cell, u, vis, layout.index_array(),
-            1, _f32(comp_stats[0]), _f32(comp_stats[1]), bx, score[None])
+            1, cmed, cinv, bx, score[None], np.float32(bound), margin)
     return score
+
+
+def prune_bound(threshold: float, med: float, inv: float) -> float:
+    """The bound on Σ_b |zn − za|² (:func:`_bound_blocks`) at or under which a pixel's gated score is
+    surely under ``threshold``; -1 when none can be given (a threshold ≤ 0, or nothing non-negative).
+
+    The gated score is at most the standardised magnitude ``(sqrt(s) - med) * inv`` (the direction is
+    clamped to [0, 1]). The bound keeps a margin of 1e-3 × (|threshold| + |med × inv| + 1) under the
+    threshold, far above float32 rounding, so a Gaussian of scores under it (weights summing to 1) stays
+    under the threshold too."""
+    if not (np.isfinite(threshold) and np.isfinite(med) and np.isfinite(inv)) or inv <= 0:
+        return -1.0
+    p = threshold - 1e-3 * (abs(threshold) + abs(med * inv) + 1.0)
+    r = p / inv + med
+    if p <= 0 or r <= 0:
+        return -1.0
+    return float(np.float32(r * r * (1 - 1e-5)))
 
 
 def piece_sums(lab: np.ndarray, n_lab: int, score: np.ndarray, unobs: np.ndarray, before: np.ndarray,

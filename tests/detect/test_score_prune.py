@@ -1,0 +1,121 @@
+"""The score computed only near pixels that could pass the threshold (``fused.components(prune=…)``) gives
+the cleaned mask of the whole score, and the smoothed score on it, bit for bit."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from tuban.raster import fused
+
+pytestmark = pytest.mark.skipif(not fused.available(), reason="numba (the detect extra) is not installed")
+
+
+def _blobs(rng: np.random.Generator, shape: tuple[int, int], n: int) -> np.ndarray:
+    """A smooth random field with ``n`` bright blobs of a few pixels to a few tens (float32, 0 … ~1)."""
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    f = np.zeros(shape, np.float32)
+    for _ in range(n):
+        cy, cx, r = rng.uniform(0, shape[0]), rng.uniform(0, shape[1]), rng.uniform(1.5, 12)
+        f += np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r)).astype(np.float32)
+    return np.minimum(f, 1)
+
+
+def _stacks(seed: int, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """uint16 before / after stacks (5 bands, the last SWIR) whose differences range from noise to strong
+    change in blobs, and a ``use`` mask with holes."""
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(0.05, 0.3, (5, 1, 1)).astype(np.float32) * (1 + 0.1 * rng.normal(size=(5, *shape)))
+    change = _blobs(rng, shape, 25)
+    before = base * (1 + 0.02 * rng.normal(size=base.shape))
+    after = base * (1 + 0.02 * rng.normal(size=base.shape))
+    after[:3] += 0.25 * change  # brighter visible bands, NIR down: bare soil where vegetation was
+    after[3] -= 0.1 * change
+    after[4] += 0.2 * change
+    use = rng.random(shape) > 0.02
+    to_dn = lambda v: np.clip(np.rint(v * 10000), 1, 60000).astype(np.uint16)  # noqa: E731
+    return to_dn(before), to_dn(after), use
+
+
+def _mask(score: np.ndarray, threshold: float, use: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """As ``kernel._tile_score_mask``: smooth, threshold, clean."""
+    import cv2
+
+    from tuban.detect import kernel
+
+    smooth = cv2.GaussianBlur(score, (0, 0), 1.5, borderType=cv2.BORDER_REPLICATE)
+    m = kernel._clean(fused.threshold(smooth, threshold, use))
+    return smooth, m & use.view(np.uint8)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("box", [None, (9, 230, 14, 250)])
+def test_pruned_score_gives_the_same_mask_and_smoothed_score_on_it(seed, box) -> None:
+    from tuban.detect import kernel
+
+    b, a, use = _stacks(seed, (240, 262))
+    lay = fused.FusedLayout(0, (0, 1, 2), nir=3, red=2, green=1, blue=0, swir1=4)
+    st = (np.full(5, 0.15, np.float32), np.full(5, 12.0, np.float32))
+    comps = fused.components(b, a, st, st, use, lay, cell=8, scale_b=1e-4, scale_a=1e-4)
+    cs = tuple(np.array(v, np.float32) for v in zip(*[(np.median(c), 1 / (np.median(np.abs(c - np.median(c))) + 1e-6))
+                                                       for c in comps], strict=True))
+    kw = {"cell": 8, "scale_b": 1e-4, "scale_a": 1e-4, "comp_stats": cs, "box": box}
+    whole = fused.components(b, a, st, st, use, lay, **kw)
+    sub = use if box is None else use[box[0] : box[1], box[2] : box[3]]
+    w_smooth, _ = _mask(whole, 0.0, sub)
+    margin = 2 * (int(np.ceil(4 * 1.5)) + 1) + 2 * kernel.MORPH_RADIUS
+    pruned_somewhere = False
+    # thresholds from where nearly every pixel passes to where a few blobs' cores do
+    for q in (50, 90, 99, 99.9):
+        thr = float(np.percentile(w_smooth, q))
+        part = fused.components(b, a, st, st, use, lay, **kw, prune=(thr, margin))
+        want_smooth, want = _mask(whole, thr, sub)
+        got_smooth, got = _mask(part, thr, sub)
+        np.testing.assert_array_equal(got, want)
+        assert want.any()
+        on = want.astype(bool)
+        np.testing.assert_array_equal(got_smooth[on], want_smooth[on])
+        # the raw score is exact wherever it was computed (elsewhere 0)
+        done = part != 0
+        np.testing.assert_array_equal(part[done], whole[done])
+        pruned_somewhere |= bool(np.count_nonzero(whole[~done]))
+    assert pruned_somewhere  # the test exercised skipped blocks
+
+
+def test_prune_bound_is_none_where_it_cannot_be_given() -> None:
+    assert fused.prune_bound(0.0, 0.3, 3.0) == -1.0
+    assert fused.prune_bound(-2.0, 0.3, 3.0) == -1.0
+    assert fused.prune_bound(float("nan"), 0.3, 3.0) == -1.0
+    assert fused.prune_bound(5.0, 0.3, 0.0) == -1.0
+    assert fused.prune_bound(5.0, -10.0, 1.0) == -1.0  # (sqrt(s) + 10) · 1 ≥ 10 > 5 for every pixel
+    b = fused.prune_bound(5.0, 0.3, 2.0)
+    # sqrt(b) standardised is under the threshold by the margin
+    assert 0 < (np.sqrt(b) - 0.3) * 2.0 < 5.0 - 1e-3 * (5.0 + 0.6 + 1.0) + 1e-6
+
+
+@pytest.mark.parametrize("factor", [0.05, 1.0, 1.5])
+def test_tile_pieces_with_pruning_equal_those_without(tmp_path, monkeypatch, factor) -> None:
+    """Whole runs of tiles (threshold lowered and raised around the scene's own) give the same pieces, byte
+    for byte, with the score computed everywhere (no bound)."""
+    from test_score_box import _assert_same_pieces, _planned
+
+    from tuban.detect import kernel
+
+    p, stats = _planned(tmp_path, shape=(300, 260), seed=5, baseline=False, tile_size=128)
+    stats = dataclasses.replace(stats, threshold=stats.threshold * factor)
+    pruned = [kernel.tile_pieces(p.job, t, stats) for t in p.tiles]
+    method = p.job.change_method()
+    skipped = 0
+    for t in p.tiles:  # how much of the raw score the bound let go of (0 there, nonzero computed)
+        blk = kernel.with_background(p.job, kernel._read(p.job, t, method, p.job.halo), stats)
+        full = kernel._fused_run(p.job, blk, method, stats, score=True)
+        part = kernel._fused_run(p.job, blk, method, stats, score=True, prune=True)
+        skipped += int(np.count_nonzero(full[part == 0]))
+    assert skipped > 0 if factor >= 1 else skipped == 0
+    monkeypatch.setattr(fused, "prune_bound", lambda *a: -1.0)
+    whole = [kernel.tile_pieces(p.job, t, stats) for t in p.tiles]
+    assert sum(len(r["geoms"]) for r in whole) > 0
+    for x, y in zip(pruned, whole, strict=True):
+        _assert_same_pieces(x, y)
