@@ -119,3 +119,31 @@ def test_tile_pieces_with_pruning_equal_those_without(tmp_path, monkeypatch, fac
     assert sum(len(r["geoms"]) for r in whole) > 0
     for x, y in zip(pruned, whole, strict=True):
         _assert_same_pieces(x, y)
+
+
+@pytest.mark.parametrize("shape", [(700, 903), (257, 640), (64, 97)])
+def test_smoothing_only_the_computed_boxes_equals_smoothing_the_whole_on_them(shape) -> None:
+    """``kernel._smooth_boxes`` (boxes starting on columns that are multiples of 32, as the pruned score's
+    do) gives OpenCV's whole-array Gaussian on every box, bit for bit, right edge included."""
+    from tuban.detect import kernel
+    from tuban.raster.change import get_method
+
+    method = get_method("construction", ("blue", "green", "red", "nir"))
+    assert method.smooth > 0
+    rng = np.random.default_rng(shape[1])
+    score = rng.random(shape, dtype=np.float32) * 50
+    score[rng.random(shape) < 0.5] = 0
+    whole = kernel._smooth(score, method)
+    h, w = shape
+    for _ in range(50):
+        boxes = []
+        for y0 in range(0, h, 40):  # disjoint boxes: one per band of rows, of random columns
+            x0 = int(rng.integers(0, (w - 1) // 32 + 1)) * 32
+            x1 = int(rng.integers(x0 + 1, w + 1)) if rng.random() < 0.7 else w
+            boxes.append((y0, min(y0 + int(rng.integers(1, 41)), h), x0, x1))
+        got = kernel._smooth_boxes(score, method, boxes, None)
+        on = np.zeros(shape, bool)
+        for y0, y1, x0, x1 in boxes:
+            on[y0:y1, x0:x1] = True
+        np.testing.assert_array_equal(got[on], whole[on])
+        assert not got[~on].any()

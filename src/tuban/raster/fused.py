@@ -341,7 +341,8 @@ def _bound_blocks(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy
 
 def _rows(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, cell, use, vis, idx, score_mode, cmed,
           cinv, box, out, bound, margin):
-    """:func:`_rows_box` on ``box`` ``(y0, y1, x0, x1)`` of the block into ``out`` (…, y1 - y0, x1 - x0).
+    """:func:`_rows_box` on ``box`` ``(y0, y1, x0, x1)`` of the block into ``out`` (…, y1 - y0, x1 - x0);
+    returns the boxes computed, (n, 4) rows ``(y0, y1, x0, x1)`` of ``out`` (the whole when nothing was pruned).
 
     With the gated score (``score_mode`` 1) and ``bound`` ≥ 0, only the parts of the box within ``margin``
     px of a pixel flagged by :func:`_bound_blocks` are computed (in blocks of 16 rows × 32 columns); the
@@ -352,7 +353,9 @@ def _rows(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, cell,
     if score_mode == 0 or bound < 0:
         _rows_box(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, cell, use, vis, idx, score_mode,
                   cmed, cinv, y0, y1, x0, x1, out, y0, x0)
-        return
+        whole = np.empty((1, 4), np.int64)
+        whole[0, 0], whole[0, 1], whole[0, 2], whole[0, 3] = 0, y1 - y0, 0, x1 - x0
+        return whole
     bh, bw, gap = 8, 32, 4  # block rows and columns; inactive runs of ≤ gap blocks between two active ones
     # are computed too (narrow boxes cost more per pixel than they save)
     nby, nbx = (y1 - y0 + bh - 1) // bh, (x1 - x0 + bw - 1) // bw
@@ -400,6 +403,8 @@ def _rows(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, cell,
         o[ya:yb, min(c * bw, x1 - x0) :] = 0
     # each run computed once over the block rows below that have the same run (the box's first and last
     # rows are prepared again for the 3×3 neighbourhoods: a box per block row would prepare 10 rows for 8)
+    done = np.empty((max(nrun.sum(), 1), 4), np.int64)
+    n = 0
     for i in range(nby):
         for r in range(nrun[i]):
             j, j1 = runs[i, r, 0], runs[i, r, 1]
@@ -415,8 +420,12 @@ def _rows(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, cell,
                     break
                 runs[i1, found, 0] = -1
                 i1 += 1
+            ya, yb, xa, xb = y0 + i * bh, min(y0 + i1 * bh, y1), x0 + j * bw, min(x0 + j1 * bw, x1)
             _rows_box(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, cell, use, vis, idx, 1, cmed,
-                      cinv, y0 + i * bh, min(y0 + i1 * bh, y1), x0 + j * bw, min(x0 + j1 * bw, x1), out, y0, x0)
+                      cinv, ya, yb, xa, xb, out, y0, x0)
+            done[n, 0], done[n, 1], done[n, 2], done[n, 3] = ya - y0, yb - y0, xa - x0, xb - x0
+            n += 1
+    return done[:n]
 
 
 def _combine_py(comps, cmed, cinv, use, out):
@@ -649,7 +658,7 @@ def components(before: np.ndarray, after: np.ndarray, band_b: tuple[np.ndarray, 
                comp_stats: tuple[np.ndarray, np.ndarray] | None = None, scale_b: float = 1.0,
                scale_a: float = 1.0, box: tuple[int, int, int, int] | None = None,
                background: np.ndarray | None = None, out: np.ndarray | None = None,
-               prune: tuple[float, int] | None = None) -> np.ndarray:
+               prune: tuple[float, int] | None = None, computed: list | None = None) -> np.ndarray:
     """The method's change components (n, h, w), or with ``comp_stats`` its gated score (h, w).
 
     Parameters
@@ -683,6 +692,10 @@ def components(before: np.ndarray, after: np.ndarray, band_b: tuple[np.ndarray, 
         where it could exceed ``threshold`` (:func:`prune_bound`), 0 elsewhere. A mask ``smoothed score >
         threshold`` cleaned by morphology is then the same, bit for bit, and so is the smoothed score on it,
         when ``margin`` ≥ twice the smoothing radius plus the closing's (``kernel.prune_margin``).
+    computed
+        a list the boxes ``(y0, y1, x0, x1)`` of the result that were computed are appended to (disjoint;
+        the score is 0 off them; the whole when nothing was pruned). Their columns start on multiples of
+        32 of the result, or at its edges.
     """
     before, after, sb, sa, med_b, inv_b, med_a, inv_a, u = _inputs(before, after, band_b, band_a, use, scale_b,
                                                                    scale_a)
@@ -706,8 +719,10 @@ def components(before: np.ndarray, after: np.ndarray, band_b: tuple[np.ndarray, 
         raise ValueError(f"out must be C-contiguous float32 of shape {(y1 - y0, x1 - x0)}")
     cmed, cinv = _f32(comp_stats[0]), _f32(comp_stats[1])
     bound, margin = (prune_bound(prune[0], float(cmed[0]), float(cinv[0])), int(prune[1])) if prune else (-1.0, 0)
-    _rows_k(before, after, sb, sa, med_b, inv_b, med_a, inv_a, hbg, row % cell, cell, u, vis, layout.index_array(),
-            1, cmed, cinv, bx, score[None], np.float32(bound), margin)
+    done = _rows_k(before, after, sb, sa, med_b, inv_b, med_a, inv_a, hbg, row % cell, cell, u, vis,
+                   layout.index_array(), 1, cmed, cinv, bx, score[None], np.float32(bound), margin)
+    if computed is not None:
+        computed.extend(tuple(int(v) for v in r) for r in done)
     return score
 
 
