@@ -291,13 +291,18 @@ def _rows_box(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, c
 
 
 def _bound_blocks(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, cell, y0, y1, x0, x1, bound,
-                  bh, bw, flags):
+                  bh, bw, flags, give_up):
     """Flag the ``bh`` × ``bw`` blocks of the box holding a pixel whose gated score could exceed the
     threshold: Σ_b |zn − za|² > ``bound`` (see :func:`_rows`). za and zn are those of :func:`_prep_row`,
     in its float32 order of operations, and each |zn − za| of the centre pixel is ≥ the distance of one
     date to the range of the other's 3×3 neighbourhood in :func:`_rows_box` (the range holds the centre;
-    rounding is monotone), so the sum is ≥ both of its sums of squares, band by band in the same order."""
+    rounding is monotone), so the sum is ≥ both of its sums of squares, band by band in the same order.
+
+    Returns False (flags incomplete) as soon as, after at least 64 rows, more than ``give_up`` of the
+    blocks so far are flagged: the bound then spares too little to pay for itself (textured real scenes,
+    where only the 3×3 tolerance tells misregistration from change)."""
     nb, _h, w = before.shape
+    flagged = 0
     nh = hbg.shape[1]
     nx = x1 - x0
     acc = np.empty(w, np.float32)
@@ -330,13 +335,18 @@ def _bound_blocks(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy
         k = hit[:nx]
         for x in range(nx):
             k[x] = 1 if s[x] > bound else 0
-        fr = flags[(y - y0) // bh]
+        i = (y - y0) // bh
+        fr = flags[i]
         for j in range(nbx):
             c = 0
             for x in range(j * bw, min((j + 1) * bw, nx)):
                 c += k[x]
-            if c > 0:
+            if c > 0 and fr[j] == 0:
                 fr[j] = 1
+                flagged += 1
+        if y - y0 >= 64 and (y - y0 + 1) % bh == 0 and flagged > give_up * (i + 1) * nbx:
+            return False
+    return True
 
 
 def _rows(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, cell, use, vis, idx, score_mode, cmed,
@@ -345,23 +355,23 @@ def _rows(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, cell,
     returns the boxes computed, (n, 4) rows ``(y0, y1, x0, x1)`` of ``out`` (the whole when nothing was pruned).
 
     With the gated score (``score_mode`` 1) and ``bound`` ≥ 0, only the parts of the box within ``margin``
-    px of a pixel flagged by :func:`_bound_blocks` are computed (in blocks of 16 rows × 32 columns); the
+    px of a pixel flagged by :func:`_bound_blocks` are computed (in blocks of 8 rows × 32 columns); the
     score is 0 elsewhere. Every pixel whose score exceeds the threshold the bound was derived from is
     flagged, so (``margin`` covering the smoothing and the morphology) the cleaned mask and the smoothed
-    score on it are those of the whole box, bit for bit; ``bound`` < 0 computes the whole box."""
+    score on it are those of the whole box, bit for bit. ``bound`` < 0, or a bound that flags over 35 % of
+    the blocks, computes the whole box."""
     y0, y1, x0, x1 = box[0], box[1], box[2], box[3]
-    if score_mode == 0 or bound < 0:
+    bh, bw, gap = 8, 32, 4  # block rows and columns; inactive runs of ≤ gap blocks between two active ones
+    # are computed too (narrow boxes cost more per pixel than they save)
+    nby, nbx = (y1 - y0 + bh - 1) // bh, (x1 - x0 + bw - 1) // bw
+    flags = np.zeros((nby, nbx), np.uint8)
+    if score_mode == 0 or bound < 0 or not _bound_blocks(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg,
+                                                         fy0, cell, y0, y1, x0, x1, bound, bh, bw, flags, 0.35):
         _rows_box(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, cell, use, vis, idx, score_mode,
                   cmed, cinv, y0, y1, x0, x1, out, y0, x0)
         whole = np.empty((1, 4), np.int64)
         whole[0, 0], whole[0, 1], whole[0, 2], whole[0, 3] = 0, y1 - y0, 0, x1 - x0
         return whole
-    bh, bw, gap = 8, 32, 4  # block rows and columns; inactive runs of ≤ gap blocks between two active ones
-    # are computed too (narrow boxes cost more per pixel than they save)
-    nby, nbx = (y1 - y0 + bh - 1) // bh, (x1 - x0 + bw - 1) // bw
-    flags = np.zeros((nby, nbx), np.uint8)
-    _bound_blocks(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, cell, y0, y1, x0, x1, bound, bh,
-                  bw, flags)
     kr, kc = (margin + bh - 1) // bh, (margin + bw - 1) // bw
     act = np.zeros((nby, nbx), np.uint8)
     for i in range(nby):
