@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", help="change method: construction (default), rgb, cva, expr:<index expression>")
     p.add_argument("--threshold", type=float, help="manual score threshold (default: automatic: Otsu, never below the no-change floor)")
     p.add_argument("--mmu-ha", type=float, default=0.04, help="minimum mapping unit in hectares (default 0.04)")
-    p.add_argument("--tile-size", type=int, default=1024, help="tile size in pixels (default 1024)")
+    p.add_argument("--tile-size", type=int, default=2048, help="tile size in pixels (default 2048)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--workers", type=int, help="local Dask cluster of N worker processes")
     group.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="an existing dask.distributed scheduler")

@@ -524,7 +524,7 @@ def plan(
     method: str | None = None,
     threshold: float | None = None,
     mmu_ha: float = 0.04,
-    tile_size: int = 1024,
+    tile_size: int = 2048,
     resolution: float | None = None,
     crs: str | None = None,
     aoi: Any = None,
@@ -608,7 +608,7 @@ def detect(
     method: str | None = None,
     threshold: float | None = None,
     mmu_ha: float = 0.04,
-    tile_size: int = 1024,
+    tile_size: int = 2048,
     workers: int | None = None,
     scheduler: str | None = None,
     resolution: float | None = None,
@@ -637,7 +637,9 @@ def detect(
         minimum mapping unit in hectares (patches and holes smaller than this are dropped).
     tile_size, workers, scheduler
         tiling and parallelism; results do not depend on them. ``workers=N`` starts a local cluster of N
-        processes; ``None`` runs serially in this process.
+        processes; ``None`` runs serially in this process. Tiles of 2048 (the default) carry half the halo
+        overhead of 1024 ones (+12 % pixels instead of +24 %) and ran ~10 % faster on the 16k² bench pair,
+        for ~950 MB peak memory at any scene size instead of ~650 (``bench/bench_detect_speed.py``).
     aoi
         shapely geometry in the grid's CRS: only patches intersecting it are kept (clipped to it).
     gdal_threads

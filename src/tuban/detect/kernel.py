@@ -159,6 +159,8 @@ class Block:
     #: the fused kernels' background rows per earlier date (``b``, and ``0`` with a baseline), when computed
     #: where the block was assembled (:func:`assemble_tile` with ``stats``); else computed by the kernels
     background: dict[str, np.ndarray] = field(default_factory=dict)
+    #: with them, per background cell the largest difference and value (``fused.background_rows``)
+    cells: dict[str, np.ndarray] = field(default_factory=dict)
 
     def stack_f32(self, key: str) -> np.ndarray:
         """The stack of date ``key`` as float32 reflectance."""
@@ -374,25 +376,29 @@ def _fused_run(job: Job, blk: Block, method: ChangeMethod, stats: Stats, *, scor
     cs = _comp_stats(stats, lay.names) if score else None
     after = _band_stats(stats, "a", method)
     sc = blk.scale
-    bg = blk.background
     if "0" not in blk.stack:
         return fused.components(blk.stack["b"], blk.stack["a"], _band_stats(stats, "b", method), after, blk.use,
                                 lay, comp_stats=cs, scale_b=sc.get("b", 1.0), scale_a=sc.get("a", 1.0),
-                                background=bg.get("b"), out=out if score else None,
+                                background=_bg(blk, "b"), out=out if score else None,
                                 prune=(stats.threshold, prune_margin(method)) if prune and score else None,
                                 computed=computed, **kw)
     # baseline: each component the weaker of (after vs before) and (after vs baseline)
     c = fused.components(blk.stack["b"], blk.stack["a"], _band_stats(stats, "b", method), after, blk.use, lay,
-                         scale_b=sc.get("b", 1.0), scale_a=sc.get("a", 1.0), background=bg.get("b"), **kw)
+                         scale_b=sc.get("b", 1.0), scale_a=sc.get("a", 1.0), background=_bg(blk, "b"), **kw)
     np.minimum(c, fused.components(blk.stack["0"], blk.stack["a"], _band_stats(stats, "0", method), after,
                                    blk.use, lay, scale_b=sc.get("0", 1.0), scale_a=sc.get("a", 1.0),
-                                   background=bg.get("0"), **kw), out=c)
+                                   background=_bg(blk, "0"), **kw), out=c)
     if cs is None:
         return c
     use = blk.use if box is None else blk.use[box[0] : box[1], box[2] : box[3]]
     if computed is not None:
         computed.append((0, use.shape[0], 0, use.shape[1]))
     return fused.combine(c, cs, use, out=out)
+
+
+def _bg(blk: Block, key: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """The background rows and cells of date ``key`` when the block has them (:func:`with_background`)."""
+    return (blk.background[key], blk.cells[key]) if key in blk.background else None
 
 
 def _background_kw(job: Job, blk: Block) -> dict[str, Any]:
@@ -409,7 +415,7 @@ def with_background(job: Job, blk: Block, stats: Stats, buffers: BufferPool | No
         return blk
     after = _band_stats(stats, "a", method)
     for key in [k for k in ("b", "0") if k in blk.stack]:
-        blk.background[key] = fused.background(blk.stack[key], blk.stack["a"], _band_stats(stats, key, method), after,
+        blk.background[key], blk.cells[key] = fused.background(blk.stack[key], blk.stack["a"], _band_stats(stats, key, method), after,
                                                blk.use, scale_b=blk.scale.get(key, 1.0),
                                                scale_a=blk.scale.get("a", 1.0), buffers=buffers,
                                                **_background_kw(job, blk))

@@ -60,7 +60,7 @@ class FusedLayout:
 
 # helpers called from the kernels: compiled into them (and cached with them)
 _HELPERS = jit.Helpers(globals(), inline=("_nd", "_px", "_index_px"),
-                       called=("_prep_row", "_rows_box", "_bound_blocks"))
+                       called=("_prep_row", "_rows_box", "_cell_flags", "_extent_py"))
 
 
 def available() -> bool:
@@ -79,16 +79,23 @@ def _px(v, s):
     return np.float32(v) * s
 
 
-def _cell_sums_py(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, use, cell, pr, pc, sums, count):
+def _cell_sums_py(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, use, cell, pr, pc, sums, count, cells):
+    """Per cell and band the sum of after − before (standardised) over the valid pixels, and their count;
+    per cell (``cells``: cell rows × cell columns) Σ_b of the largest (after − before)² of a valid pixel
+    (≥ the largest Σ_b of a pixel), for the score's bound (:func:`_cell_flags`)."""
     nb, h, w = before.shape
     nw = count.shape[1]
     acc = np.zeros(w, np.float32)
     cnt = np.zeros(w, np.float32)
+    dmax = np.zeros(w, np.float32)
+    zero = np.float32(0)
+    cells[:] = 0
     for b in range(nb):
         mb, ib, ma, ia = med_b[b], inv_b[b], med_a[b], inv_a[b]
         for y0 in range(-pr, h, cell):
             cy = (y0 + pr) // cell
             acc[:] = 0
+            dmax[:] = 0
             if b == 0:
                 cnt[:] = 0
             for y in range(max(y0, 0), min(y0 + cell, h)):
@@ -99,7 +106,10 @@ def _cell_sums_py(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, use, ce
                     za = (_px(rb[x], sc_b) - mb) * ib
                     zb = (_px(ra[x], sc_a) - ma) * ia
                     d = zb - za
-                    acc[x] += d if ru[x] else np.float32(0)
+                    dd = d if ru[x] else zero
+                    acc[x] += dd
+                    ad = abs(dd)
+                    dmax[x] = ad if ad > dmax[x] else dmax[x]
                 if b == 0:
                     for x in range(w):
                         cnt[x] += np.float32(1) if ru[x] else np.float32(0)
@@ -107,9 +117,12 @@ def _cell_sums_py(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, use, ce
                 x0 = max(cx * cell - pc, 0)
                 x1 = min((cx + 1) * cell - pc, w)
                 s = 0.0
+                dm = zero
                 for x in range(x0, x1):
                     s += acc[x]
+                    dm = dmax[x] if dmax[x] > dm else dm
                 sums[b, cy, cx] = s
+                cells[cy, cx] += dm * dm
                 if b == 0:
                     n = 0.0
                     for x in range(x0, x1):
@@ -290,88 +303,87 @@ def _rows_box(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, c
                 o0[x] = g if ru[x] else zero
 
 
-def _bound_blocks(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, cell, y0, y1, x0, x1, bound,
-                  bh, bw, flags, give_up):
-    """Flag the ``bh`` × ``bw`` blocks of the box holding a pixel whose gated score could exceed the
-    threshold: Σ_b |zn − za|² > ``bound`` (see :func:`_rows`). za and zn are those of :func:`_prep_row`,
-    in its float32 order of operations, and each |zn − za| of the centre pixel is ≥ the distance of one
-    date to the range of the other's 3×3 neighbourhood in :func:`_rows_box` (the range holds the centre;
-    rounding is monotone), so the sum is ≥ both of its sums of squares, band by band in the same order.
+def _cell_flags(cells, hbg, zext, pr, pc, cell, y0, y1, x0, x1, bound, bh, bw, flags):
+    """Flag the ``bh`` × ``bw`` blocks of the box ``(y0, y1, x0, x1)`` that meet a background cell holding a
+    valid pixel whose gated score could exceed the threshold; returns how many.
 
-    Returns False (flags incomplete) as soon as, after at least 64 rows, more than ``give_up`` of the
-    blocks so far are flagged: the bound then spares too little to pay for itself (textured real scenes,
-    where only the 3×3 tolerance tells misregistration from change)."""
-    nb, _h, w = before.shape
-    flagged = 0
-    nh = hbg.shape[1]
-    nx = x1 - x0
-    acc = np.empty(w, np.float32)
-    hit = np.empty(w, np.int32)
+    In :func:`_rows_box` a valid pixel's sums of squares are at most Σ_b e_b², e_b = |zn − za| at the
+    pixel itself (the distance of one date to the range of the other's 3×3 neighbourhood, which holds
+    the centre). By the triangle inequality over the bands, sqrt(Σ_b e_b²) ≤ |d| + |bg| (d = zb − za,
+    bg the pixel's background, interpolated between two rows of ``hbg``: no longer than the longer).
+    ``cells`` bounds |d|² per cell (:func:`_cell_sums_py`); float32 rounding is covered by a relative 1e-5
+    and 1e-5 × √bands × (``zext`` + |bg|), orders of magnitude above it (``zext``: the largest |za| + |zb|
+    the block's values can give, :func:`_z_extent`)."""
+    nb, nh, w = hbg.shape
+    nwc = cells.shape[1]
+    hn = np.zeros((nh, nwc), np.float32)  # per background row and cell column: the longest background
+    nrm = np.empty(w, np.float32)
     zero = np.float32(0)
-    nbx = flags.shape[1]
-    for y in range(y0, y1):
-        fy = np.float32((y + fy0 + 0.5) * (1.0 / cell) - 0.5)
-        sy = int(np.floor(fy))
-        fy = fy - np.float32(sy)
-        r0 = min(max(sy, 0), nh - 1)
-        r1 = min(max(sy + 1, 0), nh - 1)
-        b1 = fy
-        b0 = np.float32(1) - fy
-        s = acc[:nx]
-        for x in range(nx):
-            s[x] = zero
+    for r in range(nh):
+        for x in range(w):
+            nrm[x] = zero
         for b in range(nb):
-            mb, ib, ma, ia = med_b[b], inv_b[b], med_a[b], inv_a[b]
-            rb = before[b, y, x0:x1]
-            ra = after[b, y, x0:x1]
-            g0 = hbg[b, r0, x0:x1]
-            g1 = hbg[b, r1, x0:x1]
-            for x in range(nx):
-                za = (_px(rb[x], sc_b) - mb) * ib
-                bg = g0[x] * b0 + g1[x] * b1
-                zn = (_px(ra[x], sc_a) - ma) * ia - bg
-                e = abs(zn - za)
-                s[x] += e * e
-        k = hit[:nx]
-        for x in range(nx):
-            k[x] = 1 if s[x] > bound else 0
-        i = (y - y0) // bh
-        fr = flags[i]
-        for j in range(nbx):
-            c = 0
-            for x in range(j * bw, min((j + 1) * bw, nx)):
-                c += k[x]
-            if c > 0 and fr[j] == 0:
-                fr[j] = 1
-                flagged += 1
-        if y - y0 >= 64 and (y - y0 + 1) % bh == 0 and flagged > give_up * (i + 1) * nbx:
-            return False
-    return True
+            g = hbg[b, r]
+            for x in range(w):
+                nrm[x] += g[x] * g[x]
+        for cx in range(nwc):
+            v = zero
+            for x in range(max(cx * cell - pc, 0), min((cx + 1) * cell - pc, w)):
+                v = max(v, nrm[x])
+            hn[r, cx] = np.sqrt(v)
+    root = np.sqrt(np.float64(nb))
+    n = 0
+    for cy in range(cells.shape[0]):
+        ra, rb = max(cy * cell - pr, y0), min((cy + 1) * cell - pr, y1)
+        if ra >= rb:
+            continue
+        for cx in range(nwc):
+            ca, cb = max(cx * cell - pc, x0), min((cx + 1) * cell - pc, x1)
+            if ca >= cb:
+                continue
+            g = np.float64(max(max(hn[max(cy - 1, 0), cx], hn[cy, cx]), hn[min(cy + 1, nh - 1), cx]))
+            e = (np.sqrt(np.float64(cells[cy, cx])) + g) * 1.00001 + 1e-5 * root * (zext + g)
+            if not e * e <= bound:  # (NaN flags too)
+                for i in range((ra - y0) // bh, (rb - 1 - y0) // bh + 1):
+                    for j in range((ca - x0) // bw, (cb - 1 - x0) // bw + 1):
+                        if flags[i, j] == 0:
+                            flags[i, j] = 1
+                            n += 1
+    return n
 
 
-def _rows(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, cell, use, vis, idx, score_mode, cmed,
-          cinv, box, out, bound, margin):
+def _rows(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, cells, zext, fy0, fx0, cell, use, vis, idx,
+          score_mode, cmed, cinv, box, out, bound, margin):
     """:func:`_rows_box` on ``box`` ``(y0, y1, x0, x1)`` of the block into ``out`` (…, y1 - y0, x1 - x0);
     returns the boxes computed, (n, 4) rows ``(y0, y1, x0, x1)`` of ``out`` (the whole when nothing was pruned).
 
     With the gated score (``score_mode`` 1) and ``bound`` ≥ 0, only the parts of the box within ``margin``
-    px of a pixel flagged by :func:`_bound_blocks` are computed (in blocks of 8 rows × 32 columns); the
-    score is 0 elsewhere. Every pixel whose score exceeds the threshold the bound was derived from is
-    flagged, so (``margin`` covering the smoothing and the morphology) the cleaned mask and the smoothed
-    score on it are those of the whole box, bit for bit. ``bound`` < 0, or a bound that flags over 35 % of
-    the blocks, computes the whole box."""
+    px of a block flagged by :func:`_cell_flags` are computed (blocks of 8 rows × 32 columns); the score is
+    0 elsewhere. Every pixel whose score exceeds the threshold the bound was derived from lies in a
+    flagged block, so (``margin`` covering the smoothing and the morphology) the cleaned mask and the
+    smoothed score on it are those of the whole box, bit for bit. ``bound`` < 0, or a bound that flags
+    over 35 % of the blocks (textured real scenes, where only the 3×3 tolerance tells misregistration
+    from change), computes the whole box."""
     y0, y1, x0, x1 = box[0], box[1], box[2], box[3]
     bh, bw, gap = 8, 32, 4  # block rows and columns; inactive runs of ≤ gap blocks between two active ones
     # are computed too (narrow boxes cost more per pixel than they save)
     nby, nbx = (y1 - y0 + bh - 1) // bh, (x1 - x0 + bw - 1) // bw
     flags = np.zeros((nby, nbx), np.uint8)
-    if score_mode == 0 or bound < 0 or not _bound_blocks(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg,
-                                                         fy0, cell, y0, y1, x0, x1, bound, bh, bw, flags, 0.35):
+    give_up = 0.35 * nby * nbx
+    whole = score_mode == 0 or bound < 0
+    if not whole:  # flags without the rounding margin are a subset: when they are already too many, stop
+        whole = _cell_flags(cells, hbg, 0.0, fy0, fx0, cell, y0, y1, x0, x1, bound, bh, bw, flags) > give_up
+    if not whole:
+        if zext < 0:
+            zext = _extent_py(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a)
+        flags[:] = 0
+        whole = _cell_flags(cells, hbg, zext, fy0, fx0, cell, y0, y1, x0, x1, bound, bh, bw, flags) > give_up
+    if whole:
         _rows_box(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, cell, use, vis, idx, score_mode,
                   cmed, cinv, y0, y1, x0, x1, out, y0, x0)
-        whole = np.empty((1, 4), np.int64)
-        whole[0, 0], whole[0, 1], whole[0, 2], whole[0, 3] = 0, y1 - y0, 0, x1 - x0
-        return whole
+        all_of = np.empty((1, 4), np.int64)
+        all_of[0, 0], all_of[0, 1], all_of[0, 2], all_of[0, 3] = 0, y1 - y0, 0, x1 - x0
+        return all_of
     kr, kc = (margin + bh - 1) // bh, (margin + bw - 1) // bw
     act = np.zeros((nby, nbx), np.uint8)
     for i in range(nby):
@@ -453,6 +465,34 @@ def _combine_py(comps, cmed, cinv, use, out):
                 direction = max(direction, (comps[k, y, x] - cmed[k]) * cinv[k])
             g = min(max(direction, zero), one)
             out[y, x] = g * max(m, zero)
+
+
+def _extent_py(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a):
+    """The largest |za| + |zb| of float32 stacks, over bands (NaN, the invalid pixels, skipped; 16
+    running maxima, so the loop vectorises)."""
+    nb = before.shape[0]
+    lanes = np.zeros(16, np.float32)
+    out = 0.0
+    for b in range(nb):
+        ext = 0.0
+        for k in range(2):
+            v = before[b].reshape(-1) if k == 0 else after[b].reshape(-1)
+            lanes[:] = 0
+            n = v.shape[0] // 16 * 16
+            for i in range(0, n, 16):
+                for j in range(16):
+                    a = abs(v[i + j])
+                    lanes[j] = a if a > lanes[j] else lanes[j]
+            top = np.float64(0)
+            for j in range(16):
+                top = max(top, np.float64(lanes[j]))
+            for i in range(n, v.shape[0]):
+                a = np.float64(abs(v[i]))
+                top = a if a > top else top
+            sc, m, iv = (sc_b, med_b[b], inv_b[b]) if k == 0 else (sc_a, med_a[b], inv_a[b])
+            ext += (top * np.float64(sc) + abs(np.float64(m))) * abs(np.float64(iv))
+        out = max(out, ext)
+    return out
 
 
 def _threshold_py(score, thr, use, out):
@@ -611,9 +651,11 @@ def _band_data(v) -> np.ndarray:
 def background_rows(before: np.ndarray, after: np.ndarray, med_b: np.ndarray, inv_b: np.ndarray,
                     med_a: np.ndarray, inv_a: np.ndarray, use: np.ndarray, *, cell: int, row: int,
                     col: int, size: int, q_step: float, q_lim: float, scale_b: float = 1.0,
-                    scale_a: float = 1.0, buffers=None) -> np.ndarray:
-    """Per band, the background cells linearly interpolated along rows: (bands, cell rows, w) float32;
-    ``buffers`` (a :class:`tuban.raster.grid.BufferPool`): where the result goes."""
+                    scale_a: float = 1.0, buffers=None) -> tuple[np.ndarray, np.ndarray]:
+    """Per band, the background cells linearly interpolated along rows: (bands, cell rows, w) float32
+    (``buffers``, a :class:`tuban.raster.grid.BufferPool`: where it goes); and per cell a bound of
+    Σ_b (after − before)² over its valid pixels, (cell rows, cell columns) float32, for the bound of the
+    score (``components``' ``prune``)."""
     import cv2
 
     from tuban.raster.grid import pooled_empty
@@ -623,8 +665,9 @@ def background_rows(before: np.ndarray, after: np.ndarray, med_b: np.ndarray, in
     nh, nw = -(-(h + pr) // cell), -(-(w + pc) // cell)
     sums = np.zeros((nb, nh, nw), np.float64)
     count = np.zeros((nh, nw), np.float64)
+    cells = np.empty((nh, nw), np.float32)
     _cell_sums(before, after, np.float32(scale_b), np.float32(scale_a), med_b, inv_b, med_a, inv_a, use, cell, pr, pc,
-               sums, count)
+               sums, count, cells)
     ok = count > 0.25 * cell * cell
     means = np.where(ok, sums / np.maximum(count, 1), 0.0).astype(np.float32)
     q = np.clip(np.rint((means + np.float32(q_lim)) * np.float32(q_step)), 0, 255).astype(np.uint8)
@@ -634,7 +677,7 @@ def background_rows(before: np.ndarray, after: np.ndarray, med_b: np.ndarray, in
         bg *= np.float32(1 / q_step)
         bg -= np.float32(q_lim)
         out[b] = cv2.resize(bg, (nw * cell, nh), interpolation=cv2.INTER_LINEAR)[:, pc : pc + w]
-    return out
+    return out, cells
 
 
 def _inputs(before, after, band_b, band_a, use, scale_b: float, scale_a: float) -> tuple:
@@ -653,9 +696,9 @@ def _inputs(before, after, band_b, band_a, use, scale_b: float, scale_a: float) 
 def background(before: np.ndarray, after: np.ndarray, band_b: tuple[np.ndarray, np.ndarray],
                band_a: tuple[np.ndarray, np.ndarray], use: np.ndarray, *, cell: int, row: int = 0, col: int = 0,
                size: int = 9, q_step: float = 16.0, q_lim: float = 8.0, scale_b: float = 1.0,
-               scale_a: float = 1.0, buffers=None) -> np.ndarray:
-    """The background rows :func:`components` needs for a block (arguments as there), computed apart (into
-    ``buffers`` when given)."""
+               scale_a: float = 1.0, buffers=None) -> tuple[np.ndarray, np.ndarray]:
+    """The background rows and cell maxima (:func:`background_rows`) :func:`components` needs for a block
+    (arguments as there), computed apart (the rows into ``buffers`` when given)."""
     before, after, sb, sa, med_b, inv_b, med_a, inv_a, u = _inputs(before, after, band_b, band_a, use, scale_b,
                                                                    scale_a)
     return background_rows(before, after, med_b, inv_b, med_a, inv_a, u, cell=cell, row=row, col=col, size=size,
@@ -667,7 +710,7 @@ def components(before: np.ndarray, after: np.ndarray, band_b: tuple[np.ndarray, 
                row: int = 0, col: int = 0, size: int = 9, q_step: float = 16.0, q_lim: float = 8.0,
                comp_stats: tuple[np.ndarray, np.ndarray] | None = None, scale_b: float = 1.0,
                scale_a: float = 1.0, box: tuple[int, int, int, int] | None = None,
-               background: np.ndarray | None = None, out: np.ndarray | None = None,
+               background: tuple[np.ndarray, np.ndarray] | None = None, out: np.ndarray | None = None,
                prune: tuple[float, int] | None = None, computed: list | None = None) -> np.ndarray:
     """The method's change components (n, h, w), or with ``comp_stats`` its gated score (h, w).
 
@@ -693,8 +736,8 @@ def components(before: np.ndarray, after: np.ndarray, band_b: tuple[np.ndarray, 
         equals that crop of the whole block's, bit for bit: the background cells still come from the whole
         block, the 3×3 neighbourhoods from around the box). ``None``: the whole block.
     background
-        the block's background rows from :func:`background` with the same arguments (computed elsewhere,
-        e.g. on the thread that assembled the block); ``None``: computed here.
+        the block's background rows and cell maxima from :func:`background` with the same arguments
+        (computed elsewhere, e.g. on the thread that assembled the block); ``None``: computed here.
     out
         with ``comp_stats``: the (h, w) float32 array the score is written to (C-contiguous); ``None``: a new one.
     prune
@@ -709,7 +752,7 @@ def components(before: np.ndarray, after: np.ndarray, band_b: tuple[np.ndarray, 
     """
     before, after, sb, sa, med_b, inv_b, med_a, inv_a, u = _inputs(before, after, band_b, band_a, use, scale_b,
                                                                    scale_a)
-    hbg = background if background is not None else background_rows(
+    hbg, cells = background if background is not None else background_rows(
         before, after, med_b, inv_b, med_a, inv_a, u, cell=cell, row=row, col=col, size=size, q_step=q_step,
         q_lim=q_lim, scale_b=float(sb), scale_a=float(sa))
     h, w = before.shape[1:]
@@ -721,23 +764,37 @@ def components(before: np.ndarray, after: np.ndarray, band_b: tuple[np.ndarray, 
     if comp_stats is None:
         out = np.empty((layout.n_components, y1 - y0, x1 - x0), np.float32)
         cmed = cinv = np.zeros(layout.n_components, np.float32)
-        _rows_k(before, after, sb, sa, med_b, inv_b, med_a, inv_a, hbg, row % cell, cell, u, vis,
-                layout.index_array(), 0, cmed, cinv, bx, out, np.float32(-1), 0)
+        _rows_k(before, after, sb, sa, med_b, inv_b, med_a, inv_a, hbg, cells, 0.0, row % cell, col % cell, cell, u,
+                vis, layout.index_array(), 0, cmed, cinv, bx, out, np.float32(-1), 0)
         return out
     score = np.empty((y1 - y0, x1 - x0), np.float32) if out is None else out
     if score.shape != (y1 - y0, x1 - x0) or score.dtype != np.float32 or not score.flags.c_contiguous:
         raise ValueError(f"out must be C-contiguous float32 of shape {(y1 - y0, x1 - x0)}")
     cmed, cinv = _f32(comp_stats[0]), _f32(comp_stats[1])
     bound, margin = (prune_bound(prune[0], float(cmed[0]), float(cinv[0])), int(prune[1])) if prune else (-1.0, 0)
-    done = _rows_k(before, after, sb, sa, med_b, inv_b, med_a, inv_a, hbg, row % cell, cell, u, vis,
-                   layout.index_array(), 1, cmed, cinv, bx, score[None], np.float32(bound), margin)
+    zext = _z_extent(before, after, sb, sa, med_b, inv_b, med_a, inv_a) if bound >= 0 else 0.0  # -1: later
+    done = _rows_k(before, after, sb, sa, med_b, inv_b, med_a, inv_a, hbg, cells, zext, row % cell, col % cell, cell,
+                   u, vis, layout.index_array(), 1, cmed, cinv, bx, score[None], np.float32(bound), margin)
     if computed is not None:
         computed.extend(tuple(int(v) for v in r) for r in done)
     return score
 
 
+def _z_extent(before: np.ndarray, after: np.ndarray, sb, sa, med_b, inv_b, med_a, inv_a) -> float:
+    """The largest |za| + |zb| uint16 stacks' values can give, over bands (from the type's range: no pass
+    over the pixels); -1 for float32 stacks (:func:`_extent_py` computes theirs when it is needed)."""
+    if before.dtype != np.uint16:
+        return -1.0
+
+    def ext(sc, med, inv) -> np.ndarray:
+        m, i = med.astype(np.float64), np.abs(inv.astype(np.float64))
+        return np.maximum(np.abs(m), np.abs(65535.0 * float(sc) - m)) * i
+
+    return float(np.max(ext(sb, med_b, inv_b) + ext(sa, med_a, inv_a)))
+
+
 def prune_bound(threshold: float, med: float, inv: float) -> float:
-    """The bound on Σ_b |zn − za|² (:func:`_bound_blocks`) at or under which a pixel's gated score is
+    """The bound on Σ_b |zn − za|² (:func:`_cell_flags`) at or under which a pixel's gated score is
     surely under ``threshold``; -1 when none can be given (a threshold ≤ 0, or nothing non-negative).
 
     The gated score is at most the standardised magnitude ``(sqrt(s) - med) * inv`` (the direction is
@@ -856,7 +913,7 @@ def warm() -> None:
     lay = FusedLayout(0, (0, 1, 2), nir=3, red=2, green=1, blue=0)
     c = components(b, a, st, st, use, lay, cell=4)
     cs = (np.zeros(3, np.float32), np.ones(3, np.float32))
-    components(b, a, st, st, use, lay, cell=4, comp_stats=cs)
+    components(b, a, st, st, use, lay, cell=4, comp_stats=cs, prune=(0.5, 4))
     threshold(combine(c, cs, use), 0.5, use)
     convert_u16(np.ones((1, 2, 2), np.uint16), np.empty((1, 2, 2), np.float32), [0], np.ones((2, 2), bool),
                 nodata=0, mask_max=True, scale=1.0)
@@ -867,4 +924,4 @@ def warm() -> None:
         shadow_candidates(x, y, (3, 3))
         shadow_candidates(x, y, (3, 3), (2, 2))
     components(bu, au, st, st, use, lay, cell=4, scale_b=1e-3, scale_a=1e-3)
-    components(bu, au, st, st, use, lay, cell=4, comp_stats=cs, scale_b=1e-3, scale_a=1e-3)
+    components(bu, au, st, st, use, lay, cell=4, comp_stats=cs, scale_b=1e-3, scale_a=1e-3, prune=(0.5, 4))
