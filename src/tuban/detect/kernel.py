@@ -443,16 +443,16 @@ def _smooth(score: np.ndarray, method: ChangeMethod, dst: np.ndarray | None = No
 def _smooth_boxes(score: np.ndarray, method: ChangeMethod, boxes: list[tuple[int, int, int, int]],
                   dst: np.ndarray | None) -> np.ndarray:
     """:func:`_smooth` of a score computed only on ``boxes`` (``fused.components``' ``computed``), on those
-    boxes (0 elsewhere, where nothing passes the threshold): each box with the Gaussian's radius of context
-    around it, its first column taken down to a multiple of 32 of the score. OpenCV's result at a pixel then
-    equals the whole array's bit for bit (``tests/detect/test_score_prune.py``); a box starting elsewhere
-    differed by an ulp at the right edge, where the vectorised loop's last step lands differently."""
+    boxes only (nothing passes the threshold elsewhere, and nothing else is read there: the result is not
+    written off the boxes): each box with the Gaussian's radius of context around it, its first column taken
+    down to a multiple of 32 of the score. OpenCV's result at a pixel then equals the whole array's bit for
+    bit (``tests/detect/test_score_prune.py``); a box starting elsewhere differed by an ulp at the right
+    edge, where the vectorised loop's last step lands differently."""
     import cv2
 
     if method.smooth <= 0:
         return score
     out = np.empty_like(score) if dst is None else dst
-    out.fill(0)
     r = int(np.ceil(4 * method.smooth)) + 1
     h, w = score.shape
     for y0, y1, x0, x1 in boxes:
@@ -527,8 +527,10 @@ def _tile_score_mask(job: Job, blk: Block, method: ChangeMethod, stats: Stats, b
     raw = _fused_run(job, blk, method, stats, score=True, box=box, out=pooled_empty(shape, np.float32, buffers, "score"),
                      prune=True, computed=done)
     dst = pooled_empty(shape, np.float32, buffers, "score") if method.smooth > 0 else None
-    score = _smooth(raw, method, dst) if done == [(0, shape[0], 0, shape[1])] else _smooth_boxes(raw, method, done, dst)
-    mask = fused.threshold(score, stats.threshold, use, out=pooled_empty(shape, np.uint8, buffers, "masks"))
+    whole = done == [(0, shape[0], 0, shape[1])]
+    score = _smooth(raw, method, dst) if whole else _smooth_boxes(raw, method, done, dst)
+    mask = fused.threshold(score, stats.threshold, use, out=pooled_empty(shape, np.uint8, buffers, "masks"),
+                           boxes=None if whole else done)
     spare = buffers.take(shape, np.uint8, "masks") if buffers is not None else None
     mask = _clean(mask, spare)
     np.bitwise_and(mask, use.view(np.uint8), out=mask)

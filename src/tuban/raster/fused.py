@@ -415,14 +415,23 @@ def _rows(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, cells, zex
             runs[i, nrun[i], 1] = j1
             nrun[i] += 1
             j = j1
+    # the score is 0 on the blocks next to the runs (a smoothing of the computed boxes reads up to one block
+    # around them, :func:`tuban.detect.kernel._smooth_boxes`) and not written further away
+    cmp = np.zeros((nby, nbx), np.uint8)
+    for i in range(nby):
+        for r in range(nrun[i]):
+            cmp[i, runs[i, r, 0] : runs[i, r, 1]] = 1
     o = out[0]
     for i in range(nby):
-        ya, yb = i * bh, min((i + 1) * bh, y1 - y0)
-        c = 0
-        for r in range(nrun[i]):  # the score is 0 off the runs
-            o[ya:yb, c * bw : runs[i, r, 0] * bw] = 0
-            c = runs[i, r, 1]
-        o[ya:yb, min(c * bw, x1 - x0) :] = 0
+        for j in range(nbx):
+            if cmp[i, j]:
+                continue
+            near = False
+            for ii in range(max(i - 1, 0), min(i + 2, nby)):
+                for jj in range(max(j - 1, 0), min(j + 2, nbx)):
+                    near = near or cmp[ii, jj] == 1
+            if near:
+                o[i * bh : min((i + 1) * bh, y1 - y0), j * bw : min((j + 1) * bw, x1 - x0)] = 0
     # each run computed once over the block rows below that have the same run (the box's first and last
     # rows are prepared again for the 3×3 neighbourhoods: a box per block row would prepare 10 rows for 8)
     done = np.empty((max(nrun.sum(), 1), 4), np.int64)
@@ -495,11 +504,19 @@ def _extent_py(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a):
     return out
 
 
-def _threshold_py(score, thr, use, out):
+def _threshold_py(score, thr, use, out, boxes):
+    """``out = (score > thr) & use`` on ``boxes`` (rows y0, y1, x0, x1), 0 elsewhere."""
     h, w = score.shape
     for y in range(h):
+        o = out[y]
         for x in range(w):
-            out[y, x] = 1 if (score[y, x] > thr and use[y, x]) else 0
+            o[x] = 0
+    for k in range(boxes.shape[0]):
+        for y in range(boxes[k, 0], boxes[k, 1]):
+            x0, x1 = boxes[k, 2], boxes[k, 3]
+            s, u, o = score[y, x0:x1], use[y, x0:x1], out[y, x0:x1]
+            for x in range(x1 - x0):
+                o[x] = 1 if (s[x] > thr and u[x]) else 0
 
 
 def _u16_py(arr, out, slots, valid, nodata, has_nodata, max_value, check_max, scale):
@@ -767,8 +784,9 @@ def components(before: np.ndarray, after: np.ndarray, band_b: tuple[np.ndarray, 
         when ``margin`` ≥ twice the smoothing radius plus the closing's (``kernel.prune_margin``).
     computed
         a list the boxes ``(y0, y1, x0, x1)`` of the result that were computed are appended to (disjoint;
-        the score is 0 off them; the whole when nothing was pruned). Their columns start on multiples of
-        32 of the result, or at its edges.
+        the whole when nothing was pruned). Their columns start on multiples of 32 of the result, or at its
+        edges. Off them the score is 0 on the blocks of 8 rows × 32 columns next to them and not written
+        further away (the smoothing of a box reads no further, and no pixel there passes the threshold).
     """
     before, after, sb, sa, med_b, inv_b, med_a, inv_a, u = _inputs(before, after, band_b, band_a, use, scale_b,
                                                                    scale_a)
@@ -868,10 +886,13 @@ def combine(comps: np.ndarray, comp_stats: tuple[np.ndarray, np.ndarray], use: n
     return out
 
 
-def threshold(score: np.ndarray, thr: float, use: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """``(score > thr) & use`` as uint8 in one pass (into ``out`` when given: C-contiguous uint8)."""
+def threshold(score: np.ndarray, thr: float, use: np.ndarray, out: np.ndarray | None = None,
+              boxes: list[tuple[int, int, int, int]] | None = None) -> np.ndarray:
+    """``(score > thr) & use`` as uint8 in one pass (into ``out`` when given: C-contiguous uint8); with
+    ``boxes`` (y0, y1, x0, x1), only there (0 elsewhere: the score is not read there)."""
     out = np.empty(score.shape, np.uint8) if out is None else out
-    _threshold_k(_f32(score), np.float32(thr), np.ascontiguousarray(use, np.bool_), out)
+    bx = np.array([(0, score.shape[0], 0, score.shape[1])] if boxes is None else boxes, np.int64).reshape(-1, 4)
+    _threshold_k(_f32(score), np.float32(thr), np.ascontiguousarray(use, np.bool_), out, bx)
     return out
 
 
@@ -935,6 +956,7 @@ def warm() -> None:
     cs = (np.zeros(3, np.float32), np.ones(3, np.float32))
     components(b, a, st, st, use, lay, cell=4, comp_stats=cs, prune=(0.5, 4))
     threshold(combine(c, cs, use), 0.5, use)
+    threshold(combine(c, cs, use), 0.5, use, boxes=[(0, 5, 2, 9)])
     convert_u16(np.ones((1, 2, 2), np.uint16), np.empty((1, 2, 2), np.float32), [0], np.ones((2, 2), bool),
                 nodata=0, mask_max=True, scale=1.0)
     valid_u16(np.ones((1, 2, 2), np.uint16), np.ones((2, 2), bool), nodata=0, mask_max=True)
