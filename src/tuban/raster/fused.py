@@ -130,7 +130,7 @@ def _cell_sums_py(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, use, ce
                     count[cy, cx] = n
 
 
-def _prep_row(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, y, fy0, cell, za, zn, s, x0, x1):
+def _prep_row(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, y, fy0, fx0, cell, za, zn, s, x0, x1):
     """Standardised before (za) and normalised after (zn) of row ``y`` on columns ``x0 - 1 … x1`` (within
     the row). Loops run over views from index 0 (a loop index starting at a runtime value keeps numba's
     negative-index wrap-around and does not vectorise)."""
@@ -149,8 +149,8 @@ def _prep_row(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, y, fy0
         mb, ib, ma, ia = med_b[b], inv_b[b], med_a[b], inv_a[b]
         rb = before[b, y, xa:xb]
         ra = after[b, y, xa:xb]
-        g0 = hbg[b, r0, xa:xb]
-        g1 = hbg[b, r1, xa:xb]
+        g0 = hbg[b, r0, xa + fx0 : xb + fx0]  # the background rows' column x + fx0 is the block's x
+        g1 = hbg[b, r1, xa + fx0 : xb + fx0]
         oa = za[s, b, xa:xb]
         on = zn[s, b, xa:xb]
         for x in range(xb - xa):
@@ -167,7 +167,7 @@ def _nd(a, b):
     return q if ok else np.float32(0)
 
 
-def _rows_box(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, cell, use, vis, idx, score_mode,
+def _rows_box(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, fx0, cell, use, vis, idx, score_mode,
               cmed, cinv, y0, y1, x0, x1, out, oy, ox):
     """Components (``score_mode`` 0: out is (n_comp, …)) or the gated score (1: out[0] is the score) on the
     box ``(y0, y1, x0, x1)`` of the block (the 3×3 neighbourhoods read around it), written to
@@ -198,11 +198,11 @@ def _rows_box(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, c
     zero = np.float32(0)
     one = np.float32(1)
     for y in range(max(y0 - 1, 0), y0 + 1):
-        _prep_row(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, y, fy0, cell, za, zn,
+        _prep_row(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, y, fy0, fx0, cell, za, zn,
                   y % 3, x0, x1)
     for y in range(y0, y1):
         if y + 1 < h:
-            _prep_row(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, y + 1, fy0, cell, za, zn,
+            _prep_row(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, y + 1, fy0, fx0, cell, za, zn,
                       (y + 1) % 3, x0, x1)
         sm = max(y - 1, 0) % 3
         sc = y % 3
@@ -323,7 +323,7 @@ def _cell_flags(cells, hbg, zext, pr, pc, cell, y0, y1, x0, x1, bound, bh, bw, f
         for x in range(w):
             nrm[x] = zero
         for b in range(nb):
-            g = hbg[b, r]
+            g = hbg[b, r, pc : pc + w]
             for x in range(w):
                 nrm[x] += g[x] * g[x]
         for cx in range(nwc):
@@ -379,7 +379,7 @@ def _rows(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, cells, zex
         flags[:] = 0
         whole = _cell_flags(cells, hbg, zext, fy0, fx0, cell, y0, y1, x0, x1, bound, bh, bw, flags) > give_up
     if whole:
-        _rows_box(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, cell, use, vis, idx, score_mode,
+        _rows_box(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, fx0, cell, use, vis, idx, score_mode,
                   cmed, cinv, y0, y1, x0, x1, out, y0, x0)
         all_of = np.empty((1, 4), np.int64)
         all_of[0, 0], all_of[0, 1], all_of[0, 2], all_of[0, 3] = 0, y1 - y0, 0, x1 - x0
@@ -452,7 +452,7 @@ def _rows(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, cells, zex
                 runs[i1, found, 0] = -1
                 i1 += 1
             ya, yb, xa, xb = y0 + i * bh, min(y0 + i1 * bh, y1), x0 + j * bw, min(x0 + j1 * bw, x1)
-            _rows_box(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, cell, use, vis, idx, 1, cmed,
+            _rows_box(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, fx0, cell, use, vis, idx, 1, cmed,
                       cinv, ya, yb, xa, xb, out, y0, x0)
             done[n, 0], done[n, 1], done[n, 2], done[n, 3] = ya - y0, yb - y0, xa - x0, xb - x0
             n += 1
@@ -689,7 +689,8 @@ def background_rows(before: np.ndarray, after: np.ndarray, med_b: np.ndarray, in
                     med_a: np.ndarray, inv_a: np.ndarray, use: np.ndarray, *, cell: int, row: int,
                     col: int, size: int, q_step: float, q_lim: float, scale_b: float = 1.0,
                     scale_a: float = 1.0, buffers=None) -> tuple[np.ndarray, np.ndarray]:
-    """Per band, the background cells linearly interpolated along rows: (bands, cell rows, w) float32
+    """Per band, the background cells linearly interpolated along rows: (bands, cell rows, cell columns ×
+    cell) float32, the block's column x at x + ``col % cell`` (written in place by OpenCV, no crop copied)
     (``buffers``, a :class:`tuban.raster.grid.BufferPool`: where it goes); and per cell a bound of
     Σ_b (after − before)² over its valid pixels, (cell rows, cell columns) float32, for the bound of the
     score (``components``' ``prune``)."""
@@ -708,12 +709,12 @@ def background_rows(before: np.ndarray, after: np.ndarray, med_b: np.ndarray, in
     ok = count > 0.25 * cell * cell
     means = np.where(ok, sums / np.maximum(count, 1), 0.0).astype(np.float32)
     q = np.clip(np.rint((means + np.float32(q_lim)) * np.float32(q_step)), 0, 255).astype(np.uint8)
-    out = pooled_empty((nb, nh, w), np.float32, buffers, "background")
+    out = pooled_empty((nb, nh, nw * cell), np.float32, buffers, "background")
     for b in range(nb):
         bg = cv2.medianBlur(np.ascontiguousarray(q[b]), size).astype(np.float32)
         bg *= np.float32(1 / q_step)
         bg -= np.float32(q_lim)
-        out[b] = cv2.resize(bg, (nw * cell, nh), interpolation=cv2.INTER_LINEAR)[:, pc : pc + w]
+        cv2.resize(bg, (nw * cell, nh), dst=out[b], interpolation=cv2.INTER_LINEAR)
     return out, cells
 
 
