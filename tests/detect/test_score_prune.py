@@ -129,7 +129,7 @@ def test_tile_pieces_with_pruning_equal_those_without(tmp_path, monkeypatch, fac
     method = p.job.change_method()
     skipped = 0
     for t in p.tiles:  # how much of the raw score the bound let go of (0 there, nonzero computed)
-        blk = kernel.with_background(p.job, kernel._read(p.job, t, method, p.job.halo), stats)
+        blk = kernel._read(p.job, t, method, p.job.halo)  # (the background of each call its own)
         full = kernel._fused_run(p.job, blk, method, stats, score=True)
         part = kernel._fused_run(p.job, blk, method, stats, score=True, prune=True)
         skipped += int(np.count_nonzero(full[part == 0]))
@@ -167,3 +167,42 @@ def test_smoothing_only_the_computed_boxes_equals_smoothing_the_whole_on_them(sh
         for y0, y1, x0, x1 in boxes:
             on[y0:y1, x0:x1] = True
         np.testing.assert_array_equal(got[on], whole[on])
+
+
+def test_background_for_a_pruned_score_computes_only_the_rows_it_reads() -> None:
+    """The background computed for a pruned score (9×9 medians on the rows its boxes read, 4 more each
+    side) equals the whole background on those rows, bit for bit; the score from it equals the score
+    computed with its own background; a score it was not computed for is refused."""
+    b, a, use = _stacks(3, (300, 410))
+    lay = fused.FusedLayout(0, (0, 1, 2), nir=3, red=2, green=1, blue=0, swir1=4)
+    st = (np.full(5, 0.15, np.float32), np.full(5, 12.0, np.float32))
+    kw = {"cell": 8, "row": 5, "col": 11, "scale_b": 1e-4, "scale_a": 1e-4}
+    comps = fused.components(b, a, st, st, use, lay, **kw)
+    cs = tuple(np.array(v, np.float32) for v in zip(*[(np.median(c), 1 / (np.median(np.abs(c - np.median(c))) + 1e-6))
+                                                       for c in comps], strict=True))
+    box = (9, 290, 14, 397)
+    whole = fused.components(b, a, st, st, use, lay, **kw, comp_stats=cs, box=box)
+    thr = float(np.percentile(whole, 99.9))
+    prune = (thr, 16)
+    full = fused.background(b, a, st, st, use, **kw)
+    lazy = fused.background(b, a, st, st, use, **kw, comp_stats=cs, box=box, prune=prune)
+    rmap = lazy[3]
+    need = rmap >= 0
+    assert need.any()
+    assert not need.all()  # rows were left out
+    np.testing.assert_array_equal(full[3], np.arange(full[0].shape[1]))
+    np.testing.assert_array_equal(lazy[0][:, rmap[need]], full[0][:, need])
+    for got, want in zip(lazy[1:3], full[1:3], strict=True):
+        np.testing.assert_array_equal(got, want)
+    d1: list = []
+    d2: list = []
+    s1 = fused.components(b, a, st, st, use, lay, **kw, comp_stats=cs, box=box, prune=prune, background=lazy,
+                          computed=d1)
+    s2 = fused.components(b, a, st, st, use, lay, **kw, comp_stats=cs, box=box, prune=prune, computed=d2)
+    assert d1 == d2
+    assert len(d1) > 1
+    for y0, y1, x0, x1 in d1:
+        np.testing.assert_array_equal(s1[y0:y1, x0:x1], s2[y0:y1, x0:x1])
+        np.testing.assert_array_equal(s1[y0:y1, x0:x1], whole[y0:y1, x0:x1])
+    with pytest.raises(ValueError, match="background rows"):
+        fused.components(b, a, st, st, use, lay, **kw, comp_stats=cs, box=box, background=lazy)

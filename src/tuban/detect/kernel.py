@@ -159,8 +159,9 @@ class Block:
     #: the fused kernels' background rows per earlier date (``b``, and ``0`` with a baseline), when computed
     #: where the block was assembled (:func:`assemble_tile` with ``stats``); else computed by the kernels
     background: dict[str, np.ndarray] = field(default_factory=dict)
-    #: with them, per background cell the largest difference and value (``fused.background_rows``)
-    cells: dict[str, np.ndarray] = field(default_factory=dict)
+    #: with them, per background cell the bounds of the score's pruning and the rows computed
+    #: (``fused.background_rows``)
+    cells: dict[str, tuple[np.ndarray, ...]] = field(default_factory=dict)
 
     def stack_f32(self, key: str) -> np.ndarray:
         """The stack of date ``key`` as float32 reflectance."""
@@ -396,9 +397,9 @@ def _fused_run(job: Job, blk: Block, method: ChangeMethod, stats: Stats, *, scor
     return fused.combine(c, cs, use, out=out)
 
 
-def _bg(blk: Block, key: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """The background rows and cells of date ``key`` when the block has them (:func:`with_background`)."""
-    return (blk.background[key], blk.cells[key]) if key in blk.background else None
+def _bg(blk: Block, key: str) -> tuple[np.ndarray, ...] | None:
+    """The background of date ``key`` when the block has it (:func:`with_background`)."""
+    return (blk.background[key], *blk.cells[key]) if key in blk.background else None
 
 
 def _background_kw(job: Job, blk: Block) -> dict[str, Any]:
@@ -409,16 +410,23 @@ def _background_kw(job: Job, blk: Block) -> dict[str, Any]:
 def with_background(job: Job, blk: Block, stats: Stats, buffers: BufferPool | None = None) -> Block:
     """``blk`` with the fused kernels' background rows computed (:attr:`Block.background`): the part of a
     tile's score that needs only the block and the band statistics, so the thread that assembles blocks can
-    take it off the kernels' thread. The same arrays the kernels would compute."""
+    take it off the kernels' thread. The same arrays the kernels would compute; without a baseline date,
+    only the rows the tile's pruned score reads (:func:`tile_pieces` only)."""
     method = job.change_method()
     if not _fused(method):
         return blk
     after = _band_stats(stats, "a", method)
+    lay = method.layout
+    assert lay is not None
+    # a tile without a baseline has its score pruned (:func:`_tile_score_mask`): only the rows that reads
+    pruned: dict[str, Any] = {} if "0" in blk.stack else {
+        "comp_stats": _comp_stats(stats, lay.names), "box": _score_box(blk, score_margin(method)),
+        "prune": (stats.threshold, prune_margin(method))}
     for key in [k for k in ("b", "0") if k in blk.stack]:
-        blk.background[key], blk.cells[key] = fused.background(blk.stack[key], blk.stack["a"], _band_stats(stats, key, method), after,
-                                               blk.use, scale_b=blk.scale.get(key, 1.0),
-                                               scale_a=blk.scale.get("a", 1.0), buffers=buffers,
-                                               **_background_kw(job, blk))
+        rows, *rest = fused.background(blk.stack[key], blk.stack["a"], _band_stats(stats, key, method), after,
+                                       blk.use, scale_b=blk.scale.get(key, 1.0), scale_a=blk.scale.get("a", 1.0),
+                                       buffers=buffers, **pruned, **_background_kw(job, blk))
+        blk.background[key], blk.cells[key] = rows, tuple(rest)
     return blk
 
 

@@ -60,7 +60,7 @@ class FusedLayout:
 
 # helpers called from the kernels: compiled into them (and cached with them)
 _HELPERS = jit.Helpers(globals(), inline=("_nd", "_px", "_index_px"),
-                       called=("_prep_row", "_rows_box", "_cell_flags", "_extent_py"))
+                       called=("_prep_row", "_rows_box", "_cell_flags", "_extent_py", "_plan_boxes", "_hbg_rows"))
 
 
 def available() -> bool:
@@ -130,12 +130,13 @@ def _cell_sums_py(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, use, ce
                     count[cy, cx] = n
 
 
-def _prep_row(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, y, fy0, fx0, cell, za, zn, s, x0, x1):
+def _prep_row(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, rmap, y, fy0, fx0, cell, za, zn, s, x0,
+              x1):
     """Standardised before (za) and normalised after (zn) of row ``y`` on columns ``x0 - 1 … x1`` (within
     the row). Loops run over views from index 0 (a loop index starting at a runtime value keeps numba's
     negative-index wrap-around and does not vectorise)."""
     nb, _h, w = before.shape
-    nh = hbg.shape[1]
+    nh = rmap.shape[0]
     xa = max(x0 - 1, 0)
     xb = min(x1 + 1, w)
     fy = np.float32((y + fy0 + 0.5) * (1.0 / cell) - 0.5)
@@ -149,8 +150,8 @@ def _prep_row(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, y, fy0
         mb, ib, ma, ia = med_b[b], inv_b[b], med_a[b], inv_a[b]
         rb = before[b, y, xa:xb]
         ra = after[b, y, xa:xb]
-        g0 = hbg[b, r0, xa + fx0 : xb + fx0]  # the background rows' column x + fx0 is the block's x
-        g1 = hbg[b, r1, xa + fx0 : xb + fx0]
+        g0 = hbg[b, rmap[r0], xa + fx0 : xb + fx0]  # background row r at rmap[r], column x at x + fx0
+        g1 = hbg[b, rmap[r1], xa + fx0 : xb + fx0]
         oa = za[s, b, xa:xb]
         on = zn[s, b, xa:xb]
         for x in range(xb - xa):
@@ -167,7 +168,7 @@ def _nd(a, b):
     return q if ok else np.float32(0)
 
 
-def _rows_box(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, fx0, cell, use, vis, idx, score_mode,
+def _rows_box(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, rmap, fy0, fx0, cell, use, vis, idx, score_mode,
               cmed, cinv, y0, y1, x0, x1, out, oy, ox):
     """Components (``score_mode`` 0: out is (n_comp, …)) or the gated score (1: out[0] is the score) on the
     box ``(y0, y1, x0, x1)`` of the block (the 3×3 neighbourhoods read around it), written to
@@ -198,11 +199,11 @@ def _rows_box(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, f
     zero = np.float32(0)
     one = np.float32(1)
     for y in range(max(y0 - 1, 0), y0 + 1):
-        _prep_row(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, y, fy0, fx0, cell, za, zn,
+        _prep_row(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, rmap, y, fy0, fx0, cell, za, zn,
                   y % 3, x0, x1)
     for y in range(y0, y1):
         if y + 1 < h:
-            _prep_row(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, y + 1, fy0, fx0, cell, za, zn,
+            _prep_row(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, rmap, y + 1, fy0, fx0, cell, za, zn,
                       (y + 1) % 3, x0, x1)
         sm = max(y - 1, 0) % 3
         sc = y % 3
@@ -303,45 +304,28 @@ def _rows_box(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, f
                 o0[x] = g if ru[x] else zero
 
 
-def _cell_flags(cells, hbg, zext, pr, pc, cell, y0, y1, x0, x1, bound, bh, bw, flags):
+def _cell_flags(cells, gmax, nb, zext, pr, pc, cell, y0, y1, x0, x1, bound, bh, bw, flags):
     """Flag the ``bh`` × ``bw`` blocks of the box ``(y0, y1, x0, x1)`` that meet a background cell holding a
     valid pixel whose gated score could exceed the threshold; returns how many.
 
     In :func:`_rows_box` a valid pixel's sums of squares are at most Σ_b e_b², e_b = |zn − za| at the
     pixel itself (the distance of one date to the range of the other's 3×3 neighbourhood, which holds
     the centre). By the triangle inequality over the bands, sqrt(Σ_b e_b²) ≤ |d| + |bg| (d = zb − za,
-    bg the pixel's background, interpolated between two rows of ``hbg``: no longer than the longer).
-    ``cells`` bounds |d|² per cell (:func:`_cell_sums_py`); float32 rounding is covered by a relative 1e-5
-    and 1e-5 × √bands × (``zext`` + |bg|), orders of magnitude above it (``zext``: the largest |za| + |zb|
-    the block's values can give, :func:`_z_extent`)."""
-    nb, nh, w = hbg.shape
-    nwc = cells.shape[1]
-    hn = np.zeros((nh, nwc), np.float32)  # per background row and cell column: the longest background
-    nrm = np.empty(w, np.float32)
-    zero = np.float32(0)
-    for r in range(nh):
-        for x in range(w):
-            nrm[x] = zero
-        for b in range(nb):
-            g = hbg[b, r, pc : pc + w]
-            for x in range(w):
-                nrm[x] += g[x] * g[x]
-        for cx in range(nwc):
-            v = zero
-            for x in range(max(cx * cell - pc, 0), min((cx + 1) * cell - pc, w)):
-                v = max(v, nrm[x])
-            hn[r, cx] = np.sqrt(v)
+    bg the pixel's background). ``cells`` bounds |d|² per cell (:func:`_cell_sums_py`), ``gmax`` |bg|
+    (:func:`_background_extent`); float32 rounding is covered by a relative 1e-5 and 1e-5 × √bands ×
+    (``zext`` + |bg|), orders of magnitude above it (``zext``: the largest |za| + |zb| the block's values
+    can give, :func:`_z_extent`)."""
     root = np.sqrt(np.float64(nb))
     n = 0
     for cy in range(cells.shape[0]):
         ra, rb = max(cy * cell - pr, y0), min((cy + 1) * cell - pr, y1)
         if ra >= rb:
             continue
-        for cx in range(nwc):
+        for cx in range(cells.shape[1]):
             ca, cb = max(cx * cell - pc, x0), min((cx + 1) * cell - pc, x1)
             if ca >= cb:
                 continue
-            g = np.float64(max(max(hn[max(cy - 1, 0), cx], hn[cy, cx]), hn[min(cy + 1, nh - 1), cx]))
+            g = np.float64(gmax[cy, cx])
             e = (np.sqrt(np.float64(cells[cy, cx])) + g) * 1.00001 + 1e-5 * root * (zext + g)
             if not e * e <= bound:  # (NaN flags too)
                 for i in range((ra - y0) // bh, (rb - 1 - y0) // bh + 1):
@@ -352,35 +336,30 @@ def _cell_flags(cells, hbg, zext, pr, pc, cell, y0, y1, x0, x1, bound, bh, bw, f
     return n
 
 
-def _rows(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, cells, zext, fy0, fx0, cell, use, vis, idx,
-          score_mode, cmed, cinv, box, out, bound, margin):
-    """:func:`_rows_box` on ``box`` ``(y0, y1, x0, x1)`` of the block into ``out`` (…, y1 - y0, x1 - x0);
-    returns the boxes computed, (n, 4) rows ``(y0, y1, x0, x1)`` of ``out`` (the whole when nothing was pruned).
-
-    With the gated score (``score_mode`` 1) and ``bound`` ≥ 0, only the parts of the box within ``margin``
-    px of a block flagged by :func:`_cell_flags` are computed (blocks of 8 rows × 32 columns); the score is
-    0 elsewhere. Every pixel whose score exceeds the threshold the bound was derived from lies in a
-    flagged block, so (``margin`` covering the smoothing and the morphology) the cleaned mask and the
-    smoothed score on it are those of the whole box, bit for bit. ``bound`` < 0, or a bound that flags
-    over 35 % of the blocks (textured real scenes, where only the 3×3 tolerance tells misregistration
-    from change), computes the whole box."""
+def _plan_boxes(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, cells, gmax, zext, fy0, fx0, cell, box,
+                bound, margin):
+    """The boxes of the score box ``box`` (y0, y1, x0, x1) to compute, (n, 4) rows (y0, y1, x0, x1) relative
+    to it, for :func:`_rows`: the blocks of 8 rows × 32 columns within ``margin`` px of a block flagged by
+    :func:`_cell_flags`, in runs along rows (gaps of ≤ 4 blocks bridged: narrow boxes cost more per pixel
+    than they save), each run merged with the identical runs of the block rows below it. The whole box (one
+    row) when ``bound`` < 0 or the flags cover over 35 % of the blocks (textured real scenes, where only
+    the 3×3 tolerance tells misregistration from change). Deterministic: the background and the score
+    kernel plan the same boxes from the same inputs."""
     y0, y1, x0, x1 = box[0], box[1], box[2], box[3]
-    bh, bw, gap = 8, 32, 4  # block rows and columns; inactive runs of ≤ gap blocks between two active ones
-    # are computed too (narrow boxes cost more per pixel than they save)
+    nb = before.shape[0]
+    bh, bw, gap = 8, 32, 4
     nby, nbx = (y1 - y0 + bh - 1) // bh, (x1 - x0 + bw - 1) // bw
     flags = np.zeros((nby, nbx), np.uint8)
     give_up = 0.35 * nby * nbx
-    whole = score_mode == 0 or bound < 0
+    whole = bound < 0
     if not whole:  # flags without the rounding margin are a subset: when they are already too many, stop
-        whole = _cell_flags(cells, hbg, 0.0, fy0, fx0, cell, y0, y1, x0, x1, bound, bh, bw, flags) > give_up
+        whole = _cell_flags(cells, gmax, nb, 0.0, fy0, fx0, cell, y0, y1, x0, x1, bound, bh, bw, flags) > give_up
     if not whole:
         if zext < 0:
             zext = _extent_py(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a)
         flags[:] = 0
-        whole = _cell_flags(cells, hbg, zext, fy0, fx0, cell, y0, y1, x0, x1, bound, bh, bw, flags) > give_up
+        whole = _cell_flags(cells, gmax, nb, zext, fy0, fx0, cell, y0, y1, x0, x1, bound, bh, bw, flags) > give_up
     if whole:
-        _rows_box(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, fx0, cell, use, vis, idx, score_mode,
-                  cmed, cinv, y0, y1, x0, x1, out, y0, x0)
         all_of = np.empty((1, 4), np.int64)
         all_of[0, 0], all_of[0, 1], all_of[0, 2], all_of[0, 3] = 0, y1 - y0, 0, x1 - x0
         return all_of
@@ -415,25 +394,8 @@ def _rows(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, cells, zex
             runs[i, nrun[i], 1] = j1
             nrun[i] += 1
             j = j1
-    # the score is 0 on the blocks next to the runs (a smoothing of the computed boxes reads up to one block
-    # around them, :func:`tuban.detect.kernel._smooth_boxes`) and not written further away
-    cmp = np.zeros((nby, nbx), np.uint8)
-    for i in range(nby):
-        for r in range(nrun[i]):
-            cmp[i, runs[i, r, 0] : runs[i, r, 1]] = 1
-    o = out[0]
-    for i in range(nby):
-        for j in range(nbx):
-            if cmp[i, j]:
-                continue
-            near = False
-            for ii in range(max(i - 1, 0), min(i + 2, nby)):
-                for jj in range(max(j - 1, 0), min(j + 2, nbx)):
-                    near = near or cmp[ii, jj] == 1
-            if near:
-                o[i * bh : min((i + 1) * bh, y1 - y0), j * bw : min((j + 1) * bw, x1 - x0)] = 0
-    # each run computed once over the block rows below that have the same run (the box's first and last
-    # rows are prepared again for the 3×3 neighbourhoods: a box per block row would prepare 10 rows for 8)
+    # each run over the block rows below that have the same run (the box's first and last rows are
+    # prepared again for the 3×3 neighbourhoods: a box per block row would prepare 10 rows for 8)
     done = np.empty((max(nrun.sum(), 1), 4), np.int64)
     n = 0
     for i in range(nby):
@@ -451,12 +413,70 @@ def _rows(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, cells, zex
                     break
                 runs[i1, found, 0] = -1
                 i1 += 1
-            ya, yb, xa, xb = y0 + i * bh, min(y0 + i1 * bh, y1), x0 + j * bw, min(x0 + j1 * bw, x1)
-            _rows_box(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, fy0, fx0, cell, use, vis, idx, 1, cmed,
-                      cinv, ya, yb, xa, xb, out, y0, x0)
-            done[n, 0], done[n, 1], done[n, 2], done[n, 3] = ya - y0, yb - y0, xa - x0, xb - x0
+            done[n, 0], done[n, 1] = i * bh, min(i1 * bh, y1 - y0)
+            done[n, 2], done[n, 3] = j * bw, min(j1 * bw, x1 - x0)
             n += 1
     return done[:n]
+
+
+def _hbg_rows(boxes, y0, fy0, cell, nh, h, need):
+    """Mark in ``need`` the background rows :func:`_rows_box` reads for ``boxes`` (relative to row ``y0``):
+    each pixel row's two rows, for the box's rows and one more above and below (the 3×3 neighbourhoods)."""
+    for k in range(boxes.shape[0]):
+        ya, yb = max(y0 + boxes[k, 0] - 1, 0), min(y0 + boxes[k, 1] + 1, h)
+        fa = np.float32((ya + fy0 + 0.5) * (1.0 / cell) - 0.5)
+        fb = np.float32((yb - 1 + fy0 + 0.5) * (1.0 / cell) - 0.5)
+        r0 = min(max(int(np.floor(fa)), 0), nh - 1)
+        r1 = min(max(int(np.floor(fb)) + 1, 0), nh - 1)
+        for r in range(r0, r1 + 1):
+            need[r] = 1
+
+
+def _rows(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, cells, gmax, rmap, zext, fy0, fx0, cell,
+          use, vis, idx, score_mode, cmed, cinv, box, out, bound, margin):
+    """:func:`_rows_box` on ``box`` ``(y0, y1, x0, x1)`` of the block into ``out`` (…, y1 - y0, x1 - x0);
+    returns the boxes computed, (n, 4) rows ``(y0, y1, x0, x1)`` of ``out`` (the whole when nothing was pruned).
+
+    With the gated score (``score_mode`` 1) and ``bound`` ≥ 0, only the boxes :func:`_plan_boxes` plans are
+    computed. Every pixel whose score exceeds the threshold the bound was derived from lies in a flagged
+    block, so (``margin`` covering the smoothing and the morphology) the cleaned mask and the smoothed score
+    on it are those of the whole box, bit for bit. ``rmap``: where each background row is in ``hbg`` (-1:
+    not computed; all are, or those
+    the same plan reads: :func:`_hbg_rows`)."""
+    y0, y1, x0, x1 = box[0], box[1], box[2], box[3]
+    bh, bw = 8, 32
+    done = _plan_boxes(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, cells, gmax, zext, fy0, fx0, cell, box,
+                       bound if score_mode == 1 else -1.0, margin)
+    got = np.zeros(rmap.shape[0], np.uint8)
+    _hbg_rows(done, y0, fy0, cell, rmap.shape[0], before.shape[1], got)
+    for r in range(got.shape[0]):
+        if got[r] and rmap[r] < 0:
+            raise ValueError("the background rows given were computed for other boxes")
+    if done.shape[0] == 1 and done[0, 1] - done[0, 0] == y1 - y0 and done[0, 3] - done[0, 2] == x1 - x0:
+        _rows_box(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, rmap, fy0, fx0, cell, use, vis, idx,
+                  score_mode, cmed, cinv, y0, y1, x0, x1, out, y0, x0)
+        return done
+    # the score is 0 on the blocks next to the boxes (a smoothing of the computed boxes reads up to one
+    # block around them, :func:`tuban.detect.kernel._smooth_boxes`) and not written further away
+    nby, nbx = (y1 - y0 + bh - 1) // bh, (x1 - x0 + bw - 1) // bw
+    cmp = np.zeros((nby, nbx), np.uint8)
+    for k in range(done.shape[0]):
+        cmp[done[k, 0] // bh : (done[k, 1] + bh - 1) // bh, done[k, 2] // bw : (done[k, 3] + bw - 1) // bw] = 1
+    o = out[0]
+    for i in range(nby):
+        for j in range(nbx):
+            if cmp[i, j]:
+                continue
+            near = False
+            for ii in range(max(i - 1, 0), min(i + 2, nby)):
+                for jj in range(max(j - 1, 0), min(j + 2, nbx)):
+                    near = near or cmp[ii, jj] == 1
+            if near:
+                o[i * bh : min((i + 1) * bh, y1 - y0), j * bw : min((j + 1) * bw, x1 - x0)] = 0
+    for k in range(done.shape[0]):
+        _rows_box(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, rmap, fy0, fx0, cell, use, vis, idx, 1,
+                  cmed, cinv, y0 + done[k, 0], y0 + done[k, 1], x0 + done[k, 2], x0 + done[k, 3], out, y0, x0)
+    return done
 
 
 def _combine_py(comps, cmed, cinv, use, out):
@@ -664,6 +684,8 @@ def _piece_sums_py(lab, score, unobs, before, after, bands_b, bands_a, sc_b, sc_
 _cell_sums = jit.Kernel(_cell_sums_py, _HELPERS)
 _piece_sums_k = jit.Kernel(_piece_sums_py, _HELPERS)
 _rows_k = jit.Kernel(_rows, _HELPERS)
+_plan_boxes_k = jit.Kernel(_plan_boxes, _HELPERS)
+_hbg_rows_k = jit.Kernel(_hbg_rows, _HELPERS)
 _combine_k = jit.Kernel(_combine_py, _HELPERS)
 _threshold_k = jit.Kernel(_threshold_py, _HELPERS)
 _u16_k = jit.Kernel(_u16_py, _HELPERS)
@@ -685,15 +707,39 @@ def _band_data(v) -> np.ndarray:
     return np.ascontiguousarray(v) if v.dtype == np.uint16 else _f32(v)
 
 
+def _background_extent(q: np.ndarray, size: int, q_step: float, q_lim: float) -> np.ndarray:
+    """Per cell, a bound on the length over bands of the background of any pixel in it (float64): a 9×9
+    median lies between its window's extremes, and a pixel's background interpolates the cells around its
+    own (3×3), so the extremes over (size + 2)² cells (OpenCV's dilation and erosion, replicated borders
+    as the median's)."""
+    import cv2
+
+    k = np.ones((size + 2, size + 2), np.uint8)
+    acc = np.zeros(q.shape[1:], np.float64)
+    for b in range(q.shape[0]):
+        hi = cv2.dilate(q[b], k, borderType=cv2.BORDER_REPLICATE).astype(np.float64) / q_step - q_lim
+        lo = cv2.erode(q[b], k, borderType=cv2.BORDER_REPLICATE).astype(np.float64) / q_step - q_lim
+        m = np.maximum(np.abs(hi), np.abs(lo))
+        acc += m * m
+    return np.sqrt(acc)
+
+
 def background_rows(before: np.ndarray, after: np.ndarray, med_b: np.ndarray, inv_b: np.ndarray,
                     med_a: np.ndarray, inv_a: np.ndarray, use: np.ndarray, *, cell: int, row: int,
                     col: int, size: int, q_step: float, q_lim: float, scale_b: float = 1.0,
-                    scale_a: float = 1.0, buffers=None) -> tuple[np.ndarray, np.ndarray]:
-    """Per band, the background cells linearly interpolated along rows: (bands, cell rows, cell columns ×
-    cell) float32, the block's column x at x + ``col % cell`` (written in place by OpenCV, no crop copied)
-    (``buffers``, a :class:`tuban.raster.grid.BufferPool`: where it goes); and per cell a bound of
-    Σ_b (after − before)² over its valid pixels, (cell rows, cell columns) float32, for the bound of the
-    score (``components``' ``prune``)."""
+                    scale_a: float = 1.0, buffers=None,
+                    plan: tuple[float, int, tuple[int, ...]] | None = None) -> tuple[np.ndarray, ...]:
+    """The background of a block, for :func:`components`: ``(rows, cells, gmax, rmap)``.
+
+    ``rows``: per band, the background cells linearly interpolated along rows, (bands, rows computed, cell
+    columns × cell) float32, the block's column x at x + ``col % cell`` (``buffers``, a
+    :class:`tuban.raster.grid.BufferPool`: where it goes); ``cells``: per cell a bound of Σ_b (after −
+    before)² over its valid pixels; ``gmax``: per cell a bound of its pixels' background length
+    (:func:`_background_extent`); ``rmap``: per cell row, its row in ``rows`` (-1: not computed).
+
+    ``plan``: ``(bound, margin, box)`` of a pruned score (:func:`components`' ``prune``): only the rows its
+    boxes read are computed (the 9×9 medians on those rows and 4 more each side, bit for bit those of the
+    whole); ``None``: every row."""
     import cv2
 
     from tuban.raster.grid import pooled_empty
@@ -709,13 +755,37 @@ def background_rows(before: np.ndarray, after: np.ndarray, med_b: np.ndarray, in
     ok = count > 0.25 * cell * cell
     means = np.where(ok, sums / np.maximum(count, 1), 0.0).astype(np.float32)
     q = np.clip(np.rint((means + np.float32(q_lim)) * np.float32(q_step)), 0, 255).astype(np.uint8)
-    out = pooled_empty((nb, nh, nw * cell), np.float32, buffers, "background")
+    gmax = _background_extent(q, size, q_step, q_lim)
+    need = np.ones(nh, np.uint8)
+    if plan is not None and plan[0] >= 0:
+        sb, sa = np.float32(scale_b), np.float32(scale_a)
+        boxes = _plan_boxes_k(before, after, sb, sa, med_b, inv_b, med_a, inv_a, cells, gmax,
+                              _z_extent(before, after, sb, sa, med_b, inv_b, med_a, inv_a), pr, pc, cell,
+                              np.asarray(plan[2], np.int64), np.float32(plan[0]), int(plan[1]))
+        need[:] = 0
+        _hbg_rows_k(boxes, int(plan[2][0]), pr, cell, nh, h, need)
+    rows = np.flatnonzero(need)
+    rmap = np.full(nh, -1, np.int64)
+    rmap[rows] = np.arange(rows.size)
+    out = pooled_empty((nb, max(rows.size, 1), nw * cell), np.float32, buffers, "background")
+    if rows.size == 0:
+        return out, cells, gmax, rmap
+    half = size // 2
+    runs = np.split(rows, np.flatnonzero(np.diff(rows) > 1) + 1)
+    med = np.empty((rows.size, nw), np.uint8)
     for b in range(nb):
-        bg = cv2.medianBlur(np.ascontiguousarray(q[b]), size).astype(np.float32)
+        k = 0
+        for run in runs:  # each run's 9×9 medians, with the window's rows around it
+            r0, r1 = int(run[0]), int(run[-1]) + 1
+            a, c = max(r0 - half, 0), min(r1 + half, nh)
+            med[k : k + r1 - r0] = cv2.medianBlur(q[b, a:c], size)[r0 - a : r1 - a]
+            k += r1 - r0
+        bg = med.astype(np.float32)
         bg *= np.float32(1 / q_step)
         bg -= np.float32(q_lim)
-        cv2.resize(bg, (nw * cell, nh), dst=out[b], interpolation=cv2.INTER_LINEAR)
-    return out, cells
+        # one interpolation of all the rows (row by row: the height is kept, so row i is row i's alone)
+        cv2.resize(bg, (nw * cell, rows.size), dst=out[b], interpolation=cv2.INTER_LINEAR)
+    return out, cells, gmax, rmap
 
 
 def _inputs(before, after, band_b, band_a, use, scale_b: float, scale_a: float) -> tuple:
@@ -734,13 +804,28 @@ def _inputs(before, after, band_b, band_a, use, scale_b: float, scale_a: float) 
 def background(before: np.ndarray, after: np.ndarray, band_b: tuple[np.ndarray, np.ndarray],
                band_a: tuple[np.ndarray, np.ndarray], use: np.ndarray, *, cell: int, row: int = 0, col: int = 0,
                size: int = 9, q_step: float = 16.0, q_lim: float = 8.0, scale_b: float = 1.0,
-               scale_a: float = 1.0, buffers=None) -> tuple[np.ndarray, np.ndarray]:
-    """The background rows and cell maxima (:func:`background_rows`) :func:`components` needs for a block
-    (arguments as there), computed apart (the rows into ``buffers`` when given)."""
+               scale_a: float = 1.0, buffers=None, comp_stats: tuple[np.ndarray, np.ndarray] | None = None,
+               box: tuple[int, int, int, int] | None = None, prune: tuple[float, int] | None = None
+               ) -> tuple[np.ndarray, ...]:
+    """The background (:func:`background_rows`) :func:`components` needs for a block (arguments as there),
+    computed apart (the rows into ``buffers`` when given). With ``prune`` (and ``comp_stats``, ``box``),
+    only the rows a score pruned with the same arguments reads; that score must then be computed with
+    them (another raises ``ValueError``)."""
     before, after, sb, sa, med_b, inv_b, med_a, inv_a, u = _inputs(before, after, band_b, band_a, use, scale_b,
                                                                    scale_a)
     return background_rows(before, after, med_b, inv_b, med_a, inv_a, u, cell=cell, row=row, col=col, size=size,
-                           q_step=q_step, q_lim=q_lim, scale_b=float(sb), scale_a=float(sa), buffers=buffers)
+                           q_step=q_step, q_lim=q_lim, scale_b=float(sb), scale_a=float(sa), buffers=buffers,
+                           plan=_plan(prune, comp_stats, box, before.shape[1:]))
+
+
+def _plan(prune: tuple[float, int] | None, comp_stats: tuple[np.ndarray, np.ndarray] | None,
+          box: tuple[int, int, int, int] | None, shape: tuple[int, ...]) -> tuple[float, int, tuple[int, ...]] | None:
+    """``(bound, margin, box)`` of a pruned score (:func:`prune_bound`), ``None`` when it is not pruned."""
+    if prune is None or comp_stats is None:
+        return None
+    cmed, cinv = _f32(comp_stats[0]), _f32(comp_stats[1])
+    return (prune_bound(prune[0], float(cmed[0]), float(cinv[0])), int(prune[1]),
+            tuple(box) if box is not None else (0, shape[0], 0, shape[1]))
 
 
 def components(before: np.ndarray, after: np.ndarray, band_b: tuple[np.ndarray, np.ndarray],
@@ -748,7 +833,7 @@ def components(before: np.ndarray, after: np.ndarray, band_b: tuple[np.ndarray, 
                row: int = 0, col: int = 0, size: int = 9, q_step: float = 16.0, q_lim: float = 8.0,
                comp_stats: tuple[np.ndarray, np.ndarray] | None = None, scale_b: float = 1.0,
                scale_a: float = 1.0, box: tuple[int, int, int, int] | None = None,
-               background: tuple[np.ndarray, np.ndarray] | None = None, out: np.ndarray | None = None,
+               background: tuple[np.ndarray, ...] | None = None, out: np.ndarray | None = None,
                prune: tuple[float, int] | None = None, computed: list | None = None) -> np.ndarray:
     """The method's change components (n, h, w), or with ``comp_stats`` its gated score (h, w).
 
@@ -774,8 +859,8 @@ def components(before: np.ndarray, after: np.ndarray, band_b: tuple[np.ndarray, 
         equals that crop of the whole block's, bit for bit: the background cells still come from the whole
         block, the 3×3 neighbourhoods from around the box). ``None``: the whole block.
     background
-        the block's background rows and cell maxima from :func:`background` with the same arguments
-        (computed elsewhere, e.g. on the thread that assembled the block); ``None``: computed here.
+        the block's background from :func:`background` with the same arguments (computed elsewhere, e.g.
+        on the thread that assembled the block); ``None``: computed here.
     out
         with ``comp_stats``: the (h, w) float32 array the score is written to (C-contiguous); ``None``: a new one.
     prune
@@ -791,9 +876,10 @@ def components(before: np.ndarray, after: np.ndarray, band_b: tuple[np.ndarray, 
     """
     before, after, sb, sa, med_b, inv_b, med_a, inv_a, u = _inputs(before, after, band_b, band_a, use, scale_b,
                                                                    scale_a)
-    hbg, cells = background if background is not None else background_rows(
+    plan = _plan(prune, comp_stats, box, before.shape[1:])
+    hbg, cells, gmax, rmap = background if background is not None else background_rows(
         before, after, med_b, inv_b, med_a, inv_a, u, cell=cell, row=row, col=col, size=size, q_step=q_step,
-        q_lim=q_lim, scale_b=float(sb), scale_a=float(sa))
+        q_lim=q_lim, scale_b=float(sb), scale_a=float(sa), plan=plan)
     h, w = before.shape[1:]
     y0, y1, x0, x1 = box if box is not None else (0, h, 0, w)
     if not (0 <= y0 < y1 <= h and 0 <= x0 < x1 <= w):
@@ -803,17 +889,18 @@ def components(before: np.ndarray, after: np.ndarray, band_b: tuple[np.ndarray, 
     if comp_stats is None:
         out = np.empty((layout.n_components, y1 - y0, x1 - x0), np.float32)
         cmed = cinv = np.zeros(layout.n_components, np.float32)
-        _rows_k(before, after, sb, sa, med_b, inv_b, med_a, inv_a, hbg, cells, 0.0, row % cell, col % cell, cell, u,
-                vis, layout.index_array(), 0, cmed, cinv, bx, out, np.float32(-1), 0)
+        _rows_k(before, after, sb, sa, med_b, inv_b, med_a, inv_a, hbg, cells, gmax, rmap, 0.0, row % cell, col % cell,
+                cell, u, vis, layout.index_array(), 0, cmed, cinv, bx, out, np.float32(-1), 0)
         return out
     score = np.empty((y1 - y0, x1 - x0), np.float32) if out is None else out
     if score.shape != (y1 - y0, x1 - x0) or score.dtype != np.float32 or not score.flags.c_contiguous:
         raise ValueError(f"out must be C-contiguous float32 of shape {(y1 - y0, x1 - x0)}")
     cmed, cinv = _f32(comp_stats[0]), _f32(comp_stats[1])
-    bound, margin = (prune_bound(prune[0], float(cmed[0]), float(cinv[0])), int(prune[1])) if prune else (-1.0, 0)
+    bound, margin = (plan[0], plan[1]) if plan is not None else (-1.0, 0)
     zext = _z_extent(before, after, sb, sa, med_b, inv_b, med_a, inv_a) if bound >= 0 else 0.0  # -1: later
-    done = _rows_k(before, after, sb, sa, med_b, inv_b, med_a, inv_a, hbg, cells, zext, row % cell, col % cell, cell,
-                   u, vis, layout.index_array(), 1, cmed, cinv, bx, score[None], np.float32(bound), margin)
+    done = _rows_k(before, after, sb, sa, med_b, inv_b, med_a, inv_a, hbg, cells, gmax, rmap, zext, row % cell,
+                   col % cell, cell, u, vis, layout.index_array(), 1, cmed, cinv, bx, score[None], np.float32(bound),
+                   margin)
     if computed is not None:
         computed.extend(tuple(int(v) for v in r) for r in done)
     return score
