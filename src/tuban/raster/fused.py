@@ -59,7 +59,7 @@ class FusedLayout:
 
 
 # helpers called from the kernels: compiled into them (and cached with them)
-_HELPERS = jit.Helpers(globals(), inline=("_nd", "_px", "_index_px"),
+_HELPERS = jit.Helpers(globals(), inline=("_nd", "_px", "_index_px", "_any_label"),
                        called=("_prep_row", "_rows_box", "_cell_flags", "_extent_py", "_plan_boxes", "_hbg_rows"))
 
 
@@ -626,6 +626,14 @@ def _index_px(data, bands, sc, y, x, kind):
     return _nd(g, r) - np.float32(0.5) * _nd(b, g)
 
 
+def _any_label(v, x0, x1):
+    """Whether labels ``v[x0:x1]`` (≥ 0) hold one: an OR of the stretch, which vectorises."""
+    a = 0
+    for x in range(x0, x1):
+        a |= v[x]
+    return a != 0
+
+
 def _piece_sums_py(lab, score, unobs, before, after, bands_b, bands_a, sc_b, sc_a, kind, r_off, c_off, wins, sums,
                    vbuf):
     """Per label: pixels, score, index before / after, and over the
@@ -639,12 +647,9 @@ def _piece_sums_py(lab, score, unobs, before, after, bands_b, bands_a, sc_b, sc_
         r0, r1, c0, c1 = wins[k, 0], wins[k, 1], wins[k, 2], wins[k, 3]
         for y in range(r0, r1):
             row = lab[y]
-            for x16 in range(c0, c1, 16):  # 16 pixels at a time: most hold no label (a vectorised OR)
+            for x16 in range(c0, c1, 16):  # 16 pixels at a time: most hold no label
                 xe = min(x16 + 16, c1)
-                anyl = 0
-                for x in range(x16, xe):
-                    anyl |= row[x]
-                if anyl == 0:
+                if not _any_label(row, x16, xe):
                     continue
                 for x in range(x16, xe):
                     lb = row[x]
@@ -669,10 +674,7 @@ def _piece_sums_py(lab, score, unobs, before, after, bands_b, bands_a, sc_b, sc_
             ru = unobs[y + r_off, h0 + c_off : h1 + c_off]
             for x16 in range(0, n, 16):
                 xe = min(x16 + 16, n)
-                anyl = 0
-                for x in range(x16, xe):
-                    anyl |= g[x]
-                if anyl == 0:
+                if not _any_label(g, x16, xe):
                     continue
                 for x in range(x16, xe):
                     gl = g[x]
