@@ -323,8 +323,13 @@ def _transformer(src: int | str, dst: int | str) -> pyproj.Transformer:
 
 
 def _crs_key(crs: pyproj.CRS) -> int | str:
-    epsg = crs.to_epsg(min_confidence=100)
-    return epsg if epsg is not None else crs.to_wkt()
+    """The EPSG code ``crs`` declares itself (reading it is free), else its WKT. Not PROJ's identification
+    (``to_epsg``): a search of its database, ~0.1 s a call, on every run's areas for the CRSs tuban makes
+    (the Albers over China, Lambert equal-area), which have no code anyway; a WKT transforms the same."""
+    own = crs.to_json_dict().get("id") or {}
+    if own.get("authority") == "EPSG" and isinstance(own.get("code"), int):
+        return int(own["code"])
+    return crs.to_wkt()
 
 
 def _apply(geoms: NDArray[np.object_], func: Any) -> NDArray[np.object_]:
