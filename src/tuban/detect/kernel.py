@@ -381,7 +381,7 @@ def _fused_run(job: Job, blk: Block, method: ChangeMethod, stats: Stats, *, scor
         return fused.components(blk.stack["b"], blk.stack["a"], _band_stats(stats, "b", method), after, blk.use,
                                 lay, comp_stats=cs, scale_b=sc.get("b", 1.0), scale_a=sc.get("a", 1.0),
                                 background=_bg(blk, "b"), out=out if score else None,
-                                prune=(stats.threshold, prune_margin(method)) if prune and score else None,
+                                prune=_prune(stats, method) if prune and score else None,
                                 computed=computed, **kw)
     # baseline: each component the weaker of (after vs before) and (after vs baseline)
     c = fused.components(blk.stack["b"], blk.stack["a"], _band_stats(stats, "b", method), after, blk.use, lay,
@@ -420,8 +420,7 @@ def with_background(job: Job, blk: Block, stats: Stats, buffers: BufferPool | No
     assert lay is not None
     # a tile without a baseline has its score pruned (:func:`_tile_score_mask`): only the rows that reads
     pruned: dict[str, Any] = {} if "0" in blk.stack else {
-        "comp_stats": _comp_stats(stats, lay.names), "box": _score_box(blk, score_margin(method)),
-        "prune": (stats.threshold, prune_margin(method))}
+        "comp_stats": _comp_stats(stats, lay.names), "box": _tile_box(blk, method), "prune": _prune(stats, method)}
     for key in [k for k in ("b", "0") if k in blk.stack]:
         rows, *rest = fused.background(blk.stack[key], blk.stack["a"], _band_stats(stats, key, method), after,
                                        blk.use, scale_b=blk.scale.get(key, 1.0), scale_a=blk.scale.get("a", 1.0),
@@ -461,7 +460,7 @@ def _smooth_boxes(score: np.ndarray, method: ChangeMethod, boxes: list[tuple[int
     if method.smooth <= 0:
         return score
     out = np.empty_like(score) if dst is None else dst
-    r = int(np.ceil(4 * method.smooth)) + 1
+    r = _gauss_radius(method)
     h, w = score.shape
     for y0, y1, x0, x1 in boxes:
         ey0, ey1, ex0, ex1 = max(y0 - r, 0), min(y1 + r, h), max(x0 - r, 0) // 32 * 32, min(x1 + r, w)
@@ -490,12 +489,17 @@ def _combine(comps: dict[str, np.ndarray], blk: Block, method: ChangeMethod, sta
     return score
 
 
+def _gauss_radius(method: ChangeMethod) -> int:
+    """Pixels on each side the score's Gaussian reads (OpenCV's ``round(8σ + 1) | 1`` taps, rounded up); 0
+    without smoothing."""
+    return int(np.ceil(4 * method.smooth)) + 1 if method.smooth > 0 else 0
+
+
 def score_margin(method: ChangeMethod) -> int:
     """Pixels around a tile's core on which its score must be computed for an exact cleaned mask of the
     core: the Gaussian's radius (OpenCV: ``round(8σ + 1) | 1`` taps) plus the opening and closing
     (two erosions / dilations each of ``MORPH_RADIUS``)."""
-    gauss = int(np.ceil(4 * method.smooth)) + 1 if method.smooth > 0 else 0
-    return gauss + 4 * MORPH_RADIUS
+    return _gauss_radius(method) + 4 * MORPH_RADIUS
 
 
 def prune_margin(method: ChangeMethod) -> int:
@@ -503,8 +507,18 @@ def prune_margin(method: ChangeMethod) -> int:
     the smoothed score passes the threshold only within the Gaussian's radius of them, the closing adds
     pixels within ``MORPH_RADIUS`` of those, and the smoothed score on all these needs the raw score
     within the Gaussian's radius again (``fused.components``' ``prune``)."""
-    gauss = int(np.ceil(4 * method.smooth)) + 1 if method.smooth > 0 else 0
-    return 2 * gauss + 2 * MORPH_RADIUS
+    return 2 * _gauss_radius(method) + 2 * MORPH_RADIUS
+
+
+def _prune(stats: Stats, method: ChangeMethod) -> tuple[float, int]:
+    """``fused.components``' ``prune`` of a tile's score: the one with which :func:`with_background` plans
+    the background rows and :func:`_tile_score_mask` computes the score."""
+    return stats.threshold, prune_margin(method)
+
+
+def _tile_box(blk: Block, method: ChangeMethod) -> tuple[int, int, int, int]:
+    """The box a tile's score is computed on (:func:`_tile_score_mask`; :func:`with_background` plans for it)."""
+    return _score_box(blk, score_margin(method))
 
 
 def _score_box(blk: Block, margin: int) -> tuple[int, int, int, int]:
@@ -528,7 +542,7 @@ def _tile_score_mask(job: Job, blk: Block, method: ChangeMethod, stats: Stats, b
         mask = change_mask(score, stats.threshold)
         mask[~blk.use] = 0
         return _crop(score, blk.core, blk.win), _crop(mask, blk.core, blk.win)
-    box = _score_box(blk, score_margin(method))
+    box = _tile_box(blk, method)
     use = blk.use[box[0] : box[1], box[2] : box[3]]
     shape = (box[1] - box[0], box[3] - box[2])
     done: list[tuple[int, int, int, int]] = []

@@ -59,7 +59,7 @@ class FusedLayout:
 
 
 # helpers called from the kernels: compiled into them (and cached with them)
-_HELPERS = jit.Helpers(globals(), inline=("_nd", "_px", "_index_px", "_any_label"),
+_HELPERS = jit.Helpers(globals(), inline=("_nd", "_px", "_index_px", "_any_label", "_bg_rows"),
                        called=("_prep_row", "_rows_box", "_cell_flags", "_extent_py", "_plan_boxes", "_hbg_rows"))
 
 
@@ -130,20 +130,23 @@ def _cell_sums_py(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, use, ce
                     count[cy, cx] = n
 
 
+def _bg_rows(y, fy0, cell, nh):
+    """The two background rows pixel row ``y`` interpolates between, and its weight on the second (float32,
+    the order of operations :func:`_prep_row` has always used)."""
+    fy = np.float32((y + fy0 + 0.5) * (1.0 / cell) - 0.5)
+    sy = int(np.floor(fy))
+    return min(max(sy, 0), nh - 1), min(max(sy + 1, 0), nh - 1), fy - np.float32(sy)
+
+
 def _prep_row(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, rmap, y, fy0, fx0, cell, za, zn, s, x0,
               x1):
     """Standardised before (za) and normalised after (zn) of row ``y`` on columns ``x0 - 1 … x1`` (within
     the row). Loops run over views from index 0 (a loop index starting at a runtime value keeps numba's
     negative-index wrap-around and does not vectorise)."""
     nb, _h, w = before.shape
-    nh = rmap.shape[0]
     xa = max(x0 - 1, 0)
     xb = min(x1 + 1, w)
-    fy = np.float32((y + fy0 + 0.5) * (1.0 / cell) - 0.5)
-    sy = int(np.floor(fy))
-    fy = fy - np.float32(sy)
-    r0 = min(max(sy, 0), nh - 1)
-    r1 = min(max(sy + 1, 0), nh - 1)
+    r0, r1, fy = _bg_rows(y, fy0, cell, rmap.shape[0])
     b1 = fy
     b0 = np.float32(1) - fy
     for b in range(nb):
@@ -352,12 +355,13 @@ def _plan_boxes(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, cells, gm
     flags = np.zeros((nby, nbx), np.uint8)
     give_up = 0.35 * nby * nbx
     whole = bound < 0
-    if not whole:  # flags without the rounding margin are a subset: when they are already too many, stop
+    if not whole and zext < 0:  # float32 stacks: their extent is a pass over the pixels, not needed when the
+        # flags without the rounding margin (a subset) already give up
         whole = _cell_flags(cells, gmax, nb, 0.0, fy0, fx0, cell, y0, y1, x0, x1, bound, bh, bw, flags) > give_up
-    if not whole:
-        if zext < 0:
+        if not whole:
             zext = _extent_py(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a)
-        flags[:] = 0
+            flags[:] = 0
+    if not whole:
         whole = _cell_flags(cells, gmax, nb, zext, fy0, fx0, cell, y0, y1, x0, x1, bound, bh, bw, flags) > give_up
     if whole:
         all_of = np.empty((1, 4), np.int64)
@@ -422,12 +426,10 @@ def _plan_boxes(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, cells, gm
 def _hbg_rows(boxes, y0, fy0, cell, nh, h, need):
     """Mark in ``need`` the background rows :func:`_rows_box` reads for ``boxes`` (relative to row ``y0``):
     each pixel row's two rows, for the box's rows and one more above and below (the 3×3 neighbourhoods)."""
-    for k in range(boxes.shape[0]):
+    for k in range(boxes.shape[0]):  # the rows grow with y: from the first row's first to the last row's second
         ya, yb = max(y0 + boxes[k, 0] - 1, 0), min(y0 + boxes[k, 1] + 1, h)
-        fa = np.float32((ya + fy0 + 0.5) * (1.0 / cell) - 0.5)
-        fb = np.float32((yb - 1 + fy0 + 0.5) * (1.0 / cell) - 0.5)
-        r0 = min(max(int(np.floor(fa)), 0), nh - 1)
-        r1 = min(max(int(np.floor(fb)) + 1, 0), nh - 1)
+        r0 = _bg_rows(ya, fy0, cell, nh)[0]
+        r1 = _bg_rows(yb - 1, fy0, cell, nh)[1]
         for r in range(r0, r1 + 1):
             need[r] = 1
 
@@ -441,8 +443,7 @@ def _rows(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, hbg, cells, gma
     computed. Every pixel whose score exceeds the threshold the bound was derived from lies in a flagged
     block, so (``margin`` covering the smoothing and the morphology) the cleaned mask and the smoothed score
     on it are those of the whole box, bit for bit. ``rmap``: where each background row is in ``hbg`` (-1:
-    not computed; all are, or those
-    the same plan reads: :func:`_hbg_rows`)."""
+    not computed; all are, or those the same plan reads: :func:`_hbg_rows`)."""
     y0, y1, x0, x1 = box[0], box[1], box[2], box[3]
     bh, bw = 8, 32
     done = _plan_boxes(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a, cells, gmax, zext, fy0, fx0, cell, box,
@@ -527,10 +528,12 @@ def _extent_py(before, after, sc_b, sc_a, med_b, inv_b, med_a, inv_a):
 def _threshold_py(score, thr, use, out, boxes):
     """``out = (score > thr) & use`` on ``boxes`` (rows y0, y1, x0, x1), 0 elsewhere."""
     h, w = score.shape
-    for y in range(h):
-        o = out[y]
-        for x in range(w):
-            o[x] = 0
+    whole = boxes.shape[0] == 1 and boxes[0, 0] == 0 and boxes[0, 1] == h and boxes[0, 2] == 0 and boxes[0, 3] == w
+    if not whole:  # (the whole box writes every pixel itself)
+        for y in range(h):
+            o = out[y]
+            for x in range(w):
+                o[x] = 0
     for k in range(boxes.shape[0]):
         for y in range(boxes[k, 0], boxes[k, 1]):
             x0, x1 = boxes[k, 2], boxes[k, 3]
