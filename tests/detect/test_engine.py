@@ -100,6 +100,37 @@ def test_serial_equals_local_dask_cluster(pair) -> None:
 
 
 @pytest.mark.slow
+def test_a_worker_lost_mid_run_changes_nothing(pair) -> None:
+    """Tiles are dealt to named workers a few at a time: when one dies after the first tiles (its nanny starts
+    a new one at another address), its tiles and those still dealt to its old address run elsewhere."""
+    pytest.importorskip("distributed")
+    import os
+    import signal
+
+    from distributed import get_client
+
+    before, after, _ = pair
+    killed: list[str] = []
+
+    def progress(label: str, done: int, total: int) -> None:
+        if label == "tiles" and done == 2 and not killed:
+            client = get_client()  # the run's own (the executor's client is this thread's default)
+            killed.append(sorted(client.scheduler_info()["workers"])[0])
+            pid = client.run(os.getpid, workers=killed)[killed[0]]
+            os.kill(pid, signal.SIGKILL)
+            killed.append(str(total - done))  # tiles not finished then
+
+    serial = detect(before, after, sensor="sentinel2", tile_size=128)
+    par = detect(before, after, sensor="sentinel2", tile_size=128, workers=2, progress=progress)
+    assert killed
+    assert int(killed[1]) >= 4  # lost with tiles dealt to it and tiles left to deal
+    assert par.threshold == serial.threshold
+    assert len(par.patches) == len(serial.patches) > 0
+    assert shapely.equals(shapely.union_all(serial.patches.geometry.values),
+                          shapely.union_all(par.patches.geometry.values))
+
+
+@pytest.mark.slow
 def test_serial_equals_distributed_scheduler_in_separate_processes(pair, tmp_path) -> None:
     import os
     import socket

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tuban.detect.engine import _strips
+from tuban.detect.engine import _Deal, _strips
 from tuban.detect.tiles import tile_windows, visit_order
 from tuban.raster.grid import Grid
 
@@ -21,6 +21,45 @@ def test_strips_are_contiguous_and_cover_everything_once() -> None:
         st = _strips(list(range(n_items)), n)
         assert [i for s in st for i in s] == list(range(n_items))
         assert max(map(len, st), default=0) - min(map(len, st), default=0) <= 1
+
+
+def test_deal_gives_each_worker_its_strip_then_the_far_end_of_the_others() -> None:
+    deal = _Deal(list(range(10)), 2)  # strips 0…4 and 5…9
+    got = {0: [deal.next(0), deal.next(0)], 1: [deal.next(1)]}
+    assert got == {0: [0, 1], 1: [5]}
+    got[0] += [deal.next(0) for _ in range(3)]  # worker 0 ends its strip (2, 3, 4), then takes 9, 8 from the far end
+    got[0] += [deal.next(0), deal.next(0)]
+    assert got[0] == [0, 1, 2, 3, 4, 9, 8]
+    got[1] += [deal.next(1), deal.next(1)]  # worker 1 goes on forwards until the walks meet
+    assert got[1] == [5, 6, 7]
+    assert deal.next(1) is None
+    assert deal.next(0) is None
+
+
+def test_deal_covers_every_tile_once_whatever_the_pace() -> None:
+    import random
+
+    for n_items, n in ((0, 2), (1, 3), (7, 3), (64, 2), (33, 5)):
+        rng = random.Random(n_items * 10 + n)
+        deal, seen, live = _Deal(list(range(n_items)), n), [], set(range(n))
+        while live:  # workers ask in a random order, as their tiles happen to finish
+            i = rng.choice(sorted(live))
+            k = deal.next(i)
+            if k is None:
+                live.discard(i)
+            else:
+                seen.append(k)
+        assert sorted(seen) == list(range(n_items))
+
+
+def test_deal_keeps_robbing_the_same_strip() -> None:
+    deal = _Deal(list(range(9)), 3)  # strips 0…2, 3…5, 6…8
+    assert [deal.next(0) for _ in range(3)] == [0, 1, 2]
+    deal.next(2)  # 6: strip 3 keeps 7, 8; strip 2 keeps 3, 4, 5
+    assert [deal.next(0), deal.next(0)] == [5, 4]  # the strip with most left, then the same one again
+    deal.next(2), deal.next(2)  # 7, 8: strip 3 is done
+    assert deal.next(0) == 3
+    assert deal.next(1) is None
 
 
 def test_visit_order_in_column_bands() -> None:

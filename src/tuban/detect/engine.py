@@ -318,6 +318,35 @@ def _strips(items: Sequence[Any], n: int) -> list[list[Any]]:
     return out
 
 
+class _Deal:
+    """Which tile each of ``n`` workers takes next, from contiguous strips of ``order`` (one per worker).
+
+    A worker goes forward through its own strip, so its GDAL block cache serves the halo rows each tile
+    shares with the one before. Once its strip is done it takes from the far end of the strip with the most
+    tiles left, walking it backwards (the tile before the last one it took is that one's neighbour: its cache
+    serves that walk too), and keeps to that strip while it has tiles; the two walks meet somewhere inside
+    it. So the workers end within about a tile of each other whatever the tiles cost, and every tile but
+    those where walks meet finds its neighbour's blocks (Dask's own stealing, tried with the strips' last
+    eighth unpinned, moves arbitrary tiles and lost both)."""
+
+    def __init__(self, order: Sequence[int], n: int):
+        self.strips = [deque(s) for s in _strips(order, n)]
+        self.strips += [deque() for _ in range(n - len(self.strips))]  # fewer tiles than workers
+        self._robbing: dict[int, int] = {}
+
+    def next(self, i: int) -> int | None:
+        """The next tile for worker ``i``, or None when every tile has been dealt."""
+        if self.strips[i]:
+            return self.strips[i].popleft()
+        j = self._robbing.get(i)
+        if j is None or not self.strips[j]:
+            j = max(range(len(self.strips)), key=lambda k: len(self.strips[k]))
+            if not self.strips[j]:
+                return None
+            self._robbing[i] = j
+        return self.strips[j].pop()
+
+
 class _Dask(_StatsThenTiles):
     """Runs tasks on a dask.distributed client (local cluster or remote scheduler)."""
 
@@ -367,26 +396,47 @@ class _Dask(_StatsThenTiles):
         del blocks
         return st
 
+    #: tile tasks each worker has queued behind the one it runs: its next tile is there before it finishes
+    #: the current one (a round trip through the scheduler takes milliseconds), and the tiles not yet dealt
+    #: stay here for :class:`_Deal` to hand to whichever worker is free. Each queued tile is one a worker
+    #: done early cannot take: with 2, the workers of a 16k² run ended up to 0.25 s apart
+    AHEAD = 1
+
     def tiles(self, job: kernel.Job, tiles: Sequence[Window], stats: kernel.Stats,
               progress: Progress | None = None, *, band: int = 0) -> list[dict[str, Any]]:
-        """Tiles in contiguous strips of the visiting order (rows, or column bands), one strip per worker,
-        so each worker's GDAL block cache serves the halos its neighbouring tiles share (others may still
-        steal work when idle)."""
+        """Tiles dealt a few at a time by :class:`_Deal`: each worker its own contiguous strip of the
+        visiting order (rows, or column bands), then the far ends of the others'. Each task names its
+        worker but may run elsewhere (a worker lost meanwhile: Dask moves its tasks)."""
         from distributed import as_completed
 
         c = self.client
         workers = self._workers()
+        deal = _Deal(visit_order(tiles, band), len(workers))
         futures: list[Any] = [None] * len(tiles)
-        for w, strip in zip(workers, _strips(visit_order(tiles, band), len(workers)), strict=False):
-            kw = {"workers": [w], "allow_other_workers": True} if w else {}
-            for k in strip:
-                futures[k] = c.submit(kernel.tile_pieces, job, tiles[k], stats, pure=False, **kw)
-        if progress:
-            for done, _ in enumerate(as_completed(futures), 1):
-                progress("tiles", done, len(futures))
+        dealt_to: dict[str, int] = {}
+
+        def submit(i: int) -> Any:
+            k = deal.next(i)
+            if k is None:
+                return None
+            kw = {"workers": [workers[i]], "allow_other_workers": True} if workers[i] else {}
+            futures[k] = c.submit(kernel.tile_pieces, job, tiles[k], stats, pure=False, **kw)
+            dealt_to[futures[k].key] = i
+            return futures[k]
+
         try:
+            running = as_completed([f for i in range(len(workers)) for _ in range(1 + self.AHEAD)
+                                    if (f := submit(i)) is not None])
+            for done, f in enumerate(running, 1):
+                if f.status != "finished":
+                    break  # the gather below raises its error; nothing more is dealt
+                if (g := submit(dealt_to[f.key])) is not None:
+                    running.add(g)
+                if progress:
+                    progress("tiles", done, len(tiles))
             return c.gather(futures)  # in the tiles' order
         finally:
+            c.cancel([f for f in futures if f is not None and not f.done()])
             # the columns each worker kept at band edges; best effort: a worker lost meanwhile must not hide
             # the run's own result or error (its files go with its process)
             with suppress(Exception):
@@ -437,9 +487,14 @@ def executor(*, workers: int | None = None, scheduler: str | None = None, thread
 #:   memory back to the OS, but setting it turns off glibc's dynamic mmap threshold, so every temporary array
 #:   above 128 KB comes from fresh mmap'd pages: the same 64 tiles of 2048 at 16k² took 18.0 CPU-s in such a
 #:   worker, 15.1–15.2 without it, and 16.0 in this process. Left as it is when the environment already has it
-#:   (a user's setting, or a nanny of a cluster started earlier in this process).
+#:   (a user's setting, or a nanny of a cluster started earlier in this process);
+#: - no statistical profiler in the workers. Each samples its task thread's stack every 10 ms on its event loop,
+#:   for the dashboard's profile page, and these clusters serve no dashboard: ~0.5 CPU-s a worker in a 15 s run.
+#:   With one worker that CPU ran on the idle core; with two it is taken from the tiles (16k², 2 workers: 8.99,
+#:   8.12 s with it, 8.08, 7.38 s without).
 LOCAL_CLUSTER_CONFIG = {"distributed.admin.tick.interval": "1s", "distributed.admin.system-monitor.interval": "5s",
-                        "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+                        "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+                        "distributed.worker.profile.enabled": False}
 
 
 def local_cluster(workers: int):
