@@ -130,6 +130,47 @@ def test_a_worker_lost_mid_run_changes_nothing(pair) -> None:
                           shapely.union_all(par.patches.geometry.values))
 
 
+_CALLS: list[object] = []
+
+
+def _third_tile_fails(job, core, stats, *a, **kw):
+    """``kernel.tile_pieces``, but the third call raises (a corrupt block, say)."""
+    from tuban.detect.kernel import _tile_pieces_unpatched
+    from tuban.errors import RasterError
+
+    _CALLS.append(core)
+    if len(_CALLS) == 3:
+        raise RasterError("block 7 of after.tif is corrupt")
+    return _tile_pieces_unpatched(job, core, stats, *a, **kw)
+
+
+@pytest.mark.slow
+def test_a_failing_tile_raises_its_error(pair, monkeypatch) -> None:
+    """A tile task's error reaches the caller as itself, through the dealing loop, and no task of the run is
+    left on the cluster (workers in this process, so the patched kernel is the one they run)."""
+    pytest.importorskip("distributed")
+    import time
+
+    from distributed import Client, LocalCluster
+
+    from tuban.detect import kernel
+    from tuban.errors import RasterError
+
+    before, after, _ = pair
+    monkeypatch.setattr(kernel, "_tile_pieces_unpatched", kernel.tile_pieces, raising=False)
+    monkeypatch.setattr(kernel, "tile_pieces", _third_tile_fails)
+    _CALLS.clear()
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        with pytest.raises(RasterError, match="block 7"):
+            detect(before, after, sensor="sentinel2", tile_size=64, scheduler=cluster.scheduler_address)
+        assert len(_CALLS) >= 3
+        deadline = time.monotonic() + 10  # the run's client cancels what it dealt and goes
+        while any(client.processing().values()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(client.processing().values())
+
+
 @pytest.mark.slow
 def test_serial_equals_distributed_scheduler_in_separate_processes(pair, tmp_path) -> None:
     import os

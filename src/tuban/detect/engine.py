@@ -412,31 +412,37 @@ class _Dask(_StatsThenTiles):
         c = self.client
         workers = self._workers()
         deal = _Deal(visit_order(tiles, band), len(workers))
-        futures: list[Any] = [None] * len(tiles)
-        dealt_to: dict[str, int] = {}
+        futures: list[Any] = []
+        dealt: dict[str, tuple[int, int]] = {}  # task key → (tile, worker)
 
         def submit(i: int) -> Any:
             k = deal.next(i)
             if k is None:
                 return None
             kw = {"workers": [workers[i]], "allow_other_workers": True} if workers[i] else {}
-            futures[k] = c.submit(kernel.tile_pieces, job, tiles[k], stats, pure=False, **kw)
-            dealt_to[futures[k].key] = i
-            return futures[k]
+            futures.append(c.submit(kernel.tile_pieces, job, tiles[k], stats, pure=False, **kw))
+            dealt[futures[-1].key] = (k, i)
+            return futures[-1]
 
         try:
             running = as_completed([f for i in range(len(workers)) for _ in range(1 + self.AHEAD)
                                     if (f := submit(i)) is not None])
             for done, f in enumerate(running, 1):
                 if f.status != "finished":
-                    break  # the gather below raises its error; nothing more is dealt
-                if (g := submit(dealt_to[f.key])) is not None:
+                    # raises the task's error (or that it was cancelled); nothing more is dealt. Dask reports
+                    # the error of a task with named workers late (after the others on that worker, seen in
+                    # tests), so the run may finish the tiles it had dealt before it stops
+                    f.result()
+                if (g := submit(dealt[f.key][1])) is not None:
                     running.add(g)
                 if progress:
                     progress("tiles", done, len(tiles))
-            return c.gather(futures)  # in the tiles' order
+            out: list[dict[str, Any]] = [{}] * len(tiles)
+            for f, result in zip(futures, c.gather(futures), strict=True):
+                out[dealt[f.key][0]] = result  # in the tiles' order
+            return out
         finally:
-            c.cancel([f for f in futures if f is not None and not f.done()])
+            c.cancel([f for f in futures if not f.done()])
             # the columns each worker kept at band edges; best effort: a worker lost meanwhile must not hide
             # the run's own result or error (its files go with its process)
             with suppress(Exception):
