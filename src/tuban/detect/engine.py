@@ -299,11 +299,17 @@ class _Threads(_StatsThenTiles, _Serial):
 
     def tiles(self, job: kernel.Job, tiles: Sequence[Window], stats: kernel.Stats,
               progress: Progress | None = None, *, band: int = 0) -> list[dict[str, Any]]:
+        """Tiles taken in the visiting order (so the tiles running at once, and those after them, share
+        halo blocks and the columns kept at band edges), results in the tiles' order."""
+        order = visit_order(tiles, band)
+        out: list[dict[str, Any]] = [{}] * len(tiles)
         try:
-            return self.map(kernel.tile_pieces, [(job, t, stats) for t in tiles], "tiles", progress)
+            for k, r in zip(order, self.map(kernel.tile_pieces, [(job, tiles[k], stats) for k in order], "tiles",
+                                            progress), strict=True):
+                out[k] = r
+            return out
         finally:
             kernel.release_process_state()
-
 
 
 def _strips(items: Sequence[Any], n: int) -> list[list[Any]]:
