@@ -171,6 +171,46 @@ def test_a_failing_tile_raises_its_error(pair, monkeypatch) -> None:
         assert not any(client.processing().values())
 
 
+_RUNNING = {"now": 0, "most": 0}
+
+
+def _slow_tile(job, core, stats, *a, **kw):
+    """``kernel.tile_pieces``, counting how many run at once (and slow enough for them to overlap)."""
+    import time
+
+    from tuban.detect.kernel import _tile_pieces_unpatched
+
+    _RUNNING["now"] += 1  # the GIL makes += atomic enough for a count of overlaps
+    _RUNNING["most"] = max(_RUNNING["most"], _RUNNING["now"])
+    try:
+        time.sleep(0.1)
+        return _tile_pieces_unpatched(job, core, stats, *a, **kw)
+    finally:
+        _RUNNING["now"] -= 1
+
+
+@pytest.mark.slow
+def test_a_worker_with_several_threads_gets_a_tile_for_each(pair, monkeypatch) -> None:
+    """Tiles are dealt per worker thread: a worker of 3 threads runs 3 at once, with the same result."""
+    pytest.importorskip("distributed")
+    from distributed import Client, LocalCluster
+
+    from tuban.detect import kernel
+
+    before, after, _ = pair
+    serial = detect(before, after, sensor="sentinel2", tile_size=64)
+    monkeypatch.setattr(kernel, "_tile_pieces_unpatched", kernel.tile_pieces, raising=False)
+    monkeypatch.setattr(kernel, "tile_pieces", _slow_tile)
+    _RUNNING.update(now=0, most=0)
+    with LocalCluster(n_workers=1, threads_per_worker=3, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster):
+        par = detect(before, after, sensor="sentinel2", tile_size=64, scheduler=cluster.scheduler_address)
+    assert _RUNNING["most"] == 3
+    assert len(par.patches) == len(serial.patches) > 0
+    assert shapely.equals(shapely.union_all(serial.patches.geometry.values),
+                          shapely.union_all(par.patches.geometry.values))
+
+
 @pytest.mark.slow
 def test_serial_equals_distributed_scheduler_in_separate_processes(pair, tmp_path) -> None:
     import os

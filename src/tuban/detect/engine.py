@@ -374,6 +374,11 @@ class _Dask(_StatsThenTiles):
     def _workers(self) -> list[str]:
         return sorted(self.client.scheduler_info().get("workers", {})) or [""]
 
+    def _threads(self) -> dict[str, int]:
+        """Each worker's threads (tasks it runs at once)."""
+        return {w: int(info.get("nthreads", 1) or 1)
+                for w, info in self.client.scheduler_info().get("workers", {}).items()}
+
     def stats(self, job: kernel.Job, samples: Sequence[Window], threshold: float | None,
               progress: Progress | None = None) -> kernel.Stats:
         """Statistics computed where the sample windows were read: one chunk of windows per worker, which
@@ -402,17 +407,18 @@ class _Dask(_StatsThenTiles):
         del blocks
         return st
 
-    #: tile tasks each worker has queued behind the one it runs: its next tile is there before it finishes
-    #: the current one (a round trip through the scheduler takes milliseconds), and the tiles not yet dealt
-    #: stay here for :class:`_Deal` to hand to whichever worker is free. Each queued tile is one a worker
+    #: tile tasks each worker has queued beyond the ones its threads run: its next tile is there before it
+    #: finishes the current one (a round trip through the scheduler takes milliseconds), and the tiles not yet
+    #: dealt stay here for :class:`_Deal` to hand to whichever worker is free. Each queued tile is one a worker
     #: done early cannot take: with 2, the workers of a 16k² run ended up to 0.25 s apart
     AHEAD = 1
 
     def tiles(self, job: kernel.Job, tiles: Sequence[Window], stats: kernel.Stats,
               progress: Progress | None = None, *, band: int = 0) -> list[dict[str, Any]]:
         """Tiles dealt a few at a time by :class:`_Deal`: each worker its own contiguous strip of the
-        visiting order (rows, or column bands), then the far ends of the others'. Each task names its
-        worker but may run elsewhere (a worker lost meanwhile: Dask moves its tasks)."""
+        visiting order (rows, or column bands), then the far ends of the others'; a worker has one tile per
+        thread plus :attr:`AHEAD` at any time. Each task names its worker but may run elsewhere (a worker
+        lost meanwhile: Dask moves its tasks)."""
         from distributed import as_completed
 
         c = self.client
@@ -431,7 +437,8 @@ class _Dask(_StatsThenTiles):
             return futures[-1]
 
         try:
-            running = as_completed([f for i in range(len(workers)) for _ in range(1 + self.AHEAD)
+            threads = self._threads()
+            running = as_completed([f for i, w in enumerate(workers) for _ in range(threads.get(w, 1) + self.AHEAD)
                                     if (f := submit(i)) is not None])
             for done, f in enumerate(running, 1):
                 if f.status != "finished":
