@@ -172,16 +172,20 @@ def test_a_failing_tile_raises_its_error(pair, monkeypatch) -> None:
 
 
 _RUNNING = {"now": 0, "most": 0}
+_WHERE: set[str] = set()
 
 
 def _slow_tile(job, core, stats, *a, **kw):
     """``kernel.tile_pieces``, counting how many run at once (and slow enough for them to overlap)."""
     import time
 
+    from distributed import get_worker
+
     from tuban.detect.kernel import _tile_pieces_unpatched
 
     _RUNNING["now"] += 1  # the GIL makes += atomic enough for a count of overlaps
     _RUNNING["most"] = max(_RUNNING["most"], _RUNNING["now"])
+    _WHERE.add(get_worker().address)
     try:
         time.sleep(0.1)
         return _tile_pieces_unpatched(job, core, stats, *a, **kw)
@@ -206,6 +210,37 @@ def test_a_worker_with_several_threads_gets_a_tile_for_each(pair, monkeypatch) -
             Client(cluster):
         par = detect(before, after, sensor="sentinel2", tile_size=64, scheduler=cluster.scheduler_address)
     assert _RUNNING["most"] == 3
+    assert len(par.patches) == len(serial.patches) > 0
+    assert shapely.equals(shapely.union_all(serial.patches.geometry.values),
+                          shapely.union_all(par.patches.geometry.values))
+
+
+@pytest.mark.slow
+def test_workers_joining_mid_run_are_dealt_tiles(pair, monkeypatch) -> None:
+    """A cluster that scales up during the run (adaptive, or a batch system's workers still starting): the
+    workers that join get tiles too, and the result is the same."""
+    pytest.importorskip("distributed")
+    from distributed import Client, LocalCluster
+
+    from tuban.detect import engine, kernel
+
+    before, after, _ = pair
+    serial = detect(before, after, sensor="sentinel2", tile_size=64)
+    monkeypatch.setattr(kernel, "_tile_pieces_unpatched", kernel.tile_pieces, raising=False)
+    monkeypatch.setattr(kernel, "tile_pieces", _slow_tile)
+    monkeypatch.setattr(engine._Dask, "JOINED_EVERY", 0.0)
+    _WHERE.clear()
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+
+        def progress(label: str, done: int, total: int) -> None:
+            if label == "tiles" and done == 1:
+                cluster.scale(3)
+                client.wait_for_workers(3, timeout=30)
+
+        par = detect(before, after, sensor="sentinel2", tile_size=64, scheduler=cluster.scheduler_address,
+                     progress=progress)
+    assert len(_WHERE) == 3
     assert len(par.patches) == len(serial.patches) > 0
     assert shapely.equals(shapely.union_all(serial.patches.geometry.values),
                           shapely.union_all(par.patches.geometry.values))

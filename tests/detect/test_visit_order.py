@@ -62,6 +62,14 @@ def test_deal_keeps_robbing_the_same_strip() -> None:
     assert deal.next(1) is None
 
 
+def test_a_worker_added_to_the_deal_starts_on_the_far_end() -> None:
+    deal = _Deal(list(range(8)), 2)  # strips 0…3 and 4…7
+    assert deal.next(0) == 0
+    late = deal.add()
+    assert [deal.next(late), deal.next(late)] == [7, 6]  # the far end of the strip with most left
+    assert [deal.next(1), deal.next(1), deal.next(late)] == [4, 5, 3]  # that strip is done: on to the other's end
+
+
 def test_visit_order_in_column_bands() -> None:
     grid = Grid("EPSG:32650", (10.0, 0.0, 0.0, 0.0, -10.0, 0.0), 500, 300)
     tiles = tile_windows(grid, 100)  # 3 rows of 5 tiles

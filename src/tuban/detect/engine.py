@@ -340,6 +340,11 @@ class _Deal:
         self.strips += [deque() for _ in range(n - len(self.strips))]  # fewer tiles than workers
         self._robbing: dict[int, int] = {}
 
+    def add(self) -> int:
+        """A worker more (one that joined the cluster): it has no strip, so it starts on the others' ends."""
+        self.strips.append(deque())
+        return len(self.strips) - 1
+
     def next(self, i: int) -> int | None:
         """The next tile for worker ``i``, or None when every tile has been dealt."""
         if self.strips[i]:
@@ -412,6 +417,9 @@ class _Dask(_StatsThenTiles):
     #: dealt stay here for :class:`_Deal` to hand to whichever worker is free. Each queued tile is one a worker
     #: done early cannot take: with 2, the workers of a 16k² run ended up to 0.25 s apart
     AHEAD = 1
+    #: seconds between looks for workers that joined the cluster during the run (an adaptive cluster scaling
+    #: up, workers of a batch system still starting): they are dealt tiles too
+    JOINED_EVERY = 1.0
 
     def tiles(self, job: kernel.Job, tiles: Sequence[Window], stats: kernel.Stats,
               progress: Progress | None = None, *, band: int = 0) -> list[dict[str, Any]]:
@@ -419,6 +427,8 @@ class _Dask(_StatsThenTiles):
         visiting order (rows, or column bands), then the far ends of the others'; a worker has one tile per
         thread plus :attr:`AHEAD` at any time. Each task names its worker but may run elsewhere (a worker
         lost meanwhile: Dask moves its tasks)."""
+        import time
+
         from distributed import as_completed
 
         c = self.client
@@ -436,11 +446,20 @@ class _Dask(_StatsThenTiles):
             dealt[futures[-1].key] = (k, i)
             return futures[-1]
 
+        def deal_to(i: int, n: int) -> list[Any]:
+            return [f for _ in range(n + self.AHEAD) if (f := submit(i)) is not None]
+
         try:
             threads = self._threads()
-            running = as_completed([f for i, w in enumerate(workers) for _ in range(threads.get(w, 1) + self.AHEAD)
-                                    if (f := submit(i)) is not None])
+            running = as_completed([f for i, w in enumerate(workers) for f in deal_to(i, threads.get(w, 1))])
+            looked = time.monotonic()
             for done, f in enumerate(running, 1):
+                if time.monotonic() - looked > self.JOINED_EVERY:
+                    looked = time.monotonic()
+                    for w, n in self._threads().items():
+                        if w not in workers:
+                            workers.append(w)
+                            running.update(deal_to(deal.add(), n))
                 if f.status != "finished":
                     # raises the task's error (or that it was cancelled); nothing more is dealt. Dask reports
                     # the error of a task with named workers late (after the others on that worker, seen in
