@@ -155,3 +155,77 @@ def test_threads_give_the_serial_result(pair) -> None:
     assert len(threaded.patches) == len(serial.patches) > 0
     assert shapely.equals(shapely.union_all(serial.patches.geometry.values),
                           shapely.union_all(threaded.patches.geometry.values))
+
+
+def _gf_pair(tmp_path, *, declare: float | None = None):
+    """A GF-like 4-band DN pair (reflectance × 10000: blue, green, red, nir), a white cloud over changed site 1
+    of the after date; ``declare``: the band scale the files state (GDAL metadata)."""
+    import rasterio
+    from synth import RECTS, scene_arrays, write_stack
+
+    before, after, _ = scene_arrays(seed=5)
+    before, after = before[:4], after[:4].copy()
+    r0, r1, c0, c1 = RECTS[1]
+    after[:, r0 - 6 : r1 + 6, c0 - 6 : c1 + 6] = np.array([0.62, 0.60, 0.61, 0.58], np.float32)[:, None, None]
+    paths = [write_stack(tmp_path / f"{n}.tif", arr) for n, arr in (("b", before), ("a", after))]
+    if declare is not None:
+        for p in paths:
+            with rasterio.open(p, "r+") as dst:
+                dst.scales = (declare,) * 4
+                dst.offsets = (0.0,) * 4
+    return paths, (r0, r1, c0, c1)
+
+
+def test_gf_dn_clouds_need_a_reflectance_scale(tmp_path) -> None:
+    """GF-1/2/6 DN: no QA band and no known scale, so no spectral cloud test (the run says so); given the
+    scale, or when the files declare it, the cloud is unobservable and the site under it is not reported."""
+    from tuban.detect.engine import detect
+
+    (b, a), rect = _gf_pair(tmp_path)
+    plain = detect(b, a, sensor="gf")
+    assert plain.clouds == {"b": "none", "a": "none"}
+    assert plain.unobservable_fraction == 0
+    site = shapely.box(*_bounds(plain.grid, *rect))
+    assert plain.patches.intersects(site).any()  # the cloud itself reads as change
+    scaled = detect(b, a, sensor="gf", reflectance_scale=1e-4)
+    assert scaled.clouds == {"b": "spectral", "a": "spectral"}
+    assert scaled.unobservable_fraction > 0.02
+    assert not scaled.patches.intersects(site).any()
+    assert len(scaled.patches) >= 2  # the clear sites are still found
+    (tmp_path / "declared").mkdir()
+    (b2, a2), _ = _gf_pair(tmp_path / "declared", declare=1e-4)
+    declared = detect(b2, a2, sensor="gf")
+    assert declared.clouds == {"b": "spectral", "a": "spectral"}
+    assert declared.unobservable_fraction == pytest.approx(scaled.unobservable_fraction)
+
+
+def test_declared_scales_that_are_not_reflectance_are_ignored(tmp_path) -> None:
+    import rasterio
+
+    from tuban.errors import UsageError
+    from tuban.raster.scene import declared_scale, open_scene
+
+    (b, _), _ = _gf_pair(tmp_path, declare=1e-4)
+    assert open_scene(b, sensor="gf").scale == 1e-4
+    with rasterio.open(b, "r+") as dst:
+        dst.offsets = (-0.1,) * 4  # DN × scale + offset: not plain reflectance
+    assert declared_scale(open_scene(b, sensor="gf", reflectance_scale=0.5)) is None
+    assert open_scene(b, sensor="gf").scale is None
+    with rasterio.open(b, "r+") as dst:
+        dst.offsets = (0.0,) * 4
+        dst.units = ("W m-2 sr-1 um-1",) * 4  # radiance
+    assert open_scene(b, sensor="gf").scale is None
+    assert open_scene(b, sensor="sentinel2").scale == 1e-4  # the profile's own scale comes first
+    with pytest.raises(UsageError, match="outside"):
+        open_scene(b, sensor="gf", reflectance_scale=10000)
+
+
+def test_cli_warns_when_clouds_cannot_be_masked(tmp_path, capsys) -> None:
+    from tuban.cli import main
+
+    (b, a), _ = _gf_pair(tmp_path)
+    assert main(["detect", str(b), str(a), "-o", str(tmp_path / "p.gpkg"), "--sensor", "gf", "-q"]) == 0
+    assert "clouds not masked on the before and after date" in capsys.readouterr().err
+    assert main(["detect", str(b), str(a), "-o", str(tmp_path / "q.gpkg"), "--sensor", "gf", "-q",
+                 "--reflectance-scale", "0.0001"]) == 0
+    assert "clouds not masked" not in capsys.readouterr().err

@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resolution", type=float, help="analysis grid resolution in CRS units")
     p.add_argument("--crs", help="analysis grid CRS (EPSG:n)")
     p.add_argument("--no-masks", action="store_true", help="skip the cloud/shadow masks")
+    p.add_argument("--reflectance-scale", type=float, metavar="S",
+                   help="DN × S = reflectance 0–1, for imagery whose sensor profile and files do not say (e.g. 0.0001 "
+                        "for GF-1/2/6 delivered as reflectance × 10000); the spectral cloud/shadow tests need it")
     p.add_argument("--mask-water", action="store_true", help="exclude water on both dates")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     add_workspace_option(p)
@@ -61,7 +64,13 @@ def run(args: argparse.Namespace) -> int:
                  bands=parse_band_roles(args.bands), method=args.method, threshold=args.threshold,
                  mmu_ha=args.mmu_ha, tile_size=args.tile_size, workers=args.workers, scheduler=args.scheduler,
                  resolution=args.resolution, crs=args.crs, aoi=aoi, masks=not args.no_masks,
-                 water=args.mask_water, progress=progress)
+                 water=args.mask_water, progress=progress, reflectance_scale=args.reflectance_scale)
+    unmasked = [name for key, name in (("b", "before"), ("a", "after"), ("0", "baseline"))
+                if res.clouds.get(key) == "none"]
+    if unmasked:
+        print(f"warning: clouds not masked on the {' and '.join(unmasked)} date: no QA band and no reflectance "
+              "scale (DN of unknown scale); pass --reflectance-scale (0.0001 for reflectance × 10000)",
+              file=sys.stderr)
     write_patches(res, args.output)
     area = float(res.patches["QAREA"].sum()) if len(res.patches) else 0.0
     print(f"{len(res.patches)} patches, {area:.2f} ha, method {res.method}, threshold {res.threshold:.3f} ({res.stats.threshold_rule}), "

@@ -39,7 +39,7 @@ from tuban.raster.grid import (
     block_shape,
     bytes_per_pixel,
 )
-from tuban.raster.scene import Scene, open_scene
+from tuban.raster.scene import Scene, open_scene, with_reflectance_scale
 
 __all__ = ["DetectResult", "Plan", "detect", "executor", "local_cluster", "plan", "serial_decode_threads", "warm"]
 
@@ -56,6 +56,8 @@ class DetectResult:
     threshold: float
     unobservable_fraction: float
     stats: kernel.Stats = field(repr=False, default_factory=kernel.Stats)
+    #: how each date's clouds were found, by date key (``b``, ``a``, ``0``): see :func:`kernel.cloud_test`
+    clouds: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -626,13 +628,16 @@ def plan(
     simplify_px: float = 0.5,
     sample_pixels: int = 1_500_000,
     gdal_threads: str | int = 1,
+    reflectance_scale: float | None = None,
 ) -> Plan:
     """Open the scenes (metadata only), fix the grid, tiles and sample windows; reads no pixel."""
 
     def _open(s: str | Scene | None) -> Scene | None:
-        if s is None or isinstance(s, Scene):
+        if s is None:
             return s
-        return open_scene(s, sensor=sensor, bands=bands)
+        if isinstance(s, Scene):
+            return s if reflectance_scale is None else with_reflectance_scale(s, reflectance_scale)
+        return open_scene(s, sensor=sensor, bands=bands, reflectance_scale=reflectance_scale)
 
     b, a, z = _open(before), _open(after), _open(baseline)
     assert b is not None
@@ -677,7 +682,8 @@ def finish(p: Plan, results: Sequence[dict[str, Any]], stats: kernel.Stats) -> D
                              if geoms.size else np.zeros(0, dtype=np.intp))
         geoms, sums = geoms[order], sums[order]
     table = patch_table(geoms, sums, grid.crs, stats.threshold)
-    return DetectResult(table, grid, p.job.change_method().name, stats.threshold, unobs, stats)
+    return DetectResult(table, grid, p.job.change_method().name, stats.threshold, unobs, stats,
+                        kernel.cloud_tests(p.job))
 
 
 def serial_decode_threads(dates: int = 2) -> int:
@@ -715,6 +721,7 @@ def detect(
     threads: int | None = None,
     progress: Progress | None = None,
     compute: bool = True,
+    reflectance_scale: float | None = None,
 ) -> Any:
     """Detect disturbance patches between two dates.
 
@@ -745,6 +752,10 @@ def detect(
         on 2 cores). Results do not depend on it.
     compute
         ``False``: return the run as a Dask graph (``dask.delayed``) without reading any pixel.
+    reflectance_scale
+        DN × this = reflectance 0–1 (1: float reflectance), for scenes whose sensor profile and files do not
+        say (GF-1/2/6 delivered as reflectance × 10000: 0.0001): the spectral cloud and shadow tests need it.
+        ``DetectResult.clouds`` tells how each date's clouds were found.
 
     Returns
     -------
@@ -754,7 +765,8 @@ def detect(
         gdal_threads = serial_decode_threads(2 if baseline is None else 3) if not workers and not scheduler else 1
     p = plan(before, after, baseline=baseline, sensor=sensor, bands=bands, method=method, threshold=threshold,
              mmu_ha=mmu_ha, tile_size=tile_size, resolution=resolution, crs=crs, aoi=aoi, masks=masks,
-             water=water, simplify_px=simplify_px, sample_pixels=sample_pixels, gdal_threads=gdal_threads)
+             water=water, simplify_px=simplify_px, sample_pixels=sample_pixels, gdal_threads=gdal_threads,
+             reflectance_scale=reflectance_scale)
     if not compute:
         return p.to_delayed()
     with executor(workers=workers, scheduler=scheduler, threads=threads or 1) as ex:

@@ -194,11 +194,12 @@ def _read_date(job: Job, scene: Scene, method: ChangeMethod, win: Window, buffer
     scale = float(scene.scale) if data.dtype == np.uint16 and scene.scale is not None else 1.0
     bands = _Scaled(data, roles, scale)
     cloudy = None
-    if job.masks and "qa" in scene.bands:  # the sensor's own cloud/shadow flags (Landsat QA_PIXEL)
+    test = cloud_test(job, scene)
+    if test == "qa":  # the sensor's own cloud/shadow flags (Landsat QA_PIXEL)
         qa, _ = read_block(scene, ("qa",), job.grid, win, threads=job.gdal_threads, resampling="nearest",
                            scaled=False)
         cloudy = masks.qa_cloud_mask(qa[0])
-    elif job.masks and scene.scale is not None and {"blue", "green", "red"} <= set(bands):
+    elif test == "spectral":
         # one pass over the stack (uint16 DN × scale, or reflectance): no float32 copies of the bands
         cloudy = masks.cloud_mask_stack(data, bands.roles, scale=scale)
     water = None
@@ -206,6 +207,24 @@ def _read_date(job: Job, scene: Scene, method: ChangeMethod, win: Window, buffer
         water = (masks.water_mask(bands["green"], bands["nir"], bands.get("swir1"))
                  if {"green", "nir"} <= set(bands) else np.zeros(ok.shape, bool))
     return _DateRead(data, roles, ok, cloudy, water, scale)
+
+
+def cloud_test(job: Job, scene: Scene) -> str:
+    """How a date's clouds are found: ``"qa"`` (the sensor's QA band), ``"spectral"`` (bright and white in
+    blue/green/red reflectance: needs the scene's reflectance scale), ``"none"`` (neither: a DN scene without
+    a scale, or no visible bands), ``"off"`` (masks turned off)."""
+    if not job.masks:
+        return "off"
+    if "qa" in scene.bands:
+        return "qa"
+    if scene.scale is not None and {"blue", "green", "red"} <= set(scene.bands):
+        return "spectral"
+    return "none"
+
+
+def cloud_tests(job: Job) -> dict[str, str]:
+    """:func:`cloud_test` of each date of ``job``, by date key (see :func:`date_keys`)."""
+    return {k: cloud_test(job, s) for k, s in _dates(job).items()}
 
 
 def _dates(job: Job) -> dict[str, Scene]:

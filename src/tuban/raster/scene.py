@@ -7,19 +7,24 @@ Accepted inputs
 - a Sentinel-2 ``.SAFE`` folder (``GRANULE/*/IMG_DATA/**/*_B02*.jp2``);
 - a Landsat 5/7/8/9 Collection-2 folder (``*_SR_B4.TIF`` / ``*_B4.TIF``, ``*_QA_PIXEL.TIF``);
 - a STAC item (local JSON) whose assets carry ``eo:bands`` common names or band-token keys.
+
+The reflectance scale (DN × scale = reflectance 0–1, which the spectral cloud and shadow tests need) comes
+from the sensor profile (Sentinel-2, Landsat); else from the files' own band scale metadata (GDAL's
+scale/offset, e.g. a GF-2 product delivered as reflectance × 10000 that says so); else from the caller
+(``--reflectance-scale``); else it is unknown and only QA bands can mask clouds.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from tuban.errors import BandError, InputError, InputNotFoundError, UnsafeInputError
+from tuban.errors import BandError, InputError, InputNotFoundError, UnsafeInputError, UsageError
 from tuban.raster.profiles import ROLES, SensorProfile, get_profile, role_from_wavelength
 
-__all__ = ["BandRef", "Scene", "open_scene"]
+__all__ = ["BandRef", "Scene", "declared_scale", "open_scene", "with_reflectance_scale"]
 
 _RASTER_EXT = (".tif", ".tiff", ".jp2", ".img", ".dat", ".bsq", ".bil", ".bip", ".envi")
 _ALLOWED_DRIVERS = {"GTiff", "COG", "JP2OpenJPEG", "ENVI", "HFA", "PNG", "JPEG", "netCDF", "PCIDSK"}
@@ -222,7 +227,8 @@ def _multiband(path: Path, sensor: str | None, roles: tuple[str, ...] | None) ->
     return Scene(path.stem, bands, prof.name, prof.scale, prof.scale is not None)
 
 
-def open_scene(path: str | Path, *, sensor: str | None = None, bands: tuple[str, ...] | None = None) -> Scene:
+def open_scene(path: str | Path, *, sensor: str | None = None, bands: tuple[str, ...] | None = None,
+               reflectance_scale: float | None = None) -> Scene:
     """Find the bands of the scene at ``path`` (file, band folder, ``.SAFE``, Landsat folder, STAC JSON).
 
     Parameters
@@ -233,11 +239,61 @@ def open_scene(path: str | Path, *, sensor: str | None = None, bands: tuple[str,
         a profile name from :data:`tuban.raster.profiles.PROFILES`; guessed when ``None``.
     bands
         roles of the bands of a multi-band file, in order (``--bands``).
+    reflectance_scale
+        DN × this = reflectance 0–1 (1 for float reflectance), overriding the profile's and the files'
+        (:func:`with_reflectance_scale`).
 
     Returns
     -------
     Scene
     """
+    scene = _open(path, sensor, bands)
+    if reflectance_scale is not None:
+        return with_reflectance_scale(scene, reflectance_scale)
+    if scene.scale is None:
+        declared = declared_scale(scene)
+        if declared is not None:
+            return replace(scene, scale=declared)
+    return scene
+
+
+def with_reflectance_scale(scene: Scene, scale: float) -> Scene:
+    """``scene`` with its DN → reflectance factor set to ``scale`` (0 < scale ≤ 1)."""
+    if not 0 < scale <= 1:
+        raise UsageError(f"reflectance scale {scale} is outside (0, 1]",
+                         hint="DN × scale must give reflectance 0–1: 0.0001 for reflectance × 10000, 1 for float "
+                              "reflectance")
+    return replace(scene, scale=float(scale))
+
+
+def declared_scale(scene: Scene) -> float | None:
+    """The reflectance scale the scene's files declare (GDAL band scale, offset 0, unit empty or reflectance),
+    when every band but QA declares the same one; None otherwise (no metadata, radiance, mixed)."""
+    import math
+
+    import rasterio
+
+    found: set[float] = set()
+    meta: dict[str, tuple[tuple[float, ...], tuple[float, ...], tuple[str | None, ...]]] = {}
+    for ref in scene.bands.values():
+        if ref.role == "qa":
+            continue
+        if ref.path not in meta:
+            with rasterio.open(ref.path) as src:
+                meta[ref.path] = (tuple(src.scales), tuple(src.offsets), tuple(src.units))
+        scales, offsets, units = meta[ref.path]
+        i = ref.index - 1
+        unit = (units[i] or "").strip().lower()
+        if offsets[i] != 0 or (unit and "reflect" not in unit) or not math.isfinite(scales[i]):
+            return None
+        found.add(float(scales[i]))
+    if len(found) != 1:
+        return None
+    scale = found.pop()
+    return scale if 0 < scale < 1 else None
+
+
+def _open(path: str | Path, sensor: str | None, bands: tuple[str, ...] | None) -> Scene:
     p = Path(path)
     if not p.exists():
         raise InputNotFoundError(f"scene {str(p)!r} does not exist")
