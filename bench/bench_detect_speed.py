@@ -387,6 +387,9 @@ def main() -> int:
                   f"{args.worker_repeat}; this machine has {__import__('os').cpu_count()} cores)")
             print(f"RATIO CPU critical path: 1 worker / 2 workers = {med[1][1] / med[2][1]:.2f} (busiest worker + "
                   "client CPU seconds, medians: the speed-up on idle cores)")
+            pairs = sorted(a / b for a, b in zip(t_w[1], t_w[2], strict=True))
+            print("  each pair of runs (1 worker ÷ the 2-worker run after it): "
+                  + ", ".join(f"{r:.2f}" for r in pairs))
         if args.ratios_only:
             return 0
         # morphology on a realistic mask
