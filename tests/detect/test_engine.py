@@ -160,7 +160,8 @@ def test_a_failing_tile_raises_its_error(pair, monkeypatch) -> None:
     monkeypatch.setattr(kernel, "_tile_pieces_unpatched", kernel.tile_pieces, raising=False)
     monkeypatch.setattr(kernel, "tile_pieces", _third_tile_fails)
     _CALLS.clear()
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address="127.0.0.1:0",
+                      scheduler_kwargs={"dashboard": False}) as cluster, \
             Client(cluster) as client:
         with pytest.raises(RasterError, match="block 7"):
             detect(before, after, sensor="sentinel2", tile_size=64, scheduler=cluster.scheduler_address)
@@ -206,7 +207,8 @@ def test_a_worker_with_several_threads_gets_a_tile_for_each(pair, monkeypatch) -
     monkeypatch.setattr(kernel, "_tile_pieces_unpatched", kernel.tile_pieces, raising=False)
     monkeypatch.setattr(kernel, "tile_pieces", _slow_tile)
     _RUNNING.update(now=0, most=0)
-    with LocalCluster(n_workers=1, threads_per_worker=3, processes=False, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=1, threads_per_worker=3, processes=False, dashboard_address="127.0.0.1:0",
+                      scheduler_kwargs={"dashboard": False}) as cluster, \
             Client(cluster):
         par = detect(before, after, sensor="sentinel2", tile_size=64, scheduler=cluster.scheduler_address)
     assert _RUNNING["most"] == 3
@@ -230,7 +232,8 @@ def test_workers_joining_mid_run_are_dealt_tiles(pair, monkeypatch) -> None:
     monkeypatch.setattr(kernel, "tile_pieces", _slow_tile)
     monkeypatch.setattr(engine._Dask, "JOINED_EVERY", 0.0)
     _WHERE.clear()
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address="127.0.0.1:0",
+                      scheduler_kwargs={"dashboard": False}) as cluster, \
             Client(cluster) as client:
 
         def progress(label: str, done: int, total: int) -> None:
