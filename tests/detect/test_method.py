@@ -229,3 +229,67 @@ def test_cli_warns_when_clouds_cannot_be_masked(tmp_path, capsys) -> None:
     assert main(["detect", str(b), str(a), "-o", str(tmp_path / "q.gpkg"), "--sensor", "gf", "-q",
                  "--reflectance-scale", "0.0001"]) == 0
     assert "clouds not masked" not in capsys.readouterr().err
+
+
+def _offset_pair(tmp_path, offset: int):
+    """The synthetic 6-band Sentinel-2-like pair, as DN = reflectance × 10000 + ``offset`` (what products of
+    processing baseline 04.00 and later hold, with 1000)."""
+    import rasterio
+    from synth import scene_arrays, write_stack
+
+    before, after, _ = scene_arrays(seed=3)
+    out = []
+    for n, arr in (("b", before), ("a", after)):
+        p = write_stack(tmp_path / f"{n}{offset}.tif", arr)
+        if offset:
+            with rasterio.open(p, "r+") as dst:
+                dn = dst.read()
+                dst.write((dn.astype(np.uint32) + offset).clip(0, 65535).astype(np.uint16))
+        out.append(p)
+    return out
+
+
+def test_a_dn_offset_is_subtracted_where_bands_are_read(tmp_path) -> None:
+    """Sentinel-2 from processing baseline 04.00 adds 1000 to every DN: given the offset, the pair gives the
+    same patches as the same reflectance without it; not given, the NDVI terms and masks see 0.1 more."""
+    from tuban.detect.engine import detect
+
+    b0, a0 = _offset_pair(tmp_path, 0)
+    b1, a1 = _offset_pair(tmp_path, 1000)
+    plain = detect(b0, a0, sensor="sentinel2")
+    shifted = detect(b1, a1, sensor="sentinel2", dn_offset=1000)
+    assert len(plain.patches) > 0
+    assert shifted.threshold == plain.threshold
+    assert shifted.unobservable_fraction == plain.unobservable_fraction
+    assert shapely.equals(shapely.union_all(plain.patches.geometry.values),
+                          shapely.union_all(shifted.patches.geometry.values))
+    np.testing.assert_allclose(shifted.patches["index_before"], plain.patches["index_before"], rtol=1e-5)
+    ignored = detect(b1, a1, sensor="sentinel2")
+    assert not np.allclose(ignored.patches["index_before"].mean(), plain.patches["index_before"].mean(),
+                           rtol=0.02)  # NDVI of reflectance 0.1 too high
+
+
+def test_the_dn_offset_on_every_read_path(tmp_path) -> None:
+    """uint16 kept as DN, converted to float32, and interpolated: the same reflectance once shifted."""
+    from tuban.raster.grid import Window, analysis_grid, read_block
+    from tuban.raster.scene import open_scene
+
+    b0, _ = _offset_pair(tmp_path, 0)
+    b1, _ = _offset_pair(tmp_path, 1000)
+    s0 = open_scene(b0, sensor="sentinel2")
+    s1 = open_scene(b1, sensor="sentinel2", dn_offset=1000)
+    grid = analysis_grid(s0, s0)
+    win = Window(10, 20, 100, 120)
+    roles = ("blue", "red", "nir")
+    for keep in (True, False):
+        d0, v0 = read_block(s0, roles, grid, win, keep_u16=keep)
+        d1, v1 = read_block(s1, roles, grid, win, keep_u16=keep)
+        assert d1.dtype == d0.dtype
+        np.testing.assert_array_equal(v1, v0)
+        np.testing.assert_allclose(d1[:, v0], d0[:, v0], rtol=1e-6, atol=1e-6)
+    coarse = analysis_grid(s0, s0, resolution=15.0)  # resampled: the float path
+    d0, v0 = read_block(s0, roles, coarse, Window(0, 0, 60, 60))
+    d1, v1 = read_block(s1, roles, coarse, Window(0, 0, 60, 60))
+    # GDAL's warper averages into uint16, so a shifted input may round to the next DN (3 of 10 800 here)
+    np.testing.assert_allclose(d1[:, v0 & v1], d0[:, v0 & v1], rtol=0, atol=1.01e-4)
+    assert open_scene(b1, sensor="sentinel2").dn_offset == 0  # a file that does not say: not guessed

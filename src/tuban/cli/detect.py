@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reflectance-scale", type=float, metavar="S",
                    help="DN × S = reflectance 0–1, for imagery whose sensor profile and files do not say (e.g. 0.0001 "
                         "for GF-1/2/6 delivered as reflectance × 10000); the spectral cloud/shadow tests need it")
+    p.add_argument("--dn-offset", type=int, metavar="N",
+                   help="what the products added to every DN, subtracted on reading (1000 for Sentinel-2 of "
+                        "processing baseline 04.00 and later, from 25 January 2022, when the files do not say)")
     p.add_argument("--mask-water", action="store_true", help="exclude water on both dates")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     add_workspace_option(p)
@@ -64,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
                  bands=parse_band_roles(args.bands), method=args.method, threshold=args.threshold,
                  mmu_ha=args.mmu_ha, tile_size=args.tile_size, workers=args.workers, scheduler=args.scheduler,
                  resolution=args.resolution, crs=args.crs, aoi=aoi, masks=not args.no_masks,
-                 water=args.mask_water, progress=progress, reflectance_scale=args.reflectance_scale)
+                 water=args.mask_water, progress=progress, reflectance_scale=args.reflectance_scale,
+                 dn_offset=args.dn_offset)
     unmasked = [name for key, name in (("b", "before"), ("a", "after"), ("0", "baseline"))
                 if res.clouds.get(key) == "none"]
     if unmasked:

@@ -39,7 +39,7 @@ from tuban.raster.grid import (
     block_shape,
     bytes_per_pixel,
 )
-from tuban.raster.scene import Scene, open_scene, with_reflectance_scale
+from tuban.raster.scene import Scene, open_scene, with_dn_offset, with_reflectance_scale
 
 __all__ = ["DetectResult", "Plan", "detect", "executor", "local_cluster", "plan", "serial_decode_threads", "warm"]
 
@@ -629,6 +629,7 @@ def plan(
     sample_pixels: int = 1_500_000,
     gdal_threads: str | int = 1,
     reflectance_scale: float | None = None,
+    dn_offset: int | None = None,
 ) -> Plan:
     """Open the scenes (metadata only), fix the grid, tiles and sample windows; reads no pixel."""
 
@@ -636,8 +637,9 @@ def plan(
         if s is None:
             return s
         if isinstance(s, Scene):
+            s = s if dn_offset is None else with_dn_offset(s, dn_offset)
             return s if reflectance_scale is None else with_reflectance_scale(s, reflectance_scale)
-        return open_scene(s, sensor=sensor, bands=bands, reflectance_scale=reflectance_scale)
+        return open_scene(s, sensor=sensor, bands=bands, reflectance_scale=reflectance_scale, dn_offset=dn_offset)
 
     b, a, z = _open(before), _open(after), _open(baseline)
     assert b is not None
@@ -722,6 +724,7 @@ def detect(
     progress: Progress | None = None,
     compute: bool = True,
     reflectance_scale: float | None = None,
+    dn_offset: int | None = None,
 ) -> Any:
     """Detect disturbance patches between two dates.
 
@@ -756,6 +759,10 @@ def detect(
         DN × this = reflectance 0–1 (1: float reflectance), for scenes whose sensor profile and files do not
         say (GF-1/2/6 delivered as reflectance × 10000: 0.0001): the spectral cloud and shadow tests need it.
         ``DetectResult.clouds`` tells how each date's clouds were found.
+    dn_offset
+        what the products added to every DN (Sentinel-2 from processing baseline 04.00, 25 January 2022:
+        1000), subtracted where bands are read, for files that do not say it themselves. Without it such
+        a product's reflectance reads 0.1 high: its NDVI, cloud and shadow tests are off.
 
     Returns
     -------
@@ -766,7 +773,7 @@ def detect(
     p = plan(before, after, baseline=baseline, sensor=sensor, bands=bands, method=method, threshold=threshold,
              mmu_ha=mmu_ha, tile_size=tile_size, resolution=resolution, crs=crs, aoi=aoi, masks=masks,
              water=water, simplify_px=simplify_px, sample_pixels=sample_pixels, gdal_threads=gdal_threads,
-             reflectance_scale=reflectance_scale)
+             reflectance_scale=reflectance_scale, dn_offset=dn_offset)
     if not compute:
         return p.to_delayed()
     with executor(workers=workers, scheduler=scheduler, threads=threads or 1) as ex:

@@ -614,6 +614,8 @@ def read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window,
         u16 = _read_u16(scene, roles, grid, window, threads=threads, mask_saturated=mask_saturated,
                         buffers=buffers, edges=edges)
         if u16 is not None:
+            if scaled and scene.dn_offset:
+                _shift_dn(u16[0], scene.dn_offset)
             return u16
     out = np.empty((len(roles), h, w), np.float32)
     valid = np.ones((h, w), bool)
@@ -638,6 +640,8 @@ def read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window,
                     from tuban.raster import fused
 
                     fused.convert_u16(arr, out, slots, valid, nodata=nodata, mask_max=mask_max, scale=scale)
+                    if scaled and scene.dn_offset:
+                        out[slots] -= np.float32(scene.dn_offset * scale)
                     continue
                 ok = np.ones((h, w), bool) if nodata is None else np.all(arr != nodata, axis=0)
             elif resampling in (None, "bilinear", "nearest") and (nest := _nesting(src, grid)) is not None:
@@ -671,10 +675,20 @@ def read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window,
             else:
                 ok &= np.all(np.isfinite(arr), axis=0)
             out[slots] = arr
+            if scaled and scene.dn_offset:
+                out[slots] -= np.float32(scene.dn_offset)
             if scale != 1.0:
                 out[slots] *= np.float32(scale)
             valid &= ok
     return out, valid
+
+
+def _shift_dn(data: np.ndarray, offset: int) -> None:
+    """uint16 DN with a product's additive offset (Sentinel-2 from processing baseline 04.00: +1000) brought
+    back to DN × scale = reflectance, in place: DN at or below the offset (dark noise, and the nodata whose
+    validity is already known) become 1, not 0 or a wrapped-around value."""
+    np.maximum(data, np.uint16(offset + 1), out=data)
+    data -= np.uint16(offset)
 
 
 def _read_u16(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window, *, threads: str | int,

@@ -24,7 +24,7 @@ from pathlib import Path
 from tuban.errors import BandError, InputError, InputNotFoundError, UnsafeInputError, UsageError
 from tuban.raster.profiles import ROLES, SensorProfile, get_profile, role_from_wavelength
 
-__all__ = ["BandRef", "Scene", "declared_scale", "open_scene", "with_reflectance_scale"]
+__all__ = ["BandRef", "Scene", "declared_scale", "open_scene", "with_dn_offset", "with_reflectance_scale"]
 
 _RASTER_EXT = (".tif", ".tiff", ".jp2", ".img", ".dat", ".bsq", ".bil", ".bip", ".envi")
 _ALLOWED_DRIVERS = {"GTiff", "COG", "JP2OpenJPEG", "ENVI", "HFA", "PNG", "JPEG", "netCDF", "PCIDSK"}
@@ -56,6 +56,9 @@ class Scene:
         DN → reflectance factor, or ``None`` when unknown.
     zero_is_nodata : bool
         DN 0 marks nodata (Sentinel-2, Landsat).
+    dn_offset : int
+        what the product added to every DN (Sentinel-2 from processing baseline 04.00: 1000): reflectance
+        = (DN − dn_offset) × scale. Subtracted where bands are read (``raster.grid.read_block``).
     """
 
     name: str
@@ -63,6 +66,7 @@ class Scene:
     sensor: str = "generic"
     scale: float | None = None
     zero_is_nodata: bool = False
+    dn_offset: int = 0
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -228,7 +232,7 @@ def _multiband(path: Path, sensor: str | None, roles: tuple[str, ...] | None) ->
 
 
 def open_scene(path: str | Path, *, sensor: str | None = None, bands: tuple[str, ...] | None = None,
-               reflectance_scale: float | None = None) -> Scene:
+               reflectance_scale: float | None = None, dn_offset: int | None = None) -> Scene:
     """Find the bands of the scene at ``path`` (file, band folder, ``.SAFE``, Landsat folder, STAC JSON).
 
     Parameters
@@ -242,12 +246,17 @@ def open_scene(path: str | Path, *, sensor: str | None = None, bands: tuple[str,
     reflectance_scale
         DN × this = reflectance 0–1 (1 for float reflectance), overriding the profile's and the files'
         (:func:`with_reflectance_scale`).
+    dn_offset
+        what the product added to every DN (1000 for Sentinel-2 from processing baseline 04.00), overriding
+        what the product says (:func:`with_dn_offset`).
 
     Returns
     -------
     Scene
     """
     scene = _open(path, sensor, bands)
+    if dn_offset is not None:
+        scene = with_dn_offset(scene, dn_offset)
     if reflectance_scale is not None:
         return with_reflectance_scale(scene, reflectance_scale)
     if scene.scale is None:
@@ -255,6 +264,14 @@ def open_scene(path: str | Path, *, sensor: str | None = None, bands: tuple[str,
         if declared is not None:
             return replace(scene, scale=declared)
     return scene
+
+
+def with_dn_offset(scene: Scene, offset: int) -> Scene:
+    """``scene`` with the DN its product added (``offset`` ≥ 0, subtracted where its bands are read)."""
+    if not (float(offset).is_integer() and 0 <= offset < 65535):
+        raise UsageError(f"DN offset {offset} is not a whole number of DN in 0…65534",
+                         hint="1000 for Sentinel-2 products of processing baseline 04.00 and later")
+    return replace(scene, dn_offset=int(offset))
 
 
 def with_reflectance_scale(scene: Scene, scale: float) -> Scene:
