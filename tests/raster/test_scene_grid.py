@@ -95,3 +95,57 @@ def test_stac_item_with_local_assets(tmp_path) -> None:
     p.write_text(json.dumps(item))
     with pytest.raises(UnsafeInputError, match="remote"):
         open_scene(p)
+
+
+def test_stac_raster_bands_give_the_dn_offset(tmp_path) -> None:
+    """Sentinel-2 L2A items from processing baseline 04.00 say reflectance = DN × 0.0001 − 0.1."""
+    from tuban.errors import InputError
+
+    arr, _, _ = scene_arrays(shape=(32, 32))
+    assets = {}
+    for i, (token, cn) in enumerate(zip(("B02", "B03", "B04", "B08"), ("blue", "green", "red", "nir"), strict=True)):
+        write_stack(tmp_path / f"{token}.tif", arr[i : i + 1], descriptions=None)
+        assets[token] = {"href": f"./{token}.tif", "eo:bands": [{"name": token, "common_name": cn}],
+                         "raster:bands": [{"scale": 0.0001, "offset": -0.1, "nodata": 0}]}
+    assets["SCL"] = {"href": "./B02.tif", "raster:bands": [{"nodata": 0}]}  # no scale or offset: says nothing
+    item = {"type": "Feature", "id": "S2_pb0509", "properties": {"platform": "sentinel-2b"}, "assets": assets}
+    p = tmp_path / "item.json"
+    p.write_text(json.dumps(item))
+    s = open_scene(p)
+    assert (s.scale, s.dn_offset) == (1e-4, 1000)
+    assert open_scene(p, dn_offset=0).dn_offset == 0  # the caller's word is last
+    item["assets"]["B08"]["raster:bands"] = [{"scale": 0.0001, "offset": 0.0}]
+    p.write_text(json.dumps(item))
+    with pytest.raises(InputError, match="different raster:bands"):
+        open_scene(p)
+
+
+def test_safe_metadata_gives_the_dn_offset(tmp_path) -> None:
+    from tuban.errors import InputError
+    from tuban.raster.scene import _safe_dn_offset
+
+    def mtd(folder, name, body):
+        folder.mkdir()
+        (folder / name).write_text(f'<?xml version="1.0"?><n1:Level-2A_User_Product xmlns:n1="x">{body}'
+                                   "</n1:Level-2A_User_Product>")
+        return folder
+
+    offsets = "".join(f'<BOA_ADD_OFFSET band_id="{b}">-1000</BOA_ADD_OFFSET>' for b in range(13))
+    l2a = mtd(tmp_path / "S2A_MSIL2A_20230601T030551_N0509_R075_T50SKE_20230601T070000.SAFE", "MTD_MSIL2A.xml",
+              f"<General_Info><BOA_ADD_OFFSET_VALUES_LIST>{offsets}</BOA_ADD_OFFSET_VALUES_LIST></General_Info>")
+    assert _safe_dn_offset(l2a) == 1000
+    old = mtd(tmp_path / "S2A_MSIL1C_20180601T030551_N0206_R075_T50SKE_20180601T070000.SAFE", "MTD_MSIL1C.xml",
+              "<General_Info><QUANTIFICATION_VALUE>10000</QUANTIFICATION_VALUE></General_Info>")
+    assert _safe_dn_offset(old) == 0  # before 04.00: no offset in the metadata, none in the DN
+    named = tmp_path / "S2B_MSIL1C_20240601T030551_N0510_R075_T50SKE_20240601T070000.SAFE"
+    named.mkdir()
+    assert _safe_dn_offset(named) == 1000  # no MTD file: the baseline in the name
+    bad = mtd(tmp_path / "bad.SAFE", "MTD_MSIL1C.xml", '<R><RADIO_ADD_OFFSET band_id="0">-1000</RADIO_ADD_OFFSET>'
+              '<RADIO_ADD_OFFSET band_id="1">-900</RADIO_ADD_OFFSET></R>')
+    with pytest.raises(InputError, match="not one whole number"):
+        _safe_dn_offset(bad)
+    broken = tmp_path / "broken.SAFE"
+    broken.mkdir()
+    (broken / "MTD_MSIL2A.xml").write_text("<unclosed>")
+    with pytest.raises(InputError, match="not readable XML"):
+        _safe_dn_offset(broken)

@@ -141,8 +141,46 @@ def _safe(folder: Path, sensor: str | None) -> Scene:
             files[token] = (res, str(p))
     if not files:
         raise InputError(f"{folder}: a .SAFE folder without GRANULE/*/IMG_DATA/*_Bxx.jp2 files")
-    return _from_tokens({k: v[1] for k, v in files.items()}, get_profile(sensor or "sentinel2"), folder.name,
-                        zero_nodata=True)
+    scene = _from_tokens({k: v[1] for k, v in files.items()}, get_profile(sensor or "sentinel2"), folder.name,
+                         zero_nodata=True)
+    return replace(scene, dn_offset=_safe_dn_offset(folder))
+
+
+#: the product metadata files of a .SAFE folder, and the largest one read (they are ~50–100 kB)
+_SAFE_MTD = ("MTD_MSIL2A.xml", "MTD_MSIL1C.xml")
+_MTD_MAX_BYTES = 8 << 20
+
+
+def _safe_dn_offset(folder: Path) -> int:
+    """What a Sentinel-2 product added to its DN: the negated ``BOA_ADD_OFFSET`` (L2A) or
+    ``RADIO_ADD_OFFSET`` (L1C) of its MTD XML, one value for every band (−1000 from processing baseline
+    04.00, none before); without an MTD file, 1000 when the folder's name gives a baseline ≥ 04.00
+    (``_N0400_`` …), else 0."""
+    import xml.etree.ElementTree as ET
+
+    for name in _SAFE_MTD:
+        mtd = folder / name
+        if not mtd.is_file():
+            continue
+        if mtd.stat().st_size > _MTD_MAX_BYTES:
+            raise UnsafeInputError(f"{mtd}: {mtd.stat().st_size} bytes, not a product metadata file")
+        try:
+            root = ET.parse(mtd).getroot()  # no external entities; expat refuses entity expansion bombs
+        except ET.ParseError as exc:
+            raise InputError(f"{mtd}: not readable XML ({exc})",
+                             hint="pass --dn-offset (1000 for processing baseline 04.00 and later)") from exc
+        texts = {(e.text or "").strip() for e in root.iter()
+                 if str(e.tag).rsplit("}", 1)[-1] in ("BOA_ADD_OFFSET", "RADIO_ADD_OFFSET")}
+        try:
+            values = {-float(t) for t in texts}
+        except ValueError:
+            values = set()
+        if (texts and not values) or len(values) > 1 or any(not (v.is_integer() and 0 <= v < 65535) for v in values):
+            raise InputError(f"{mtd}: DN offsets {sorted(texts)} are not one whole number of DN for every band",
+                             hint="tuban takes one offset for all bands: pass --dn-offset")
+        return round(values.pop()) if values else 0
+    m = re.search(r"_N(\d{2})(\d{2})_", folder.name)
+    return 1000 if m and (int(m.group(1)), int(m.group(2))) >= (4, 0) else 0
 
 
 def _stac(path: Path, sensor: str | None) -> Scene:
@@ -182,7 +220,34 @@ def _stac(path: Path, sensor: str | None) -> Scene:
     plat = str(props.get("platform", "")).lower()
     name = "sentinel2" if "sentinel-2" in plat else ("landsat8" if "landsat" in plat else (sensor or "generic"))
     prof = get_profile(sensor or name)
-    return Scene(str(item.get("id", path.stem)), bands, prof.name, prof.scale, prof.scale is not None)
+    scene = Scene(str(item.get("id", path.stem)), bands, prof.name, prof.scale, prof.scale is not None)
+    return _stac_calibration(path, item, scene, {ref.path for ref in bands.values()})
+
+
+def _stac_calibration(path: Path, item: dict, scene: Scene, used: set[str]) -> Scene:
+    """The scale and DN offset the item's ``raster:bands`` give its band assets (reflectance = DN × scale +
+    offset: Sentinel-2 L2A from processing baseline 04.00 has scale 0.0001, offset −0.1), when they are one
+    pair for every band used; the scene as it is when they say nothing."""
+    pairs = set()
+    for asset in item["assets"].values():
+        if str((path.parent / str(asset.get("href", ""))).resolve()) not in used:
+            continue
+        for rb in (asset.get("raster:bands") or [])[:1]:
+            if isinstance(rb, dict) and ("scale" in rb or "offset" in rb):
+                pairs.add((float(rb.get("scale", 1.0)), float(rb.get("offset", 0.0))))
+    if not pairs:
+        return scene
+    if len(pairs) > 1:
+        raise InputError(f"{path}: the band assets have different raster:bands scales/offsets {sorted(pairs)}",
+                         hint="tuban takes one scale and offset for all bands")
+    scale, offset = pairs.pop()
+    if not 0 < scale <= 1:
+        return scene  # not a reflectance scale (radiance, or none): the profile's stands
+    dn = -offset / scale
+    if dn < 0 or abs(dn - round(dn)) > 1e-6:
+        raise InputError(f"{path}: raster:bands offset {offset} is not a whole number of DN at scale {scale}",
+                         hint="pass --reflectance-scale and --dn-offset")
+    return replace(scene, scale=scale, dn_offset=round(dn))
 
 
 def _multiband(path: Path, sensor: str | None, roles: tuple[str, ...] | None) -> Scene:
