@@ -199,17 +199,24 @@ def test_gf_dn_clouds_need_a_reflectance_scale(tmp_path) -> None:
     assert declared.unobservable_fraction == pytest.approx(scaled.unobservable_fraction)
 
 
-def test_declared_scales_that_are_not_reflectance_are_ignored(tmp_path) -> None:
+def test_declared_scales_and_offsets(tmp_path) -> None:
+    """GDAL's band scale and offset: a reflectance scale with an offset of whole DN is taken (Sentinel-2 of
+    processing baseline 04.00 exported with its metadata); radiance, or an offset between DN, is not."""
     import rasterio
 
     from tuban.errors import UsageError
-    from tuban.raster.scene import declared_scale, open_scene
+    from tuban.raster.scene import declared_calibration, open_scene
 
     (b, _), _ = _gf_pair(tmp_path, declare=1e-4)
     assert open_scene(b, sensor="gf").scale == 1e-4
     with rasterio.open(b, "r+") as dst:
-        dst.offsets = (-0.1,) * 4  # DN × scale + offset: not plain reflectance
-    assert declared_scale(open_scene(b, sensor="gf", reflectance_scale=0.5)) is None
+        dst.offsets = (-0.1,) * 4  # reflectance = DN × 0.0001 − 0.1: 1000 DN added
+    assert declared_calibration(open_scene(b, sensor="gf")) == (1e-4, 1000)
+    assert (open_scene(b, sensor="sentinel2").scale, open_scene(b, sensor="sentinel2").dn_offset) == (1e-4, 1000)
+    assert open_scene(b, sensor="gf", dn_offset=0).dn_offset == 0  # the caller's word is last
+    with rasterio.open(b, "r+") as dst:
+        dst.offsets = (-0.12345,) * 4  # not a whole number of DN
+    assert declared_calibration(open_scene(b, sensor="gf")) is None
     assert open_scene(b, sensor="gf").scale is None
     with rasterio.open(b, "r+") as dst:
         dst.offsets = (0.0,) * 4

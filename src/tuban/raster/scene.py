@@ -17,6 +17,7 @@ scale/offset, e.g. a GF-2 product delivered as reflectance × 10000 that says so
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,7 +25,7 @@ from pathlib import Path
 from tuban.errors import BandError, InputError, InputNotFoundError, UnsafeInputError, UsageError
 from tuban.raster.profiles import ROLES, SensorProfile, get_profile, role_from_wavelength
 
-__all__ = ["BandRef", "Scene", "declared_scale", "open_scene", "with_dn_offset", "with_reflectance_scale"]
+__all__ = ["BandRef", "Scene", "declared_calibration", "open_scene", "with_dn_offset", "with_reflectance_scale"]
 
 _RASTER_EXT = (".tif", ".tiff", ".jp2", ".img", ".dat", ".bsq", ".bil", ".bip", ".envi")
 _ALLOWED_DRIVERS = {"GTiff", "COG", "JP2OpenJPEG", "ENVI", "HFA", "PNG", "JPEG", "netCDF", "PCIDSK"}
@@ -320,14 +321,14 @@ def open_scene(path: str | Path, *, sensor: str | None = None, bands: tuple[str,
     Scene
     """
     scene = _open(path, sensor, bands)
-    if dn_offset is not None:
+    if scene.scale is None or not scene.dn_offset:  # what the files declare, where the product did not say
+        declared = declared_calibration(scene)
+        if declared is not None and (scene.scale is None or math.isclose(declared[0], scene.scale)):
+            scene = replace(scene, scale=declared[0], dn_offset=scene.dn_offset or declared[1])
+    if dn_offset is not None:  # the caller's word is last
         scene = with_dn_offset(scene, dn_offset)
     if reflectance_scale is not None:
-        return with_reflectance_scale(scene, reflectance_scale)
-    if scene.scale is None:
-        declared = declared_scale(scene)
-        if declared is not None:
-            return replace(scene, scale=declared)
+        scene = with_reflectance_scale(scene, reflectance_scale)
     return scene
 
 
@@ -348,14 +349,14 @@ def with_reflectance_scale(scene: Scene, scale: float) -> Scene:
     return replace(scene, scale=float(scale))
 
 
-def declared_scale(scene: Scene) -> float | None:
-    """The reflectance scale the scene's files declare (GDAL band scale, offset 0, unit empty or reflectance),
-    when every band but QA declares the same one; None otherwise (no metadata, radiance, mixed)."""
-    import math
-
+def declared_calibration(scene: Scene) -> tuple[float, int] | None:
+    """``(scale, dn_offset)`` the scene's files declare with GDAL's band scale and offset (reflectance = DN ×
+    scale + offset, unit empty or reflectance), when every band but QA declares the same pair, the scale is a
+    reflectance one (0 < scale < 1) and the offset a whole number of DN at most 0 (Sentinel-2 from processing
+    baseline 04.00, exported with its metadata: 0.0001, −0.1); None otherwise (no metadata, radiance, mixed)."""
     import rasterio
 
-    found: set[float] = set()
+    found: set[tuple[float, float]] = set()
     meta: dict[str, tuple[tuple[float, ...], tuple[float, ...], tuple[str | None, ...]]] = {}
     for ref in scene.bands.values():
         if ref.role == "qa":
@@ -366,13 +367,18 @@ def declared_scale(scene: Scene) -> float | None:
         scales, offsets, units = meta[ref.path]
         i = ref.index - 1
         unit = (units[i] or "").strip().lower()
-        if offsets[i] != 0 or (unit and "reflect" not in unit) or not math.isfinite(scales[i]):
+        if (unit and "reflect" not in unit) or not (math.isfinite(scales[i]) and math.isfinite(offsets[i])):
             return None
-        found.add(float(scales[i]))
+        found.add((float(scales[i]), float(offsets[i])))
     if len(found) != 1:
         return None
-    scale = found.pop()
-    return scale if 0 < scale < 1 else None
+    scale, offset = found.pop()
+    if not 0 < scale < 1:
+        return None
+    dn = -offset / scale
+    if not (0 <= dn < 65535 and abs(dn - round(dn)) <= 1e-6):
+        return None
+    return scale, round(dn)
 
 
 def _open(path: str | Path, sensor: str | None, bands: tuple[str, ...] | None) -> Scene:
