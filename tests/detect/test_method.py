@@ -271,6 +271,9 @@ def test_a_dn_offset_is_subtracted_where_bands_are_read(tmp_path) -> None:
     assert shapely.equals(shapely.union_all(plain.patches.geometry.values),
                           shapely.union_all(shifted.patches.geometry.values))
     np.testing.assert_allclose(shifted.patches["index_before"], plain.patches["index_before"], rtol=1e-5)
+    small = detect(b1, a1, sensor="sentinel2", dn_offset=1000, tile_size=64)  # halos, band edges, kept columns
+    assert shapely.equals(shapely.union_all(plain.patches.geometry.values),
+                          shapely.union_all(small.patches.geometry.values))
     ignored = detect(b1, a1, sensor="sentinel2")
     assert not np.allclose(ignored.patches["index_before"].mean(), plain.patches["index_before"].mean(),
                            rtol=0.02)  # NDVI of reflectance 0.1 too high
