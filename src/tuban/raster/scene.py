@@ -147,6 +147,12 @@ def _safe(folder: Path, sensor: str | None) -> Scene:
     return replace(scene, dn_offset=_safe_dn_offset(folder))
 
 
+def _whole_dn(v: float, tol: float = 0.0) -> int | None:
+    """``v`` as a whole number of DN in 0…65534 (within ``tol``: an offset divided by a scale), or None."""
+    r = round(v)
+    return r if 0 <= v < 65535 and abs(v - r) <= tol else None
+
+
 #: the product metadata files of a .SAFE folder, and the largest one read (they are ~50–100 kB)
 _SAFE_MTD = ("MTD_MSIL2A.xml", "MTD_MSIL1C.xml")
 _MTD_MAX_BYTES = 8 << 20
@@ -173,13 +179,13 @@ def _safe_dn_offset(folder: Path) -> int:
         texts = {(e.text or "").strip() for e in root.iter()
                  if str(e.tag).rsplit("}", 1)[-1] in ("BOA_ADD_OFFSET", "RADIO_ADD_OFFSET")}
         try:
-            values = {-float(t) for t in texts}
+            values = {_whole_dn(-float(t)) for t in texts}
         except ValueError:
-            values = set()
-        if (texts and not values) or len(values) > 1 or any(not (v.is_integer() and 0 <= v < 65535) for v in values):
+            values = {None}
+        if None in values or len(values) > 1:
             raise InputError(f"{mtd}: DN offsets {sorted(texts)} are not one whole number of DN for every band",
                              hint="tuban takes one offset for all bands: pass --dn-offset")
-        return round(values.pop()) if values else 0
+        return (values.pop() or 0) if values else 0
     m = re.search(r"_N(\d{2})(\d{2})_", folder.name)
     return 1000 if m and (int(m.group(1)), int(m.group(2))) >= (4, 0) else 0
 
@@ -244,11 +250,11 @@ def _stac_calibration(path: Path, item: dict, scene: Scene, used: set[str]) -> S
     scale, offset = pairs.pop()
     if not 0 < scale <= 1:
         return scene  # not a reflectance scale (radiance, or none): the profile's stands
-    dn = -offset / scale
-    if dn < 0 or abs(dn - round(dn)) > 1e-6:
+    dn = _whole_dn(-offset / scale, 1e-6)
+    if dn is None:
         raise InputError(f"{path}: raster:bands offset {offset} is not a whole number of DN at scale {scale}",
                          hint="pass --reflectance-scale and --dn-offset")
-    return replace(scene, scale=scale, dn_offset=round(dn))
+    return replace(scene, scale=scale, dn_offset=dn)
 
 
 def _multiband(path: Path, sensor: str | None, roles: tuple[str, ...] | None) -> Scene:
@@ -334,7 +340,7 @@ def open_scene(path: str | Path, *, sensor: str | None = None, bands: tuple[str,
 
 def with_dn_offset(scene: Scene, offset: int) -> Scene:
     """``scene`` with the DN its product added (``offset`` ≥ 0, subtracted where its bands are read)."""
-    if not (float(offset).is_integer() and 0 <= offset < 65535):
+    if _whole_dn(float(offset)) is None:
         raise UsageError(f"DN offset {offset} is not a whole number of DN in 0…65534",
                          hint="1000 for Sentinel-2 products of processing baseline 04.00 and later")
     return replace(scene, dn_offset=int(offset))
@@ -373,12 +379,8 @@ def declared_calibration(scene: Scene) -> tuple[float, int] | None:
     if len(found) != 1:
         return None
     scale, offset = found.pop()
-    if not 0 < scale < 1:
-        return None
-    dn = -offset / scale
-    if not (0 <= dn < 65535 and abs(dn - round(dn)) <= 1e-6):
-        return None
-    return scale, round(dn)
+    dn = _whole_dn(-offset / scale, 1e-6) if 0 < scale < 1 else None
+    return None if dn is None else (scale, dn)
 
 
 def _open(path: str | Path, sensor: str | None, bands: tuple[str, ...] | None) -> Scene:
