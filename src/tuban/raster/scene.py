@@ -9,9 +9,11 @@ Accepted inputs
 - a STAC item (local JSON) whose assets carry ``eo:bands`` common names or band-token keys.
 
 The reflectance scale (DN × scale = reflectance 0–1, which the spectral cloud and shadow tests need) comes
-from the sensor profile (Sentinel-2, Landsat); else from the files' own band scale metadata (GDAL's
-scale/offset, e.g. a GF-2 product delivered as reflectance × 10000 that says so); else from the caller
-(``--reflectance-scale``); else it is unknown and only QA bands can mask clouds.
+from the sensor profile (Sentinel-2, Landsat), or a STAC item's ``raster:bands``; else from the files' own
+band metadata (GDAL's scale/offset, e.g. a GF-2 product delivered as reflectance × 10000 that says so);
+the caller's (``--reflectance-scale``) overrides them; without any, only QA bands can mask clouds. The DN
+offset (Sentinel-2 from processing baseline 04.00: +1000) comes from the SAFE's MTD XML, ``raster:bands``
+or the files' GDAL offsets, and ``--dn-offset`` overrides it.
 """
 
 from __future__ import annotations
@@ -127,7 +129,7 @@ def _band_folder(folder: Path, sensor: str | None) -> Scene:
         else:
             sensor = "gf"
     profile = get_profile(sensor)
-    return _from_tokens(files, profile, folder.name, zero_nodata=profile.scale is not None)
+    return _with_declared(_from_tokens(files, profile, folder.name, zero_nodata=profile.scale is not None))
 
 
 def _safe(folder: Path, sensor: str | None) -> Scene:
@@ -243,7 +245,7 @@ def _stac_calibration(path: Path, item: dict, scene: Scene, used: set[str]) -> S
             if isinstance(rb, dict) and ("scale" in rb or "offset" in rb):
                 pairs.add((float(rb.get("scale", 1.0)), float(rb.get("offset", 0.0))))
     if not pairs:
-        return scene
+        return _with_declared(scene)
     if len(pairs) > 1:
         raise InputError(f"{path}: the band assets have different raster:bands scales/offsets {sorted(pairs)}",
                          hint="tuban takes one scale and offset for all bands")
@@ -300,7 +302,7 @@ def _multiband(path: Path, sensor: str | None, roles: tuple[str, ...] | None) ->
         if role and role not in bands:
             bands[role] = BandRef(str(path), i + 1, role)
     prof = profile or get_profile("rgb" if count == 3 else "generic")
-    return Scene(path.stem, bands, prof.name, prof.scale, prof.scale is not None)
+    return _with_declared(Scene(path.stem, bands, prof.name, prof.scale, prof.scale is not None))
 
 
 def open_scene(path: str | Path, *, sensor: str | None = None, bands: tuple[str, ...] | None = None,
@@ -327,10 +329,6 @@ def open_scene(path: str | Path, *, sensor: str | None = None, bands: tuple[str,
     Scene
     """
     scene = _open(path, sensor, bands)
-    if scene.scale is None or not scene.dn_offset:  # what the files declare, where the product did not say
-        declared = declared_calibration(scene)
-        if declared is not None and (scene.scale is None or math.isclose(declared[0], scene.scale)):
-            scene = replace(scene, scale=declared[0], dn_offset=scene.dn_offset or declared[1])
     if dn_offset is not None:  # the caller's word is last
         scene = with_dn_offset(scene, dn_offset)
     if reflectance_scale is not None:
@@ -353,6 +351,16 @@ def with_reflectance_scale(scene: Scene, scale: float) -> Scene:
                          hint="DN × scale must give reflectance 0–1: 0.0001 for reflectance × 10000, 1 for float "
                               "reflectance")
     return replace(scene, scale=float(scale))
+
+
+def _with_declared(scene: Scene) -> Scene:
+    """``scene`` with the scale and DN offset its files declare (:func:`declared_calibration`), for scenes
+    whose product metadata said nothing of them (plain files and band folders; a STAC item without
+    ``raster:bands``): the declared scale where the profile has none or the same one."""
+    declared = declared_calibration(scene)
+    if declared is None or (scene.scale is not None and not math.isclose(declared[0], scene.scale)):
+        return scene
+    return replace(scene, scale=declared[0], dn_offset=declared[1])
 
 
 def declared_calibration(scene: Scene) -> tuple[float, int] | None:
