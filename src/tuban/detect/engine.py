@@ -360,6 +360,12 @@ class _Deal:
         return self.strips[j].pop()
 
 
+def _pin(worker: str) -> dict[str, Any]:
+    """``submit`` arguments that name ``worker`` for a task, which may still run elsewhere (a worker lost);
+    none for ``""`` (no worker known)."""
+    return {"workers": [worker], "allow_other_workers": True} if worker else {}
+
+
 class _Dask(_StatsThenTiles):
     """Runs tasks on a dask.distributed client (local cluster or remote scheduler)."""
 
@@ -378,8 +384,9 @@ class _Dask(_StatsThenTiles):
     def call(self, fn, *args, **kw):
         return self.client.submit(fn, *args, pure=False, **kw).result()
 
-    def _workers(self) -> list[str]:
-        return sorted(self.client.scheduler_info().get("workers", {})) or [""]
+    def _workers(self, threads: dict[str, int] | None = None) -> list[str]:
+        """The workers' addresses in order (``[""]`` when none has joined yet), of ``threads`` when given."""
+        return sorted(self._threads() if threads is None else threads) or [""]
 
     def _threads(self) -> dict[str, int]:
         """Each worker's threads (tasks it runs at once)."""
@@ -395,8 +402,7 @@ class _Dask(_StatsThenTiles):
         c = self.client
         workers = self._workers()
         chunks = [ch for ch in _strips(samples, len(workers)) if ch]
-        pin = [{"workers": [w], "allow_other_workers": True} if w else {} for w in workers]
-        blocks = [c.submit(kernel.sample_blocks, job, ch, pure=False, **pin[i % len(pin)])
+        blocks = [c.submit(kernel.sample_blocks, job, ch, pure=False, **_pin(workers[i % len(workers)]))
                   for i, ch in enumerate(chunks)]
         st = kernel.stats_from_values(c.gather([c.submit(kernel.sample_band_values, job, b, pure=False)
                                                 for b in blocks]))
@@ -434,7 +440,8 @@ class _Dask(_StatsThenTiles):
         from distributed import as_completed
 
         c = self.client
-        workers = self._workers()
+        threads = self._threads()
+        workers = self._workers(threads)
         deal = _Deal(visit_order(tiles, band), len(workers))
         futures: list[Any] = []
         dealt: dict[str, tuple[int, int]] = {}  # task key → (tile, worker)
@@ -443,8 +450,7 @@ class _Dask(_StatsThenTiles):
             k = deal.next(i)
             if k is None:
                 return None
-            kw = {"workers": [workers[i]], "allow_other_workers": True} if workers[i] else {}
-            futures.append(c.submit(kernel.tile_pieces, job, tiles[k], stats, pure=False, **kw))
+            futures.append(c.submit(kernel.tile_pieces, job, tiles[k], stats, pure=False, **_pin(workers[i])))
             dealt[futures[-1].key] = (k, i)
             return futures[-1]
 
@@ -452,7 +458,6 @@ class _Dask(_StatsThenTiles):
             return [f for _ in range(n + self.AHEAD) if (f := submit(i)) is not None]
 
         try:
-            threads = self._threads()
             running = as_completed([f for i, w in enumerate(workers) for f in deal_to(i, threads.get(w, 1))])
             looked = time.monotonic()
             for done, f in enumerate(running, 1):
