@@ -119,6 +119,10 @@ def test_cli_progress_on_a_pipe_is_plain_lines(pair, tmp_path, capsys) -> None:
     assert "statistics:" in err
 
 
+#: Landsat Collection 2 Level-2 surface reflectance: reflectance = DN × 0.0000275 − 0.2
+LANDSAT_L2 = {"scale": 2.75e-5, "add": -0.2}
+
+
 def test_landsat_qa_pixel_clouds_are_unobservable(tmp_path) -> None:
     from synth import RECTS, scene_arrays, write_stack
 
@@ -132,17 +136,43 @@ def test_landsat_qa_pixel_clouds_are_unobservable(tmp_path) -> None:
         d.mkdir()
         for i, token in enumerate(("B2", "B3", "B4", "B5", "B6", "B7")):
             write_stack(d / f"LC08_L2SP_123032_2023010{len(folders) + 1}_SR_{token}.TIF", arr[i : i + 1],
-                        descriptions=None)
-        qa = np.full((1, *arr.shape[1:]), 21824 / 10000, np.float32)  # clear land
+                        descriptions=None, **LANDSAT_L2)
+        qa = np.full((1, *arr.shape[1:]), 21824, np.float32)  # clear land
         if name == "a":
-            qa[:, r0 - 5 : r1 + 5, c0 - 5 : c1 + 5] = (1 << 3 | 1 << 1) / 10000  # cloud + dilated cloud
-        write_stack(d / f"LC08_L2SP_123032_2023010{len(folders) + 1}_QA_PIXEL.TIF", qa, descriptions=None)
+            qa[:, r0 - 5 : r1 + 5, c0 - 5 : c1 + 5] = 1 << 3 | 1 << 1  # cloud + dilated cloud
+        write_stack(d / f"LC08_L2SP_123032_2023010{len(folders) + 1}_QA_PIXEL.TIF", qa, descriptions=None,
+                    scale=1)
         folders.append(d)
     res = detect(folders[0], folders[1])
     assert res.unobservable_fraction > 0.02
     site = shapely.box(*_bounds(res.grid, r0, r1, c0, c1))
     assert not res.patches.intersects(site).any()  # the changed site under the cloud is not reported
     assert len(res.patches) >= 2  # the clear sites are
+
+
+def test_landsat_level2_reflectance_offset(tmp_path) -> None:
+    """Landsat Collection 2 Level-2 DN are reflectance + 0.2 over 0.0000275: read with the profile's offset,
+    a Landsat pair gives the index means and the patches of the same reflectance stored as × 10000; without
+    it, the NDVI of reflectance 0.2 too high."""
+    from synth import scene_arrays, write_stack
+
+    from tuban.detect.engine import detect
+
+    before, after, _ = scene_arrays(seed=3)
+    paths: dict[str, list] = {"l8": [], "s2": []}
+    for n, arr in (("b", before), ("a", after)):
+        paths["l8"].append(write_stack(tmp_path / f"l8{n}.tif", arr, **LANDSAT_L2))
+        paths["s2"].append(write_stack(tmp_path / f"s2{n}.tif", arr))
+    landsat = detect(*paths["l8"], sensor="landsat8")
+    plain = detect(*paths["s2"], sensor="sentinel2")
+    assert len(plain.patches) > 0
+    union = [shapely.union_all(r.patches.geometry.values) for r in (landsat, plain)]
+    assert union[0].symmetric_difference(union[1]).area <= 0.01 * union[1].area  # DN steps differ: 2.75e-5, 1e-4
+    means = [float((r.patches["index_before"] * r.patches["QAREA"]).sum() / r.patches["QAREA"].sum())
+             for r in (landsat, plain)]
+    assert means[0] == pytest.approx(means[1], abs=2e-3)
+    ignored = detect(*paths["l8"], sensor="landsat8", dn_offset=0)
+    assert float(ignored.patches["index_before"].mean()) < means[1] - 0.05  # NDVI pulled towards 0
 
 
 def test_threads_give_the_serial_result(pair) -> None:
@@ -200,8 +230,8 @@ def test_gf_dn_clouds_need_a_reflectance_scale(tmp_path) -> None:
 
 
 def test_declared_scales_and_offsets(tmp_path) -> None:
-    """GDAL's band scale and offset: a reflectance scale with an offset of whole DN is taken (Sentinel-2 of
-    processing baseline 04.00 exported with its metadata); radiance, or an offset between DN, is not."""
+    """GDAL's band scale and offset: a reflectance scale with a DN offset is taken (Sentinel-2 of processing
+    baseline 04.00 exported with its metadata), to the nearest DN; radiance, or an added offset, is not."""
     import rasterio
 
     from tuban.errors import UsageError
@@ -215,7 +245,10 @@ def test_declared_scales_and_offsets(tmp_path) -> None:
     assert (open_scene(b, sensor="sentinel2").scale, open_scene(b, sensor="sentinel2").dn_offset) == (1e-4, 1000)
     assert open_scene(b, sensor="gf", dn_offset=0).dn_offset == 0  # the caller's word is last
     with rasterio.open(b, "r+") as dst:
-        dst.offsets = (-0.12345,) * 4  # not a whole number of DN
+        dst.offsets = (-0.12346,) * 4  # between DN: kept to the nearest
+    assert declared_calibration(open_scene(b, sensor="gf")) == (1e-4, 1235)
+    with rasterio.open(b, "r+") as dst:
+        dst.offsets = (0.05,) * 4  # added reflectance: not an offset tuban subtracts
     assert declared_calibration(open_scene(b, sensor="gf")) is None
     assert open_scene(b, sensor="gf").scale is None
     with rasterio.open(b, "r+") as dst:

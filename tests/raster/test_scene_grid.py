@@ -142,10 +142,104 @@ def test_safe_metadata_gives_the_dn_offset(tmp_path) -> None:
     assert _safe_dn_offset(named) == 1000  # no MTD file: the baseline in the name
     bad = mtd(tmp_path / "bad.SAFE", "MTD_MSIL1C.xml", '<R><RADIO_ADD_OFFSET band_id="0">-1000</RADIO_ADD_OFFSET>'
               '<RADIO_ADD_OFFSET band_id="1">-900</RADIO_ADD_OFFSET></R>')
-    with pytest.raises(InputError, match="not one whole number"):
+    with pytest.raises(InputError, match="not one number of DN"):
         _safe_dn_offset(bad)
     broken = tmp_path / "broken.SAFE"
     broken.mkdir()
     (broken / "MTD_MSIL2A.xml").write_text("<unclosed>")
     with pytest.raises(InputError, match="not readable XML"):
         _safe_dn_offset(broken)
+
+
+def test_stac_landsat_item(tmp_path) -> None:
+    """A Landsat Collection 2 Level-2 item as the USGS and Planetary Computer catalogues write it: STAC common
+    names nir08 / swir16 / swir22, a qa_pixel asset, reflectance = DN × 0.0000275 − 0.2; and in STAC 1.1's
+    ``bands`` form."""
+    arr, _, _ = scene_arrays(shape=(32, 32))
+    names = ("blue", "green", "red", "nir08", "swir16", "swir22")
+    assets: dict[str, dict] = {}
+    for i, cn in enumerate(names):
+        write_stack(tmp_path / f"SR_B{i + 2}.TIF", arr[i : i + 1], descriptions=None, scale=2.75e-5, add=-0.2)
+        assets[cn] = {"href": f"./SR_B{i + 2}.TIF", "eo:bands": [{"name": f"SR_B{i + 2}", "common_name": cn}],
+                      "raster:bands": [{"scale": 2.75e-05, "offset": -0.2, "nodata": 0}]}
+    write_stack(tmp_path / "QA_PIXEL.TIF", np.full((1, 32, 32), 21824, np.float32), descriptions=None, scale=1)
+    assets["qa_pixel"] = {"href": "./QA_PIXEL.TIF", "raster:bands": [{"nodata": 1}]}
+    item = {"type": "Feature", "id": "LC08_L2SP_123032_20230601", "properties": {"platform": "landsat-8"},
+            "assets": assets}
+    p = tmp_path / "item.json"
+    p.write_text(json.dumps(item))
+    s = open_scene(p)
+    assert s.sensor == "landsat8"
+    assert s.roles == ("blue", "green", "red", "nir", "swir1", "swir2", "qa")
+    assert Path(s.bands["nir"].path).name == "SR_B5.TIF"
+    assert (s.scale, s.dn_offset) == (2.75e-5, 7273)
+    grid = analysis_grid(s, s)
+    data, valid = read_block(s, ("red", "nir"), grid, Window(0, 0, 32, 32))
+    np.testing.assert_allclose(data[:, valid], arr[[2, 3]][:, valid], atol=4e-5)  # reflectance, to a DN
+    v11 = {k: {"href": a["href"], "bands": [{"eo:common_name": a["eo:bands"][0]["common_name"],
+                                             "raster:scale": 2.75e-05, "raster:offset": -0.2}]}
+           for k, a in assets.items() if "eo:bands" in a}
+    p.write_text(json.dumps({**item, "properties": {"platform": "LANDSAT_9"}, "assets": v11}))
+    s11 = open_scene(p)
+    assert (s11.sensor, s11.roles, s11.scale, s11.dn_offset) == ("landsat9", SIX, 2.75e-5, 7273)
+
+
+def _landsat_folder(folder: Path, level: str, *, sensor: str = "LC08", mtl: str | None = None) -> Path:
+    folder.mkdir()
+    arr, _, _ = scene_arrays(shape=(16, 16))
+    prefix = f"{sensor}_{level}_123032_20230601_20230610_02_T1"
+    sr = "SR_" if level.startswith("L2") else ""
+    for i, n in enumerate((2, 3, 4, 5, 6, 7)):
+        write_stack(folder / f"{prefix}_{sr}B{n}.TIF", arr[i : i + 1], descriptions=None)
+    if mtl is not None:
+        (folder / f"{prefix}_MTL.{'xml' if mtl.startswith('<') else 'txt'}").write_text(mtl)
+    return folder
+
+
+def _mtl(l1: tuple[float, float] | dict[int, tuple[float, float]], sun: float = 40.0) -> str:
+    """An MTL text file (Level-2 layout: both the Level-2 and the Level-1 coefficients)."""
+    per = l1 if isinstance(l1, dict) else {n: l1 for n in range(1, 10)}
+    lines = ["GROUP = LANDSAT_METADATA_FILE", "  GROUP = IMAGE_ATTRIBUTES", f"    SUN_ELEVATION = {sun}",
+             "  END_GROUP = IMAGE_ATTRIBUTES", "  GROUP = LEVEL2_SURFACE_REFLECTANCE_PARAMETERS"]
+    lines += [f"    REFLECTANCE_{k}_BAND_{n} = {v}" for n in range(1, 8) for k, v in (("MULT", "2.75E-05"),
+                                                                                    ("ADD", "-0.200000"))]
+    lines += ["  END_GROUP = LEVEL2_SURFACE_REFLECTANCE_PARAMETERS", "  GROUP = LEVEL1_RADIOMETRIC_RESCALING"]
+    lines += [f"    REFLECTANCE_{k}_BAND_{n} = {v:.4E}" for n, (m, a) in per.items() for k, v in (("MULT", m),
+                                                                                                 ("ADD", a))]
+    lines += ["  END_GROUP = LEVEL1_RADIOMETRIC_RESCALING", "END_GROUP = LANDSAT_METADATA_FILE", "END"]
+    return "\n".join(lines) + "\n"
+
+
+def test_landsat_folders_get_their_level_s_calibration(tmp_path) -> None:
+    """Level-2 surface reflectance: DN × 0.0000275 − 0.2 (the profile's, or the MTL's Level-2 group); Level-1:
+    top-of-atmosphere (DN × M + A) ÷ sin(sun elevation) from the MTL, in text or XML form; Level-1 without
+    its MTL, or with per-band coefficients (TM/ETM+), stays DN."""
+    import math
+
+    from tuban.errors import InputError
+
+    def cal(folder: Path) -> tuple[str, float | None, int]:
+        s = open_scene(folder)
+        return s.sensor, s.scale, s.dn_offset
+
+    assert cal(_landsat_folder(tmp_path / "l2", "L2SP")) == ("landsat8", 2.75e-5, 7273)
+    assert cal(_landsat_folder(tmp_path / "l2mtl", "L2SP", mtl=_mtl((2e-5, -0.1)))) == ("landsat8", 2.75e-5, 7273)
+    sensor, scale, dn = cal(_landsat_folder(tmp_path / "l1", "L1TP", sensor="LC09", mtl=_mtl((2e-5, -0.1), 40.0)))
+    assert (sensor, dn) == ("landsat9", 5000)
+    assert scale == pytest.approx(2e-5 / math.sin(math.radians(40.0)))
+    xml = ("<LANDSAT_METADATA_FILE><IMAGE_ATTRIBUTES><SUN_ELEVATION>55.0</SUN_ELEVATION></IMAGE_ATTRIBUTES>"
+           "<LEVEL1_RADIOMETRIC_RESCALING>"
+           + "".join(f"<REFLECTANCE_MULT_BAND_{n}>2.0000E-05</REFLECTANCE_MULT_BAND_{n}>"
+                     f"<REFLECTANCE_ADD_BAND_{n}>-0.100000</REFLECTANCE_ADD_BAND_{n}>" for n in range(1, 10))
+           + "</LEVEL1_RADIOMETRIC_RESCALING></LANDSAT_METADATA_FILE>")
+    _, scale, dn = cal(_landsat_folder(tmp_path / "l1xml", "L1TP", mtl=xml))
+    assert (scale, dn) == (pytest.approx(2e-5 / math.sin(math.radians(55.0))), 5000)
+    assert cal(_landsat_folder(tmp_path / "l1bare", "L1TP")) == ("landsat8", None, 0)
+    tm = {n: (7.6e-4 + n * 1e-5, -0.002) for n in (1, 2, 3, 4, 5, 7)}
+    assert cal(_landsat_folder(tmp_path / "tm", "L1TP", sensor="LT05", mtl=_mtl(tm))) == ("landsat5", None, 0)
+    broken = _landsat_folder(tmp_path / "broken", "L1TP", mtl=_mtl((2e-5, -0.1)).replace("= 40.0", "= high"))
+    with pytest.raises(InputError, match="not a readable Landsat MTL"):
+        open_scene(broken)
+    huge = _landsat_folder(tmp_path / "huge", "L2SP", mtl="GROUP = X\n" + " " * (1 << 20))
+    with pytest.raises(UnsafeInputError, match="not a Landsat MTL"):
+        open_scene(huge)

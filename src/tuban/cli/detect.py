@@ -29,9 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reflectance-scale", type=float, metavar="S",
                    help="DN × S = reflectance 0–1, for imagery whose sensor profile and files do not say (e.g. 0.0001 "
                         "for GF-1/2/6 delivered as reflectance × 10000); the spectral cloud/shadow tests need it")
-    p.add_argument("--dn-offset", type=int, metavar="N",
-                   help="what the products added to every DN, subtracted on reading (1000 for Sentinel-2 of "
-                        "processing baseline 04.00 and later, from 25 January 2022, when the files do not say)")
+    p.add_argument("--dn-offset", type=float, metavar="N",
+                   help="what the products added to every DN, subtracted on reading, when the files do not say "
+                        "(1000 for Sentinel-2 of processing baseline 04.00 and later, from 25 January 2022; "
+                        "7272.7 for Landsat Collection 2 Level-2, which --sensor landsat8 etc. assume; 0 for "
+                        "other Landsat reflectance)")
     p.add_argument("--mask-water", action="store_true", help="exclude water on both dates")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     add_workspace_option(p)

@@ -634,7 +634,7 @@ def plan(
     sample_pixels: int = 1_500_000,
     gdal_threads: str | int = 1,
     reflectance_scale: float | None = None,
-    dn_offset: int | None = None,
+    dn_offset: float | None = None,
 ) -> Plan:
     """Open the scenes (metadata only), fix the grid, tiles and sample windows; reads no pixel."""
 
@@ -729,7 +729,7 @@ def detect(
     progress: Progress | None = None,
     compute: bool = True,
     reflectance_scale: float | None = None,
-    dn_offset: int | None = None,
+    dn_offset: float | None = None,
 ) -> Any:
     """Detect disturbance patches between two dates.
 
@@ -766,8 +766,9 @@ def detect(
         ``DetectResult.clouds`` tells how each date's clouds were found.
     dn_offset
         what the products added to every DN (Sentinel-2 from processing baseline 04.00, 25 January 2022:
-        1000), subtracted where bands are read, for files that do not say it themselves. Without it such
-        a product's reflectance reads 0.1 high: its NDVI, cloud and shadow tests are off.
+        1000; Landsat Collection 2 Level-2: 7272.7, the Landsat profiles' own), subtracted where bands are
+        read (to the nearest DN), for files that do not say it themselves. Without it such a product's
+        reflectance reads 0.1 high: its NDVI, cloud and shadow tests are off.
 
     Returns
     -------

@@ -30,12 +30,15 @@ class SensorProfile:
         roles of the bands of a stacked multi-band file, in order.
     scale : float or None
         multiply DN by this to get reflectance 0–1 (``None``: unknown, spectral masks are skipped).
+    dn_offset : int
+        what the product adds to every DN: reflectance = (DN − dn_offset) × scale.
     """
 
     name: str
     tokens: dict[str, str] = field(default_factory=dict)
     order: tuple[str, ...] = ()
     scale: float | None = None
+    dn_offset: int = 0
 
 
 _S2 = {"B01": "coastal", "B02": "blue", "B03": "green", "B04": "red", "B05": "rededge1", "B06": "rededge2",
@@ -45,17 +48,24 @@ _L89 = {"B1": "coastal", "B2": "blue", "B3": "green", "B4": "red", "B5": "nir", 
 _L457 = {"B1": "blue", "B2": "green", "B3": "red", "B4": "nir", "B5": "swir1", "B7": "swir2", "B8": "pan",
          "QA_PIXEL": "qa"}
 
+#: Landsat Collection 2 Level-2 surface reflectance: reflectance = DN × 0.0000275 − 0.2, i.e. (DN − 7272.7) ×
+#: 0.0000275. The offset is kept as a whole DN (7273): 0.27 DN off, 7.5e-6 in reflectance, a quarter of the
+#: data's own step. Level-1 products differ (their MTL file says how: ``raster.scene``).
+LANDSAT_L2_SCALE = 2.75e-5
+LANDSAT_L2_DN_OFFSET = round(0.2 / LANDSAT_L2_SCALE)
+_SIX = ("blue", "green", "red", "nir", "swir1", "swir2")
+
 PROFILES: dict[str, SensorProfile] = {
-    "sentinel2": SensorProfile("sentinel2", _S2, ("blue", "green", "red", "nir", "swir1", "swir2"), 1e-4),
-    "landsat8": SensorProfile("landsat8", _L89, ("blue", "green", "red", "nir", "swir1", "swir2"), 2.75e-5),
-    "landsat9": SensorProfile("landsat9", _L89, ("blue", "green", "red", "nir", "swir1", "swir2"), 2.75e-5),
-    "landsat5": SensorProfile("landsat5", _L457, ("blue", "green", "red", "nir", "swir1", "swir2"), 2.75e-5),
-    "landsat7": SensorProfile("landsat7", _L457, ("blue", "green", "red", "nir", "swir1", "swir2"), 2.75e-5),
+    "sentinel2": SensorProfile("sentinel2", _S2, _SIX, 1e-4),
+    "landsat8": SensorProfile("landsat8", _L89, _SIX, LANDSAT_L2_SCALE, LANDSAT_L2_DN_OFFSET),
+    "landsat9": SensorProfile("landsat9", _L89, _SIX, LANDSAT_L2_SCALE, LANDSAT_L2_DN_OFFSET),
+    "landsat5": SensorProfile("landsat5", _L457, _SIX, LANDSAT_L2_SCALE, LANDSAT_L2_DN_OFFSET),
+    "landsat7": SensorProfile("landsat7", _L457, _SIX, LANDSAT_L2_SCALE, LANDSAT_L2_DN_OFFSET),
     # GF-1/GF-2/GF-6 PMS multispectral: band 1–4 = blue, green, red, nir (DN, scale unknown)
     "gf": SensorProfile("gf", {"B1": "blue", "B2": "green", "B3": "red", "B4": "nir"},
                         ("blue", "green", "red", "nir"), None),
     "rgb": SensorProfile("rgb", {}, ("red", "green", "blue"), None),
-    "generic": SensorProfile("generic", {}, ("blue", "green", "red", "nir", "swir1", "swir2"), None),
+    "generic": SensorProfile("generic", {}, _SIX, None),
 }
 for _alias, _key in (("s2", "sentinel2"), ("gf1", "gf"), ("gf2", "gf"), ("gf6", "gf"), ("l8", "landsat8"),
                      ("l9", "landsat9"), ("l5", "landsat5"), ("l7", "landsat7")):

@@ -12,8 +12,9 @@ The reflectance scale (DN × scale = reflectance 0–1, which the spectral cloud
 from the sensor profile (Sentinel-2, Landsat), or a STAC item's ``raster:bands``; else from the files' own
 band metadata (GDAL's scale/offset, e.g. a GF-2 product delivered as reflectance × 10000 that says so);
 the caller's (``--reflectance-scale``) overrides them; without any, only QA bands can mask clouds. The DN
-offset (Sentinel-2 from processing baseline 04.00: +1000) comes from the SAFE's MTD XML, ``raster:bands``
-or the files' GDAL offsets, and ``--dn-offset`` overrides it.
+offset (Sentinel-2 from processing baseline 04.00: +1000; Landsat Collection 2 Level-2: 0.2 ÷ 0.0000275)
+comes from the profile, the SAFE's MTD XML, a Landsat MTL file, ``raster:bands`` or the files' GDAL offsets,
+and ``--dn-offset`` overrides it. A Landsat Level-1 folder's MTL gives its top-of-atmosphere calibration.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ __all__ = ["BandRef", "Scene", "declared_calibration", "open_scene", "with_dn_of
 _RASTER_EXT = (".tif", ".tiff", ".jp2", ".img", ".dat", ".bsq", ".bil", ".bip", ".envi")
 _ALLOWED_DRIVERS = {"GTiff", "COG", "JP2OpenJPEG", "ENVI", "HFA", "PNG", "JPEG", "netCDF", "PCIDSK"}
 _TOKEN = re.compile(r"_(B\d{1,2}A?|QA_PIXEL)(?:_\d+m)?\.(?:tif|tiff|jp2|img)$", re.IGNORECASE)
-_LANDSAT = re.compile(r"^(L[CTEO]0[4-9])_", re.IGNORECASE)
+#: STAC common band names that are not tuban roles (Landsat's SWIR bands)
+_STAC_NAMES = {"swir16": "swir1", "swir22": "swir2"}
+_LANDSAT = re.compile(r"^(L[CTEO]0[4-9])_(?:(L1TP|L1GT|L1GS|L2SP|L2SR)_)?", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -103,12 +106,17 @@ def _from_tokens(files: dict[str, str], profile: SensorProfile, name: str, *, ze
     if not bands:
         raise BandError(f"no band of {name!r} matches the {profile.name} band names {sorted(files)}",
                         hint="pass --sensor sentinel2|landsat8|… or --bands")
-    return Scene(name, bands, profile.name, profile.scale, zero_nodata)
+    return _profiled(name, bands, profile, zero_nodata)
+
+
+def _profiled(name: str, bands: dict[str, BandRef], profile: SensorProfile, zero_nodata: bool) -> Scene:
+    """A scene with the profile's reflectance scale and DN offset."""
+    return Scene(name, bands, profile.name, profile.scale, zero_nodata, profile.dn_offset)
 
 
 def _band_folder(folder: Path, sensor: str | None) -> Scene:
     files: dict[str, str] = {}
-    landsat = None
+    landsat = level = None
     for p in sorted(folder.rglob("*")):
         m = _TOKEN.search(p.name)
         if m and p.is_file():
@@ -116,7 +124,7 @@ def _band_folder(folder: Path, sensor: str | None) -> Scene:
             files.setdefault(token, str(p))
             lm = _LANDSAT.match(p.name)
             if lm:
-                landsat = lm.group(1).upper()
+                landsat, level = lm.group(1).upper(), (lm.group(2) or "").upper() or level
     if not files:
         raise InputError(f"{folder}: no band files named like *_B02.tif / *_B4.TIF",
                          hint="pass a multi-band file, a band folder, a .SAFE folder or a STAC item JSON")
@@ -129,7 +137,87 @@ def _band_folder(folder: Path, sensor: str | None) -> Scene:
         else:
             sensor = "gf"
     profile = get_profile(sensor)
-    return _with_declared(_from_tokens(files, profile, folder.name, zero_nodata=profile.scale is not None))
+    scene = _from_tokens(files, profile, folder.name, zero_nodata=profile.scale is not None)
+    if landsat and profile.name.startswith("landsat"):
+        return _landsat_calibration(folder, scene, level)
+    return _with_declared(scene)
+
+
+def _landsat_calibration(folder: Path, scene: Scene, level: str | None) -> Scene:
+    """A Landsat Collection 2 folder's reflectance scale and DN offset, from its MTL file (``*_MTL.txt`` or
+    ``.xml``) when there is one, else from the processing level in the file names.
+
+    Level-2 surface reflectance (``L2SP``/``L2SR``): DN × 0.0000275 − 0.2 (the profile's). Level-1 (``L1TP``
+    …): top-of-atmosphere reflectance (DN × M + A) ÷ sin(sun elevation), so the scale is M ÷ sin(elevation)
+    and the offset −A ÷ M DN (5000 for OLI); without the MTL, or where the bands have different coefficients
+    (TM/ETM+ Level-1), the DN stay DN: no scale, no offset, clouds from ``QA_PIXEL``."""
+    l2 = level is None or level.startswith("L2")
+    mtl = _landsat_mtl(folder)
+    if mtl is None:
+        return scene if l2 else replace(scene, scale=None, dn_offset=0)
+    path, groups = mtl
+    group = groups.get("LEVEL2_SURFACE_REFLECTANCE_PARAMETERS" if l2 else "LEVEL1_RADIOMETRIC_RESCALING", {})
+    pairs: set[tuple[str, str] | None] = set()
+    for role, ref in scene.bands.items():
+        m = _TOKEN.search(Path(ref.path).name)
+        if role == "qa" or m is None:
+            continue
+        n = m.group(1).upper().lstrip("B")
+        m_text, a_text = group.get(f"REFLECTANCE_MULT_BAND_{n}"), group.get(f"REFLECTANCE_ADD_BAND_{n}")
+        pairs.add(None if m_text is None or a_text is None else (m_text, a_text))
+    try:
+        values = {(float(p[0]), float(p[1])) for p in pairs if p is not None}
+        sun = float(groups.get("IMAGE_ATTRIBUTES", {}).get("SUN_ELEVATION", "nan"))
+    except ValueError as exc:
+        raise InputError(f"{path}: not a readable Landsat MTL file ({exc})",
+                         hint="remove it to use the product's standard coefficients, or pass --reflectance-scale "
+                              "and --dn-offset") from exc
+    if None in pairs or len(values) != 1:  # per-band coefficients: tuban takes one scale for all bands
+        return replace(scene, scale=None, dn_offset=0)
+    mult, add = values.pop()
+    dn = _as_dn(-add / mult) if mult > 0 else None
+    scale: float | None = mult if l2 else (mult / math.sin(math.radians(sun)) if 0 < sun <= 90 else None)
+    if dn is None or scale is None or not 0 < scale <= 1:
+        return replace(scene, scale=None, dn_offset=0)
+    return replace(scene, scale=scale, dn_offset=dn)
+
+
+_MTL_MAX_BYTES = 1 << 20  # Landsat MTL files are ~10–20 kB
+
+
+def _landsat_mtl(folder: Path) -> tuple[Path, dict[str, dict[str, str]]] | None:
+    """The groups of the folder's Landsat MTL file (``GROUP = X`` … ``KEY = VALUE`` text, or its XML form) as
+    group → key → value, or None without one."""
+    import xml.etree.ElementTree as ET
+
+    found = sorted(p for p in folder.rglob("*_MTL.*") if p.suffix.lower() in (".txt", ".xml") and p.is_file())
+    if not found:
+        return None
+    path = min(found, key=lambda p: p.suffix.lower() != ".txt")  # the text form when both are there
+    if path.stat().st_size > _MTL_MAX_BYTES:
+        raise UnsafeInputError(f"{path}: {path.stat().st_size} bytes, not a Landsat MTL file")
+    groups: dict[str, dict[str, str]] = {}
+    if path.suffix.lower() == ".xml":
+        try:
+            root = ET.parse(path).getroot()
+        except ET.ParseError as exc:
+            raise InputError(f"{path}: not readable XML ({exc})",
+                             hint="remove it to use the product's standard coefficients") from exc
+        for group in root:
+            groups[str(group.tag)] = {str(e.tag): (e.text or "").strip() for e in group}
+        return path, groups
+    stack: list[str] = []
+    for line in path.read_text(encoding="ascii", errors="replace").splitlines():
+        key, sep, value = (t.strip() for t in line.partition("="))
+        if not sep:
+            continue
+        if key == "GROUP":
+            stack.append(value)
+        elif key == "END_GROUP":
+            stack = stack[:-1]
+        elif stack:
+            groups.setdefault(stack[-1], {})[key] = value.strip('"')
+    return path, groups
 
 
 def _safe(folder: Path, sensor: str | None) -> Scene:
@@ -149,10 +237,11 @@ def _safe(folder: Path, sensor: str | None) -> Scene:
     return replace(scene, dn_offset=_safe_dn_offset(folder))
 
 
-def _whole_dn(v: float, tol: float = 0.0) -> int | None:
-    """``v`` as a whole number of DN in 0…65534 (within ``tol``: an offset divided by a scale), or None."""
-    r = round(v)
-    return r if 0 <= v < 65535 and abs(v - r) <= tol else None
+def _as_dn(v: float) -> int | None:
+    """An offset of ``v`` DN (a reflectance offset divided by the scale) as the nearest whole DN in 0…65534, or
+    None outside. Rounding moves reflectance by at most half the data's own step (half a DN × scale); Landsat
+    Collection 2's −0.2 at 0.0000275 is 7272.7 DN."""
+    return round(v) if math.isfinite(v) and -0.5 < v < 65534.5 else None
 
 
 #: the product metadata files of a .SAFE folder, and the largest one read (they are ~50–100 kB)
@@ -181,11 +270,11 @@ def _safe_dn_offset(folder: Path) -> int:
         texts = {(e.text or "").strip() for e in root.iter()
                  if str(e.tag).rsplit("}", 1)[-1] in ("BOA_ADD_OFFSET", "RADIO_ADD_OFFSET")}
         try:
-            values = {_whole_dn(-float(t)) for t in texts}
+            values = {_as_dn(-float(t)) for t in texts}
         except ValueError:
             values = {None}
         if None in values or len(values) > 1:
-            raise InputError(f"{mtd}: DN offsets {sorted(texts)} are not one whole number of DN for every band",
+            raise InputError(f"{mtd}: DN offsets {sorted(texts)} are not one number of DN for every band",
                              hint="tuban takes one offset for all bands: pass --dn-offset")
         return (values.pop() or 0) if values else 0
     m = re.search(r"_N(\d{2})(\d{2})_", folder.name)
@@ -199,7 +288,11 @@ def _stac(path: Path, sensor: str | None) -> Scene:
         raise InputError(f"{path}: not a readable STAC item JSON ({exc})") from exc
     if item.get("type") != "Feature" or not isinstance(item.get("assets"), dict):
         raise InputError(f"{path}: not a STAC item (needs type=Feature and assets)")
-    profile = get_profile(sensor) if sensor else None
+    plat = str(item.get("properties", {}).get("platform", "")).lower()
+    landsat = re.match(r"landsat[-_ ]?0?([4-9])", plat)
+    name = "sentinel2" if "sentinel-2" in plat else (f"landsat{landsat.group(1)}" if landsat else None)
+    name = {"landsat4": "landsat5", "landsat6": "landsat8"}.get(name or "", name)
+    profile = get_profile(sensor or name) if sensor or name else None
     bands: dict[str, BandRef] = {}
     for key, asset in item["assets"].items():
         href = str(asset.get("href", ""))
@@ -208,11 +301,12 @@ def _stac(path: Path, sensor: str | None) -> Scene:
                                    hint="download the assets and point href at the local files")
         local = (path.parent / href).resolve()
         role = None
-        for eb in asset.get("eo:bands", []) or []:
-            cn = str(eb.get("common_name", "")).lower()
-            role = {"nir08": "nir08", "nir": "nir", "coastal": "coastal"}.get(cn, cn)
-            if role not in ROLES and eb.get("center_wavelength"):
-                role = role_from_wavelength(float(eb["center_wavelength"]))
+        for eb in asset.get("eo:bands") or asset.get("bands") or []:  # STAC 1.0 eo:bands, 1.1 bands
+            cn = str(eb.get("common_name") or eb.get("eo:common_name") or "").lower()
+            role = _STAC_NAMES.get(cn, cn)
+            wavelength = eb.get("center_wavelength") or eb.get("eo:center_wavelength")
+            if role not in ROLES and wavelength:
+                role = role_from_wavelength(float(wavelength))
         if role not in ROLES:
             k = key.lower()
             role = k if k in ROLES else (profile.tokens.get(key.upper()) if profile else None)
@@ -225,25 +319,27 @@ def _stac(path: Path, sensor: str | None) -> Scene:
     for ref in bands.values():
         if not Path(ref.path).exists():
             raise InputNotFoundError(f"{path}: asset file {ref.path} does not exist")
-    props = item.get("properties", {})
-    plat = str(props.get("platform", "")).lower()
-    name = "sentinel2" if "sentinel-2" in plat else ("landsat8" if "landsat" in plat else (sensor or "generic"))
-    prof = get_profile(sensor or name)
-    scene = Scene(str(item.get("id", path.stem)), bands, prof.name, prof.scale, prof.scale is not None)
+    if "nir" not in bands and "nir08" in bands:  # Landsat's one NIR band is STAC's nir08 (0.85–0.88 µm)
+        bands["nir"] = replace(bands.pop("nir08"), role="nir")
+    prof = profile or get_profile("generic")
+    scene = _profiled(str(item.get("id", path.stem)), bands, prof, prof.scale is not None)
     return _stac_calibration(path, item, scene, {ref.path for ref in bands.values()})
 
 
 def _stac_calibration(path: Path, item: dict, scene: Scene, used: set[str]) -> Scene:
-    """The scale and DN offset the item's ``raster:bands`` give its band assets (reflectance = DN × scale +
-    offset: Sentinel-2 L2A from processing baseline 04.00 has scale 0.0001, offset −0.1), when they are one
-    pair for every band used; the scene as it is when they say nothing."""
-    pairs = set()
+    """The scale and DN offset the item's ``raster:bands`` (STAC 1.1: ``bands`` or the asset's ``raster:scale``
+    / ``raster:offset``) give its band assets (reflectance = DN × scale + offset: Sentinel-2 L2A from
+    processing baseline 04.00 has 0.0001 and −0.1, Landsat Collection 2 Level-2 0.0000275 and −0.2), when
+    they are one pair for every band used; the scene as it is when they say nothing."""
+    pairs: set[tuple[float, float]] = set()
     for asset in item["assets"].values():
         if str((path.parent / str(asset.get("href", ""))).resolve()) not in used:
             continue
-        for rb in (asset.get("raster:bands") or [])[:1]:
-            if isinstance(rb, dict) and ("scale" in rb or "offset" in rb):
-                pairs.add((float(rb.get("scale", 1.0)), float(rb.get("offset", 0.0))))
+        for rb in (asset.get("raster:bands") or asset.get("bands") or [asset])[:1]:  # STAC 1.0 / 1.1
+            scale, offset = (rb.get(k, rb.get(f"raster:{k}")) if isinstance(rb, dict) else None
+                             for k in ("scale", "offset"))
+            if scale is not None or offset is not None:
+                pairs.add((float(1.0 if scale is None else scale), float(offset or 0.0)))
     if not pairs:
         return _with_declared(scene)
     if len(pairs) > 1:
@@ -252,9 +348,9 @@ def _stac_calibration(path: Path, item: dict, scene: Scene, used: set[str]) -> S
     scale, offset = pairs.pop()
     if not 0 < scale <= 1:
         return scene  # not a reflectance scale (radiance, or none): the profile's stands
-    dn = _whole_dn(-offset / scale, 1e-6)
+    dn = _as_dn(-offset / scale)
     if dn is None:
-        raise InputError(f"{path}: raster:bands offset {offset} is not a whole number of DN at scale {scale}",
+        raise InputError(f"{path}: raster:bands offset {offset} at scale {scale} is not an offset of 0…65534 DN",
                          hint="pass --reflectance-scale and --dn-offset")
     return replace(scene, scale=scale, dn_offset=dn)
 
@@ -302,11 +398,11 @@ def _multiband(path: Path, sensor: str | None, roles: tuple[str, ...] | None) ->
         if role and role not in bands:
             bands[role] = BandRef(str(path), i + 1, role)
     prof = profile or get_profile("rgb" if count == 3 else "generic")
-    return _with_declared(Scene(path.stem, bands, prof.name, prof.scale, prof.scale is not None))
+    return _with_declared(_profiled(path.stem, bands, prof, prof.scale is not None))
 
 
 def open_scene(path: str | Path, *, sensor: str | None = None, bands: tuple[str, ...] | None = None,
-               reflectance_scale: float | None = None, dn_offset: int | None = None) -> Scene:
+               reflectance_scale: float | None = None, dn_offset: float | None = None) -> Scene:
     """Find the bands of the scene at ``path`` (file, band folder, ``.SAFE``, Landsat folder, STAC JSON).
 
     Parameters
@@ -336,12 +432,15 @@ def open_scene(path: str | Path, *, sensor: str | None = None, bands: tuple[str,
     return scene
 
 
-def with_dn_offset(scene: Scene, offset: int) -> Scene:
-    """``scene`` with the DN its product added (``offset`` ≥ 0, subtracted where its bands are read)."""
-    if _whole_dn(float(offset)) is None:
-        raise UsageError(f"DN offset {offset} is not a whole number of DN in 0…65534",
-                         hint="1000 for Sentinel-2 products of processing baseline 04.00 and later")
-    return replace(scene, dn_offset=int(offset))
+def with_dn_offset(scene: Scene, offset: float) -> Scene:
+    """``scene`` with the DN its product added (``offset`` ≥ 0, subtracted where its bands are read; kept to the
+    nearest whole DN)."""
+    dn = _as_dn(float(offset))
+    if dn is None:
+        raise UsageError(f"DN offset {offset} is outside 0…65534",
+                         hint="1000 for Sentinel-2 products of processing baseline 04.00 and later, 7272.7 for "
+                              "Landsat Collection 2 Level-2")
+    return replace(scene, dn_offset=dn)
 
 
 def with_reflectance_scale(scene: Scene, scale: float) -> Scene:
@@ -366,8 +465,9 @@ def _with_declared(scene: Scene) -> Scene:
 def declared_calibration(scene: Scene) -> tuple[float, int] | None:
     """``(scale, dn_offset)`` the scene's files declare with GDAL's band scale and offset (reflectance = DN ×
     scale + offset, unit empty or reflectance), when every band but QA declares the same pair, the scale is a
-    reflectance one (0 < scale < 1) and the offset a whole number of DN at most 0 (Sentinel-2 from processing
-    baseline 04.00, exported with its metadata: 0.0001, −0.1); None otherwise (no metadata, radiance, mixed)."""
+    reflectance one (0 < scale < 1) and the offset at most 0 (Sentinel-2 from processing baseline 04.00,
+    exported with its metadata: 0.0001, −0.1; the offset kept to the nearest DN); None otherwise (no metadata,
+    radiance, mixed)."""
     import rasterio
 
     found: set[tuple[float, float]] = set()
@@ -387,7 +487,7 @@ def declared_calibration(scene: Scene) -> tuple[float, int] | None:
     if len(found) != 1:
         return None
     scale, offset = found.pop()
-    dn = _whole_dn(-offset / scale, 1e-6) if 0 < scale < 1 else None
+    dn = _as_dn(-offset / scale) if 0 < scale < 1 else None
     return None if dn is None else (scale, dn)
 
 
