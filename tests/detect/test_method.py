@@ -150,6 +150,45 @@ def test_landsat_qa_pixel_clouds_are_unobservable(tmp_path) -> None:
     assert len(res.patches) >= 2  # the clear sites are
 
 
+def test_sentinel2_scene_classification_masks_clouds_and_snow(tmp_path) -> None:
+    """Sentinel-2 L2A's SCL band (20 m, beside the 10 m bands): its cloud, shadow, cirrus and snow classes are
+    unobservable; a changed site under a cloud class is not reported, one under a clear class is."""
+    import rasterio
+    from affine import Affine
+    from synth import RECTS, scene_arrays, write_band_folder
+
+    from tuban.detect.engine import detect
+
+    before, after, _ = scene_arrays(seed=5)
+    h, w = before.shape[1:]
+    folders = []
+    for name, arr, hidden in (("b", before, 4), ("a", after, 9)):  # vegetation (4); cloud, high probability (9)
+        d = write_band_folder(tmp_path / name, arr, prefix=f"T50QKK_2023060{len(folders) + 1}")
+        scl = np.full((h // 2, w // 2), 4, np.uint8)
+        r0, r1, c0, c1 = RECTS[1]
+        scl[(r0 - 6) // 2 : (r1 + 6) // 2, (c0 - 6) // 2 : (c1 + 6) // 2] = hidden
+        r0, r1, c0, c1 = RECTS[0]
+        scl[(r0 - 6) // 2 : (r1 + 6) // 2, (c0 - 6) // 2 : (c1 + 6) // 2] = 11 if name == "b" else 4  # snow
+        with rasterio.open(d / f"T50QKK_2023060{len(folders) + 1}_SCL_20m.tif", "w", driver="GTiff", width=w // 2,
+                           height=h // 2, count=1, dtype="uint8", crs="EPSG:32650", nodata=0,
+                           transform=Affine(20.0, 0.0, 500000.0, 0.0, -20.0, 3800000.0)) as dst:
+            dst.write(scl[None])
+        folders.append(d)
+    res = detect(folders[0], folders[1])
+    assert res.clouds == {"b": "qa", "a": "qa"}
+    for k in (0, 1):
+        site = shapely.box(*_bounds(res.grid, *RECTS[k]))
+        assert not res.patches.intersects(site).any()  # under snow (before) or a cloud (after)
+    clear = shapely.box(*_bounds(res.grid, *RECTS[2]))
+    assert res.patches.intersects(clear).any()
+    assert res.unobservable_fraction > 0.05
+    for d in folders:  # without the classification: the spectral test, which sees no cloud in these pixels
+        next(d.glob("*_SCL_20m.tif")).unlink()
+    plain = detect(folders[0], folders[1])
+    assert plain.clouds == {"b": "spectral", "a": "spectral"}
+    assert plain.patches.intersects(shapely.box(*_bounds(res.grid, *RECTS[1]))).any()
+
+
 def test_landsat_level2_reflectance_offset(tmp_path) -> None:
     """Landsat Collection 2 Level-2 DN are reflectance + 0.2 over 0.0000275: read with the profile's offset,
     a Landsat pair gives the index means and the patches of the same reflectance stored as × 10000; without

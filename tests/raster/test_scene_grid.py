@@ -113,6 +113,7 @@ def test_stac_raster_bands_give_the_dn_offset(tmp_path) -> None:
     p.write_text(json.dumps(item))
     s = open_scene(p)
     assert (s.scale, s.dn_offset) == (1e-4, 1000)
+    assert s.roles == ("blue", "green", "red", "nir", "scl")  # the SCL asset: the scene classification
     assert open_scene(p, dn_offset=0).dn_offset == 0  # the caller's word is last
     item["assets"]["B08"]["raster:bands"] = [{"scale": 0.0001, "offset": 0.0}]
     p.write_text(json.dumps(item))
@@ -243,3 +244,43 @@ def test_landsat_folders_get_their_level_s_calibration(tmp_path) -> None:
     huge = _landsat_folder(tmp_path / "huge", "L2SP", mtl="GROUP = X\n" + " " * (1 << 20))
     with pytest.raises(UnsafeInputError, match="not a Landsat MTL"):
         open_scene(huge)
+
+
+def test_safe_folder_bands_and_scene_classification(tmp_path) -> None:
+    """A Sentinel-2 L2A .SAFE: each band at its finest resolution, the SCL at 20 m (not 60 m) as the QA role,
+    the DN offset from the MTD XML; the SCL's classes are read as they are (nearest, no offset)."""
+    import rasterio
+    from affine import Affine
+
+    safe = tmp_path / "S2B_MSIL2A_20240601T030551_N0510_R075_T50SKE_20240601T070000.SAFE"
+    img = safe / "GRANULE" / "L2A_T50SKE_A037000_20240601T031000" / "IMG_DATA"
+    (safe / "MTD_MSIL2A.xml").parent.mkdir(parents=True)
+    (safe / "MTD_MSIL2A.xml").write_text('<?xml version="1.0"?><n1:Level-2A_User_Product xmlns:n1="x">'
+                                          '<BOA_ADD_OFFSET band_id="1">-1000</BOA_ADD_OFFSET>'
+                                          "</n1:Level-2A_User_Product>")
+
+    def jp2(name: str, res: int, value: int, dtype: str = "uint16") -> None:
+        folder = img / f"R{res}m"
+        folder.mkdir(parents=True, exist_ok=True)
+        n = 60 // res * 4
+        with rasterio.open(folder / f"T50SKE_20240601T030551_{name}_{res}m.jp2", "w", driver="JP2OpenJPEG",
+                           width=n, height=n, count=1, dtype=dtype, crs="EPSG:32650", QUALITY=100,
+                           REVERSIBLE="YES", transform=Affine(res, 0, 500000, 0, -res, 3800000)) as dst:
+            dst.write(np.full((1, n, n), value, dtype))
+
+    for res in (10, 20, 60):
+        jp2("B02", res, 1500 + res)
+    jp2("B11", 20, 3000)
+    jp2("SCL", 20, 8, "uint8")
+    jp2("SCL", 60, 3, "uint8")
+    s = open_scene(safe)
+    assert s.roles == ("blue", "swir1", "scl")
+    assert Path(s.bands["blue"].path).name.endswith("_B02_10m.jp2")
+    assert Path(s.bands["scl"].path).name.endswith("_SCL_20m.jp2")
+    assert s.dn_offset == 1000
+    grid = analysis_grid(s, s)
+    assert grid.res == (10.0, 10.0)
+    scl, _ = read_block(s, ("scl",), grid, Window(0, 0, 24, 24), resampling="nearest", scaled=False)
+    assert set(np.unique(scl)) == {8.0}
+    blue, _ = read_block(s, ("blue",), grid, Window(0, 0, 24, 24))
+    np.testing.assert_allclose(blue, (1510 - 1000) * 1e-4, rtol=1e-6)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["cloud_mask", "cloud_mask_stack", "qa_cloud_mask", "saturation_mask", "shadow_mask", "shadow_mask_stack",
+__all__ = ["cloud_mask", "cloud_mask_stack", "qa_cloud_mask", "saturation_mask", "scl_cloud_mask", "shadow_mask", "shadow_mask_stack",
            "water_mask"]
 
 
@@ -109,7 +109,21 @@ def saturation_mask(dn: np.ndarray, *, max_value: float) -> np.ndarray:
     return np.any(dn >= max_value, axis=0)
 
 
+#: Landsat Collection-2 ``QA_PIXEL`` bits that hide the ground: dilated cloud (1), cirrus (2), cloud (3), cloud
+#: shadow (4), snow (5)
+QA_PIXEL_HIDDEN = (1 << 1) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5)
+#: Sentinel-2 L2A scene classification (SCL) classes that hide the ground: cloud shadows (3), cloud of medium
+#: (8) and high (9) probability, thin cirrus (10), snow or ice (11)
+SCL_HIDDEN = (3, 8, 9, 10, 11)
+
+
 def qa_cloud_mask(qa: np.ndarray) -> np.ndarray:
-    """Landsat Collection-2 ``QA_PIXEL``: dilated cloud (bit 1), cirrus (2), cloud (3), shadow (4)."""
-    q = qa.astype(np.uint32)
-    return ((q >> 1) & 1 | (q >> 2) & 1 | (q >> 3) & 1 | (q >> 4) & 1).astype(bool)
+    """Landsat Collection-2 ``QA_PIXEL``: pixels flagged as cloud (dilated), cirrus, cloud shadow or snow
+    (:data:`QA_PIXEL_HIDDEN`); snow hides the ground from a comparison of dates as clouds do."""
+    return (qa.astype(np.uint32) & QA_PIXEL_HIDDEN) != 0
+
+
+def scl_cloud_mask(scl: np.ndarray) -> np.ndarray:
+    """Sentinel-2 L2A scene classification: pixels of the classes in :data:`SCL_HIDDEN` (clouds, their
+    shadows, cirrus, snow)."""
+    return np.isin(scl, SCL_HIDDEN)

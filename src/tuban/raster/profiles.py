@@ -10,10 +10,12 @@ from dataclasses import dataclass, field
 
 from tuban.errors import UsageError
 
-__all__ = ["PROFILES", "ROLES", "SensorProfile", "get_profile", "parse_band_roles", "role_from_wavelength"]
+__all__ = ["FLAG_ROLES", "PROFILES", "ROLES", "SensorProfile", "get_profile", "parse_band_roles", "role_from_wavelength"]
 
 ROLES = ("coastal", "blue", "green", "red", "rededge1", "rededge2", "rededge3", "nir", "nir08", "swir1", "swir2",
-         "pan", "cirrus", "qa")
+         "pan", "cirrus", "qa", "scl")
+#: roles that are flags, not reflectance: Landsat's ``QA_PIXEL`` bits, Sentinel-2 L2A's scene classification
+FLAG_ROLES = ("qa", "scl")
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,8 @@ class SensorProfile:
 
 
 _S2 = {"B01": "coastal", "B02": "blue", "B03": "green", "B04": "red", "B05": "rededge1", "B06": "rededge2",
-       "B07": "rededge3", "B08": "nir", "B8A": "nir08", "B10": "cirrus", "B11": "swir1", "B12": "swir2"}
+       "B07": "rededge3", "B08": "nir", "B8A": "nir08", "B10": "cirrus", "B11": "swir1", "B12": "swir2",
+       "SCL": "scl"}
 _L89 = {"B1": "coastal", "B2": "blue", "B3": "green", "B4": "red", "B5": "nir", "B6": "swir1", "B7": "swir2",
         "B8": "pan", "B9": "cirrus", "QA_PIXEL": "qa"}
 _L457 = {"B1": "blue", "B2": "green", "B3": "red", "B4": "nir", "B5": "swir1", "B7": "swir2", "B8": "pan",

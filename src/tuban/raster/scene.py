@@ -4,7 +4,8 @@ Accepted inputs
 ---------------
 - a multi-band GeoTIFF / COG / ENVI / any GDAL-readable raster (GTiff, COG, ENVI, JP2, HFA, VRT is refused);
 - a folder of single-band files named by band (``*_B02.tif`` as in Sentinel-2 and OSCD, ``*_B4.TIF`` Landsat);
-- a Sentinel-2 ``.SAFE`` folder (``GRANULE/*/IMG_DATA/**/*_B02*.jp2``);
+- a Sentinel-2 ``.SAFE`` folder (``GRANULE/*/IMG_DATA/**/*_B02*.jp2``, and L2A's scene classification
+  ``*_SCL_20m.jp2``);
 - a Landsat 5/7/8/9 Collection-2 folder (``*_SR_B4.TIF`` / ``*_B4.TIF``, ``*_QA_PIXEL.TIF``);
 - a STAC item (local JSON) whose assets carry ``eo:bands`` common names or band-token keys.
 
@@ -26,13 +27,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tuban.errors import BandError, InputError, InputNotFoundError, UnsafeInputError, UsageError
-from tuban.raster.profiles import ROLES, SensorProfile, get_profile, role_from_wavelength
+from tuban.raster.profiles import FLAG_ROLES, ROLES, SensorProfile, get_profile, role_from_wavelength
 
 __all__ = ["BandRef", "Scene", "declared_calibration", "open_scene", "with_dn_offset", "with_reflectance_scale"]
 
 _RASTER_EXT = (".tif", ".tiff", ".jp2", ".img", ".dat", ".bsq", ".bil", ".bip", ".envi")
 _ALLOWED_DRIVERS = {"GTiff", "COG", "JP2OpenJPEG", "ENVI", "HFA", "PNG", "JPEG", "netCDF", "PCIDSK"}
-_TOKEN = re.compile(r"_(B\d{1,2}A?|QA_PIXEL)(?:_\d+m)?\.(?:tif|tiff|jp2|img)$", re.IGNORECASE)
+_TOKEN = re.compile(r"_(B\d{1,2}A?|QA_PIXEL|SCL)(?:_\d+m)?\.(?:tif|tiff|jp2|img)$", re.IGNORECASE)
 #: STAC common band names that are not tuban roles (Landsat's SWIR bands)
 _STAC_NAMES = {"swir16": "swir1", "swir22": "swir2"}
 _LANDSAT = re.compile(r"^(L[CTEO]0[4-9])_(?:(L1TP|L1GT|L1GS|L2SP|L2SR)_)?", re.IGNORECASE)
@@ -160,7 +161,7 @@ def _landsat_calibration(folder: Path, scene: Scene, level: str | None) -> Scene
     pairs: set[tuple[str, str] | None] = set()
     for role, ref in scene.bands.items():
         m = _TOKEN.search(Path(ref.path).name)
-        if role == "qa" or m is None:
+        if role in FLAG_ROLES or m is None:
             continue
         n = m.group(1).upper().lstrip("B")
         m_text, a_text = group.get(f"REFLECTANCE_MULT_BAND_{n}"), group.get(f"REFLECTANCE_ADD_BAND_{n}")
@@ -223,7 +224,7 @@ def _landsat_mtl(folder: Path) -> tuple[Path, dict[str, dict[str, str]]] | None:
 def _safe(folder: Path, sensor: str | None) -> Scene:
     files: dict[str, tuple[int, str]] = {}
     for p in sorted(folder.glob("GRANULE/*/IMG_DATA/**/*.jp2")):
-        m = re.search(r"_(B\d{2}|B8A)(?:_(\d+)m)?\.jp2$", p.name)
+        m = re.search(r"_(B\d{2}|B8A|SCL)(?:_(\d+)m)?\.jp2$", p.name)
         if not m:
             continue
         res = int(m.group(2) or 0)
@@ -473,7 +474,7 @@ def declared_calibration(scene: Scene) -> tuple[float, int] | None:
     found: set[tuple[float, float]] = set()
     meta: dict[str, tuple[tuple[float, ...], tuple[float, ...], tuple[str | None, ...]]] = {}
     for ref in scene.bands.values():
-        if ref.role == "qa":
+        if ref.role in FLAG_ROLES:
             continue
         if ref.path not in meta:
             with rasterio.open(ref.path) as src:
