@@ -375,3 +375,15 @@ def test_the_dn_offset_on_every_read_path(tmp_path) -> None:
     # GDAL's warper averages into uint16, so a shifted input may round to the next DN (3 of 10 800 here)
     np.testing.assert_allclose(d1[:, v0 & v1], d0[:, v0 & v1], rtol=0, atol=1.01e-4)
     assert open_scene(b1, sensor="sentinel2").dn_offset == 0  # a file that does not say: not guessed
+
+
+def test_the_cva_baseline_runs_on_any_bands() -> None:
+    """``--method cva`` (the classical baseline) on what the pair has: six bands, or RGB only."""
+    from tuban.errors import BandError
+    from tuban.raster.change import get_method
+
+    assert get_method("cva", ("blue", "green", "red")).roles == ("blue", "green", "red")
+    assert get_method("cva", ("blue", "green", "nir", "red", "swir1", "swir2", "qa")).roles == (
+        "blue", "green", "red", "nir", "swir1", "swir2")
+    with pytest.raises(BandError, match="needs band role"):
+        get_method("cva", ("pan",))

@@ -284,3 +284,25 @@ def test_safe_folder_bands_and_scene_classification(tmp_path) -> None:
     assert set(np.unique(scl)) == {8.0}
     blue, _ = read_block(s, ("blue",), grid, Window(0, 0, 24, 24))
     np.testing.assert_allclose(blue, (1510 - 1000) * 1e-4, rtol=1e-6)
+
+
+def test_an_image_without_georeference_is_refused_with_the_fix(tmp_path) -> None:
+    """A PNG pair (DSIFN-style RGB samples): a MissingCRSError naming gdal_translate, not GDAL's warning."""
+    import warnings
+
+    from PIL import Image
+
+    from tuban.errors import MissingCRSError
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for name in ("a", "b"):
+        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(tmp_path / f"{name}.png")
+        paths.append(tmp_path / f"{name}.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # GDAL's NotGeoreferencedWarning would fail here
+        s = open_scene(paths[0])
+        assert s.roles == ("blue", "green", "red")
+        with pytest.raises(MissingCRSError, match="has no CRS") as err:
+            analysis_grid(s, open_scene(paths[1]))
+    assert "gdal_translate -a_srs" in str(err.value.hint)

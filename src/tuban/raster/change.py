@@ -355,6 +355,9 @@ def get_method(name: str | None, available: tuple[str, ...]) -> ChangeMethod:
     if name == "rgb":
         need: tuple[str, ...] = ("red", "green", "blue")
         roles = need
+    elif name == "cva":  # the classical baseline: whatever reflective bands both dates have
+        roles = tuple(r for r in SIX if r in avail)
+        need = roles or ("blue", "green", "red")
     else:
         need = ("blue", "green", "red", "nir")
         roles = tuple(r for r in SIX if r in avail)

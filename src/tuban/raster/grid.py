@@ -59,13 +59,15 @@ class Grid:
 
 
 def _band_grid(ref: BandRef) -> Grid:
-    import rasterio
+    from tuban.raster.scene import quiet_open
 
-    with rasterio.open(ref.path) as src:
+    with quiet_open(ref.path) as src:
         if src.crs is None:
             from tuban.errors import MissingCRSError
 
-            raise MissingCRSError(f"{ref.path} has no CRS", hint="add a georeference (gdal_edit.py -a_srs) first")
+            raise MissingCRSError(f"{ref.path} has no CRS: patches need map coordinates (QAREA in ha, overlays)",
+                                  hint="georeference it first: gdal_translate -a_srs EPSG:32650 -a_ullr ULX ULY LRX "
+                                       "LRY in.png out.tif, or gdal_edit.py -a_srs for a GeoTIFF")
         return Grid(src.crs.to_wkt(), tuple(src.transform)[:6], src.width, src.height)
 
 

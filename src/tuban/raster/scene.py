@@ -23,8 +23,12 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from tuban.errors import BandError, InputError, InputNotFoundError, UnsafeInputError, UsageError
 from tuban.raster.profiles import FLAG_ROLES, ROLES, SensorProfile, get_profile, role_from_wavelength
@@ -90,12 +94,25 @@ class Scene:
 
 
 def _check_driver(path: Path) -> None:
-    import rasterio
 
-    with rasterio.open(path) as src:
+    with quiet_open(path) as src:
         if src.driver not in _ALLOWED_DRIVERS:
             raise UnsafeInputError(f"{path}: raster driver {src.driver} is not allowed",
                                    hint=f"convert to GeoTIFF; allowed: {sorted(_ALLOWED_DRIVERS)}")
+
+
+@contextmanager
+def quiet_open(path: str | Path) -> Iterator[Any]:
+    """``rasterio.open`` without its warning for files without a georeference (a PNG): the grid refuses those
+    with an error that says what to do (``raster.grid``)."""
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        src = rasterio.open(path)
+    with src:
+        yield src
 
 
 def _from_tokens(files: dict[str, str], profile: SensorProfile, name: str, *, zero_nodata: bool) -> Scene:
@@ -357,10 +374,9 @@ def _stac_calibration(path: Path, item: dict, scene: Scene, used: set[str]) -> S
 
 
 def _multiband(path: Path, sensor: str | None, roles: tuple[str, ...] | None) -> Scene:
-    import rasterio
 
     _check_driver(path)
-    with rasterio.open(path) as src:
+    with quiet_open(path) as src:
         count = src.count
         descs = [str(d or "").strip().lower() for d in src.descriptions]
         tags = [src.tags(i + 1) for i in range(count)]
@@ -469,7 +485,6 @@ def declared_calibration(scene: Scene) -> tuple[float, int] | None:
     reflectance one (0 < scale < 1) and the offset at most 0 (Sentinel-2 from processing baseline 04.00,
     exported with its metadata: 0.0001, −0.1; the offset kept to the nearest DN); None otherwise (no metadata,
     radiance, mixed)."""
-    import rasterio
 
     found: set[tuple[float, float]] = set()
     meta: dict[str, tuple[tuple[float, ...], tuple[float, ...], tuple[str | None, ...]]] = {}
@@ -477,7 +492,7 @@ def declared_calibration(scene: Scene) -> tuple[float, int] | None:
         if ref.role in FLAG_ROLES:
             continue
         if ref.path not in meta:
-            with rasterio.open(ref.path) as src:
+            with quiet_open(ref.path) as src:
                 meta[ref.path] = (tuple(src.scales), tuple(src.offsets), tuple(src.units))
         scales, offsets, units = meta[ref.path]
         i = ref.index - 1
