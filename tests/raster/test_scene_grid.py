@@ -306,3 +306,41 @@ def test_an_image_without_georeference_is_refused_with_the_fix(tmp_path) -> None
         with pytest.raises(MissingCRSError, match="has no CRS") as err:
             analysis_grid(s, open_scene(paths[1]))
     assert "gdal_translate -a_srs" in str(err.value.hint)
+
+
+def test_sensor_geometry_images_are_refused_with_the_warp_to_run(tmp_path) -> None:
+    """A Level-1A scene (RPCs, no geotransform: GF-1/2/6 PMS as delivered) and a GCP-only image: each error
+    says what the file has and which gdalwarp puts it on a map grid."""
+    import warnings
+
+    import rasterio
+    from rasterio.control import GroundControlPoint
+    from rasterio.crs import CRS
+    from rasterio.errors import NotGeoreferencedWarning
+    from rasterio.rpc import RPC
+
+    from tuban.errors import MissingCRSError
+
+    arr = np.full((4, 32, 32), 500, np.uint16)
+    rpc = RPC(height_off=100.0, height_scale=500.0, lat_off=34.8, lat_scale=0.05, line_den_coeff=[1.0] + [0.0] * 19,
+              line_num_coeff=[0.0, 0.0, -1.0] + [0.0] * 17, line_off=16.0, line_scale=16.0, long_off=113.5,
+              long_scale=0.05, samp_den_coeff=[1.0] + [0.0] * 19, samp_num_coeff=[0.0, 1.0] + [0.0] * 18,
+              samp_off=16.0, samp_scale=16.0)
+    l1a = tmp_path / "GF2_PMS1_E113.5_N34.8_20240601_L1A0001-MSS1.tiff"
+    gcp = tmp_path / "gcp.tif"
+    points = [GroundControlPoint(row=r, col=c, x=113.5 + c * 1e-4, y=34.8 - r * 1e-4) for r in (0, 31) for c in (0, 31)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)  # written without a geotransform, on purpose
+        with rasterio.open(l1a, "w", driver="GTiff", width=32, height=32, count=4, dtype="uint16", rpcs=rpc) as dst:
+            dst.write(arr)
+        with rasterio.open(gcp, "w", driver="GTiff", width=32, height=32, count=4, dtype="uint16") as dst:
+            dst.write(arr)
+            dst.gcps = (points, CRS.from_epsg(4326))
+    s = open_scene(l1a, sensor="gf")
+    with pytest.raises(MissingCRSError, match="not orthorectified") as err:
+        analysis_grid(s, s)
+    assert "gdalwarp -rpc" in str(err.value.hint)
+    s = open_scene(gcp, sensor="gf")
+    with pytest.raises(MissingCRSError, match="ground control points") as err:
+        analysis_grid(s, s)
+    assert "gdalwarp -t_srs" in str(err.value.hint)

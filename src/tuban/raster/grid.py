@@ -65,9 +65,17 @@ def _band_grid(ref: BandRef) -> Grid:
         if src.crs is None:
             from tuban.errors import MissingCRSError
 
-            raise MissingCRSError(f"{ref.path} has no CRS: patches need map coordinates (QAREA in ha, overlays)",
-                                  hint="georeference it first: gdal_translate -a_srs EPSG:32650 -a_ullr ULX ULY LRX "
-                                       "LRY in.png out.tif, or gdal_edit.py -a_srs for a GeoTIFF")
+            what = "no CRS: patches need map coordinates (QAREA in ha, overlays)"
+            hint = ("georeference it first: gdal_translate -a_srs EPSG:32650 -a_ullr ULX ULY LRX LRY in.png "
+                    "out.tif, or gdal_edit.py -a_srs for a GeoTIFF")
+            if src.rpcs is not None:  # a Level-1A scene (GF-1/2/6 PMS …): sensor geometry, not map geometry
+                what = "RPCs but no map grid: it is not orthorectified, and dates must be compared on the ground"
+                hint = ("orthorectify it first, with a DEM: gdalwarp -rpc -to RPC_DEM=dem.tif -t_srs EPSG:32650 "
+                        "-r bilinear in.tiff out.tif (both dates the same way)")
+            elif src.gcps[0]:
+                what = "ground control points but no map grid"
+                hint = "warp it onto a map grid first: gdalwarp -t_srs EPSG:32650 -r bilinear in.tif out.tif"
+            raise MissingCRSError(f"{ref.path} has {what}", hint=hint)
         return Grid(src.crs.to_wkt(), tuple(src.transform)[:6], src.width, src.height)
 
 
