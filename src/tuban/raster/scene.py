@@ -94,7 +94,6 @@ class Scene:
 
 
 def _check_driver(path: Path) -> None:
-
     with quiet_open(path) as src:
         if src.driver not in _ALLOWED_DRIVERS:
             raise UnsafeInputError(f"{path}: raster driver {src.driver} is not allowed",
@@ -307,9 +306,9 @@ def _stac(path: Path, sensor: str | None) -> Scene:
     if item.get("type") != "Feature" or not isinstance(item.get("assets"), dict):
         raise InputError(f"{path}: not a STAC item (needs type=Feature and assets)")
     plat = str(item.get("properties", {}).get("platform", "")).lower()
-    landsat = re.match(r"landsat[-_ ]?0?([4-9])", plat)
-    name = "sentinel2" if "sentinel-2" in plat else (f"landsat{landsat.group(1)}" if landsat else None)
-    name = {"landsat4": "landsat5", "landsat6": "landsat8"}.get(name or "", name)
+    landsat = re.match(r"landsat[-_ ]?0?([45789])", plat)  # Landsat 4 carried the TM of Landsat 5
+    name = "sentinel2" if "sentinel-2" in plat else (
+        f"landsat{landsat.group(1).replace('4', '5')}" if landsat else None)
     profile = get_profile(sensor or name) if sensor or name else None
     bands: dict[str, BandRef] = {}
     for key, asset in item["assets"].items():
