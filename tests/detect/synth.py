@@ -45,14 +45,18 @@ def scene_arrays(shape: tuple[int, int] = (256, 288), seed: int = 1) -> tuple[np
 
 def write_stack(path: Path, arr: np.ndarray, *, crs: str = "EPSG:32650", res: float = 10.0,
                 origin: tuple[float, float] = (500000.0, 3800000.0), nodata: int | None = None,
-                descriptions: tuple[str, ...] | None = ROLES, scale: float = 1e-4, add: float = 0.0) -> Path:
-    """``arr`` (reflectance) as uint16 DN with reflectance = DN × ``scale`` + ``add``."""
+                descriptions: tuple[str, ...] | None = ROLES, scale: float = 1e-4, add: float = 0.0,
+                block: int | None = None) -> Path:
+    """``arr`` (reflectance) as uint16 DN with reflectance = DN × ``scale`` + ``add``; ``block``: tiled in
+    blocks of that size (else in strips)."""
     import rasterio
     from affine import Affine
 
     dn = np.clip((arr - add) * (1 / scale), 0, 65535).astype(np.uint16)
+    tiles = {"tiled": True, "blockxsize": block, "blockysize": block} if block else {}
     with rasterio.open(path, "w", driver="GTiff", width=arr.shape[2], height=arr.shape[1], count=arr.shape[0],
-                       dtype="uint16", crs=crs, transform=Affine(res, 0.0, origin[0], 0.0, -res, origin[1]), nodata=nodata) as dst:
+                       dtype="uint16", crs=crs, transform=Affine(res, 0.0, origin[0], 0.0, -res, origin[1]), nodata=nodata,
+                       **tiles) as dst:
         dst.write(dn)
         if descriptions:
             for i, d in enumerate(descriptions[: arr.shape[0]]):

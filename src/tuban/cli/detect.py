@@ -14,7 +14,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, metavar="GPKG", help="output GeoPackage (layer 'patches')")
     p.add_argument("--sensor", help="sensor profile: sentinel2, landsat5/7/8/9, gf, rgb, generic")
     p.add_argument("--bands", help="band roles of a multi-band file in order, e.g. blue,green,red,nir,swir1,swir2")
-    p.add_argument("--aoi", metavar="FILE", help="area of interest (vector file); patches are clipped to it")
+    p.add_argument("--aoi", metavar="FILE",
+                   help="area of interest (Shapefile/.zip, GeoPackage, GeoJSON, KML): only its part of the scenes "
+                        "is read, and patches are clipped to it")
+    p.add_argument("--aoi-crs", metavar="CRS",
+                   help="the AOI file's CRS when it has none, or its real one when it is labelled WGS84: gcj02 "
+                        "(boundaries from Chinese web maps), bd09, wgs84, cgcs2000 or EPSG:n")
     p.add_argument("--method", help="change method: construction (default), rgb, cva, expr:<index expression>")
     p.add_argument("--threshold", type=float, help="manual score threshold (default: automatic: Otsu, never below the no-change floor)")
     p.add_argument("--mmu-ha", type=float, default=0.04, help="minimum mapping unit in hectares (default 0.04)")
@@ -64,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
             last["t"] = now
             print(f"{label}: {done}/{total} ({done / max(total, 1):.0%})", file=sys.stderr, flush=True)
 
-    aoi = read_aoi(args.aoi, args.before, sensor=args.sensor) if args.aoi else None
+    aoi = read_aoi(args.aoi, crs=args.aoi_crs) if args.aoi else None
     res = detect(args.before, args.after, baseline=args.baseline, sensor=args.sensor,
                  bands=parse_band_roles(args.bands), method=args.method, threshold=args.threshold,
                  mmu_ha=args.mmu_ha, tile_size=args.tile_size, workers=args.workers, scheduler=args.scheduler,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tuban.errors import InputError, InputNotFoundError
+from tuban.errors import InputNotFoundError
 
 __all__ = ["read_aoi", "write_patches"]
 
@@ -29,25 +29,19 @@ def write_patches(result: Any, path: str | Path) -> Path:
     return p
 
 
-def read_aoi(path: str | Path, scene: str | Path, *, sensor: str | None = None) -> Any:
-    """The union of an AOI file's geometries, in the CRS of ``scene``'s analysis grid."""
-    import geopandas as gpd
-    import rasterio
-
-    from tuban.raster.scene import open_scene
+def read_aoi(path: str | Path, *, crs: str | None = None) -> Any:
+    """An area-of-interest file (Shapefile or a .zip of one, GeoPackage, GeoJSON, KML) as a GeoDataFrame in
+    CGCS2000, read by :func:`tuban.io.reader.read_vector` (its encodings, CRS rules, geometry repairs and
+    limits); ``crs`` says which CRS the file is in when it has none, or overrides a WGS84 label
+    (``gcj02``: a county boundary from a Chinese web map)."""
+    from tuban.errors import MissingCRSError
+    from tuban.io.reader import CRS_FORMS, read_vector
 
     p = Path(path)
     if not p.exists():
         raise InputNotFoundError(f"AOI file {str(p)!r} does not exist")
-    gdf = gpd.read_file(p)
-    if gdf.crs is None:
-        from tuban.errors import MissingCRSError
-
-        raise MissingCRSError(f"AOI {p} has no CRS", hint="write it with a CRS (e.g. EPSG:4490)")
-    ref = next(iter(open_scene(scene, sensor=sensor).bands.values()))
-    with rasterio.open(ref.path) as src:
-        crs = src.crs
-    geom = gdf.to_crs(crs).union_all()
-    if geom.is_empty:
-        raise InputError(f"AOI {p} is empty")
-    return geom
+    try:
+        return read_vector(p, crs=crs)
+    except MissingCRSError as exc:
+        raise MissingCRSError(f"AOI: {exc.message}",
+                              hint=f"say which CRS it is in with --aoi-{CRS_FORMS.lstrip('-')}") from exc

@@ -140,6 +140,42 @@ def _same_grid(src, grid: Grid) -> bool:
     return src.width == grid.width and src.height == grid.height and src.crs.to_wkt() == grid.crs
 
 
+def _offset_on(src, grid: Grid) -> tuple[int, int] | None:
+    """``(row, col)`` of the grid's pixel (0, 0) among ``src``'s pixels when the grid is the file's own pixel
+    grid or a window inside it (the dates' overlap, an AOI: :func:`crop`), so that a grid window is a file
+    window read as it is; None otherwise."""
+    if _same_grid(src, grid):
+        return 0, 0
+    nest = _nesting(src, grid)
+    if nest is None or nest.k != 1 or nest.row < 0 or nest.col < 0:
+        return None
+    if nest.row + grid.height > src.height or nest.col + grid.width > src.width:
+        return None
+    return nest.row, nest.col
+
+
+def crop(grid: Grid, bounds: tuple[float, float, float, float], *, margin: int = 0,
+         align: tuple[int, int] | None = None) -> Grid:
+    """The part of ``grid`` that covers ``bounds`` (x0, y0, x1, y1 in the grid's CRS) and ``margin`` pixels
+    more on each side, on the same pixels; with ``align`` (rows, cols: the files' blocks), its edges moved out
+    to multiples of it from the grid's origin, so the files' blocks stay whole in it. Raises
+    :class:`NoOverlapError` when ``bounds`` miss the grid."""
+    a, _, c, _, e, f = grid.transform
+    x0, y0, x1, y1 = bounds
+    c0, c1 = math.floor((x0 - c) / a + 1e-6) - margin, math.ceil((x1 - c) / a - 1e-6) + margin
+    r0, r1 = math.floor((y1 - f) / e + 1e-6) - margin, math.ceil((y0 - f) / e - 1e-6) + margin
+    if align is not None:
+        (bh, bw) = align
+        r0, c0 = r0 // bh * bh, c0 // bw * bw
+        r1, c1 = -(-r1 // bh) * bh, -(-c1 // bw) * bw
+    c0, r0, c1, r1 = max(c0, 0), max(r0, 0), min(c1, grid.width), min(r1, grid.height)
+    if c1 <= c0 or r1 <= r0:
+        raise NoOverlapError(f"the area {tuple(round(v, 6) for v in bounds)} lies outside the dates' common "
+                             f"area {tuple(round(v, 6) for v in grid.bounds)}",
+                             hint="check the AOI and its CRS (--aoi-crs gcj02 for GCJ-02 boundaries)")
+    return Grid(grid.crs, (a, 0.0, c + a * c0, 0.0, e, f + e * r0), c1 - c0, r1 - r0)
+
+
 @dataclass(frozen=True)
 class _Nest:
     """A source whose pixels are ``k`` × ``k`` pixels of the grid, in the same CRS, north-up, with the grid's
@@ -557,7 +593,8 @@ def block_shape(scene: Scene, grid: Grid) -> tuple[int, int] | None:
     for path in {b.path for b in scene.bands.values()}:
         with rasterio.open(path) as src:
             blocks = {(int(s[0]), int(s[1])) for s in src.block_shapes}
-            if _same_grid(src, grid):
+            off = _offset_on(src, grid)
+            if off is not None and all(off[0] % r == 0 and off[1] % c == 0 for r, c in blocks):
                 shapes.update(blocks)
                 continue
             nest = _nesting(src, grid)
@@ -644,8 +681,9 @@ def read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window,
             indexes = [scene.bands[roles[i]].index for i in slots]
             src = _dataset(path, threads)
             nodata, mask_max = _invalid_values(src, scene, mask_saturated)
-            if _same_grid(src, grid):
-                arr = src.read(indexes, window=rw, boundless=False)
+            if (off := _offset_on(src, grid)) is not None:
+                arr = src.read(indexes, window=RWindow(window.col + off[1], window.row + off[0], w, h),
+                               boundless=False)
                 if arr.dtype == np.uint16 and _fused_ok():  # one pass: convert, scale, nodata, saturation
                     from tuban.raster import fused
 
@@ -721,9 +759,10 @@ def _read_u16(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window, 
     # (:func:`_read_nested`), their invalid pixels written as nodata (or 65535, saturated) so that validity
     # follows from the values alone, as it does for the others (and for the columns kept at band edges)
     nests: dict[str, tuple[_Nest, int] | None] = {}
+    offsets: dict[str, tuple[int, int]] = {}
     for p, s in srcs.items():
-        if _same_grid(s, grid):
-            nests[p] = None
+        if (off := _offset_on(s, grid)) is not None:
+            nests[p], offsets[p] = None, off
             continue
         nest = _nesting(s, grid)
         if nest is None:
@@ -743,7 +782,6 @@ def _read_u16(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window, 
     k = edges.take(window, out) if edges is not None else 0  # columns kept from the band on the left
     valid = pooled_empty((h, w), np.bool_, buffers, "masks")
     valid.fill(True)
-    rw = RWindow(window.col + k, window.row, w - k, h)
     by_path: dict[str, list[int]] = {}
     for i, role in enumerate(roles):
         by_path.setdefault(scene.bands[role].path, []).append(i)
@@ -763,12 +801,15 @@ def _read_u16(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window, 
                 arr[:, ~ok] = nested[1]
                 out[slots, :, k:] = arr
                 part = out[slots[0] : slots[0] + len(slots)] if contiguous else out[slots]
-            elif contiguous:  # read straight into place
-                part = out[slots[0] : slots[0] + len(slots)]  # a view (out[slots] would copy the bands)
-                src.read(indexes, window=rw, out=part[:, :, k:])
             else:
-                out[slots, :, k:] = src.read(indexes, window=rw)
-                part = out[slots]
+                ro, co = offsets[path]
+                rw = RWindow(window.col + k + co, window.row + ro, w - k, h)
+                if contiguous:  # read straight into place
+                    part = out[slots[0] : slots[0] + len(slots)]  # a view (out[slots] would copy the bands)
+                    src.read(indexes, window=rw, out=part[:, :, k:])
+                else:
+                    out[slots, :, k:] = src.read(indexes, window=rw)
+                    part = out[slots]
             fused.valid_u16(part, valid, nodata=nodata, mask_max=mask_max)
     if edges is not None:
         edges.keep(window, out)
