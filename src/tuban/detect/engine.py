@@ -38,7 +38,7 @@ from tuban.raster.grid import (
     analysis_grid,
     block_shape,
     bytes_per_pixel,
-    crop,
+    covering_window,
 )
 from tuban.raster.scene import Scene, open_scene, with_dn_offset, with_reflectance_scale
 
@@ -655,12 +655,6 @@ def plan(
     job = kernel.Job(b, a, grid, method, z, masks, water, kernel.background_cell(metres), str(gdal_threads),
                      min_area=mmu_ha / _ha_factor(grid), simplify=max(0.0, simplify_px) * grid.res[0])
     job.change_method()  # validates roles early
-    if aoi is not None:
-        # only the AOI's part of the scenes is read: its bounds, the context its edge pixels' scores need, out
-        # to whole blocks of the files; the statistics and threshold are that part's own
-        aoi = aoi_geometry(aoi, grid.crs)
-        grid = crop(grid, aoi.bounds, margin=job.halo, align=block_shape(b, grid))
-        job = replace(job, grid=grid, min_area=mmu_ha / _ha_factor(grid))
     # sample windows inside the files' own blocks (one decoded block per window and file), when both
     # dates share one block layout on the grid
     blk = block_shape(b, grid)
@@ -671,6 +665,14 @@ def plan(
     band = band_width(tile_size, job.halo, blk, sum(bytes_per_pixel(s) for s in dates), GDAL_CACHE_BYTES)
     edges = band_edges(grid, tile_size, band) if job.halo < tile_size else ()
     tiles = tile_windows(grid, tile_size, shift=job.halo if edges else 0)
+    if aoi is not None:
+        # only the tiles within a halo of the AOI's bounds: its pixels get the context they get in a whole
+        # run, a patch that reaches the AOI and leaves these tiles is far above any MMU, and the statistics
+        # stay the scene's (the sample costs little), so the patches are the whole run's inside the AOI
+        aoi = aoi_geometry(aoi, grid.crs)
+        near = covering_window(grid, aoi.bounds, margin=job.halo)
+        tiles = [t for t in tiles if t.row < near.row + near.height and near.row < t.row + t.height
+                 and t.col < near.col + near.width and near.col < t.col + t.width]
     job = replace(job, edges=edges)
     return Plan(job, tuple(samples), tuple(tiles), threshold, aoi, band)
 
@@ -773,9 +775,8 @@ def detect(
         for ~950 MB peak memory at any scene size instead of ~650 (``bench/bench_detect_speed.py``).
     aoi
         area of interest: a GeoSeries / GeoDataFrame in any CRS (:func:`tuban.detect.output.read_aoi`), or a
-        shapely geometry in the grid's CRS. Only its part of the scenes is read (its bounds, the context its
-        edge pixels' scores need, out to whole blocks of the files), the statistics and threshold are that
-        part's own, and the patches are clipped to it.
+        shapely geometry in the grid's CRS. Only the tiles near it are read (besides the statistics' scene-wide
+        sample), and the patches are the whole run's, clipped to it.
     gdal_threads
         ``GDAL_NUM_THREADS`` for decoding, per date (default: 1 per worker; in a serial run, where each date
         decodes on its own thread beside the kernels' thread, the cores left over shared by the dates:

@@ -142,8 +142,8 @@ def _same_grid(src, grid: Grid) -> bool:
 
 def _offset_on(src, grid: Grid) -> tuple[int, int] | None:
     """``(row, col)`` of the grid's pixel (0, 0) among ``src``'s pixels when the grid is the file's own pixel
-    grid or a window inside it (the dates' overlap, an AOI: :func:`crop`), so that a grid window is a file
-    window read as it is; None otherwise."""
+    grid or a window inside it (the before-date's grid cropped to the after-date's footprint), so that a grid
+    window is a file window read as it is; None otherwise."""
     if _same_grid(src, grid):
         return 0, 0
     nest = _nesting(src, grid)
@@ -154,26 +154,19 @@ def _offset_on(src, grid: Grid) -> tuple[int, int] | None:
     return nest.row, nest.col
 
 
-def crop(grid: Grid, bounds: tuple[float, float, float, float], *, margin: int = 0,
-         align: tuple[int, int] | None = None) -> Grid:
-    """The part of ``grid`` that covers ``bounds`` (x0, y0, x1, y1 in the grid's CRS) and ``margin`` pixels
-    more on each side, on the same pixels; with ``align`` (rows, cols: the files' blocks), its edges moved out
-    to multiples of it from the grid's origin, so the files' blocks stay whole in it. Raises
-    :class:`NoOverlapError` when ``bounds`` miss the grid."""
+def covering_window(grid: Grid, bounds: tuple[float, float, float, float], *, margin: int = 0) -> Window:
+    """The window of ``grid`` covering ``bounds`` (x0, y0, x1, y1 in the grid's CRS) and ``margin`` pixels
+    more on each side, clipped to the grid. Raises :class:`NoOverlapError` when ``bounds`` miss the grid."""
     a, _, c, _, e, f = grid.transform
     x0, y0, x1, y1 = bounds
     c0, c1 = math.floor((x0 - c) / a + 1e-6) - margin, math.ceil((x1 - c) / a - 1e-6) + margin
     r0, r1 = math.floor((y1 - f) / e + 1e-6) - margin, math.ceil((y0 - f) / e - 1e-6) + margin
-    if align is not None:
-        (bh, bw) = align
-        r0, c0 = r0 // bh * bh, c0 // bw * bw
-        r1, c1 = -(-r1 // bh) * bh, -(-c1 // bw) * bw
     c0, r0, c1, r1 = max(c0, 0), max(r0, 0), min(c1, grid.width), min(r1, grid.height)
     if c1 <= c0 or r1 <= r0:
         raise NoOverlapError(f"the area {tuple(round(v, 6) for v in bounds)} lies outside the dates' common "
                              f"area {tuple(round(v, 6) for v in grid.bounds)}",
                              hint="check the AOI and its CRS (--aoi-crs gcj02 for GCJ-02 boundaries)")
-    return Grid(grid.crs, (a, 0.0, c + a * c0, 0.0, e, f + e * r0), c1 - c0, r1 - r0)
+    return Window(r0, c0, r1 - r0, c1 - c0)
 
 
 @dataclass(frozen=True)
