@@ -362,3 +362,40 @@ def test_a_cropped_grid_reads_the_same_pixels(tmp_path) -> None:
         want, ok_full = read_block(s, SIX[:4], full, Window(21 + 5, 37 + 7, 40, 30), keep_u16=keep)
         np.testing.assert_array_equal(ok, ok_full)
         np.testing.assert_array_equal(got, want)
+
+
+def test_damaged_and_crafted_files_get_tubans_errors(tmp_path) -> None:
+    """A file GDAL cannot open, a truncated GeoTIFF (opens, fails while decoding) and a 182 kB GeoTIFF claiming
+    10⁶ × 10⁶ pixels (reliability #18): each raises tuban's error naming the file, nothing GDAL's."""
+    import rasterio
+    from affine import Affine
+
+    from tuban.detect.engine import detect
+    from tuban.errors import InputError
+
+    junk = tmp_path / "junk.tif"
+    junk.write_bytes(b"II*\x00 not a tiff at all")
+    with pytest.raises(InputError, match=r"junk\.tif: not an image GDAL can read"):
+        open_scene(junk)
+    arr, _, _ = scene_arrays(shape=(256, 256))
+    whole = write_stack(tmp_path / "whole.tif", arr, block=64)
+    with rasterio.open(whole) as src:
+        profile, pixels = {**src.profile, "compress": "deflate"}, src.read()
+    with rasterio.open(tmp_path / "deflate.tif", "w", **profile) as dst:
+        dst.write(pixels)
+    data = bytearray((tmp_path / "deflate.tif").read_bytes())
+    n = len(data)
+    data[n // 3 : n // 2] = b"\xff" * (n // 2 - n // 3)  # compressed blocks overwritten: the header still reads
+    damaged = tmp_path / "damaged.tif"
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"reading rows .* failed") as err:
+        detect(whole, damaged)
+    assert "damaged.tif" in str(err.value)
+    assert "download it again" in str(err.value.hint)
+    big = tmp_path / "big.tif"
+    with rasterio.open(big, "w", driver="GTiff", width=10**6, height=10**6, count=1, dtype="uint16", tiled=True,
+                       blockxsize=8192, blockysize=8192, sparse_ok=True, crs="EPSG:32650",
+                       transform=Affine(1.0, 0.0, 500000.0, 0.0, -1.0, 4000000.0)):
+        pass
+    with pytest.raises(UnsafeInputError, match="claims 1000000 × 1000000 × 1 pixels"):
+        open_scene(big, bands=("red",))

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from tuban.errors import NoOverlapError, UsageError
+from tuban.errors import InputError, NoOverlapError, UsageError
 from tuban.raster.scene import BandRef, Scene
 
 __all__ = ["EdgeColumns", "Grid", "Window", "analysis_grid", "block_shape", "bytes_per_pixel", "close_datasets",
@@ -644,6 +644,20 @@ def read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window,
     valid : bool array (h, w)
         observed in every band (not nodata, not saturated, inside the footprint).
     """
+    from rasterio.errors import RasterioError
+
+    try:
+        return _read_block(scene, roles, grid, window, threads=threads, resampling=resampling, scaled=scaled,
+                           mask_saturated=mask_saturated, keep_u16=keep_u16, buffers=buffers, edges=edges)
+    except RasterioError as exc:  # a file that opened but cannot be decoded here: truncated, damaged
+        raise InputError(f"scene {scene.name!r}: reading rows {window.row}–{window.row + window.height}, columns "
+                         f"{window.col}–{window.col + window.width} failed: {exc.__cause__ or exc}",
+                         hint="the file is damaged or incomplete: download it again") from exc
+
+
+def _read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window, *, threads: str | int,
+                resampling: str | None, scaled: bool, mask_saturated: bool, keep_u16: bool,
+                buffers: BufferPool | None, edges: EdgeColumns | None) -> tuple[np.ndarray, np.ndarray]:
     import rasterio
     from rasterio.enums import Resampling
     from rasterio.vrt import WarpedVRT

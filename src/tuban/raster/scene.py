@@ -100,17 +100,35 @@ def _check_driver(path: Path) -> None:
                                    hint=f"convert to GeoTIFF; allowed: {sorted(_ALLOWED_DRIVERS)}")
 
 
+#: decoded bytes a raster may claim per byte of its file: DEFLATE stays under ~1 000, a mostly empty sparse
+#: mosaic under ~10 000; a 182 kB GeoTIFF claiming 10⁶ × 10⁶ pixels claims 11 million (reliability.md #18)
+MAX_EXPANSION = 100_000
+
+
 @contextmanager
 def quiet_open(path: str | Path) -> Iterator[Any]:
-    """``rasterio.open`` without its warning for files without a georeference (a PNG): the grid refuses those
-    with an error that says what to do (``raster.grid``)."""
+    """``rasterio.open`` for the metadata of a scene's file: a file GDAL cannot open, or one claiming far more
+    pixels than its size can hold, raises tuban's error naming it; no warning for files without a
+    georeference (a PNG), which the grid refuses with an error that says what to do (``raster.grid``)."""
+    import numpy as np
     import rasterio
-    from rasterio.errors import NotGeoreferencedWarning
+    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        src = rasterio.open(path)
+        try:
+            src = rasterio.open(path)
+        except RasterioIOError as exc:
+            raise InputError(f"{path}: not an image GDAL can read ({exc})",
+                             hint="check that the file is complete (download it again) and is a GeoTIFF, JPEG "
+                                  "2000 or another raster format") from exc
     with src:
+        size = Path(path).stat().st_size if Path(path).is_file() else None
+        claimed = src.width * src.height * src.count * max(np.dtype(t).itemsize for t in src.dtypes)
+        if size is not None and claimed > MAX_EXPANSION * max(size, 1):
+            raise UnsafeInputError(f"{path}: claims {src.width} × {src.height} × {src.count} pixels "
+                                   f"({claimed / 1e9:,.0f} GB) in a file of {size:,} bytes",
+                                   hint="a damaged or crafted file: tuban does not read it")
         yield src
 
 
