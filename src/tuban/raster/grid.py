@@ -650,9 +650,12 @@ def read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window,
         return _read_block(scene, roles, grid, window, threads=threads, resampling=resampling, scaled=scaled,
                            mask_saturated=mask_saturated, keep_u16=keep_u16, buffers=buffers, edges=edges)
     except RasterioError as exc:  # a file that opened but cannot be decoded here: truncated, damaged
-        raise InputError(f"scene {scene.name!r}: reading rows {window.row}–{window.row + window.height}, columns "
-                         f"{window.col}–{window.col + window.width} failed: {exc.__cause__ or exc}",
-                         hint="the file is damaged or incomplete: download it again") from exc
+        failure = str(exc.__cause__ or exc)
+    # raised outside the except clause: GDAL's exceptions do not pickle, and Dask sends an error's causes along
+    # (one in the chain turned tuban's error into a bare Exception on the client)
+    raise InputError(f"scene {scene.name!r}: reading rows {window.row}–{window.row + window.height}, columns "
+                     f"{window.col}–{window.col + window.width} failed: {failure}",
+                     hint="the file is damaged or incomplete: download it again")
 
 
 def _read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window, *, threads: str | int,

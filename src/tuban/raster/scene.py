@@ -119,9 +119,13 @@ def quiet_open(path: str | Path) -> Iterator[Any]:
         try:
             src = rasterio.open(path)
         except RasterioIOError as exc:
-            raise InputError(f"{path}: not an image GDAL can read ({exc})",
-                             hint="check that the file is complete (download it again) and is a GeoTIFF, JPEG "
-                                  "2000 or another raster format") from exc
+            failure = str(exc)
+        else:
+            failure = ""
+    if failure:  # raised outside the except clause: GDAL's exceptions do not pickle (raster.grid.read_block)
+        raise InputError(f"{path}: not an image GDAL can read ({failure})",
+                         hint="check that the file is complete (download it again) and is a GeoTIFF, JPEG 2000 or "
+                              "another raster format")
     with src:
         size = Path(path).stat().st_size if Path(path).is_file() else None
         claimed = src.width * src.height * src.count * max(np.dtype(t).itemsize for t in src.dtypes)
