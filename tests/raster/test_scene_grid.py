@@ -242,7 +242,7 @@ def test_landsat_folders_get_their_level_s_calibration(tmp_path) -> None:
     with pytest.raises(InputError, match="not a readable Landsat MTL"):
         open_scene(broken)
     huge = _landsat_folder(tmp_path / "huge", "L2SP", mtl="GROUP = X\n" + " " * (1 << 20))
-    with pytest.raises(UnsafeInputError, match="not a Landsat MTL"):
+    with pytest.raises(UnsafeInputError, match="more than a metadata file holds"):
         open_scene(huge)
 
 
@@ -399,3 +399,86 @@ def test_damaged_and_crafted_files_get_tubans_errors(tmp_path) -> None:
         pass
     with pytest.raises(UnsafeInputError, match="claims 1000000 × 1000000 × 1 pixels"):
         open_scene(big, bands=("red",))
+
+
+def _zip(folder: Path, out: Path, *, under: str = "") -> Path:
+    """``folder``'s files zipped (as a product is downloaded: under its own name when ``under``)."""
+    import zipfile
+
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for p in sorted(folder.rglob("*")):
+            if p.is_file():
+                zf.write(p, f"{under}{p.relative_to(folder).as_posix()}")
+    return out
+
+
+def test_products_are_read_inside_their_archives(tmp_path) -> None:
+    """A Sentinel-2 .SAFE.zip, a Landsat .tar with its MTL and a zip of band files give the scenes their
+    folders give, read in place through GDAL (nothing extracted), with the same pixels."""
+    import tarfile
+
+    arr, _, _ = scene_arrays(shape=(48, 48))
+    folder = write_band_folder(tmp_path / "bands", arr)
+    zipped = open_scene(_zip(folder, tmp_path / "bands.zip"))
+    plain = open_scene(folder)
+    assert (zipped.roles, zipped.scale, zipped.sensor) == (plain.roles, plain.scale, plain.sensor)
+    assert zipped.bands["blue"].path.startswith(f"/vsizip/{tmp_path.resolve()}/bands.zip/")
+    grid = analysis_grid(plain, plain)
+    assert analysis_grid(zipped, zipped) == grid
+    for keep in (True, False):
+        np.testing.assert_array_equal(read_block(zipped, SIX, grid, Window(3, 5, 30, 40), keep_u16=keep)[0],
+                                      read_block(plain, SIX, grid, Window(3, 5, 30, 40), keep_u16=keep)[0])
+    landsat = _landsat_folder(tmp_path / "LC09_L1TP_123032_20230601_20230610_02_T1", "L1TP", sensor="LC09",
+                              mtl=_mtl((2e-5, -0.1), 40.0))
+    tar = tmp_path / "LC09_L1TP_123032_20230601_20230610_02_T1.tar"
+    with tarfile.open(tar, "w") as tf:  # USGS delivers Landsat as an uncompressed tar of the files
+        for p in sorted(landsat.iterdir()):
+            tf.add(p, p.name)
+    a, b = open_scene(tar), open_scene(landsat)
+    assert (a.sensor, a.scale, a.dn_offset, a.roles) == (b.sensor, b.scale, b.dn_offset, b.roles)
+    assert a.name == "LC09_L1TP_123032_20230601_20230610_02_T1"
+
+
+def test_a_safe_zip_as_downloaded(tmp_path) -> None:
+    """The .SAFE folder of the scene-classification test, zipped under its own name as the Copernicus data
+    space delivers it: the same bands, SCL and DN offset."""
+    test_safe_folder_bands_and_scene_classification(tmp_path)
+    safe = next(tmp_path.glob("*.SAFE"))
+    z = open_scene(_zip(safe, tmp_path / f"{safe.name}.zip", under=f"{safe.name}/"))
+    s = open_scene(safe)
+    assert (z.roles, z.dn_offset, z.name) == (s.roles, s.dn_offset, s.name)
+    grid = analysis_grid(s, s)
+    np.testing.assert_array_equal(read_block(z, ("scl",), grid, Window(0, 0, 24, 24), resampling="nearest",
+                                             scaled=False)[0],
+                                  read_block(s, ("scl",), grid, Window(0, 0, 24, 24), resampling="nearest",
+                                             scaled=False)[0])
+
+
+def test_bad_archives_are_refused(tmp_path) -> None:
+    """Not an archive, a zip bomb member, members outside the archive's tree, an archive of unnamed images."""
+    import zipfile
+
+    from tuban.errors import InputError
+
+    fake = tmp_path / "fake.zip"
+    fake.write_bytes(b"PK not really")
+    with pytest.raises(InputError, match="not a readable archive"):
+        open_scene(fake)
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        zf.writestr("T50QKK_B02.tif", b"\0" * (64 << 20))
+    with pytest.raises(UnsafeInputError, match="expands"):
+        open_scene(bomb)
+    arr, _, _ = scene_arrays(shape=(16, 16))
+    one = write_stack(tmp_path / "one.tif", arr[:4], descriptions=None)
+    sneaky = tmp_path / "sneaky.zip"
+    with zipfile.ZipFile(sneaky, "w") as zf:
+        zf.write(one, "../../T50QKK_B02.tif")
+        zf.write(one, "a.tif")
+        zf.write(one, "b.tif")
+    with pytest.raises(InputError, match="2 raster files, none named by band"):
+        open_scene(sneaky)
+    single = tmp_path / "single.zip"
+    with zipfile.ZipFile(single, "w") as zf:
+        zf.write(one, "scene.tif")
+    assert open_scene(single, sensor="gf").roles == ("blue", "green", "red", "nir")

@@ -9,7 +9,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     from tuban.cli import add_workspace_option
 
     p = sub.add_parser("detect", help="detect disturbance patches between two dates of imagery")
-    p.add_argument("before", metavar="BEFORE", help="earlier scene: GeoTIFF/COG, band folder, .SAFE, Landsat folder, STAC JSON")
+    p.add_argument("before", metavar="BEFORE",
+                   help="earlier scene: GeoTIFF/COG, band folder, .SAFE, Landsat folder, STAC JSON, or a .SAFE.zip / "
+                        "Landsat .tar as downloaded")
     p.add_argument("after", metavar="AFTER", help="later scene")
     p.add_argument("-o", "--output", required=True, metavar="GPKG", help="output GeoPackage (layer 'patches')")
     p.add_argument("--sensor", help="sensor profile: sentinel2, landsat5/7/8/9, gf, rgb, generic")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -541,7 +542,9 @@ def _dataset(path: str, threads: str | int = 1):
 
     import rasterio
 
-    st = os.stat(path)
+    # a member of an archive read in place (/vsizip/…/x.zip/member) changes with the archive
+    inside = re.match(r"/vsi(?:zip|tar)/(.+?\.(?:zip|tar))(?:/|$)", path, re.IGNORECASE)
+    st = os.stat(inside.group(1) if inside else path)
     me = threading.get_ident()
     key = (os.getpid(), me, path, st.st_mtime_ns, st.st_size, str(threads))
     src = _OPEN.get(key)

@@ -7,7 +7,11 @@ Accepted inputs
 - a Sentinel-2 ``.SAFE`` folder (``GRANULE/*/IMG_DATA/**/*_B02*.jp2``, and L2A's scene classification
   ``*_SCL_20m.jp2``);
 - a Landsat 5/7/8/9 Collection-2 folder (``*_SR_B4.TIF`` / ``*_B4.TIF``, ``*_QA_PIXEL.TIF``);
-- a STAC item (local JSON) whose assets carry ``eo:bands`` common names or band-token keys.
+- a STAC item (local JSON) whose assets carry ``eo:bands`` common names or band-token keys;
+- any of the products above as downloaded, in a ``.zip`` (Sentinel-2 ``….SAFE.zip``, a zip of band files or
+  of one image) or an uncompressed ``.tar`` (Landsat), read in place through GDAL's ``/vsizip/`` and
+  ``/vsitar/``: nothing is extracted; zip bombs, members outside the archive's tree and archives of more
+  than 20 000 members are refused.
 
 The reflectance scale (DN × scale = reflectance 0–1, which the spectral cloud and shadow tests need) comes
 from the sensor profile (Sentinel-2, Landsat), or a STAC item's ``raster:bands``; else from the files' own
@@ -27,7 +31,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tuban.errors import BandError, InputError, InputNotFoundError, UnsafeInputError, UsageError
@@ -93,7 +97,7 @@ class Scene:
             )
 
 
-def _check_driver(path: Path) -> None:
+def _check_driver(path: str | Path) -> None:
     with quiet_open(path) as src:
         if src.driver not in _ALLOWED_DRIVERS:
             raise UnsafeInputError(f"{path}: raster driver {src.driver} is not allowed",
@@ -153,19 +157,110 @@ def _profiled(name: str, bands: dict[str, BandRef], profile: SensorProfile, zero
     return Scene(name, bands, profile.name, profile.scale, zero_nodata, profile.dn_offset)
 
 
-def _band_folder(folder: Path, sensor: str | None) -> Scene:
+#: archives read in place (GDAL's /vsizip/, /vsitar/): a Sentinel-2 product as downloaded (``….SAFE.zip``), a
+#: Landsat one (``….tar``), a zip of band files; nothing is extracted
+_ARCHIVES = {".zip": "/vsizip/", ".tar": "/vsitar/"}
+_ARCHIVE_MAX_MEMBERS = 20_000
+#: a member may hold at most this many bytes per compressed byte (image files barely compress further)
+_ARCHIVE_MAX_RATIO = 1_000
+
+
+@dataclass(frozen=True)
+class _Files:
+    """The files of a product: a folder's, or an archive's read in place. ``names``: their paths inside it
+    (POSIX), sorted."""
+
+    root: Path
+    names: tuple[str, ...]
+    vsi: str = ""  # "" for a folder, else the archive's GDAL prefix
+
+    @classmethod
+    def folder(cls, root: Path) -> _Files:
+        return cls(root, tuple(sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())))
+
+    @classmethod
+    def archive(cls, path: Path) -> _Files:
+        """The members of a .zip or .tar (regular files; none with ``..`` or an absolute path), refusing an
+        archive of more than :data:`_ARCHIVE_MAX_MEMBERS` members or with a member that expands more than
+        :data:`_ARCHIVE_MAX_RATIO` times (a zip bomb)."""
+        import tarfile
+        import zipfile
+
+        members: list[str] = []
+        try:
+            if path.suffix.lower() == ".zip":
+                with zipfile.ZipFile(path) as zf:
+                    infos = [i for i in zf.infolist() if not i.is_dir()]
+                    for i in infos:
+                        if i.file_size > _ARCHIVE_MAX_RATIO * max(i.compress_size, 1) and i.file_size > 1 << 20:
+                            raise UnsafeInputError(f"{path}: member {i.filename} expands {i.compress_size:,} → "
+                                                   f"{i.file_size:,} bytes", hint="a zip bomb is not read")
+                    members = [i.filename for i in infos]
+            else:
+                with tarfile.open(path, "r:") as tf:  # uncompressed tar: GDAL seeks in it
+                    members = [m.name for m in tf.getmembers() if m.isfile()]
+        except (zipfile.BadZipFile, tarfile.TarError, OSError) as exc:
+            failure = str(exc)
+        else:
+            failure = ""
+        if failure:
+            raise InputError(f"{path}: not a readable archive ({failure})", hint="download it again")
+        if len(members) > _ARCHIVE_MAX_MEMBERS:
+            raise UnsafeInputError(f"{path}: {len(members):,} members, more than a product has",
+                                   hint=f"at most {_ARCHIVE_MAX_MEMBERS:,}")
+        safe = [m for m in members if not m.startswith("/") and ".." not in m.split("/")]
+        # absolute: band paths go to Dask workers, whose working folder may differ
+        return cls(path.resolve(), tuple(sorted(safe)), _ARCHIVES[path.suffix.lower()])
+
+    @property
+    def name(self) -> str:
+        """The product's name: the folder's, or the archive's without ``.zip`` / ``.tar``."""
+        return self.root.stem if self.vsi else self.root.name
+
+    def path(self, name: str) -> str:
+        """What GDAL opens for member ``name``."""
+        return f"{self.vsi}{self.root}/{name}" if self.vsi else str(self.root / name)
+
+    def read(self, name: str, max_bytes: int) -> bytes:
+        """Member ``name``'s bytes; :class:`UnsafeInputError` above ``max_bytes``."""
+        import tarfile
+        import zipfile
+
+        where = f"{self.root}/{name}"
+        if not self.vsi:
+            size = (self.root / name).stat().st_size
+        elif self.vsi == "/vsizip/":
+            with zipfile.ZipFile(self.root) as zf:
+                size = zf.getinfo(name).file_size
+        else:
+            with tarfile.open(self.root, "r:") as tf:
+                size = tf.getmember(name).size
+        if size > max_bytes:
+            raise UnsafeInputError(f"{where}: {size:,} bytes, more than a metadata file holds")
+        if not self.vsi:
+            return (self.root / name).read_bytes()
+        if self.vsi == "/vsizip/":
+            with zipfile.ZipFile(self.root) as zf:
+                return zf.read(name)
+        with tarfile.open(self.root, "r:") as tf:
+            f = tf.extractfile(name)
+            return f.read() if f is not None else b""
+
+
+def _band_folder(src: _Files, sensor: str | None) -> Scene:
     files: dict[str, str] = {}
     landsat = level = None
-    for p in sorted(folder.rglob("*")):
-        m = _TOKEN.search(p.name)
-        if m and p.is_file():
+    for rel in src.names:
+        base = rel.rsplit("/", 1)[-1]
+        m = _TOKEN.search(base)
+        if m:
             token = m.group(1).upper()
-            files.setdefault(token, str(p))
-            lm = _LANDSAT.match(p.name)
+            files.setdefault(token, src.path(rel))
+            lm = _LANDSAT.match(base)
             if lm:
                 landsat, level = lm.group(1).upper(), (lm.group(2) or "").upper() or level
     if not files:
-        raise InputError(f"{folder}: no band files named like *_B02.tif / *_B4.TIF",
+        raise InputError(f"{src.root}: no band files named like *_B02.tif / *_B4.TIF",
                          hint="pass a multi-band file, a band folder, a .SAFE folder or a STAC item JSON")
     if sensor is None:
         if landsat:
@@ -176,13 +271,13 @@ def _band_folder(folder: Path, sensor: str | None) -> Scene:
         else:
             sensor = "gf"
     profile = get_profile(sensor)
-    scene = _from_tokens(files, profile, folder.name, zero_nodata=profile.scale is not None)
+    scene = _from_tokens(files, profile, src.name, zero_nodata=profile.scale is not None)
     if landsat and profile.name.startswith("landsat"):
-        return _landsat_calibration(folder, scene, level)
+        return _landsat_calibration(src, scene, level)
     return _with_declared(scene)
 
 
-def _landsat_calibration(folder: Path, scene: Scene, level: str | None) -> Scene:
+def _landsat_calibration(src: _Files, scene: Scene, level: str | None) -> Scene:
     """A Landsat Collection 2 folder's reflectance scale and DN offset, from its MTL file (``*_MTL.txt`` or
     ``.xml``) when there is one, else from the processing level in the file names.
 
@@ -191,7 +286,7 @@ def _landsat_calibration(folder: Path, scene: Scene, level: str | None) -> Scene
     and the offset −A ÷ M DN (5000 for OLI); without the MTL, or where the bands have different coefficients
     (TM/ETM+ Level-1), the DN stay DN: no scale, no offset, clouds from ``QA_PIXEL``."""
     l2 = level is None or level.startswith("L2")
-    mtl = _landsat_mtl(folder)
+    mtl = _landsat_mtl(src)
     if mtl is None:
         return scene if l2 else replace(scene, scale=None, dn_offset=0)
     path, groups = mtl
@@ -224,29 +319,29 @@ def _landsat_calibration(folder: Path, scene: Scene, level: str | None) -> Scene
 _MTL_MAX_BYTES = 1 << 20  # Landsat MTL files are ~10–20 kB
 
 
-def _landsat_mtl(folder: Path) -> tuple[Path, dict[str, dict[str, str]]] | None:
-    """The groups of the folder's Landsat MTL file (``GROUP = X`` … ``KEY = VALUE`` text, or its XML form) as
-    group → key → value, or None without one."""
+def _landsat_mtl(src: _Files) -> tuple[str, dict[str, dict[str, str]]] | None:
+    """The groups of the product's Landsat MTL file (``GROUP = X`` … ``KEY = VALUE`` text, or its XML form) as
+    group → key → value, with where it is, or None without one."""
     import xml.etree.ElementTree as ET
 
-    found = sorted(p for p in folder.rglob("*_MTL.*") if p.suffix.lower() in (".txt", ".xml") and p.is_file())
+    found = [n for n in src.names if re.search(r"_MTL\.(txt|xml)$", n, re.IGNORECASE)]
     if not found:
         return None
-    path = min(found, key=lambda p: p.suffix.lower() != ".txt")  # the text form when both are there
-    if path.stat().st_size > _MTL_MAX_BYTES:
-        raise UnsafeInputError(f"{path}: {path.stat().st_size} bytes, not a Landsat MTL file")
+    name = min(found, key=lambda n: not n.lower().endswith(".txt"))  # the text form when both are there
+    where = f"{src.root}/{name}"
+    data = src.read(name, _MTL_MAX_BYTES)
     groups: dict[str, dict[str, str]] = {}
-    if path.suffix.lower() == ".xml":
+    if name.lower().endswith(".xml"):
         try:
-            root = ET.parse(path).getroot()
+            root = ET.fromstring(data)  # no external entities; expat refuses entity expansion bombs
         except ET.ParseError as exc:
-            raise InputError(f"{path}: not readable XML ({exc})",
+            raise InputError(f"{where}: not readable XML ({exc})",
                              hint="remove it to use the product's standard coefficients") from exc
         for group in root:
             groups[str(group.tag)] = {str(e.tag): (e.text or "").strip() for e in group}
-        return path, groups
+        return where, groups
     stack: list[str] = []
-    for line in path.read_text(encoding="ascii", errors="replace").splitlines():
+    for line in data.decode("ascii", errors="replace").splitlines():
         key, sep, value = (t.strip() for t in line.partition("="))
         if not sep:
             continue
@@ -256,24 +351,26 @@ def _landsat_mtl(folder: Path) -> tuple[Path, dict[str, dict[str, str]]] | None:
             stack = stack[:-1]
         elif stack:
             groups.setdefault(stack[-1], {})[key] = value.strip('"')
-    return path, groups
+    return where, groups
 
 
-def _safe(folder: Path, sensor: str | None) -> Scene:
+def _safe(src: _Files, sensor: str | None) -> Scene:
     files: dict[str, tuple[int, str]] = {}
-    for p in sorted(folder.glob("GRANULE/*/IMG_DATA/**/*.jp2")):
-        m = re.search(r"_(B\d{2}|B8A|SCL)(?:_(\d+)m)?\.jp2$", p.name)
+    for rel in src.names:
+        if not re.search(r"(^|/)GRANULE/[^/]+/IMG_DATA/(.+/)?[^/]+\.jp2$", rel):
+            continue
+        m = re.search(r"_(B\d{2}|B8A|SCL)(?:_(\d+)m)?\.jp2$", rel)
         if not m:
             continue
         res = int(m.group(2) or 0)
         token = m.group(1).upper()
         if token not in files or res < files[token][0]:  # finest resolution of each band
-            files[token] = (res, str(p))
+            files[token] = (res, src.path(rel))
     if not files:
-        raise InputError(f"{folder}: a .SAFE folder without GRANULE/*/IMG_DATA/*_Bxx.jp2 files")
-    scene = _from_tokens({k: v[1] for k, v in files.items()}, get_profile(sensor or "sentinel2"), folder.name,
+        raise InputError(f"{src.root}: a .SAFE product without GRANULE/*/IMG_DATA/*_Bxx.jp2 files")
+    scene = _from_tokens({k: v[1] for k, v in files.items()}, get_profile(sensor or "sentinel2"), src.name,
                          zero_nodata=True)
-    return replace(scene, dn_offset=_safe_dn_offset(folder))
+    return replace(scene, dn_offset=_safe_dn_offset(src))
 
 
 def _as_dn(v: float) -> int | None:
@@ -288,21 +385,22 @@ _SAFE_MTD = ("MTD_MSIL2A.xml", "MTD_MSIL1C.xml")
 _MTD_MAX_BYTES = 8 << 20
 
 
-def _safe_dn_offset(folder: Path) -> int:
+def _safe_dn_offset(src: _Files | Path) -> int:
     """What a Sentinel-2 product added to its DN: the negated ``BOA_ADD_OFFSET`` (L2A) or
     ``RADIO_ADD_OFFSET`` (L1C) of its MTD XML, one value for every band (−1000 from processing baseline
-    04.00, none before); without an MTD file, 1000 when the folder's name gives a baseline ≥ 04.00
+    04.00, none before); without an MTD file, 1000 when the product's name gives a baseline ≥ 04.00
     (``_N0400_`` …), else 0."""
     import xml.etree.ElementTree as ET
 
-    for name in _SAFE_MTD:
-        mtd = folder / name
-        if not mtd.is_file():
+    if isinstance(src, Path):
+        src = _Files.folder(src)
+    for mtd_name in _SAFE_MTD:
+        found = [n for n in src.names if n == mtd_name or re.fullmatch(rf"[^/]+\.SAFE/{mtd_name}", n)]
+        if not found:
             continue
-        if mtd.stat().st_size > _MTD_MAX_BYTES:
-            raise UnsafeInputError(f"{mtd}: {mtd.stat().st_size} bytes, not a product metadata file")
+        mtd = f"{src.root}/{found[0]}"
         try:
-            root = ET.parse(mtd).getroot()  # no external entities; expat refuses entity expansion bombs
+            root = ET.fromstring(src.read(found[0], _MTD_MAX_BYTES))  # expat refuses entity expansion bombs
         except ET.ParseError as exc:
             raise InputError(f"{mtd}: not readable XML ({exc})",
                              hint="pass --dn-offset (1000 for processing baseline 04.00 and later)") from exc
@@ -316,7 +414,7 @@ def _safe_dn_offset(folder: Path) -> int:
             raise InputError(f"{mtd}: DN offsets {sorted(texts)} are not one number of DN for every band",
                              hint="tuban takes one offset for all bands: pass --dn-offset")
         return (values.pop() or 0) if values else 0
-    m = re.search(r"_N(\d{2})(\d{2})_", folder.name)
+    m = re.search(r"_N(\d{2})(\d{2})_", src.name)
     return 1000 if m and (int(m.group(1)), int(m.group(2))) >= (4, 0) else 0
 
 
@@ -394,8 +492,9 @@ def _stac_calibration(path: Path, item: dict, scene: Scene, used: set[str]) -> S
     return replace(scene, scale=scale, dn_offset=dn)
 
 
-def _multiband(path: Path, sensor: str | None, roles: tuple[str, ...] | None) -> Scene:
-
+def _multiband(path: str | Path, sensor: str | None, roles: tuple[str, ...] | None) -> Scene:
+    path = str(path)  # as GDAL opens it: a /vsizip/… path keeps its double slash
+    label = PurePosixPath(path)
     _check_driver(path)
     with quiet_open(path) as src:
         count = src.count
@@ -405,7 +504,7 @@ def _multiband(path: Path, sensor: str | None, roles: tuple[str, ...] | None) ->
     found: list[str | None] = [None] * count
     if roles:
         if len(roles) > count:
-            raise BandError(f"--bands names {len(roles)} bands but {path.name} has {count}")
+            raise BandError(f"--bands names {len(roles)} bands but {label.name} has {count}")
         found = [r if r in ROLES else None for r in roles] + [None] * (count - len(roles))
     else:
         for i in range(count):
@@ -428,20 +527,21 @@ def _multiband(path: Path, sensor: str | None, roles: tuple[str, ...] | None) ->
             if count == 4 and profile is None:
                 order = ("blue", "green", "red", "nir")
             if not order:
-                raise BandError(f"{path.name}: cannot tell the roles of its {count} bands",
+                raise BandError(f"{label.name}: cannot tell the roles of its {count} bands",
                                 hint="pass --bands blue,green,red,nir,… in file order")
             found = list(order[:count]) + [None] * max(0, count - len(order))
     bands = {}
     for i, role in enumerate(found):
         if role and role not in bands:
-            bands[role] = BandRef(str(path), i + 1, role)
+            bands[role] = BandRef(path, i + 1, role)
     prof = profile or get_profile("rgb" if count == 3 else "generic")
-    return _with_declared(_profiled(path.stem, bands, prof, prof.scale is not None))
+    return _with_declared(_profiled(label.stem, bands, prof, prof.scale is not None))
 
 
 def open_scene(path: str | Path, *, sensor: str | None = None, bands: tuple[str, ...] | None = None,
                reflectance_scale: float | None = None, dn_offset: float | None = None) -> Scene:
-    """Find the bands of the scene at ``path`` (file, band folder, ``.SAFE``, Landsat folder, STAC JSON).
+    """Find the bands of the scene at ``path`` (file, band folder, ``.SAFE``, Landsat folder, STAC JSON, or
+    one of those in a ``.zip`` / ``.tar``).
 
     Parameters
     ----------
@@ -534,8 +634,19 @@ def _open(path: str | Path, sensor: str | None, bands: tuple[str, ...] | None) -
         raise InputNotFoundError(f"scene {str(p)!r} does not exist")
     if p.is_dir():
         if p.suffix.upper() == ".SAFE" or (p / "GRANULE").is_dir():
-            return _safe(p, sensor)
-        return _band_folder(p, sensor)
+            return _safe(_Files.folder(p), sensor)
+        return _band_folder(_Files.folder(p), sensor)
+    if p.suffix.lower() in _ARCHIVES:
+        src = _Files.archive(p)
+        if any(re.search(r"(^|/)GRANULE/[^/]+/IMG_DATA/", n) for n in src.names):
+            return _safe(src, sensor)
+        if any(_TOKEN.search(n) for n in src.names):
+            return _band_folder(src, sensor)
+        rasters = [n for n in src.names if n.lower().endswith(_RASTER_EXT)]
+        if len(rasters) != 1:
+            raise InputError(f"{p}: an archive of {len(rasters)} raster files, none named by band",
+                             hint="a Sentinel-2 .SAFE.zip, a Landsat .tar, a zip of *_B02.tif files, or one image")
+        return _multiband(src.path(rasters[0]), sensor, bands)
     if p.suffix.lower() == ".json":
         return _stac(p, sensor)
     if p.suffix.lower() == ".vrt":
