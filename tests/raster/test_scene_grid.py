@@ -68,8 +68,10 @@ def test_dates_that_do_not_overlap_raise_a_named_error(tmp_path) -> None:
 def test_missing_vrt_and_roles(tmp_path) -> None:
     with pytest.raises(InputNotFoundError):
         open_scene(tmp_path / "missing.tif")
-    (tmp_path / "x.vrt").write_text("<VRTDataset/>")
-    with pytest.raises(UnsafeInputError):
+    (tmp_path / "x.vrt").write_text('<VRTDataset rasterXSize="8" rasterYSize="8"><VRTRasterBand dataType="Byte" '
+                                    'band="1" subClass="VRTRawRasterBand"><SourceFilename>/etc/passwd'
+                                    '</SourceFilename></VRTRasterBand></VRTDataset>')
+    with pytest.raises(UnsafeInputError, match="VRTRawRasterBand"):
         open_scene(tmp_path / "x.vrt")
     arr, _, _ = scene_arrays(shape=(32, 32))
     with pytest.raises(BandError, match="cannot tell"):
@@ -482,3 +484,73 @@ def test_bad_archives_are_refused(tmp_path) -> None:
     with zipfile.ZipFile(single, "w") as zf:
         zf.write(one, "scene.tif")
     assert open_scene(single, sensor="gf").roles == ("blue", "green", "red", "nir")
+
+
+def _mosaic_vrt(path: Path, parts: list[tuple[Path, int]], width: int, height: int, crs_wkt: str,
+                transform: tuple[float, ...], roles: tuple[str, ...], *, extra: str = "") -> Path:
+    """A gdalbuildvrt-like mosaic: ``parts`` (file, its first column in the mosaic), side by side."""
+    import rasterio
+
+    bands = []
+    for b, role in enumerate(roles, 1):
+        sources = []
+        for part, col in parts:
+            with rasterio.open(part) as src:
+                w = src.width
+            sources.append(f'<SimpleSource><SourceFilename relativeToVRT="1">{part.name}</SourceFilename>'
+                           f'<SourceBand>{b}</SourceBand><SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{height}"/>'
+                           f'<DstRect xOff="{col}" yOff="0" xSize="{w}" ySize="{height}"/></SimpleSource>')
+        bands.append(f'<VRTRasterBand dataType="UInt16" band="{b}"><Description>{role}</Description>'
+                     f'{"".join(sources)}{extra if b == 1 else ""}</VRTRasterBand>')
+    a, _, c, _, e, f = transform
+    path.write_text(f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}"><SRS>{crs_wkt}</SRS>'
+                    f"<GeoTransform>{c}, {a}, 0, {f}, 0, {e}</GeoTransform>{''.join(bands)}</VRTDataset>")
+    return path
+
+
+def test_a_mosaic_vrt_of_local_tiles_is_one_scene(tmp_path) -> None:
+    """One date as two GeoTIFF tiles and a VRT mosaic of them (gdalbuildvrt): the same patches as the whole
+    image; VRTs that read anything else are refused (reliability.md #19)."""
+    import rasterio
+    import shapely
+
+    from tuban.detect.engine import detect
+
+    before, after, _ = scene_arrays(shape=(256, 256), seed=6)
+    out = {}
+    for name, arr in (("b", before), ("a", after)):
+        whole = write_stack(tmp_path / f"{name}_whole.tif", arr, block=128)
+        left = write_stack(tmp_path / f"{name}_left.tif", arr[:, :, :128], block=128)
+        right = write_stack(tmp_path / f"{name}_right.tif", arr[:, :, 128:], block=128, origin=(501280.0, 3800000.0))
+        with rasterio.open(whole) as src:
+            wkt, transform = src.crs.to_wkt(), tuple(src.transform)[:6]
+        out[name] = (whole, _mosaic_vrt(tmp_path / f"{name}.vrt", [(left, 0), (right, 128)], 256, 256, wkt,
+                                        transform, SIX))
+    plain = detect(out["b"][0], out["a"][0])
+    mosaic = detect(out["b"][1], out["a"][1])
+    assert len(plain.patches) > 0
+    assert mosaic.threshold == plain.threshold
+    assert shapely.equals(shapely.union_all(plain.patches.geometry.values),
+                          shapely.union_all(mosaic.patches.geometry.values))
+    left = tmp_path / "b_left.tif"
+    hostile = {
+        "a URL": "/vsicurl/http://169.254.169.254/latest/meta-data",
+        "another VRT": str(tmp_path / "a.vrt"),
+        "a missing file": str(tmp_path / "gone.tif"),
+    }
+    for why, source in hostile.items():
+        bad = (tmp_path / f"{why}.vrt")
+        bad.write_text(out["b"][1].read_text().replace(f'<SourceFilename relativeToVRT="1">{left.name}',
+                                                         f'<SourceFilename relativeToVRT="0">{source}'))
+        with pytest.raises(UnsafeInputError, match="VRT that reads"):
+            open_scene(bad)
+    code = tmp_path / "code.vrt"
+    code.write_text(out["b"][1].read_text().replace('band="1">', 'band="1" subClass="VRTDerivedRasterBand">'
+                                                    '<PixelFunctionType>sum</PixelFunctionType>', 1))
+    with pytest.raises(UnsafeInputError, match="VRTDerivedRasterBand"):
+        open_scene(code)
+    disguised = tmp_path / "folder"
+    disguised.mkdir()
+    (disguised / "T50QKK_20180323_B02.tif").write_text(code.read_text())  # a VRT named like a band file
+    with pytest.raises(UnsafeInputError, match="VRTDerivedRasterBand"):
+        open_scene(disguised)

@@ -2,7 +2,8 @@
 
 Accepted inputs
 ---------------
-- a multi-band GeoTIFF / COG / ENVI / any GDAL-readable raster (GTiff, COG, ENVI, JP2, HFA, VRT is refused);
+- a multi-band GeoTIFF / COG / ENVI / any GDAL-readable raster (GTiff, COG, ENVI, JP2, HFA), and a VRT that
+  only mosaics local raster files (``gdalbuildvrt`` of one date's scenes; anything else in a VRT is refused);
 - a folder of single-band files named by band (``*_B02.tif`` as in Sentinel-2 and OSCD, ``*_B4.TIF`` Landsat);
 - a Sentinel-2 ``.SAFE`` folder (``GRANULE/*/IMG_DATA/**/*_B02*.jp2``, and L2A's scene classification
   ``*_SCL_20m.jp2``);
@@ -40,7 +41,7 @@ from tuban.raster.profiles import FLAG_ROLES, ROLES, SensorProfile, get_profile,
 __all__ = ["BandRef", "Scene", "declared_calibration", "open_scene", "with_dn_offset", "with_reflectance_scale"]
 
 _RASTER_EXT = (".tif", ".tiff", ".jp2", ".img", ".dat", ".bsq", ".bil", ".bip", ".envi")
-_ALLOWED_DRIVERS = {"GTiff", "COG", "JP2OpenJPEG", "ENVI", "HFA", "PNG", "JPEG", "netCDF", "PCIDSK"}
+_ALLOWED_DRIVERS = {"GTiff", "COG", "JP2OpenJPEG", "ENVI", "HFA", "PNG", "JPEG", "netCDF", "PCIDSK", "VRT"}
 _TOKEN = re.compile(r"_(B\d{1,2}A?|QA_PIXEL|SCL)(?:_\d+m)?\.(?:tif|tiff|jp2|img)$", re.IGNORECASE)
 #: STAC common band names that are not tuban roles (Landsat's SWIR bands)
 _STAC_NAMES = {"swir16": "swir1", "swir22": "swir2"}
@@ -97,11 +98,48 @@ class Scene:
             )
 
 
-def _check_driver(path: str | Path) -> None:
-    with quiet_open(path) as src:
-        if src.driver not in _ALLOWED_DRIVERS:
-            raise UnsafeInputError(f"{path}: raster driver {src.driver} is not allowed",
-                                   hint=f"convert to GeoTIFF; allowed: {sorted(_ALLOWED_DRIVERS)}")
+#: what a VRT may hold: mosaics of local raster files (gdalbuildvrt), nothing that reads raw bytes, runs code,
+#: warps, or opens another VRT, a URL or a /vsi path (reliability.md #19)
+_VRT_ELEMENTS = {"VRTDataset", "SRS", "GeoTransform", "Metadata", "MDI", "VRTRasterBand", "ColorInterp",
+                 "NoDataValue", "HideNoDataValue", "Description", "UnitType", "Offset", "Scale", "SimpleSource",
+                 "ComplexSource", "SourceFilename", "SourceBand", "SourceProperties", "SrcRect", "DstRect", "NODATA",
+                 "UseMaskBand", "ScaleOffset", "ScaleRatio", "ResampleAlg", "OverviewList", "MaskBand"}
+_VRT_MAX_BYTES = 16 << 20
+_VRT_SOURCE_EXT = (".tif", ".tiff", ".jp2", ".img")
+
+
+def _check_vrt(path: Path) -> None:
+    """Refuse a VRT unless it only mosaics local raster files (a ``gdalbuildvrt`` of GeoTIFF/JP2 tiles: how a
+    province puts the scenes of one date together): elements from :data:`_VRT_ELEMENTS` only, no band
+    subclass (raw, derived: code), and every source an existing local .tif/.tiff/.jp2/.img file."""
+    import xml.etree.ElementTree as ET
+
+    def refuse(why: str) -> UnsafeInputError:
+        return UnsafeInputError(f"{path}: a VRT that {why} is not read",
+                                hint="only mosaics of local GeoTIFF/JPEG 2000 files (gdalbuildvrt) are; or pass "
+                                     "a GeoTIFF (gdal_translate)")
+
+    if path.stat().st_size > _VRT_MAX_BYTES:
+        raise refuse(f"is {path.stat().st_size:,} bytes")
+    data = path.read_bytes()
+    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+        raise refuse("declares entities")
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError as exc:
+        raise InputError(f"{path}: not readable XML ({exc})") from exc
+    for e in root.iter():
+        if e.tag not in _VRT_ELEMENTS:
+            raise refuse(f"holds <{e.tag}>")
+        if e.tag in ("VRTDataset", "VRTRasterBand") and e.get("subClass"):
+            raise refuse(f"is a {e.get('subClass')}")
+        if e.tag == "SourceFilename":
+            name = (e.text or "").strip()
+            source = (path.parent / name) if e.get("relativeToVRT") == "1" else Path(name)
+            if name.startswith("/vsi") or re.match(r"^[A-Za-z][A-Za-z0-9_]+:", name):  # a URL, a driver prefix
+                raise refuse(f"reads {name!r}")
+            if source.suffix.lower() not in _VRT_SOURCE_EXT or not source.is_file():
+                raise refuse(f"reads {name!r}, not a local .tif/.jp2/.img file")
 
 
 #: decoded bytes a raster may claim per byte of its file: DEFLATE stays under ~1 000, a mostly empty sparse
@@ -131,7 +169,12 @@ def quiet_open(path: str | Path) -> Iterator[Any]:
                          hint="check that the file is complete (download it again) and is a GeoTIFF, JPEG 2000 or "
                               "another raster format")
     with src:
-        size = Path(path).stat().st_size if Path(path).is_file() else None
+        if src.driver not in _ALLOWED_DRIVERS:
+            raise UnsafeInputError(f"{path}: raster driver {src.driver} is not allowed",
+                                   hint=f"convert to GeoTIFF; allowed: {sorted(_ALLOWED_DRIVERS - {'VRT'})}")
+        if src.driver == "VRT":
+            _check_vrt(Path(path))
+        size = Path(path).stat().st_size if Path(path).is_file() and src.driver != "VRT" else None
         claimed = src.width * src.height * src.count * max(np.dtype(t).itemsize for t in src.dtypes)
         if size is not None and claimed > MAX_EXPANSION * max(size, 1):
             raise UnsafeInputError(f"{path}: claims {src.width} × {src.height} × {src.count} pixels "
@@ -495,8 +538,7 @@ def _stac_calibration(path: Path, item: dict, scene: Scene, used: set[str]) -> S
 def _multiband(path: str | Path, sensor: str | None, roles: tuple[str, ...] | None) -> Scene:
     path = str(path)  # as GDAL opens it: a /vsizip/… path keeps its double slash
     label = PurePosixPath(path)
-    _check_driver(path)
-    with quiet_open(path) as src:
+    with quiet_open(path) as src:  # the driver allowlist, and a VRT's sources
         count = src.count
         descs = [str(d or "").strip().lower() for d in src.descriptions]
         tags = [src.tags(i + 1) for i in range(count)]
@@ -649,7 +691,4 @@ def _open(path: str | Path, sensor: str | None, bands: tuple[str, ...] | None) -
         return _multiband(src.path(rasters[0]), sensor, bands)
     if p.suffix.lower() == ".json":
         return _stac(p, sensor)
-    if p.suffix.lower() == ".vrt":
-        raise UnsafeInputError(f"{p}: VRT files are refused (they can read arbitrary files)",
-                               hint="pass the GeoTIFF files themselves")
     return _multiband(p, sensor, bands)
