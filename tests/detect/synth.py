@@ -78,3 +78,22 @@ def write_band_folder(folder: Path, arr: np.ndarray, *, res: float = 10.0, prefi
             r = res * 2
         write_stack(folder / f"{prefix}_{token}.tif", band, res=r, origin=origin, descriptions=None)
     return folder
+
+
+def write_damaged_pair(folder: Path) -> tuple[Path, Path]:
+    """A 256² stack as a good GeoTIFF and as a DEFLATE one whose middle third of compressed blocks is
+    overwritten: it opens (the header is intact) and fails while decoding."""
+    import rasterio
+
+    arr, _, _ = scene_arrays(shape=(256, 256))
+    whole = write_stack(folder / "whole.tif", arr, block=64)
+    with rasterio.open(whole) as src:
+        profile, pixels = {**src.profile, "compress": "deflate"}, src.read()
+    with rasterio.open(folder / "deflate.tif", "w", **profile) as dst:
+        dst.write(pixels)
+    data = bytearray((folder / "deflate.tif").read_bytes())
+    n = len(data)
+    data[n // 3 : n // 2] = b"\xff" * (n // 2 - n // 3)
+    damaged = folder / "damaged.tif"
+    damaged.write_bytes(bytes(data))
+    return whole, damaged

@@ -403,23 +403,14 @@ def test_a_damaged_file_raises_tubans_error_through_dask(tmp_path) -> None:
     """A file that fails while decoding, read on a Dask worker: the client gets tuban's InputError (GDAL's
     exceptions in its cause chain would not pickle, and Dask would send a bare Exception instead)."""
     pytest.importorskip("distributed")
-    import rasterio
     from distributed import Client, LocalCluster
-    from synth import scene_arrays, write_stack
+    from synth import write_damaged_pair
 
     from tuban.errors import InputError
 
-    arr, _, _ = scene_arrays(shape=(256, 256))
-    whole = write_stack(tmp_path / "whole.tif", arr, block=64)
-    with rasterio.open(whole) as src:
-        profile, pixels = {**src.profile, "compress": "deflate"}, src.read()
-    with rasterio.open(tmp_path / "deflate.tif", "w", **profile) as dst:
-        dst.write(pixels)
-    data = bytearray((tmp_path / "deflate.tif").read_bytes())
-    data[len(data) // 3 : len(data) // 2] = b"\xff" * (len(data) // 2 - len(data) // 3)
-    (tmp_path / "damaged.tif").write_bytes(bytes(data))
+    whole, damaged = write_damaged_pair(tmp_path)
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address="127.0.0.1:0",
                       scheduler_kwargs={"dashboard": False}) as cluster, Client(cluster), \
             pytest.raises(InputError, match=r"damaged\.tif, band 1") as err:
-        detect(whole, tmp_path / "damaged.tif", tile_size=128, scheduler=cluster.scheduler_address)
+        detect(whole, damaged, tile_size=128, scheduler=cluster.scheduler_address)
     assert type(err.value) is InputError

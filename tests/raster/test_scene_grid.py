@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "detect"))
 
-from synth import scene_arrays, write_band_folder, write_stack
+from synth import scene_arrays, write_band_folder, write_damaged_pair, write_stack
 
 from tuban.errors import BandError, InputNotFoundError, NoOverlapError, UnsafeInputError
 from tuban.raster.grid import Window, analysis_grid, read_block
@@ -367,7 +367,7 @@ def test_a_cropped_grid_reads_the_same_pixels(tmp_path) -> None:
 
 
 def test_damaged_and_crafted_files_get_tubans_errors(tmp_path) -> None:
-    """A file GDAL cannot open, a truncated GeoTIFF (opens, fails while decoding) and a 182 kB GeoTIFF claiming
+    """A file GDAL cannot open, a damaged GeoTIFF (opens, fails while decoding) and a 182 kB GeoTIFF claiming
     10⁶ × 10⁶ pixels (reliability #18): each raises tuban's error naming the file, nothing GDAL's."""
     import rasterio
     from affine import Affine
@@ -379,17 +379,7 @@ def test_damaged_and_crafted_files_get_tubans_errors(tmp_path) -> None:
     junk.write_bytes(b"II*\x00 not a tiff at all")
     with pytest.raises(InputError, match=r"junk\.tif: not an image GDAL can read"):
         open_scene(junk)
-    arr, _, _ = scene_arrays(shape=(256, 256))
-    whole = write_stack(tmp_path / "whole.tif", arr, block=64)
-    with rasterio.open(whole) as src:
-        profile, pixels = {**src.profile, "compress": "deflate"}, src.read()
-    with rasterio.open(tmp_path / "deflate.tif", "w", **profile) as dst:
-        dst.write(pixels)
-    data = bytearray((tmp_path / "deflate.tif").read_bytes())
-    n = len(data)
-    data[n // 3 : n // 2] = b"\xff" * (n // 2 - n // 3)  # compressed blocks overwritten: the header still reads
-    damaged = tmp_path / "damaged.tif"
-    damaged.write_bytes(bytes(data))
+    whole, damaged = write_damaged_pair(tmp_path)
     with pytest.raises(InputError, match=r"reading rows .* failed") as err:
         detect(whole, damaged)
     assert "damaged.tif" in str(err.value)
