@@ -63,7 +63,7 @@ def test_no_candidate_gives_an_empty_mask() -> None:
 
 def test_qa_flags_that_hide_the_ground() -> None:
     """Landsat QA_PIXEL: dilated cloud, cirrus, cloud, cloud shadow and snow bits; clear land, water and the
-    confidence bits alone do not hide it. Sentinel-2 SCL: classes 3 and 8–11."""
+    confidence bits alone do not hide it. Sentinel-2 SCL: classes 1, 3 and 8–11."""
     from tuban.raster.masks import qa_cloud_mask, scl_cloud_mask
 
     clear_land, water = 21824, 21952  # bits 6 (clear) or 7 (water) with low confidences
@@ -71,4 +71,4 @@ def test_qa_flags_that_hide_the_ground() -> None:
     qa = np.array([clear_land, water, 1 << 8 | 1 << 10, *flagged], np.uint16)
     assert qa_cloud_mask(qa).tolist() == [False, False, False, True, True, True, True, True]
     scl = np.arange(12, dtype=np.uint8)
-    assert np.flatnonzero(scl_cloud_mask(scl)).tolist() == [3, 8, 9, 10, 11]
+    assert np.flatnonzero(scl_cloud_mask(scl)).tolist() == [1, 3, 8, 9, 10, 11]

@@ -112,9 +112,9 @@ def saturation_mask(dn: np.ndarray, *, max_value: float) -> np.ndarray:
 #: Landsat Collection-2 ``QA_PIXEL`` bits that hide the ground: dilated cloud (1), cirrus (2), cloud (3), cloud
 #: shadow (4), snow (5)
 QA_PIXEL_HIDDEN = (1 << 1) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5)
-#: Sentinel-2 L2A scene classification (SCL) classes that hide the ground: cloud shadows (3), cloud of medium
-#: (8) and high (9) probability, thin cirrus (10), snow or ice (11)
-SCL_HIDDEN = (3, 8, 9, 10, 11)
+#: Sentinel-2 L2A scene classification (SCL) classes that hide the ground: saturated or defective pixels (1),
+#: cloud shadows (3), cloud of medium (8) and high (9) probability, thin cirrus (10), snow or ice (11)
+SCL_HIDDEN = (1, 3, 8, 9, 10, 11)
 
 
 def qa_cloud_mask(qa: np.ndarray) -> np.ndarray:
