@@ -18,6 +18,7 @@ One entry point for eager and lazy runs: ``detect(..., compute=False)`` builds a
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack, contextmanager, suppress
@@ -28,7 +29,7 @@ import numpy as np
 
 from tuban.detect import kernel
 from tuban.detect.tiles import band_edges, band_width, sample_windows, tile_windows, visit_order
-from tuban.errors import UsageError
+from tuban.errors import ConfigError, NoOverlapError, UsageError
 from tuban.raster.grid import (
     GDAL_CACHE_BYTES,
     BufferPool,
@@ -38,6 +39,7 @@ from tuban.raster.grid import (
     analysis_grid,
     block_shape,
     bytes_per_pixel,
+    coverage,
     covering_window,
 )
 from tuban.raster.scene import Scene, open_scene, with_dn_offset, with_reflectance_scale
@@ -489,6 +491,10 @@ class _Dask(_StatsThenTiles):
                 c.run(kernel.release_process_state)
 
 
+#: seconds to wait for a ``--scheduler`` to answer (a cluster's scheduler on a slow network included)
+SCHEDULER_TIMEOUT = 30
+
+
 @contextmanager
 def executor(*, workers: int | None = None, scheduler: str | None = None, threads: int = 1):
     """Yield an executor with ``map(fn, args_list, label, progress)`` and ``call(fn, *args)``.
@@ -512,7 +518,16 @@ def executor(*, workers: int | None = None, scheduler: str | None = None, thread
 
     cluster = None
     if scheduler:
-        client = Client(scheduler, timeout=30)
+        try:
+            client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
+        except (OSError, TimeoutError, ValueError) as exc:
+            failure = str(exc)
+        else:
+            failure = ""
+        if failure:
+            raise ConfigError(f"no Dask scheduler answers at {scheduler}: {failure}",
+                              hint="start one (dask scheduler; dask worker tcp://HOST:8786 on each machine) or "
+                                   "check --scheduler tcp://HOST:PORT")
     else:
         cluster = local_cluster(int(workers or 1))
         client = Client(cluster)
@@ -638,6 +653,8 @@ def plan(
     dn_offset: float | None = None,
 ) -> Plan:
     """Open the scenes (metadata only), fix the grid, tiles and sample windows; reads no pixel."""
+    _check_options(mmu_ha=mmu_ha, tile_size=tile_size, threshold=threshold, resolution=resolution,
+                   simplify_px=simplify_px, sample_pixels=sample_pixels)
 
     def _open(s: str | Scene | None) -> Scene | None:
         if s is None:
@@ -651,6 +668,9 @@ def plan(
     assert b is not None
     assert a is not None
     grid = analysis_grid(b, a, resolution=resolution, crs=crs)
+    if z is not None and (share := coverage(z, grid)) < 0.25:
+        raise NoOverlapError(f"the baseline date covers {share:.0%} of the dates' common area, below 25 %",
+                             hint="pick a baseline scene of the same footprint (the same season, an earlier year)")
     metres = float(np.sqrt(_ha_factor(grid) * 1e4)) * grid.res[0]
     job = kernel.Job(b, a, grid, method, z, masks, water, kernel.background_cell(metres), str(gdal_threads),
                      min_area=mmu_ha / _ha_factor(grid), simplify=max(0.0, simplify_px) * grid.res[0])
@@ -675,6 +695,30 @@ def plan(
                  and t.col < near.col + near.width and near.col < t.col + t.width]
     job = replace(job, edges=edges)
     return Plan(job, tuple(samples), tuple(tiles), threshold, aoi, band)
+
+
+#: the smallest tile: its core must outweigh the halo every tile reads around it (~65 px at 10 m)
+MIN_TILE_SIZE = 64
+
+
+def _check_options(*, mmu_ha: float, tile_size: int, threshold: float | None, resolution: float | None,
+                   simplify_px: float, sample_pixels: int) -> None:
+    """:class:`UsageError` naming the option whose value cannot work (before anything is opened)."""
+    bad = []
+    if not (math.isfinite(mmu_ha) and mmu_ha >= 0):
+        bad.append(f"--mmu-ha must be 0 or more hectares, got {mmu_ha}")
+    if tile_size < MIN_TILE_SIZE:
+        bad.append(f"--tile-size must be at least {MIN_TILE_SIZE} pixels, got {tile_size}")
+    if threshold is not None and not math.isfinite(threshold):
+        bad.append(f"--threshold must be a number, got {threshold}")
+    if resolution is not None and not (math.isfinite(resolution) and resolution > 0):
+        bad.append(f"--resolution must be a positive number of CRS units, got {resolution}")
+    if not (math.isfinite(simplify_px) and simplify_px >= 0):
+        bad.append(f"simplify_px must be 0 or more, got {simplify_px}")
+    if sample_pixels < 1000:
+        bad.append(f"sample_pixels must be at least 1000, got {sample_pixels}")
+    if bad:
+        raise UsageError("; ".join(bad), hint="tuban detect --help lists the options and their defaults")
 
 
 def aoi_geometry(aoi: Any, crs: str) -> Any:

@@ -15,6 +15,7 @@ from tuban.errors import InputError, NoOverlapError, UsageError
 from tuban.raster.scene import BandRef, Scene
 
 __all__ = ["EdgeColumns", "Grid", "Window", "analysis_grid", "block_shape", "bytes_per_pixel", "close_datasets",
+           "coverage", "covering_window",
            "give_back", "pooled_empty",
            "read_block"]
 
@@ -101,10 +102,19 @@ def analysis_grid(
     before-date's footprint raise :class:`NoOverlapError`.
     """
     from rasterio.crs import CRS
+    from rasterio.errors import CRSError
 
     grids = [_band_grid(r) for r in before.bands.values()]
     ref = min(grids, key=lambda g: g.res[0] * g.res[1])
-    dst_crs = CRS.from_user_input(crs).to_wkt() if crs else ref.crs
+    try:
+        dst_crs = CRS.from_user_input(crs).to_wkt() if crs else ref.crs
+    except CRSError as exc:
+        failure = str(exc)
+    else:
+        failure = ""
+    if failure:
+        raise UsageError(f"--crs {crs!r} is not a CRS PROJ knows: {failure}",
+                         hint="an EPSG code such as EPSG:4547 (CGCS2000 / 3-degree Gauss-Kruger CM 114E) or EPSG:32650")
     b0 = _bounds_in(ref, dst_crs)
     after_grids = [_band_grid(r) for r in after.bands.values()]
     a0 = _bounds_in(min(after_grids, key=lambda g: g.res[0] * g.res[1]), dst_crs)
@@ -124,11 +134,20 @@ def analysis_grid(
         r0 = max(0, math.floor((iy1 - f) / e + 1e-6))
         r1 = min(ref.height, math.ceil((iy0 - f) / e - 1e-6))
         return Grid(ref.crs, (a, 0.0, c + a * c0, 0.0, e, f + e * r0), c1 - c0, r1 - r0)
-    res = resolution or ref.res[0]
+    res = ref.res[0] if resolution is None else resolution
     if res <= 0:
         raise UsageError(f"--resolution must be positive, got {res}")
     w, h = max(1, round((ix1 - ix0) / res)), max(1, round((iy1 - iy0) / res))
     return Grid(dst_crs, (res, 0.0, ix0, 0.0, -res, iy1), w, h)
+
+
+def coverage(scene: Scene, grid: Grid) -> float:
+    """The share of ``grid``'s extent that ``scene``'s finest band covers (footprints as bounding boxes)."""
+    ref = min((_band_grid(r) for r in scene.bands.values()), key=lambda g: g.res[0] * g.res[1])
+    x0, y0, x1, y1 = _bounds_in(ref, grid.crs)
+    g0, h0, g1, h1 = grid.bounds
+    inter = max(0.0, min(x1, g1) - max(x0, g0)) * max(0.0, min(y1, h1) - max(y0, h0))
+    return inter / max((g1 - g0) * (h1 - h0), 1e-300)
 
 
 def _same_grid(src, grid: Grid) -> bool:
