@@ -42,3 +42,32 @@ def test_a_baseline_elsewhere_and_a_scheduler_nobody_runs(pair, tmp_path, monkey
     err = capsys.readouterr().err
     assert "no Dask scheduler answers at tcp://127.0.0.1:9" in err
     assert "Traceback" not in err
+
+
+def test_evaluate_refuses_what_it_cannot_read(pair, tmp_path, capsys) -> None:
+    """``tuban evaluate``: a file that is not a GeoPackage, a truth that is not an image (tuban's errors, not
+    pyogrio's or GDAL's tracebacks), and a run without patches (an empty layer) scores 0."""
+    import numpy as np
+    import rasterio
+
+    before, after, truth = pair
+    with rasterio.open(before) as src:
+        profile = {**src.profile, "count": 1, "dtype": "uint8"}
+    tpath = tmp_path / "truth.tif"
+    with rasterio.open(tpath, "w", **profile) as dst:
+        dst.write(np.where(truth, 2, 1).astype("uint8")[None])
+    fake = tmp_path / "fake.gpkg"
+    fake.write_bytes(b"not a geopackage")
+    assert main(["evaluate", str(fake), str(tpath)]) == 4
+    assert "does not look like a GPKG file" in capsys.readouterr().err
+    text = tmp_path / "truth.txt"
+    text.write_text("1 2 1")
+    none = tmp_path / "none.gpkg"
+    assert main(["detect", str(before), str(after), "-o", str(none), "-q", "--threshold", "1e9"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(none), str(text)]) == 4
+    err = capsys.readouterr().err
+    assert "not an image GDAL can read" in err
+    assert "Traceback" not in err
+    assert main(["evaluate", str(none), str(tpath), "--change-value", "2"]) == 0
+    assert '"patches": 0' in capsys.readouterr().out

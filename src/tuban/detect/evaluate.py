@@ -57,20 +57,18 @@ def evaluate_masks(pred: np.ndarray, truth: np.ndarray, *, min_object_px: int = 
 
 def read_truth(path: str | Path, *, change_value: int | None = None, grid: str | Path | None = None):
     """The truth raster as a boolean mask, with its transform and CRS (from ``grid`` when it has none)."""
-    import rasterio
+    from tuban.raster.scene import quiet_open
 
     p = Path(path)
     if not p.exists():
         raise InputNotFoundError(f"truth raster {str(p)!r} does not exist")
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-        with rasterio.open(p) as src:
-            arr = src.read(1)
-            transform, crs = src.transform, src.crs
+    with quiet_open(p) as src:  # tuban's errors for unreadable or crafted files, no warning for a PNG label
+        arr = src.read(1)
+        transform, crs = src.transform, src.crs
     if grid is not None:
-        with rasterio.open(grid) as ref:
+        if not Path(grid).exists():
+            raise InputNotFoundError(f"--grid raster {str(grid)!r} does not exist")
+        with quiet_open(grid) as ref:
             if (ref.height, ref.width) != arr.shape:
                 raise InputError(f"--grid {grid} is {ref.height}×{ref.width} but the truth is {arr.shape[0]}×{arr.shape[1]}")
             transform, crs = ref.transform, ref.crs
@@ -85,17 +83,19 @@ def read_truth(path: str | Path, *, change_value: int | None = None, grid: str |
 def evaluate(pred: Any, truth: str | Path, *, change_value: int | None = None, grid: str | Path | None = None,
              mmu_ha: float = 0.04) -> dict[str, Any]:
     """Compare predicted patches (GeoDataFrame or vector file) with a truth raster; returns a JSON-able dict."""
-    import geopandas as gpd
     from rasterio import features
 
     from tuban.detect.engine import _ha_factor
     from tuban.raster.grid import Grid
 
     if not hasattr(pred, "geometry"):
+        from tuban.io.reader import read_vector
+
         pp = Path(pred)
         if not pp.exists():
             raise InputNotFoundError(f"predicted patches {str(pp)!r} do not exist")
-        pred = gpd.read_file(pp, layer="patches") if pp.suffix.lower() == ".gpkg" else gpd.read_file(pp)
+        # the project's reader: its allowlist, limits and errors; a run without patches wrote an empty layer
+        pred = read_vector(pp, layer="patches" if pp.suffix.lower() == ".gpkg" else None, allow_empty=True)
     mask, transform, crs = read_truth(truth, change_value=change_value, grid=grid)
     if pred.crs is not None and crs is not None and not pred.crs.equals(crs):
         pred = pred.to_crs(crs)
