@@ -82,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
                 if res.clouds.get(key) == "none"]
     if unmasked:
         print(f"warning: clouds not masked on the {' and '.join(unmasked)} date: no QA band and no reflectance "
-              "scale (DN of unknown scale); pass --reflectance-scale (0.0001 for reflectance × 10000)",
+              "scale (DN of unknown scale); pass --reflectance-scale when the DN are reflectance (0.0001 for "
+              "reflectance × 10000; 8-bit display images are not)",
               file=sys.stderr)
     write_patches(res, args.output)
     area = float(res.patches["QAREA"].sum()) if len(res.patches) else 0.0
