@@ -71,3 +71,27 @@ def test_evaluate_refuses_what_it_cannot_read(pair, tmp_path, capsys) -> None:
     assert "Traceback" not in err
     assert main(["evaluate", str(none), str(tpath), "--change-value", "2"]) == 0
     assert '"patches": 0' in capsys.readouterr().out
+
+
+def test_the_output_keeps_what_the_patches_came_from(tmp_path) -> None:
+    """The GeoPackage holds, beside ``patches``, a ``detect_run`` table: each date's files, calibration and
+    cloud test, the grid, the method, the threshold and its rule; a second run into the file replaces both."""
+    import pyogrio
+    from synth import scene_arrays, write_stack
+
+    before, after, _ = scene_arrays(shape=(128, 128), seed=8)
+    b = write_stack(tmp_path / "b.tif", before, scale=2.75e-5, add=-0.2)
+    a = write_stack(tmp_path / "a.tif", after, scale=2.75e-5, add=-0.2)
+    out = tmp_path / "p.gpkg"
+    for _ in range(2):
+        assert main(["detect", str(b), str(a), "-o", str(out), "-q", "--sensor", "landsat8"]) == 0
+    layers = {name for name, _ in pyogrio.list_layers(out)}
+    assert layers == {"patches", "detect_run"}
+    run = dict(pyogrio.read_dataframe(out, layer="detect_run")[["key", "value"]].itertuples(index=False))
+    assert run["before_files"] == str(b)
+    assert (run["after_sensor"], run["after_reflectance_scale"], run["after_dn_offset"]) == ("landsat8", "2.75e-05",
+                                                                                          "7273")
+    assert run["after_clouds"] == "spectral"
+    assert run["grid_crs"] == "EPSG:32650"
+    assert run["threshold_rule"] in ("otsu", "no-change floor")
+    assert int(run["patches"]) == len(pyogrio.read_dataframe(out, layer="patches"))

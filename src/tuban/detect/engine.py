@@ -61,6 +61,8 @@ class DetectResult:
     stats: kernel.Stats = field(repr=False, default_factory=kernel.Stats)
     #: how each date's clouds were found, by date key (``b``, ``a``, ``0``): see :func:`kernel.cloud_test`
     clouds: dict[str, str] = field(default_factory=dict)
+    #: what the patches came from and how (:func:`provenance`): written beside them (``output.write_patches``)
+    run: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -758,8 +760,46 @@ def finish(p: Plan, results: Sequence[dict[str, Any]], stats: kernel.Stats) -> D
                              if geoms.size else np.zeros(0, dtype=np.intp))
         geoms, sums = geoms[order], sums[order]
     table = patch_table(geoms, sums, grid.crs, stats.threshold)
-    return DetectResult(table, grid, p.job.change_method().name, stats.threshold, unobs, stats,
-                        kernel.cloud_tests(p.job))
+    clouds = kernel.cloud_tests(p.job)
+    return DetectResult(table, grid, p.job.change_method().name, stats.threshold, unobs, stats, clouds,
+                        provenance(p, stats, clouds, unobs, len(table)))
+
+
+def _crs_name(wkt: str) -> str:
+    """``EPSG:n`` for a CRS that has a code, else its WKT."""
+    from pyproj import CRS
+
+    code = CRS.from_user_input(wkt).to_epsg()
+    return f"EPSG:{code}" if code else wkt
+
+
+def provenance(p: Plan, stats: kernel.Stats, clouds: dict[str, str], unobservable: float, patches: int
+               ) -> dict[str, str]:
+    """The facts behind a run's patches, as text: each date's scene (name, sensor, files, reflectance scale, DN
+    offset, cloud test), the grid, the method, the threshold and the rule that set it, the MMU, the tiles, the
+    unobservable share; what a reviewer asks when a patch is questioned."""
+    import datetime
+
+    import tuban
+
+    job = p.job
+    out = {"tuban": tuban.__version__, "finished_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+           "method": job.change_method().name, "threshold": f"{stats.threshold:.6g}",
+           "threshold_rule": stats.threshold_rule, "mmu_px": f"{job.min_area / (job.grid.res[0] * job.grid.res[1]):.6g}",
+           "grid_crs": _crs_name(job.grid.crs), "grid_transform": ", ".join(f"{v:.10g}" for v in job.grid.transform),
+           "grid_size": f"{job.grid.width} x {job.grid.height}", "tiles": str(len(p.tiles)),
+           "unobservable_fraction": f"{unobservable:.6g}", "patches": str(patches), "aoi": "yes" if p.aoi is not None
+           else "no"}
+    for key, scene in kernel._dates(job).items():
+        date = {"b": "before", "a": "after", "0": "baseline"}[key]
+        out[f"{date}_scene"] = scene.name
+        out[f"{date}_sensor"] = scene.sensor
+        out[f"{date}_files"] = "; ".join(sorted({b.path for b in scene.bands.values()}))
+        out[f"{date}_bands"] = ", ".join(f"{r}={b.index}" for r, b in scene.bands.items())  # role=band of its file
+        out[f"{date}_reflectance_scale"] = "none" if scene.scale is None else f"{scene.scale:.6g}"
+        out[f"{date}_dn_offset"] = str(scene.dn_offset)
+        out[f"{date}_clouds"] = clouds.get(key, "")
+    return out
 
 
 def serial_decode_threads(dates: int = 2) -> int:

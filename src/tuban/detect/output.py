@@ -11,12 +11,17 @@ __all__ = ["read_aoi", "write_patches"]
 
 
 def write_patches(result: Any, path: str | Path) -> Path:
-    """Write ``result.patches`` as GeoPackage layer ``patches`` (CRS set), replacing that layer only.
+    """Write ``result.patches`` as GeoPackage layer ``patches`` (CRS set) and the run's provenance
+    (``result.run``: scenes, calibration, clouds, threshold and its rule …) as table ``detect_run`` (``key``,
+    ``value``), replacing those two only.
 
-    All or nothing: the layer is written into a copy of the file (or a new file) under a temporary name in the
+    All or nothing: the layers are written into a copy of the file (or a new file) under a temporary name in the
     same folder, which is then renamed over the target. A run that fails or is killed while writing leaves the
     target as it was (its other layers too) and no temporary file behind."""
     import shutil
+
+    import pandas as pd
+    import pyogrio
 
     from tuban.files import replacing
 
@@ -26,6 +31,10 @@ def write_patches(result: Any, path: str | Path) -> Path:
         if p.exists():
             shutil.copyfile(p, tmp)  # keeps the file's other layers
         result.patches.to_file(tmp, layer="patches", driver="GPKG")
+        run = dict(getattr(result, "run", None) or {})
+        if run:
+            pyogrio.write_dataframe(pd.DataFrame({"key": list(run), "value": list(run.values())}), tmp,
+                                    layer="detect_run", driver="GPKG")
     return p
 
 
