@@ -95,3 +95,8 @@ def test_the_output_keeps_what_the_patches_came_from(tmp_path) -> None:
     assert run["grid_crs"] == "EPSG:32650"
     assert run["threshold_rule"] in ("otsu", "no-change floor")
     assert int(run["patches"]) == len(pyogrio.read_dataframe(out, layer="patches"))
+    # the next steps (tuban analyse / import patches) read the file without naming the layer: the table is no
+    # layer of patches
+    from tuban.io.reader import read_vector
+
+    assert len(read_vector(out)) == int(run["patches"])

@@ -302,9 +302,13 @@ def _read_one(
         enc = normalize_encoding(encoding) if encoding else detect_dbf_encoding(path)
     with _ogr_errors(label, kind):
         layers = pyogrio.list_layers(path)
-    if layer is None and len(layers) > 1:
-        names = ", ".join(str(n) for n in layers[:10, 0])
-        raise UsageError(f"{label} has {len(layers)} layers ({names})", hint="choose one with --layer NAME")
+    # attribute tables (no geometry: a detection's detect_run) are not what a vector reader is asked for
+    spatial = layers[[g is not None for g in layers[:, 1]]] if len(layers) else layers
+    if layer is None and len(spatial) > 1:
+        names = ", ".join(str(n) for n in spatial[:10, 0])
+        raise UsageError(f"{label} has {len(spatial)} layers ({names})", hint="choose one with --layer NAME")
+    if layer is None and len(spatial) == 1 and len(layers) > 1:
+        layer = str(spatial[0, 0])
     with _ogr_errors(label, kind):
         info = pyogrio.read_info(path, layer=layer, encoding=enc)
     if info["driver"] not in ALLOWED_DRIVERS:
