@@ -68,3 +68,31 @@ def test_rgb_path_on_real_very_high_resolution_pairs(tmp_path) -> None:
     precision, recall = hit / predicted, hit / changed
     assert precision > 2 * changed / pixels, (precision, changed / pixels)
     assert recall > 0.15, recall
+
+
+@pytest.mark.shared_data
+def test_an_aoi_on_hong_kong_is_the_whole_run_inside_it() -> None:
+    """A third of the Hong Kong scene as the AOI: a third of the tiles read, the same threshold, and the
+    patches of the whole run inside the AOI (up to the simplification of patches that run on beyond the tiles
+    read)."""
+    import geopandas as gpd
+    import shapely
+
+    if not CITY.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"shared data missing: {CITY}")
+        pytest.skip(f"shared data missing: {CITY} (set TUBAN_SHARED_DATA)")
+    from tuban.detect.engine import detect, plan
+
+    full = detect(CITY / "imgs_1", CITY / "imgs_2", tile_size=128)
+    x0, y0, x1, y1 = full.grid.bounds
+    box = shapely.box(x0, y0, x0 + (x1 - x0) / 3, y1)
+    aoi = gpd.GeoSeries([box], crs=full.patches.crs)
+    assert len(plan(CITY / "imgs_1", CITY / "imgs_2", tile_size=128, aoi=aoi).tiles) < 0.5 * len(
+        plan(CITY / "imgs_1", CITY / "imgs_2", tile_size=128).tiles)
+    part = detect(CITY / "imgs_1", CITY / "imgs_2", tile_size=128, aoi=aoi)
+    assert part.threshold == full.threshold
+    want = shapely.union_all(full.patches.geometry.values).intersection(box)
+    got = shapely.union_all(part.patches.geometry.values)
+    assert want.area > 0
+    assert got.symmetric_difference(want).area <= 0.005 * got.union(want).area
