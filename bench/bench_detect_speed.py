@@ -359,6 +359,7 @@ def main() -> int:
 
             t_w: dict[int, list[float]] = {1: [], 2: []}
             crit: dict[int, list[float]] = {1: [], 2: []}
+            work: dict[int, list[float]] = {1: [], 2: []}  # all workers' CPU seconds
             with ExitStack() as stack:
                 clients = {}
                 for n in (1, 2):
@@ -378,6 +379,7 @@ def main() -> int:
                         cpu = sorted(w1[k] - w0[k] for k in w0)
                         # critical path: the busiest worker plus this process (plan, merge), as if each had a core
                         crit[n].append(cpu[-1] + c_cl)
+                        work[n].append(sum(cpu))
                         print(f"end to end, warm local cluster of {n} worker process(es), tiles of "
                               f"{args.worker_tile_size}: {t_w[n][-1]:.2f} s, worker CPU "
                               f"{', '.join(f'{c:.2f}' for c in cpu)} s, client CPU {c_cl:.2f} s, {len(rn.patches)} "
@@ -387,6 +389,9 @@ def main() -> int:
                   f"{args.worker_repeat}; this machine has {__import__('os').cpu_count()} cores)")
             print(f"RATIO CPU critical path: 1 worker / 2 workers = {med[1][1] / med[2][1]:.2f} (busiest worker + "
                   "client CPU seconds, medians: the speed-up on idle cores)")
+            added = statistics.median(work[2]) / statistics.median(work[1])
+            print(f"  all workers' CPU seconds, 2 workers ÷ 1 worker = {added:.3f} (medians: the CPU a second worker "
+                  "adds by sharing the memory bandwidth and caches)")
             pairs = sorted(a / b for a, b in zip(t_w[1], t_w[2], strict=True))
             print("  each pair of runs (1 worker ÷ the 2-worker run after it): "
                   + ", ".join(f"{r:.2f}" for r in pairs))
