@@ -104,8 +104,7 @@ def analysis_grid(
     from rasterio.crs import CRS
     from rasterio.errors import CRSError
 
-    grids = [_band_grid(r) for r in before.bands.values()]
-    ref = min(grids, key=lambda g: g.res[0] * g.res[1])
+    ref = _finest(before)
     try:
         dst_crs = CRS.from_user_input(crs).to_wkt() if crs else ref.crs
     except CRSError as exc:
@@ -116,11 +115,9 @@ def analysis_grid(
         raise UsageError(f"--crs {crs!r} is not a CRS PROJ knows: {failure}",
                          hint="an EPSG code such as EPSG:4547 (CGCS2000 / 3-degree Gauss-Kruger CM 114E) or EPSG:32650")
     b0 = _bounds_in(ref, dst_crs)
-    after_grids = [_band_grid(r) for r in after.bands.values()]
-    a0 = _bounds_in(min(after_grids, key=lambda g: g.res[0] * g.res[1]), dst_crs)
-    ix0, iy0, ix1, iy1 = max(b0[0], a0[0]), max(b0[1], a0[1]), min(b0[2], a0[2]), min(b0[3], a0[3])
-    area_b = (b0[2] - b0[0]) * (b0[3] - b0[1])
-    inter = max(0.0, ix1 - ix0) * max(0.0, iy1 - iy0)
+    a0 = _bounds_in(_finest(after), dst_crs)
+    both = _intersection(b0, a0)
+    area_b, inter = _area(b0), _area(both)
     if inter <= 0:
         raise NoOverlapError(f"the dates do not overlap: before {tuple(round(v, 6) for v in b0)}, "
                              f"after {tuple(round(v, 6) for v in a0)}", hint="check that both scenes cover the AOI")
@@ -129,11 +126,9 @@ def analysis_grid(
                              hint="pick scenes of the same footprint")
     if crs is None and resolution is None:
         a, _, c, _, e, f = ref.transform
-        c0 = max(0, math.floor((ix0 - c) / a + 1e-6))
-        c1 = min(ref.width, math.ceil((ix1 - c) / a - 1e-6))
-        r0 = max(0, math.floor((iy1 - f) / e + 1e-6))
-        r1 = min(ref.height, math.ceil((iy0 - f) / e - 1e-6))
-        return Grid(ref.crs, (a, 0.0, c + a * c0, 0.0, e, f + e * r0), c1 - c0, r1 - r0)
+        win = covering_window(ref, both)  # the before grid's pixels over the overlap
+        return Grid(ref.crs, (a, 0.0, c + a * win.col, 0.0, e, f + e * win.row), win.width, win.height)
+    ix0, iy0, ix1, iy1 = both
     res = ref.res[0] if resolution is None else resolution
     if res <= 0:
         raise UsageError(f"--resolution must be positive, got {res}")
@@ -141,13 +136,25 @@ def analysis_grid(
     return Grid(dst_crs, (res, 0.0, ix0, 0.0, -res, iy1), w, h)
 
 
+def _finest(scene: Scene) -> Grid:
+    """The grid of ``scene``'s finest band."""
+    return min((_band_grid(r) for r in scene.bands.values()), key=lambda g: g.res[0] * g.res[1])
+
+
+Bounds = tuple[float, float, float, float]
+
+
+def _intersection(a: Bounds, b: Bounds) -> Bounds:
+    return max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+
+
+def _area(b: Bounds) -> float:
+    return max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1])
+
+
 def coverage(scene: Scene, grid: Grid) -> float:
     """The share of ``grid``'s extent that ``scene``'s finest band covers (footprints as bounding boxes)."""
-    ref = min((_band_grid(r) for r in scene.bands.values()), key=lambda g: g.res[0] * g.res[1])
-    x0, y0, x1, y1 = _bounds_in(ref, grid.crs)
-    g0, h0, g1, h1 = grid.bounds
-    inter = max(0.0, min(x1, g1) - max(x0, g0)) * max(0.0, min(y1, h1) - max(y0, h0))
-    return inter / max((g1 - g0) * (h1 - h0), 1e-300)
+    return _area(_intersection(_bounds_in(_finest(scene), grid.crs), grid.bounds)) / max(_area(grid.bounds), 1e-300)
 
 
 def _same_grid(src, grid: Grid) -> bool:
