@@ -125,7 +125,11 @@ def test_stac_raster_bands_give_the_dn_offset(tmp_path) -> None:
 
 def test_safe_metadata_gives_the_dn_offset(tmp_path) -> None:
     from tuban.errors import InputError
-    from tuban.raster.scene import _safe_dn_offset
+    from tuban.raster.scene import _Files
+    from tuban.raster.scene import _safe_dn_offset as offset_of
+
+    def _safe_dn_offset(folder: Path) -> int:
+        return offset_of(_Files.folder(folder))
 
     def mtd(folder, name, body):
         folder.mkdir()

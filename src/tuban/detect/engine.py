@@ -523,13 +523,9 @@ def executor(*, workers: int | None = None, scheduler: str | None = None, thread
         try:
             client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
         except (OSError, TimeoutError, ValueError) as exc:
-            failure = str(exc)
-        else:
-            failure = ""
-        if failure:
-            raise ConfigError(f"no Dask scheduler answers at {scheduler}: {failure}",
+            raise ConfigError(f"no Dask scheduler answers at {scheduler}: {exc}",
                               hint="start one (dask scheduler; dask worker tcp://HOST:8786 on each machine) or "
-                                   "check --scheduler tcp://HOST:PORT")
+                                   "check --scheduler tcp://HOST:PORT") from exc
     else:
         cluster = local_cluster(int(workers or 1))
         client = Client(cluster)

@@ -43,6 +43,8 @@ __all__ = ["BandRef", "Scene", "declared_calibration", "open_scene", "with_dn_of
 _RASTER_EXT = (".tif", ".tiff", ".jp2", ".img", ".dat", ".bsq", ".bil", ".bip", ".envi")
 _ALLOWED_DRIVERS = {"GTiff", "COG", "JP2OpenJPEG", "ENVI", "HFA", "PNG", "JPEG", "netCDF", "PCIDSK", "VRT"}
 _TOKEN = re.compile(r"_(B\d{1,2}A?|QA_PIXEL|SCL)(?:_\d+m)?\.(?:tif|tiff|jp2|img)$", re.IGNORECASE)
+#: a band image inside a Sentinel-2 product: GRANULE/<granule>/IMG_DATA/[R10m/…]<name>.jp2
+_SAFE_IMAGE = re.compile(r"(^|/)GRANULE/[^/]+/IMG_DATA/(.+/)?[^/]+\.jp2$")
 #: STAC common band names that are not tuban roles (Landsat's SWIR bands)
 _STAC_NAMES = {"swir16": "swir1", "swir22": "swir2"}
 _LANDSAT = re.compile(r"^(L[CTEO]0[4-9])_(?:(L1TP|L1GT|L1GS|L2SP|L2SR)_)?", re.IGNORECASE)
@@ -243,11 +245,7 @@ class _Files:
                 with tarfile.open(path, "r:") as tf:  # uncompressed tar: GDAL seeks in it
                     members = [m.name for m in tf.getmembers() if m.isfile()]
         except (zipfile.BadZipFile, tarfile.TarError, OSError) as exc:
-            failure = str(exc)
-        else:
-            failure = ""
-        if failure:
-            raise InputError(f"{path}: not a readable archive ({failure})", hint="download it again")
+            raise InputError(f"{path}: not a readable archive ({exc})", hint="download it again") from exc
         if len(members) > _ARCHIVE_MAX_MEMBERS:
             raise UnsafeInputError(f"{path}: {len(members):,} members, more than a product has",
                                    hint=f"at most {_ARCHIVE_MAX_MEMBERS:,}")
@@ -269,25 +267,22 @@ class _Files:
         import tarfile
         import zipfile
 
-        where = f"{self.root}/{name}"
-        if not self.vsi:
-            size = (self.root / name).stat().st_size
-        elif self.vsi == "/vsizip/":
-            with zipfile.ZipFile(self.root) as zf:
-                size = zf.getinfo(name).file_size
-        else:
-            with tarfile.open(self.root, "r:") as tf:
-                size = tf.getmember(name).size
-        if size > max_bytes:
-            raise UnsafeInputError(f"{where}: {size:,} bytes, more than a metadata file holds")
-        if not self.vsi:
-            return (self.root / name).read_bytes()
+        def within(size: int) -> None:
+            if size > max_bytes:
+                raise UnsafeInputError(f"{self.root}/{name}: {size:,} bytes, more than a metadata file holds")
+
         if self.vsi == "/vsizip/":
             with zipfile.ZipFile(self.root) as zf:
+                within(zf.getinfo(name).file_size)
                 return zf.read(name)
-        with tarfile.open(self.root, "r:") as tf:
-            f = tf.extractfile(name)
-            return f.read() if f is not None else b""
+        if self.vsi == "/vsitar/":
+            with tarfile.open(self.root, "r:") as tf:
+                member = tf.getmember(name)
+                within(member.size)
+                f = tf.extractfile(member)
+                return f.read() if f is not None else b""
+        within((self.root / name).stat().st_size)
+        return (self.root / name).read_bytes()
 
 
 def _band_folder(src: _Files, sensor: str | None) -> Scene:
@@ -400,7 +395,7 @@ def _landsat_mtl(src: _Files) -> tuple[str, dict[str, dict[str, str]]] | None:
 def _safe(src: _Files, sensor: str | None) -> Scene:
     files: dict[str, tuple[int, str]] = {}
     for rel in src.names:
-        if not re.search(r"(^|/)GRANULE/[^/]+/IMG_DATA/(.+/)?[^/]+\.jp2$", rel):
+        if not _SAFE_IMAGE.search(rel):
             continue
         m = re.search(r"_(B\d{2}|B8A|SCL)(?:_(\d+)m)?\.jp2$", rel)
         if not m:
@@ -428,15 +423,13 @@ _SAFE_MTD = ("MTD_MSIL2A.xml", "MTD_MSIL1C.xml")
 _MTD_MAX_BYTES = 8 << 20
 
 
-def _safe_dn_offset(src: _Files | Path) -> int:
+def _safe_dn_offset(src: _Files) -> int:
     """What a Sentinel-2 product added to its DN: the negated ``BOA_ADD_OFFSET`` (L2A) or
     ``RADIO_ADD_OFFSET`` (L1C) of its MTD XML, one value for every band (−1000 from processing baseline
     04.00, none before); without an MTD file, 1000 when the product's name gives a baseline ≥ 04.00
     (``_N0400_`` …), else 0."""
     import xml.etree.ElementTree as ET
 
-    if isinstance(src, Path):
-        src = _Files.folder(src)
     for mtd_name in _SAFE_MTD:
         found = [n for n in src.names if n == mtd_name or re.fullmatch(rf"[^/]+\.SAFE/{mtd_name}", n)]
         if not found:
@@ -648,7 +641,6 @@ def declared_calibration(scene: Scene) -> tuple[float, int] | None:
     reflectance one (0 < scale < 1) and the offset at most 0 (Sentinel-2 from processing baseline 04.00,
     exported with its metadata: 0.0001, −0.1; the offset kept to the nearest DN); None otherwise (no metadata,
     radiance, mixed)."""
-
     found: set[tuple[float, float]] = set()
     meta: dict[str, tuple[tuple[float, ...], tuple[float, ...], tuple[str | None, ...]]] = {}
     for ref in scene.bands.values():
@@ -680,7 +672,7 @@ def _open(path: str | Path, sensor: str | None, bands: tuple[str, ...] | None) -
         return _band_folder(_Files.folder(p), sensor)
     if p.suffix.lower() in _ARCHIVES:
         src = _Files.archive(p)
-        if any(re.search(r"(^|/)GRANULE/[^/]+/IMG_DATA/", n) for n in src.names):
+        if any(_SAFE_IMAGE.search(n) for n in src.names):
             return _safe(src, sensor)
         if any(_TOKEN.search(n) for n in src.names):
             return _band_folder(src, sensor)
