@@ -80,6 +80,41 @@ def write_band_folder(folder: Path, arr: np.ndarray, *, res: float = 10.0, prefi
     return folder
 
 
+def _jp2(path: Path, data: np.ndarray, res: float, origin: tuple[float, float] = (500000.0, 3800000.0)) -> None:
+    """``data`` (bands, h, w) as a lossless JPEG 2000 file in UTM 50N."""
+    import rasterio
+    from affine import Affine
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(path, "w", driver="JP2OpenJPEG", width=data.shape[2], height=data.shape[1],
+                       count=data.shape[0], dtype=data.dtype, crs="EPSG:32650", QUALITY=100, REVERSIBLE="YES",
+                       transform=Affine(res, 0.0, origin[0], 0.0, -res, origin[1])) as dst:
+        dst.write(data)
+
+
+def write_safe(folder: Path, arr: np.ndarray, *, stamp: str = "20230601T030551",
+               classi: np.ndarray | None = None) -> Path:
+    """A Sentinel-2 L1C product of processing baseline 05.09 as its ``.SAFE`` folder: the bands of ``arr``
+    (reflectance) as lossless JPEG 2000 (B11/B12 at 20 m, the rest at 10 m), DN = reflectance × 10000 + 1000
+    as its MTD XML says; with ``classi`` (3, h/6, w/6 of 0/1: opaque clouds, cirrus, snow and ice) its
+    ``QI_DATA/MSK_CLASSI_B00.jp2`` at 60 m."""
+    safe = folder / f"S2A_MSIL1C_{stamp}_N0509_R075_T50QKK_{stamp}.SAFE"
+    granule = safe / "GRANULE" / f"L1C_T50QKK_A041000_{stamp}"
+    safe.mkdir(parents=True)
+    (safe / "MTD_MSIL1C.xml").write_text('<?xml version="1.0"?><n1:Level-1C_User_Product xmlns:n1="x">'
+                                         + "".join(f'<RADIO_ADD_OFFSET band_id="{i}">-1000</RADIO_ADD_OFFSET>'
+                                                   for i in range(13)) + "</n1:Level-1C_User_Product>")
+    for i, token in enumerate(S2):
+        band, res = arr[i : i + 1], 10.0
+        if token in ("B11", "B12"):  # h and w even here
+            band, res = band.reshape(1, band.shape[1] // 2, 2, band.shape[2] // 2, 2).mean(axis=(2, 4)), 20.0
+        dn = np.clip(np.rint(band * 10000 + 1000), 0, 65535).astype(np.uint16)
+        _jp2(granule / "IMG_DATA" / f"T50QKK_{stamp}_{token}.jp2", dn, res)
+    if classi is not None:
+        _jp2(granule / "QI_DATA" / "MSK_CLASSI_B00.jp2", classi.astype(np.uint8), 60.0)
+    return safe
+
+
 def write_damaged_pair(folder: Path) -> tuple[Path, Path]:
     """A 256² stack as a good GeoTIFF and as a DEFLATE one whose middle third of compressed blocks is
     overwritten: it opens (the header is intact) and fails while decoding."""

@@ -189,6 +189,47 @@ def test_sentinel2_scene_classification_masks_clouds_and_snow(tmp_path) -> None:
     assert plain.patches.intersects(shapely.box(*_bounds(res.grid, *RECTS[1]))).any()
 
 
+def test_sentinel2_l1c_cloud_classification_masks_clouds_and_snow(tmp_path) -> None:
+    """A Sentinel-2 L1C .SAFE from processing baseline 04.00 carries QI_DATA/MSK_CLASSI_B00.jp2 (60 m: opaque
+    clouds, cirrus, snow and ice): the dates' clouds come from it, not from the spectral test. Sites under
+    snow (before), an opaque cloud or cirrus (after) are not reported; a clear one is; without the file the
+    spectral test runs, which sees no cloud in these pixels."""
+    from synth import RECTS, scene_arrays, write_safe
+
+    from tuban.detect.engine import detect
+    from tuban.raster.scene import open_scene
+
+    h, w = 264, 288
+    before, after, _ = scene_arrays(shape=(h, w), seed=5)
+
+    def cover(classi: np.ndarray, layer: int, k: int) -> None:  # the site and 6 px around it, in 60 m cells
+        r0, r1, c0, c1 = RECTS[k]
+        classi[layer, (r0 - 6) // 6 : -(-(r1 + 6) // 6), (c0 - 6) // 6 : -(-(c1 + 6) // 6)] = 1
+
+    classi = {d: np.zeros((3, h // 6, w // 6), np.uint8) for d in "ba"}
+    cover(classi["b"], 2, 0)  # snow before
+    cover(classi["a"], 0, 1)  # an opaque cloud after
+    cover(classi["a"], 1, 3)  # cirrus after
+    safes = [write_safe(tmp_path / d, arr, stamp=stamp, classi=classi[d])
+             for d, arr, stamp in (("b", before, "20230601T030551"), ("a", after, "20240601T030551"))]
+    s = open_scene(safes[0])
+    assert s.roles == ("blue", "green", "red", "nir", "swir1", "swir2", "msk_opaque", "msk_cirrus", "msk_snow")
+    assert s.dn_offset == 1000
+    res = detect(safes[0], safes[1])
+    assert res.clouds == {"b": "qa", "a": "qa"}
+    assert res.run["after_clouds"] == "qa: msk_opaque, msk_cirrus, msk_snow"  # what the output records
+    for k in (0, 1, 3):
+        assert not res.patches.intersects(shapely.box(*_bounds(res.grid, *RECTS[k]))).any(), k
+    assert res.patches.intersects(shapely.box(*_bounds(res.grid, *RECTS[2]))).any()
+    assert res.unobservable_fraction > 0.03
+    for safe in safes:
+        next(safe.rglob("MSK_CLASSI_B00.jp2")).unlink()
+    plain = detect(safes[0], safes[1])
+    assert plain.clouds == {"b": "spectral", "a": "spectral"}
+    for k in (0, 1, 2, 3):
+        assert plain.patches.intersects(shapely.box(*_bounds(res.grid, *RECTS[k]))).any(), k
+
+
 def test_landsat_level2_reflectance_offset(tmp_path) -> None:
     """Landsat Collection 2 Level-2 DN are reflectance + 0.2 over 0.0000275: read with the profile's offset,
     a Landsat pair gives the index means and the patches of the same reflectance stored as × 10000; without

@@ -279,8 +279,11 @@ def test_safe_folder_bands_and_scene_classification(tmp_path) -> None:
     jp2("B11", 20, 3000)
     jp2("SCL", 20, 8, "uint8")
     jp2("SCL", 60, 3, "uint8")
+    qi = img.parent / "QI_DATA"
+    qi.mkdir()
+    (img / "R60m" / "T50SKE_20240601T030551_SCL_60m.jp2").rename(qi / "MSK_CLASSI_B00.jp2")
     s = open_scene(safe)
-    assert s.roles == ("blue", "swir1", "scl")
+    assert s.roles == ("blue", "swir1", "scl")  # an L2A's MSK_CLASSI is not read: the SCL flags shadows too
     assert Path(s.bands["blue"].path).name.endswith("_B02_10m.jp2")
     assert Path(s.bands["scl"].path).name.endswith("_SCL_20m.jp2")
     assert s.dn_offset == 1000

@@ -777,6 +777,7 @@ def provenance(p: Plan, stats: kernel.Stats, clouds: dict[str, str], unobservabl
     import datetime
 
     import tuban
+    from tuban.raster import masks
 
     job = p.job
     out = {"tuban": tuban.__version__, "finished_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -794,7 +795,9 @@ def provenance(p: Plan, stats: kernel.Stats, clouds: dict[str, str], unobservabl
         out[f"{date}_bands"] = ", ".join(f"{r}={b.index}" for r, b in scene.bands.items())  # role=band of its file
         out[f"{date}_reflectance_scale"] = "none" if scene.scale is None else f"{scene.scale:.6g}"
         out[f"{date}_dn_offset"] = str(scene.dn_offset)
-        out[f"{date}_clouds"] = clouds.get(key, "")
+        test = clouds.get(key, "")
+        # which flags, where the sensor's own: QA_PIXEL, the L2A classification or the MSK_CLASSI layers
+        out[f"{date}_clouds"] = f"{test}: {', '.join(masks.cloud_flags(scene.bands))}" if test == "qa" else test
     return out
 
 

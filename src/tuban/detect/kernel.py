@@ -195,11 +195,11 @@ def _read_date(job: Job, scene: Scene, method: ChangeMethod, win: Window, buffer
     bands = _Scaled(data, roles, scale)
     cloudy = None
     test = cloud_test(job, scene)
-    if test == "qa":  # the sensor's own flags: Landsat QA_PIXEL bits, or Sentinel-2 L2A classes
-        role = "qa" if "qa" in scene.bands else "scl"
-        qa, _ = read_block(scene, (role,), job.grid, win, threads=job.gdal_threads, resampling="nearest",
+    if test == "qa":  # the sensor's own flags: Landsat QA_PIXEL bits, Sentinel-2 L2A classes or MSK_CLASSI
+        flags = masks.cloud_flags(scene.bands)
+        qa, _ = read_block(scene, flags, job.grid, win, threads=job.gdal_threads, resampling="nearest",
                            scaled=False)
-        cloudy = masks.qa_cloud_mask(qa[0]) if role == "qa" else masks.scl_cloud_mask(qa[0])
+        cloudy = masks.flag_cloud_mask(flags, qa)
     elif test == "spectral":
         # one pass over the stack (uint16 DN × scale, or reflectance): no float32 copies of the bands
         cloudy = masks.cloud_mask_stack(data, bands.roles, scale=scale)
@@ -211,13 +211,15 @@ def _read_date(job: Job, scene: Scene, method: ChangeMethod, win: Window, buffer
 
 
 def cloud_test(job: Job, scene: Scene) -> str:
-    """How a date's clouds are found: ``"qa"`` (the sensor's QA band: Landsat ``QA_PIXEL``, Sentinel-2 L2A's
-    scene classification), ``"spectral"`` (bright and white in
-    blue/green/red reflectance: needs the scene's reflectance scale), ``"none"`` (neither: a DN scene without
+    """How a date's clouds are found: ``"qa"`` (the sensor's own flags, :func:`masks.cloud_flags`: Landsat
+    ``QA_PIXEL``, Sentinel-2 L2A's scene classification, Sentinel-2's ``MSK_CLASSI`` layers), ``"spectral"``
+    (bright and white in blue/green/red reflectance: needs the scene's reflectance scale), ``"none"`` (neither: a DN scene without
     a scale, or no visible bands), ``"off"`` (masks turned off)."""
+    from tuban.raster import masks
+
     if not job.masks:
         return "off"
-    if "qa" in scene.bands or "scl" in scene.bands:
+    if masks.cloud_flags(scene.bands):
         return "qa"
     if scene.scale is not None and {"blue", "green", "red"} <= set(scene.bands):
         return "spectral"

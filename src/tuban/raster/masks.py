@@ -7,9 +7,13 @@ them. It needs reflectance (a known scale); with DN only, callers skip it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
-__all__ = ["cloud_mask", "cloud_mask_stack", "qa_cloud_mask", "saturation_mask", "scl_cloud_mask", "shadow_mask", "shadow_mask_stack",
+from tuban.raster.profiles import CLASSI_ROLES
+
+__all__ = ["cloud_flags", "cloud_mask", "cloud_mask_stack", "flag_cloud_mask", "qa_cloud_mask", "saturation_mask", "scl_cloud_mask", "shadow_mask", "shadow_mask_stack",
            "water_mask"]
 
 
@@ -127,3 +131,28 @@ def scl_cloud_mask(scl: np.ndarray) -> np.ndarray:
     """Sentinel-2 L2A scene classification: pixels of the classes in :data:`SCL_HIDDEN` (clouds, their
     shadows, cirrus, snow)."""
     return np.isin(scl, SCL_HIDDEN)
+
+
+def cloud_flags(roles: Iterable[str]) -> tuple[str, ...]:
+    """The flag roles a date's clouds are read from, of those it has (``roles``), in order of preference:
+    Landsat ``QA_PIXEL``; Sentinel-2 L2A's scene classification (it also flags shadows); Sentinel-2's
+    ``MSK_CLASSI`` layers (L1C from processing baseline 04.00: opaque clouds, cirrus, snow; no shadows).
+    Empty: none (the spectral test, when the scene allows it)."""
+    have = set(roles)
+    if "qa" in have:
+        return ("qa",)
+    if "scl" in have:
+        return ("scl",)
+    return tuple(r for r in CLASSI_ROLES if r in have)
+
+
+def flag_cloud_mask(flags: tuple[str, ...], data: np.ndarray) -> np.ndarray:
+    """Pixels hidden by clouds, their shadows or snow according to the flag bands ``data`` (one per role of
+    ``flags``, as :func:`cloud_flags` chose them, read nearest onto the grid)."""
+    if flags == ("qa",):
+        return qa_cloud_mask(data[0])
+    if flags == ("scl",):
+        return scl_cloud_mask(data[0])
+    if flags and set(flags) <= set(CLASSI_ROLES):
+        return np.any(data != 0, axis=0)
+    raise ValueError(f"no cloud flags among {flags}")

@@ -10,12 +10,16 @@ from dataclasses import dataclass, field
 
 from tuban.errors import UsageError
 
-__all__ = ["FLAG_ROLES", "PROFILES", "ROLES", "SensorProfile", "get_profile", "parse_band_roles", "role_from_wavelength"]
+__all__ = ["CLASSI_ROLES", "FLAG_ROLES", "PROFILES", "ROLES", "SensorProfile", "get_profile", "parse_band_roles", "role_from_wavelength"]
 
+#: the three layers of Sentinel-2's ``QI_DATA/MSK_CLASSI_B00.jp2`` (L1C and L2A from processing baseline 04.00,
+#: 60 m, 0/1): opaque clouds, cirrus, snow and ice
+CLASSI_ROLES = ("msk_opaque", "msk_cirrus", "msk_snow")
 ROLES = ("coastal", "blue", "green", "red", "rededge1", "rededge2", "rededge3", "nir", "nir08", "swir1", "swir2",
-         "pan", "cirrus", "qa", "scl")
-#: roles that are flags, not reflectance: Landsat's ``QA_PIXEL`` bits, Sentinel-2 L2A's scene classification
-FLAG_ROLES = ("qa", "scl")
+         "pan", "cirrus", "qa", "scl", *CLASSI_ROLES)
+#: roles that are flags, not reflectance: Landsat's ``QA_PIXEL`` bits, Sentinel-2 L2A's scene classification,
+#: Sentinel-2's cloud and snow classification layers
+FLAG_ROLES = ("qa", "scl", *CLASSI_ROLES)
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,9 @@ Accepted inputs
 - a multi-band GeoTIFF / COG / ENVI / any GDAL-readable raster (GTiff, COG, ENVI, JP2, HFA), and a VRT that
   only mosaics local raster files (``gdalbuildvrt`` of one date's scenes; anything else in a VRT is refused);
 - a folder of single-band files named by band (``*_B02.tif`` as in Sentinel-2 and OSCD, ``*_B4.TIF`` Landsat);
-- a Sentinel-2 ``.SAFE`` folder (``GRANULE/*/IMG_DATA/**/*_B02*.jp2``, and L2A's scene classification
-  ``*_SCL_20m.jp2``);
+- a Sentinel-2 ``.SAFE`` folder (``GRANULE/*/IMG_DATA/**/*_B02*.jp2``; its clouds from L2A's scene
+  classification ``*_SCL_20m.jp2``, or else from ``QI_DATA/MSK_CLASSI_B00.jp2``, an L1C's from processing
+  baseline 04.00);
 - a Landsat 5/7/8/9 Collection-2 folder (``*_SR_B4.TIF`` / ``*_B4.TIF``, ``*_QA_PIXEL.TIF``);
 - a STAC item (local JSON) whose assets carry ``eo:bands`` common names or band-token keys;
 - any of the products above as downloaded, in a ``.zip`` (Sentinel-2 ``….SAFE.zip``, a zip of band files or
@@ -36,7 +37,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tuban.errors import BandError, InputError, InputNotFoundError, UnsafeInputError, UsageError
-from tuban.raster.profiles import FLAG_ROLES, ROLES, SensorProfile, get_profile, role_from_wavelength
+from tuban.raster.profiles import (
+    CLASSI_ROLES,
+    FLAG_ROLES,
+    ROLES,
+    SensorProfile,
+    get_profile,
+    role_from_wavelength,
+)
 
 __all__ = ["BandRef", "Scene", "declared_calibration", "open_scene", "with_dn_offset", "with_reflectance_scale"]
 
@@ -408,7 +416,25 @@ def _safe(src: _Files, sensor: str | None) -> Scene:
         raise InputError(f"{src.root}: a .SAFE product without GRANULE/*/IMG_DATA/*_Bxx.jp2 files")
     scene = _from_tokens({k: v[1] for k, v in files.items()}, get_profile(sensor or "sentinel2"), src.name,
                          zero_nodata=True)
-    return replace(scene, dn_offset=_safe_dn_offset(src))
+    return replace(scene, bands={**scene.bands, **_safe_classi(src, scene)}, dn_offset=_safe_dn_offset(src))
+
+
+#: Sentinel-2's cloud and snow classification raster (processing baseline 04.00 on, L1C and L2A)
+_SAFE_CLASSI = re.compile(r"(^|/)GRANULE/[^/]+/QI_DATA/MSK_CLASSI_B00\.jp2$")
+
+
+def _safe_classi(src: _Files, scene: Scene) -> dict[str, BandRef]:
+    """The ``MSK_CLASSI_B00.jp2`` layers of a product without a scene classification (L1C), as the flag roles
+    :data:`CLASSI_ROLES` (band 1 opaque clouds, 2 cirrus, 3 snow and ice): the sensor's own cloud flags, which
+    then take the place of the spectral test. None where the product has an SCL (L2A: it flags shadows too)
+    or no such file (L1C before processing baseline 04.00: its clouds are vector GML, not read)."""
+    found = [n for n in src.names if _SAFE_CLASSI.search(n)]
+    if "scl" in scene.bands or len(found) != 1:  # one granule per product since 2016
+        return {}
+    path = src.path(found[0])
+    with quiet_open(path) as ds:
+        count = ds.count
+    return {role: BandRef(path, i + 1, role) for i, role in enumerate(CLASSI_ROLES[:count])}
 
 
 def _as_dn(v: float) -> int | None:
