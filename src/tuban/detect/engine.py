@@ -550,10 +550,19 @@ def executor(*, workers: int | None = None, scheduler: str | None = None, thread
 #: - no statistical profiler in the workers. Each samples its task thread's stack every 10 ms on its event loop,
 #:   for the dashboard's profile page, and these clusters serve no dashboard: ~0.5 CPU-s a worker in a 15 s run.
 #:   With one worker that CPU ran on the idle core; with two it is taken from the tiles (16k², 2 workers: 8.99,
-#:   8.12 s with it, 8.08, 7.38 s without).
+#:   8.12 s with it, 8.08, 7.38 s without);
+#: - no work stealing: :class:`_Deal` balances the tiles itself (a stolen tile loses its worker's cached halo
+#:   blocks and edge columns), and the scheduler's stealing bookkeeping ran on every task's transitions;
+#: - the memory monitors (each worker's, and its nanny's in this process) every 0.5 s instead of 0.1 s: a tile's
+#:   memory is bounded, and the polls woke the event loops ten times a second.
+#:   Together the scheduler's loop took 0.22–0.24 instead of 0.30–0.37 CPU-s of a 2-worker 16k² run and each
+#:   worker's 0.10–0.12 instead of 0.13–0.19; the 2 ÷ 1 worker ratio, 6 interleaved pairs each way:
+#:   1.77–1.87 (median 1.80) against 1.69–1.80 (1.74).
 LOCAL_CLUSTER_CONFIG = {"distributed.admin.tick.interval": "1s", "distributed.admin.system-monitor.interval": "5s",
                         "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
-                        "distributed.worker.profile.enabled": False}
+                        "distributed.worker.profile.enabled": False,
+                        "distributed.scheduler.work-stealing": False,
+                        "distributed.worker.memory.monitor-interval": "500ms"}
 
 
 def local_cluster(workers: int):
