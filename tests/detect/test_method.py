@@ -194,6 +194,8 @@ def test_sentinel2_l1c_cloud_classification_masks_clouds_and_snow(tmp_path) -> N
     clouds, cirrus, snow and ice): the dates' clouds come from it, not from the spectral test. Sites under
     snow (before), an opaque cloud or cirrus (after) are not reported; a clear one is; without the file the
     spectral test runs, which sees no cloud in these pixels."""
+    import zipfile
+
     from synth import RECTS, scene_arrays, write_safe
 
     from tuban.detect.engine import detect
@@ -222,6 +224,14 @@ def test_sentinel2_l1c_cloud_classification_masks_clouds_and_snow(tmp_path) -> N
         assert not res.patches.intersects(shapely.box(*_bounds(res.grid, *RECTS[k]))).any(), k
     assert res.patches.intersects(shapely.box(*_bounds(res.grid, *RECTS[2]))).any()
     assert res.unobservable_fraction > 0.03
+    zipped = tmp_path / f"{safes[0].name}.zip"  # as downloaded: the mask is read inside the archive too
+    with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in sorted(safes[0].rglob("*")):
+            zf.write(f, f.relative_to(safes[0].parent).as_posix())
+    from_zip = detect(zipped, safes[1])
+    assert from_zip.clouds == res.clouds
+    assert from_zip.unobservable_fraction == res.unobservable_fraction
+    assert len(from_zip.patches) == len(res.patches)
     for safe in safes:
         next(safe.rglob("MSK_CLASSI_B00.jp2")).unlink()
     plain = detect(safes[0], safes[1])
