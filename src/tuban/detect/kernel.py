@@ -213,8 +213,8 @@ def _read_date(job: Job, scene: Scene, method: ChangeMethod, win: Window, buffer
 def cloud_test(job: Job, scene: Scene) -> str:
     """How a date's clouds are found: ``"qa"`` (the sensor's own flags, :func:`masks.cloud_flags`: Landsat
     ``QA_PIXEL``, Sentinel-2 L2A's scene classification, Sentinel-2's ``MSK_CLASSI`` layers), ``"spectral"``
-    (bright and white in blue/green/red reflectance: needs the scene's reflectance scale), ``"none"`` (neither: a DN scene without
-    a scale, or no visible bands), ``"off"`` (masks turned off)."""
+    (bright and white in blue/green/red reflectance: needs the scene's reflectance scale), ``"none"``
+    (neither: a DN scene without a scale, or no visible bands), ``"off"`` (masks turned off)."""
     from tuban.raster import masks
 
     if not job.masks:
