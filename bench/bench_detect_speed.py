@@ -265,6 +265,8 @@ def main() -> int:
     ap.add_argument("--worker-tile-size", type=int, default=2048,
                     help="tile size of the 1 vs 2 worker runs (tasks well above Dask's ~1.6 ms per task)")
     args = ap.parse_args()
+    if args.repeat < 1 or args.worker_repeat < 1:
+        ap.error("--repeat and --worker-repeat take 1 or more")
     import cv2
     from scipy import ndimage as ndi
 

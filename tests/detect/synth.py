@@ -80,7 +80,8 @@ def write_band_folder(folder: Path, arr: np.ndarray, *, res: float = 10.0, prefi
     return folder
 
 
-def _jp2(path: Path, data: np.ndarray, res: float, origin: tuple[float, float] = (500000.0, 3800000.0)) -> None:
+def write_jp2(path: Path, data: np.ndarray, res: float, origin: tuple[float, float] = (500000.0, 3800000.0)
+              ) -> None:
     """``data`` (bands, h, w) as a lossless JPEG 2000 file in UTM 50N."""
     import rasterio
     from affine import Affine
@@ -109,9 +110,9 @@ def write_safe(folder: Path, arr: np.ndarray, *, stamp: str = "20230601T030551",
         if token in ("B11", "B12"):  # h and w even here
             band, res = band.reshape(1, band.shape[1] // 2, 2, band.shape[2] // 2, 2).mean(axis=(2, 4)), 20.0
         dn = np.clip(np.rint(band * 10000 + 1000), 0, 65535).astype(np.uint16)
-        _jp2(granule / "IMG_DATA" / f"T50QKK_{stamp}_{token}.jp2", dn, res)
+        write_jp2(granule / "IMG_DATA" / f"T50QKK_{stamp}_{token}.jp2", dn, res)
     if classi is not None:
-        _jp2(granule / "QI_DATA" / "MSK_CLASSI_B00.jp2", classi.astype(np.uint8), 60.0)
+        write_jp2(granule / "QI_DATA" / "MSK_CLASSI_B00.jp2", classi.astype(np.uint8), 60.0)
     return safe
 
 

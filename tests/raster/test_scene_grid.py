@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "detect"))
 
-from synth import scene_arrays, write_band_folder, write_damaged_pair, write_stack
+from synth import scene_arrays, write_band_folder, write_damaged_pair, write_jp2, write_stack
 
 from tuban.errors import BandError, InputNotFoundError, NoOverlapError, UnsafeInputError
 from tuban.raster.grid import Window, analysis_grid, read_block
@@ -255,9 +255,6 @@ def test_landsat_folders_get_their_level_s_calibration(tmp_path) -> None:
 def test_safe_folder_bands_and_scene_classification(tmp_path) -> None:
     """A Sentinel-2 L2A .SAFE: each band at its finest resolution, the SCL at 20 m (not 60 m) as the QA role,
     the DN offset from the MTD XML; the SCL's classes are read as they are (nearest, no offset)."""
-    import rasterio
-    from affine import Affine
-
     safe = tmp_path / "S2B_MSIL2A_20240601T030551_N0510_R075_T50SKE_20240601T070000.SAFE"
     img = safe / "GRANULE" / "L2A_T50SKE_A037000_20240601T031000" / "IMG_DATA"
     (safe / "MTD_MSIL2A.xml").parent.mkdir(parents=True)
@@ -266,13 +263,9 @@ def test_safe_folder_bands_and_scene_classification(tmp_path) -> None:
                                           "</n1:Level-2A_User_Product>")
 
     def jp2(name: str, res: int, value: int, dtype: str = "uint16") -> None:
-        folder = img / f"R{res}m"
-        folder.mkdir(parents=True, exist_ok=True)
         n = 60 // res * 4
-        with rasterio.open(folder / f"T50SKE_20240601T030551_{name}_{res}m.jp2", "w", driver="JP2OpenJPEG",
-                           width=n, height=n, count=1, dtype=dtype, crs="EPSG:32650", QUALITY=100,
-                           REVERSIBLE="YES", transform=Affine(res, 0, 500000, 0, -res, 3800000)) as dst:
-            dst.write(np.full((1, n, n), value, dtype))
+        write_jp2(img / f"R{res}m" / f"T50SKE_20240601T030551_{name}_{res}m.jp2", np.full((1, n, n), value, dtype),
+                  res)
 
     for res in (10, 20, 60):
         jp2("B02", res, 1500 + res)

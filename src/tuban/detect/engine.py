@@ -29,7 +29,7 @@ import numpy as np
 
 from tuban.detect import kernel
 from tuban.detect.tiles import band_edges, band_width, sample_windows, tile_windows, visit_order
-from tuban.errors import ConfigError, NoOverlapError, UsageError
+from tuban.errors import ConfigError, InputError, MissingCRSError, NoOverlapError, UsageError
 from tuban.raster.grid import (
     GDAL_CACHE_BYTES,
     BufferPool,
@@ -732,8 +732,6 @@ def aoi_geometry(aoi: Any, crs: str) -> Any:
     """An area of interest as one shapely geometry in ``crs``: a GeoSeries or GeoDataFrame (any CRS, e.g.
     :func:`tuban.detect.output.read_aoi`'s CGCS2000) is transformed and unioned; a shapely geometry is taken
     to be in ``crs`` already."""
-    from tuban.errors import InputError, MissingCRSError
-
     if hasattr(aoi, "to_crs"):
         if aoi.crs is None:
             raise MissingCRSError("the AOI has no CRS", hint="set one (GeoSeries.set_crs) or pass a shapely "
