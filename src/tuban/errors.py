@@ -19,6 +19,7 @@ matching builtin so callers that only know Python's exceptions still catch them:
     ├── RasterError (ValueError)                imagery problems
     │   ├── NoOverlapError                      the dates do not overlap (enough)
     │   └── BandError                           a needed band role is missing
+    ├── ClusterError (RuntimeError)             a Dask cluster lost its scheduler or every worker mid-run
     ├── StoreError (RuntimeError)               database problems
     │   ├── NotFoundError (LookupError)         missing, *or* not visible to this user
     │   ├── ConflictError                       stale version / duplicate id with other content
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 __all__ = [
     "BandError",
+    "ClusterError",
     "ConfigError",
     "ConflictError",
     "EncodingError",
@@ -138,6 +140,14 @@ class NoOverlapError(RasterError):
 
 class BandError(RasterError):
     code = "band"
+
+
+class ClusterError(TubanError, RuntimeError):
+    """A run's Dask cluster went away under it (its scheduler, or every worker, for longer than the run waits):
+    nothing was written; running again once the cluster is back gives the same output."""
+
+    code = "cluster"
+    exit_code = 8
 
 
 class StoreError(TubanError, RuntimeError):

@@ -251,56 +251,18 @@ def test_workers_joining_mid_run_are_dealt_tiles(pair, monkeypatch) -> None:
 
 @pytest.mark.slow
 def test_serial_equals_distributed_scheduler_in_separate_processes(pair, tmp_path) -> None:
-    import os
-    import socket
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
+    from daskprocs import DaskProcesses
 
     before, after, _ = pair
-    bindir = Path(sys.executable).parent
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    addr = f"tcp://127.0.0.1:{port}"
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    log = open(tmp_path / "dask.log", "w")  # noqa: SIM115
-    procs = [subprocess.Popen([str(bindir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                               "--no-dashboard"], stdout=log, stderr=log, env=env)]
-    try:
-        from distributed import Client
-
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
-        for _ in range(2):
-            procs.append(subprocess.Popen([str(bindir / "dask"), "worker", addr, "--nworkers", "1", "--nthreads",
-                                           "1", "--no-dashboard", "--host", "127.0.0.1"],
-                                          stdout=log, stderr=log, env=env))
-        with Client(addr, timeout=30) as client:
-            client.wait_for_workers(2, timeout=60)
-        dist = detect(before, after, sensor="sentinel2", tile_size=128, scheduler=addr)
-        serial = detect(before, after, sensor="sentinel2", tile_size=128)
-        assert dist.threshold == serial.threshold
-        assert len(dist.patches) == len(serial.patches) > 0
-        assert shapely.equals(shapely.union_all(serial.patches.geometry.values),
-                              shapely.union_all(dist.patches.geometry.values))
-    finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        log.close()
+    with DaskProcesses(tmp_path / "dask.log") as cluster:
+        cluster.start_scheduler()
+        cluster.start_workers(2)
+        dist = detect(before, after, sensor="sentinel2", tile_size=128, scheduler=cluster.address)
+    serial = detect(before, after, sensor="sentinel2", tile_size=128)
+    assert dist.threshold == serial.threshold
+    assert len(dist.patches) == len(serial.patches) > 0
+    assert shapely.equals(shapely.union_all(serial.patches.geometry.values),
+                          shapely.union_all(dist.patches.geometry.values))
 
 
 def test_a_serial_run_closes_the_files_its_reader_threads_opened(pair) -> None:

@@ -29,7 +29,7 @@ import numpy as np
 
 from tuban.detect import kernel
 from tuban.detect.tiles import band_edges, band_width, sample_windows, tile_windows, visit_order
-from tuban.errors import ConfigError, InputError, MissingCRSError, NoOverlapError, UsageError
+from tuban.errors import ClusterError, ConfigError, InputError, MissingCRSError, NoOverlapError, UsageError
 from tuban.raster.grid import (
     GDAL_CACHE_BYTES,
     BufferPool,
@@ -372,22 +372,122 @@ def _pin(worker: str) -> dict[str, Any]:
 
 
 class _Dask(_StatsThenTiles):
-    """Runs tasks on a dask.distributed client (local cluster or remote scheduler)."""
+    """Runs tasks on a dask.distributed client (local cluster, or the scheduler at ``address``).
 
-    def __init__(self, client):
+    A run that loses its ``--scheduler`` (killed, restarted, the network gone) starts again from the
+    statistics on a new client once the scheduler answers again (:data:`SCHEDULER_TIMEOUT`), at most
+    :attr:`RESTARTS` times: the tiles' results lived on the workers, which leave with their scheduler, and a
+    run's output does not depend on where or how often its tiles ran, so the output is the same. A cluster
+    with no worker for :data:`NO_WORKERS_TIMEOUT` (at the start, or every one lost meanwhile) ends the run
+    with :class:`~tuban.errors.ClusterError` instead of waiting for ever."""
+
+    #: runs started again after the scheduler was lost (each from the start)
+    RESTARTS = 2
+
+    def __init__(self, client, address: str | None = None):
         self.client = client
+        self.address = address  # a --scheduler: reconnected to when lost; None: a local cluster's
+        self._live: list[Any] = []  # the futures of the pass running: what :meth:`_watch` cancels
+        self._stalled: str | None = None
 
-    def map(self, fn, items, label, progress=None, *, gather=True):
-        from distributed import as_completed
+    def run(self, job: kernel.Job, samples: Sequence[Window], tiles: Sequence[Window], threshold: float | None,
+            progress: Progress | None = None, *, band: int = 0) -> tuple[kernel.Stats, list[dict[str, Any]]]:
+        restarts = 0
+        while True:
+            try:
+                with self._watch():
+                    self._wait_for_workers()
+                    return super().run(job, samples, tiles, threshold, progress, band=band)
+            except ClusterError:
+                raise
+            except Exception as exc:
+                if self._stalled is not None:
+                    raise ClusterError(self._stalled, hint="start workers (dask worker tcp://HOST:PORT), or check "
+                                       "why they died (memory, a batch system's time limit), then run again "
+                                       "(nothing was written)") from None
+                if not self._lost(exc):
+                    raise
+                where = f" at {self.address}" if self.address else ""
+                if self.address is None or restarts >= self.RESTARTS:
+                    again = f" (after {restarts} restarts)" if restarts else ""
+                    raise ClusterError(f"the Dask scheduler{where} was lost during the run{again}: nothing was "
+                                       "written", hint="restart the scheduler and its workers, then run again"
+                                       ) from None
+                restarts += 1
+                self._reconnect()
+                if progress:
+                    progress("restart (the Dask scheduler was lost; it answers again)", restarts, self.RESTARTS)
 
-        futures = [self.client.submit(fn, *a, pure=False) for a in items]
-        if progress:
-            for done, _ in enumerate(as_completed(futures), 1):
-                progress(label, done, len(futures))
-        return self.client.gather(futures) if gather else futures
+    def _lost(self, exc: BaseException) -> bool:
+        """Whether ``exc`` comes from losing the scheduler (the run's own errors come through as themselves)."""
+        from distributed.comm import CommClosedError
 
-    def call(self, fn, *args, **kw):
-        return self.client.submit(fn, *args, pure=False, **kw).result()
+        return (self.client.status != "running" or isinstance(exc, CommClosedError)
+                or "scheduler-connection-lost" in str(exc))
+
+    def _reconnect(self) -> None:
+        """A new client to :attr:`address`, which answers within :data:`SCHEDULER_TIMEOUT` or the run ends."""
+        from distributed import Client
+
+        with suppress(Exception):
+            self.client.close(timeout=5)
+        try:
+            self.client = Client(self.address, timeout=SCHEDULER_TIMEOUT)
+        except (OSError, TimeoutError, ValueError):
+            raise ClusterError(f"the Dask scheduler at {self.address} was lost during the run and did not answer "
+                               f"again within {SCHEDULER_TIMEOUT} s: nothing was written",
+                               hint="restart the scheduler and its workers, then run again") from None
+
+    def _wait_for_workers(self) -> None:
+        """Wait until a worker has joined (a cluster still starting), at most :data:`NO_WORKERS_TIMEOUT`."""
+        if self._threads():
+            return
+        try:
+            self.client.wait_for_workers(1, timeout=NO_WORKERS_TIMEOUT)
+        except TimeoutError:
+            where = f" at {self.address}" if self.address else ""
+            raise ClusterError(f"no Dask worker joined the scheduler{where} within {NO_WORKERS_TIMEOUT:g} s",
+                               hint="start workers on the machines that should compute: dask worker "
+                                    "tcp://HOST:PORT") from None
+
+    @contextmanager
+    def _watch(self):
+        """While a run is in progress, a thread that looks at the cluster every :data:`WATCH_EVERY` seconds:
+        with no worker for :data:`NO_WORKERS_TIMEOUT` it cancels the pass's tasks, so the run ends with that
+        reason instead of waiting for ever for tasks no worker will run (Dask keeps them until a worker joins)."""
+        import threading
+        import time
+
+        self._stalled = None
+        stop = threading.Event()
+
+        def watch() -> None:
+            since: float | None = None
+            while not stop.wait(WATCH_EVERY):
+                try:
+                    n = len(self._threads())
+                except Exception:  # the scheduler is away: the run's own calls say so
+                    continue
+                if n:
+                    since = None
+                    continue
+                since = time.monotonic() if since is None else since
+                if time.monotonic() - since >= NO_WORKERS_TIMEOUT:
+                    where = f" at {self.address}" if self.address else ""
+                    self._stalled = (f"every Dask worker of the scheduler{where} was lost during the run and none "
+                                     f"joined again within {NO_WORKERS_TIMEOUT:g} s")
+                    with suppress(Exception):
+                        self.client.cancel(list(self._live))
+                    return
+
+        t = threading.Thread(target=watch, name="tuban-dask-watch", daemon=True)
+        t.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            t.join(timeout=WATCH_EVERY + 1)
+            self._live = []
 
     def _workers(self, threads: dict[str, int] | None = None) -> list[str]:
         """The workers' addresses in order (``[""]`` when none has joined yet), of ``threads`` when given."""
@@ -409,21 +509,28 @@ class _Dask(_StatsThenTiles):
         chunks = [ch for ch in _strips(samples, len(workers)) if ch]
         blocks = [c.submit(kernel.sample_blocks, job, ch, pure=False, **_pin(workers[i % len(workers)]))
                   for i, ch in enumerate(chunks)]
-        st = kernel.stats_from_values(c.gather([c.submit(kernel.sample_band_values, job, b, pure=False)
-                                                for b in blocks]))
+        self._live = list(blocks)
+        st = kernel.stats_from_values(self._over(blocks, kernel.sample_band_values, job))
         if progress:
             progress("statistics", 1, 3)
-        comps = c.gather([c.submit(kernel.sample_component_values, job, b, st, pure=False) for b in blocks])
+        comps = self._over(blocks, kernel.sample_component_values, job, st)
         st = kernel.stats_from_values([], comps, threshold=threshold, stats=st)
         if progress:
             progress("statistics", 2, 3)
         if threshold is None:
-            scores = c.gather([c.submit(kernel.sample_score_values, job, b, st, pure=False) for b in blocks])
+            scores = self._over(blocks, kernel.sample_score_values, job, st)
             st = kernel.stats_from_values([], None, scores, stats=st)
         if progress:
             progress("statistics", 3, 3)
         del blocks
+        self._live = []  # the workers let go of the sample blocks
         return st
+
+    def _over(self, blocks: list[Any], fn: Callable[..., Any], job: kernel.Job, *args: Any) -> list[Any]:
+        """``fn(job, block, *args)`` where each of the kept sample ``blocks`` is, gathered in order."""
+        fs = [self.client.submit(fn, job, b, *args, pure=False) for b in blocks]
+        self._live += fs
+        return self.client.gather(fs)
 
     #: tile tasks each worker has queued beyond the ones its threads run: its next tile is there before it
     #: finishes the current one (a round trip through the scheduler takes milliseconds), and the tiles not yet
@@ -449,6 +556,7 @@ class _Dask(_StatsThenTiles):
         workers = self._workers(threads)
         deal = _Deal(visit_order(tiles, band), len(workers))
         futures: list[Any] = []
+        self._live = futures
         dealt: dict[str, tuple[int, int]] = {}  # task key → (tile, worker)
 
         def submit(i: int) -> Any:
@@ -493,8 +601,14 @@ class _Dask(_StatsThenTiles):
                 c.run(kernel.release_process_state)
 
 
-#: seconds to wait for a ``--scheduler`` to answer (a cluster's scheduler on a slow network included)
+#: seconds to wait for a ``--scheduler`` to answer (a cluster's scheduler on a slow network included), at the
+#: start and again after losing it during a run
 SCHEDULER_TIMEOUT = 30
+#: seconds a run waits for a worker when its cluster has none (still starting, e.g. a batch system's; or every
+#: one lost) before it ends with a :class:`~tuban.errors.ClusterError`
+NO_WORKERS_TIMEOUT = 300.0
+#: seconds between the looks of a run's watch on its cluster (:meth:`_Dask._watch`)
+WATCH_EVERY = 1.0
 
 
 @contextmanager
@@ -529,10 +643,11 @@ def executor(*, workers: int | None = None, scheduler: str | None = None, thread
     else:
         cluster = local_cluster(int(workers or 1))
         client = Client(cluster)
+    dask_ex = _Dask(client, scheduler)
     try:
-        yield _Dask(client)
+        yield dask_ex
     finally:
-        client.close()
+        dask_ex.client.close()  # the run's last client (a new one after a restart)
         if cluster is not None:
             cluster.close()
 

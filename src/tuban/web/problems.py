@@ -66,6 +66,7 @@ PROBLEM_TABLE: tuple[tuple[type[BaseException], int], ...] = (
     (E.UsageError, 422),
     (E.PermissionDeniedError, 403),
     (E.MigrationError, 503),
+    (E.ClusterError, 503),
     (E.ConfigError, 500),
     (E.StoreError, 500),
     (E.RasterError, 422),
