@@ -94,26 +94,67 @@ def write_jp2(path: Path, data: np.ndarray, res: float, origin: tuple[float, flo
 
 
 def write_safe(folder: Path, arr: np.ndarray, *, stamp: str = "20230601T030551",
-               classi: np.ndarray | None = None) -> Path:
-    """A Sentinel-2 L1C product of processing baseline 05.09 as its ``.SAFE`` folder: the bands of ``arr``
-    (reflectance) as lossless JPEG 2000 (B11/B12 at 20 m, the rest at 10 m), DN = reflectance × 10000 + 1000
-    as its MTD XML says; with ``classi`` (3, h/6, w/6 of 0/1: opaque clouds, cirrus, snow and ice) its
-    ``QI_DATA/MSK_CLASSI_B00.jp2`` at 60 m."""
-    safe = folder / f"S2A_MSIL1C_{stamp}_N0509_R075_T50QKK_{stamp}.SAFE"
+               classi: np.ndarray | None = None, baseline: str = "05.09",
+               clouds_gml: dict[str, list[tuple[int, ...]]] | None = None,
+               gml_name: str = "MSK_CLOUDS_B00.gml") -> Path:
+    """A Sentinel-2 L1C product of processing ``baseline`` as its ``.SAFE`` folder: the bands of ``arr``
+    (reflectance) as lossless JPEG 2000 (B11/B12 at 20 m, the rest at 10 m), DN = reflectance × 10000, + 1000
+    from baseline 04.00 as its MTD XML then says; with ``classi`` (3, h/6, w/6 of 0/1: opaque clouds, cirrus,
+    snow and ice) its ``QI_DATA/MSK_CLASSI_B00.jp2`` at 60 m; with ``clouds_gml`` (mask type → boxes of 60 m
+    cells, rows r0:r1 and columns c0:c1 as in ``classi``) the vector mask of older products, ``QI_DATA/``
+    ``gml_name`` (GML 3.2, as ESA writes it; ``{}``: a mask without clouds)."""
+    new = baseline >= "04.00"
+    safe = folder / f"S2A_MSIL1C_{stamp}_N{baseline.replace('.', '')}_R075_T50QKK_{stamp}.SAFE"
     granule = safe / "GRANULE" / f"L1C_T50QKK_A041000_{stamp}"
     safe.mkdir(parents=True)
     (safe / "MTD_MSIL1C.xml").write_text('<?xml version="1.0"?><n1:Level-1C_User_Product xmlns:n1="x">'
                                          + "".join(f'<RADIO_ADD_OFFSET band_id="{i}">-1000</RADIO_ADD_OFFSET>'
-                                                   for i in range(13)) + "</n1:Level-1C_User_Product>")
+                                                   for i in range(13) if new) + "</n1:Level-1C_User_Product>")
     for i, token in enumerate(S2):
         band, res = arr[i : i + 1], 10.0
         if token in ("B11", "B12"):  # h and w even here
             band, res = band.reshape(1, band.shape[1] // 2, 2, band.shape[2] // 2, 2).mean(axis=(2, 4)), 20.0
-        dn = np.clip(np.rint(band * 10000 + 1000), 0, 65535).astype(np.uint16)
+        dn = np.clip(np.rint(band * 10000 + (1000 if new else 0)), 0, 65535).astype(np.uint16)
         write_jp2(granule / "IMG_DATA" / f"T50QKK_{stamp}_{token}.jp2", dn, res)
     if classi is not None:
         write_jp2(granule / "QI_DATA" / "MSK_CLASSI_B00.jp2", classi.astype(np.uint8), 60.0)
+    if clouds_gml is not None:
+        (granule / "QI_DATA").mkdir(parents=True, exist_ok=True)
+        (granule / "QI_DATA" / gml_name).write_text(_msk_clouds_gml(clouds_gml, arr.shape[1:]))
     return safe
+
+
+def _msk_clouds_gml(boxes: dict[str, list[tuple[int, ...]]], shape: tuple[int, ...],
+                    origin: tuple[float, float] = (500000.0, 3800000.0)) -> str:
+    """A ``MSK_CLOUDS_B00.gml`` as ESA writes it: each box of 60 m cells (rows r0:r1, columns c0:c1, and
+    optionally four more: a hole's rows and columns) one ``eop:MaskFeature`` polygon along the cell edges."""
+    x0, y0 = origin
+    h, w = shape
+
+    def ring(r0: float, r1: float, c0: float, c1: float) -> str:
+        xs, ys = (x0 + 60 * c0, x0 + 60 * c1), (y0 - 60 * r0, y0 - 60 * r1)
+        pts = [(xs[0], ys[0]), (xs[1], ys[0]), (xs[1], ys[1]), (xs[0], ys[1]), (xs[0], ys[0])]
+        return " ".join(f"{x:.0f} {y:.0f}" for x, y in pts)
+
+    members = []
+    for kind, rects in boxes.items():
+        for k, rect in enumerate(rects):
+            hole = ""
+            if len(rect) == 8:
+                hole = (f'<gml:interior><gml:LinearRing><gml:posList srsDimension="2">{ring(*rect[4:])}'
+                        "</gml:posList></gml:LinearRing></gml:interior>")
+            members.append(
+                f'<eop:MaskFeature gml:id="{kind}.{k}"><eop:maskType codeSpace="urn:gs2:S2PDGS:maskType">{kind}'
+                f'</eop:maskType><eop:extentOf><gml:Polygon gml:id="{kind}.{k}_Polygon"><gml:exterior><gml:LinearRing>'
+                f'<gml:posList srsDimension="2">{ring(*rect[:4])}</gml:posList></gml:LinearRing></gml:exterior>'
+                f"{hole}</gml:Polygon></eop:extentOf></eop:MaskFeature>")
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<eop:Mask xmlns:eop="http://www.opengis.net/eop/2.0" '
+            'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:gml="http://www.opengis.net/gml/3.2" '
+            'gml:id="S2A_OPER_MSK_CLOUDS_SGS__20160929T154211_A006640_T50QKK_B00_MSIL1C"><gml:boundedBy>'
+            '<gml:Envelope srsName="urn:ogc:def:crs:EPSG:8.7:32650">'
+            f"<gml:lowerCorner>{x0:.0f} {y0 - 10 * h:.0f}</gml:lowerCorner>"
+            f"<gml:upperCorner>{x0 + 10 * w:.0f} {y0:.0f}</gml:upperCorner></gml:Envelope></gml:boundedBy>"
+            + (f"<eop:maskMembers>{''.join(members)}</eop:maskMembers>" if members else "") + "</eop:Mask>")
 
 
 def write_damaged_pair(folder: Path) -> tuple[Path, Path]:

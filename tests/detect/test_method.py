@@ -240,6 +240,81 @@ def test_sentinel2_l1c_cloud_classification_masks_clouds_and_snow(tmp_path) -> N
         assert plain.patches.intersects(shapely.box(*_bounds(res.grid, *RECTS[k]))).any(), k
 
 
+def test_sentinel2_l1c_vector_cloud_mask_of_older_products(tmp_path) -> None:
+    """An L1C .SAFE from before processing baseline 04.00 has no MSK_CLASSI: its clouds are polygons in
+    QI_DATA/MSK_CLOUDS_B00.gml (before 2016 S2A_OPER_MSK_CLOUDS_…_B00_MSIL1C.gml), rasterised at 60 m when the
+    scene opens (holes kept) and read as its cloud flags, also by Dask workers the scene is sent to. Sites
+    under an opaque cloud or cirrus are not reported; a mask without clouds hides nothing; without the file
+    the spectral test runs; a damaged file is a named error. A product of several granules (before December
+    2016) is refused with the way out: one granule's folder."""
+    import zipfile
+
+    from synth import RECTS, scene_arrays, write_safe
+
+    from tuban.detect.engine import detect
+    from tuban.errors import InputError
+    from tuban.raster.grid import Window, analysis_grid, read_block
+    from tuban.raster.scene import open_scene
+
+    h, w = 264, 288
+    before, after, _ = scene_arrays(shape=(h, w), seed=5)
+    holed = (37, 43, 2, 10, 39, 40, 5, 6)  # cirrus over no site, with a one-cell hole
+    gml = {"b": {}, "a": {"OPAQUE": [(17, 26, 15, 28)], "CIRRUS": [(9, 12, 32, 36), holed]}}
+    names = {"b": "S2A_OPER_MSK_CLOUDS_SGS__20160601T030551_A005000_T50QKK_B00_MSIL1C.gml", "a": "MSK_CLOUDS_B00.gml"}
+    safes = [write_safe(tmp_path / d, arr, stamp=stamp, baseline="02.04", clouds_gml=gml[d], gml_name=names[d])
+             for d, arr, stamp in (("b", before, "20160601T030551"), ("a", after, "20170601T030551"))]
+    s = open_scene(safes[1])
+    assert s.roles == ("blue", "green", "red", "nir", "swir1", "swir2", "msk_opaque", "msk_cirrus")
+    assert s.dn_offset == 0
+    assert s.source(s.bands["msk_cirrus"].path).endswith("QI_DATA/MSK_CLOUDS_B00.gml")
+    grid = analysis_grid(s, s)
+    flags, _ = read_block(s, ("msk_opaque", "msk_cirrus"), grid, Window(0, 0, h, w), resampling="nearest",
+                          scaled=False)
+    want = np.zeros((2, h // 6, w // 6), np.uint8)
+    want[0, 17:26, 15:28] = 1
+    want[1, 9:12, 32:36] = 1
+    want[1, 37:43, 2:10] = 1
+    want[1, 39, 5] = 0  # the hole
+    assert np.array_equal(flags[:, ::6, ::6], want)
+    assert np.array_equal(flags, np.repeat(np.repeat(want, 6, axis=1), 6, axis=2))
+    res = detect(safes[0], safes[1])
+    assert res.clouds == {"b": "qa", "a": "qa"}
+    assert res.run["after_clouds"] == "qa: msk_opaque, msk_cirrus"
+    assert "QI_DATA/MSK_CLOUDS_B00.gml" in res.run["after_files"]
+    for k in (1, 3):
+        assert not res.patches.intersects(shapely.box(*_bounds(res.grid, *RECTS[k]))).any(), k
+    for k in (0, 2):  # the before date's mask has no clouds
+        assert res.patches.intersects(shapely.box(*_bounds(res.grid, *RECTS[k]))).any(), k
+    par = detect(safes[0], safes[1], workers=2)  # the scene, with its mask, sent to worker processes
+    assert par.unobservable_fraction == res.unobservable_fraction
+    assert shapely.equals(shapely.union_all(par.patches.geometry.values), shapely.union_all(res.patches.geometry.values))
+    zipped = tmp_path / f"{safes[1].name}.zip"
+    with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in sorted(safes[1].rglob("*")):
+            zf.write(f, f.relative_to(safes[1].parent).as_posix())
+    assert detect(safes[0], zipped).unobservable_fraction == res.unobservable_fraction
+    import shutil
+
+    granule = next((safes[0] / "GRANULE").iterdir())
+    two = tmp_path / "two" / safes[0].name  # a product of two granules, as before December 2016
+    shutil.copytree(safes[0], two)
+    shutil.copytree(granule, two / "GRANULE" / "L1C_T50QKL_A005000_20160601T030551")
+    with pytest.raises(InputError, match=r"a \.SAFE product of 2 granules") as err:
+        open_scene(two)
+    assert "GRANULE/<granule>" in str(err.value)
+    assert open_scene(two / "GRANULE" / granule.name).roles[:4] == ("blue", "green", "red", "nir")  # one granule
+    mask = next(safes[1].rglob("MSK_CLOUDS_B00.gml"))
+    mask.write_text(mask.read_text()[:300])  # cut short
+    with pytest.raises(InputError, match=r"MSK_CLOUDS_B00\.gml: not a readable Sentinel-2 cloud mask"):
+        open_scene(safes[1])
+    for safe in safes:
+        next(safe.rglob("*MSK_CLOUDS*.gml")).unlink()
+    plain = detect(safes[0], safes[1])
+    assert plain.clouds == {"b": "spectral", "a": "spectral"}
+    for k in (0, 1, 2, 3):
+        assert plain.patches.intersects(shapely.box(*_bounds(res.grid, *RECTS[k]))).any(), k
+
+
 def test_landsat_level2_reflectance_offset(tmp_path) -> None:
     """Landsat Collection 2 Level-2 DN are reflectance + 0.2 over 0.0000275: read with the profile's offset,
     a Landsat pair gives the index means and the patches of the same reflectance stored as × 10000; without

@@ -913,7 +913,7 @@ def provenance(p: Plan, stats: kernel.Stats, clouds: dict[str, str], unobservabl
         date = {"b": "before", "a": "after", "0": "baseline"}[key]
         out[f"{date}_scene"] = scene.name
         out[f"{date}_sensor"] = scene.sensor
-        out[f"{date}_files"] = "; ".join(sorted({b.path for b in scene.bands.values()}))
+        out[f"{date}_files"] = "; ".join(sorted({scene.source(b.path) for b in scene.bands.values()}))
         out[f"{date}_bands"] = ", ".join(f"{r}={b.index}" for r, b in scene.bands.items())  # role=band of its file
         out[f"{date}_reflectance_scale"] = "none" if scene.scale is None else f"{scene.scale:.6g}"
         out[f"{date}_dn_offset"] = str(scene.dn_offset)

@@ -570,9 +570,13 @@ def _dataset(path: str, threads: str | int = 1):
 
     # a member of an archive read in place (/vsizip/…/x.zip/member) changes with the archive
     inside = re.match(r"/vsi(?:zip|tar)/(.+?\.(?:zip|tar))(?:/|$)", path, re.IGNORECASE)
-    st = os.stat(inside.group(1) if inside else path)
+    # a raster the scene embeds (/vsimem/, named by its content's hash: raster.scene.embed) never changes
+    mtime, size = 0, 0
+    if not path.startswith("/vsimem/"):
+        st = os.stat(inside.group(1) if inside else path)
+        mtime, size = st.st_mtime_ns, st.st_size
     me = threading.get_ident()
-    key = (os.getpid(), me, path, st.st_mtime_ns, st.st_size, str(threads))
+    key = (os.getpid(), me, path, mtime, size, str(threads))
     src = _OPEN.get(key)
     if src is None or src.closed:  # type: ignore[attr-defined]
         alive = {t.ident for t in threading.enumerate()}

@@ -7,7 +7,7 @@ Accepted inputs
 - a folder of single-band files named by band (``*_B02.tif`` as in Sentinel-2 and OSCD, ``*_B4.TIF`` Landsat);
 - a Sentinel-2 ``.SAFE`` folder (``GRANULE/*/IMG_DATA/**/*_B02*.jp2``; its clouds from L2A's scene
   classification ``*_SCL_20m.jp2``, or else from ``QI_DATA/MSK_CLASSI_B00.jp2``, an L1C's from processing
-  baseline 04.00);
+  baseline 04.00, or else from the vector mask ``QI_DATA/MSK_CLOUDS_B00.gml`` of older L1C products);
 - a Landsat 5/7/8/9 Collection-2 folder (``*_SR_B4.TIF`` / ``*_B4.TIF``, ``*_QA_PIXEL.TIF``);
 - a STAC item (local JSON) whose assets carry ``eo:bands`` common names or band-token keys;
 - any of the products above as downloaded, in a ``.zip`` (Sentinel-2 ``….SAFE.zip``, a zip of band files or
@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,7 +47,7 @@ from tuban.raster.profiles import (
     role_from_wavelength,
 )
 
-__all__ = ["BandRef", "Scene", "declared_calibration", "open_scene", "with_dn_offset", "with_reflectance_scale"]
+__all__ = ["BandRef", "Scene", "declared_calibration", "embed", "open_scene", "with_dn_offset", "with_reflectance_scale"]
 
 _RASTER_EXT = (".tif", ".tiff", ".jp2", ".img", ".dat", ".bsq", ".bil", ".bip", ".envi")
 _ALLOWED_DRIVERS = {"GTiff", "COG", "JP2OpenJPEG", "ENVI", "HFA", "PNG", "JPEG", "netCDF", "PCIDSK", "VRT"}
@@ -93,6 +94,20 @@ class Scene:
     scale: float | None = None
     zero_is_nodata: bool = False
     dn_offset: int = 0
+    #: small rasters made when the scene was opened, which its bands read: ``(path, GeoTIFF bytes, source)``,
+    #: ``path`` a ``/vsimem/`` name (from the content's hash) that exists in every process holding the scene
+    #: (:func:`embed` at opening, again when a Dask worker unpickles it), ``source`` the product file it came
+    #: from (Sentinel-2's vector cloud mask rasterised: :mod:`tuban.raster.cloudgml`)
+    embedded: tuple[tuple[str, bytes, str], ...] = ()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:  # unpickled (a Dask worker): its rasters again
+        self.__dict__.update(state)
+        for path, data, _ in self.embedded:
+            embed(data, path)
+
+    def source(self, path: str) -> str:
+        """The product file a band ``path`` reads: itself, or what an embedded raster was made from."""
+        return next((src for p, _, src in self.embedded if p == path), path)
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -106,6 +121,28 @@ class Scene:
                 f"scene {self.name!r} lacks band role(s) {missing}; it has {list(self.roles)}",
                 hint="name the bands with --bands blue,green,red,nir,swir1,swir2 or pick --sensor / --method rgb",
             )
+
+
+_EMBEDDED: dict[str, Any] = {}  # /vsimem/ path → the rasterio MemoryFile that holds it, in this process
+_EMBEDDED_LOCK = threading.Lock()
+
+
+def embed(data: bytes, path: str | None = None) -> str:
+    """Make the raster file ``data`` readable at a ``/vsimem/`` path named by its content's hash (the same in
+    every process; ``path``: that name, as :attr:`Scene.embedded` records it); kept for this process's life."""
+    import hashlib
+
+    from rasterio.io import MemoryFile
+
+    name = f"{hashlib.sha256(data).hexdigest()[:32]}.tif"
+    path = path or f"/vsimem/tuban-embedded/{name}"
+    with _EMBEDDED_LOCK:
+        if path not in _EMBEDDED:
+            mem = MemoryFile(data, dirname="tuban-embedded", filename=PurePosixPath(path).name)
+            if mem.name != path:
+                raise ValueError(f"embedded raster path {path!r} is not tuban's (/vsimem/tuban-embedded/…)")
+            _EMBEDDED[path] = mem
+    return path
 
 
 #: what a VRT may hold: mosaics of local raster files (gdalbuildvrt), nothing that reads raw bytes, runs code,
@@ -401,6 +438,12 @@ def _landsat_mtl(src: _Files) -> tuple[str, dict[str, dict[str, str]]] | None:
 
 
 def _safe(src: _Files, sensor: str | None) -> Scene:
+    granules = sorted({m.group(1) for n in src.names if (m := re.search(r"(?:^|/)GRANULE/([^/]+)/IMG_DATA/", n))})
+    if len(granules) > 1:  # products before December 2016 held every tile of a strip; one grid per scene here
+        raise InputError(f"{src.root}: a .SAFE product of {len(granules)} granules ({', '.join(granules[:3])}"
+                         f"{', …' if len(granules) > 3 else ''}), as products before December 2016 were",
+                         hint="pass one granule's folder (….SAFE/GRANULE/<granule>) as the scene, or a VRT mosaic "
+                              "of the granules' band files (gdalbuildvrt)")
     files: dict[str, tuple[int, str]] = {}
     for rel in src.names:
         if not _SAFE_IMAGE.search(rel):
@@ -416,7 +459,8 @@ def _safe(src: _Files, sensor: str | None) -> Scene:
         raise InputError(f"{src.root}: a .SAFE product without GRANULE/*/IMG_DATA/*_Bxx.jp2 files")
     scene = _from_tokens({k: v[1] for k, v in files.items()}, get_profile(sensor or "sentinel2"), src.name,
                          zero_nodata=True)
-    return replace(scene, bands={**scene.bands, **_safe_classi(src, scene)}, dn_offset=_safe_dn_offset(src))
+    scene = replace(scene, bands={**scene.bands, **_safe_classi(src, scene)}, dn_offset=_safe_dn_offset(src))
+    return _safe_clouds_gml(src, scene)
 
 
 #: Sentinel-2's cloud and snow classification raster (processing baseline 04.00 on, L1C and L2A)
@@ -427,7 +471,7 @@ def _safe_classi(src: _Files, scene: Scene) -> dict[str, BandRef]:
     """The ``MSK_CLASSI_B00.jp2`` layers of a product without a scene classification (L1C), as the flag roles
     :data:`CLASSI_ROLES` (band 1 opaque clouds, 2 cirrus, 3 snow and ice): the sensor's own cloud flags, which
     then take the place of the spectral test. None where the product has an SCL (L2A: it flags shadows too)
-    or no such file (L1C before processing baseline 04.00: its clouds are vector GML, not read)."""
+    or no such file (L1C before processing baseline 04.00: its clouds are vector GML, :func:`_safe_clouds_gml`)."""
     found = [n for n in src.names if _SAFE_CLASSI.search(n)]
     if "scl" in scene.bands or len(found) != 1:  # one granule per product since 2016
         return {}
@@ -435,6 +479,38 @@ def _safe_classi(src: _Files, scene: Scene) -> dict[str, BandRef]:
     with quiet_open(path) as ds:
         count = ds.count
     return {role: BandRef(path, i + 1, role) for i, role in enumerate(CLASSI_ROLES[:count])}
+
+
+#: Sentinel-2's vector cloud mask: L1C before processing baseline 04.00 (and L2A beside its SCL); named
+#: ``MSK_CLOUDS_B00.gml`` from 2016 on, ``S2A_OPER_MSK_CLOUDS_…_B00_MSIL1C.gml`` before
+_SAFE_CLOUDS_GML = re.compile(r"(^|/)GRANULE/[^/]+/QI_DATA/(?:MSK_CLOUDS_B00|S2[A-D]_OPER_MSK_CLOUDS_\w*_B00_MSIL1C)"
+                              r"\.gml$")
+#: the largest cloud mask read (a cloudy granule's is a few MB)
+_GML_MAX_BYTES = 64 << 20
+
+
+def _safe_clouds_gml(src: _Files, scene: Scene) -> Scene:
+    """``scene`` with the flag roles ``msk_opaque`` and ``msk_cirrus`` from its vector cloud mask
+    (:mod:`tuban.raster.cloudgml`), rasterised over the granule at 60 m and embedded in the scene
+    (:attr:`Scene.embedded`), when it has no other cloud flags (no SCL, no ``MSK_CLASSI``) and one such
+    file (one granule); else ``scene`` unchanged."""
+    from tuban.raster import cloudgml
+
+    found = [n for n in src.names if _SAFE_CLOUDS_GML.search(n)]
+    if "scl" in scene.bands or CLASSI_ROLES[0] in scene.bands or len(found) != 1:
+        return scene
+    where = f"{src.root}/{found[0]}"
+    shapes, epsg = cloudgml.parse_msk_clouds(src.read(found[0], _GML_MAX_BYTES), where)
+    ref = scene.bands[next(r for r in ("blue", "green", "red", "nir") if r in scene.bands)]
+    with quiet_open(ref.path) as ds:
+        if ds.crs is None:
+            return scene  # the grid refuses such a scene with its own error
+        crs, bounds = ds.crs.to_wkt(), tuple(ds.bounds)
+    data = cloudgml.rasterize(shapes, f"EPSG:{epsg}" if epsg else None, crs, bounds)
+    path = embed(data)
+    roles = CLASSI_ROLES[: len(cloudgml.MASK_TYPES)]
+    return replace(scene, bands={**scene.bands, **{r: BandRef(path, i + 1, r) for i, r in enumerate(roles)}},
+                   embedded=(*scene.embedded, (path, data, where)))
 
 
 def _as_dn(v: float) -> int | None:
