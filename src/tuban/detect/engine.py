@@ -151,17 +151,6 @@ class _Serial:
         self._reader = None
         self._dates = None
 
-    def map(self, fn, items, label, progress=None, *, gather=True):
-        out = []
-        for i, a in enumerate(items):
-            out.append(fn(*a))
-            if progress:
-                progress(label, i + 1, len(items))
-        return out
-
-    def call(self, fn, *args, **kw):
-        return fn(*args, **kw)
-
     def run(self, job: kernel.Job, samples: Sequence[Window], tiles: Sequence[Window], threshold: float | None,
             progress: Progress | None = None, *, band: int = 0) -> tuple[kernel.Stats, list[dict[str, Any]]]:
         """Statistics, then every tile's pieces (in the tiles' order, whatever the visiting order).
@@ -288,7 +277,7 @@ class _Threads(_StatsThenTiles, _Serial):
     def __init__(self, n: int):
         self.n = n
 
-    def map(self, fn, items, label, progress=None, *, gather=True):
+    def map(self, fn, items, label, progress=None):
         from concurrent.futures import ThreadPoolExecutor
 
         out = []
@@ -613,7 +602,8 @@ WATCH_EVERY = 1.0
 
 @contextmanager
 def executor(*, workers: int | None = None, scheduler: str | None = None, threads: int = 1):
-    """Yield an executor with ``map(fn, args_list, label, progress)`` and ``call(fn, *args)``.
+    """Yield an executor whose ``run(job, samples, tiles, threshold, progress, band=)`` gives the statistics
+    and every tile's pieces (in the tiles' order).
 
     ``workers=None`` and no scheduler: in this process, on ``threads`` threads (1: serial). ``workers=N``
     (N ≥ 1): a local cluster of N single-threaded worker processes (so 1 and 2 workers compare like with
