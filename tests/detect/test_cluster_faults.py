@@ -27,7 +27,7 @@ def _same(a, b) -> None:
 def test_a_run_whose_scheduler_is_restarted_starts_again_with_the_same_output(pair, tmp_path, monkeypatch) -> None:
     """The scheduler is killed after the second tile (its workers close with it); a supervisor starts a new
     scheduler on the same port and two new workers: the run reconnects, starts again from the statistics and
-    gives the serial run's patches; its progress says it restarted."""
+    gives the serial run's patches; its progress and its provenance say it restarted."""
     monkeypatch.setattr(engine, "SCHEDULER_TIMEOUT", 60)
     before, after, _ = pair
     serial = detect(before, after, sensor="sentinel2", tile_size=128)
@@ -52,6 +52,8 @@ def test_a_run_whose_scheduler_is_restarted_starts_again_with_the_same_output(pa
     restarts = [e for e in events if e[0].startswith("restart")]
     assert restarts == [("restart (the Dask scheduler was lost; it answers again)", 1, engine._Dask.RESTARTS)]
     assert [e for e in events if e[0] == "tiles"][-1][1] == [e for e in events if e[0] == "tiles"][-1][2]
+    assert dist.run["scheduler_restarts"] == "1"  # the output's provenance says so
+    assert "scheduler_restarts" not in serial.run
     _same(dist, serial)
 
 

@@ -378,10 +378,11 @@ class _Dask(_StatsThenTiles):
         self.address = address  # a --scheduler: reconnected to when lost; None: a local cluster's
         self._live: list[Any] = []  # the futures of the pass running: what :meth:`_watch` cancels
         self._stalled: str | None = None
+        self.restarts = 0  # of the last run (its provenance says so)
 
     def run(self, job: kernel.Job, samples: Sequence[Window], tiles: Sequence[Window], threshold: float | None,
             progress: Progress | None = None, *, band: int = 0) -> tuple[kernel.Stats, list[dict[str, Any]]]:
-        restarts = 0
+        self.restarts = restarts = 0
         while True:
             try:
                 with self._watch():
@@ -402,7 +403,7 @@ class _Dask(_StatsThenTiles):
                     raise ClusterError(f"the Dask scheduler{where} was lost during the run{again}: nothing was "
                                        "written", hint="restart the scheduler and its workers, then run again"
                                        ) from None
-                restarts += 1
+                self.restarts = restarts = restarts + 1
                 self._reconnect()
                 if progress:
                     progress("restart (the Dask scheduler was lost; it answers again)", restarts, self.RESTARTS)
@@ -1006,4 +1007,8 @@ def detect(
         return p.to_delayed()
     with executor(workers=workers, scheduler=scheduler, threads=threads or 1) as ex:
         stats, results = ex.run(p.job, p.samples, p.tiles, threshold, progress, band=p.band)
-    return finish(p, results, stats)
+        restarts = getattr(ex, "restarts", 0)
+    res = finish(p, results, stats)
+    if restarts:  # the scheduler was lost and the run started again (the output is the same)
+        res.run["scheduler_restarts"] = str(restarts)
+    return res
