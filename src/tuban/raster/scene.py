@@ -501,8 +501,10 @@ def _safe_clouds_gml(src: _Files, scene: Scene) -> Scene:
         return scene
     where = f"{src.root}/{found[0]}"
     shapes, epsg = cloudgml.parse_msk_clouds(src.read(found[0], _GML_MAX_BYTES), where)
-    ref = scene.bands[next(r for r in ("blue", "green", "red", "nir") if r in scene.bands)]
-    with quiet_open(ref.path) as ds:
+    role = next((r for r in ("blue", "green", "red", "nir") if r in scene.bands), None)
+    if role is None:
+        return scene  # no 10 m band gives the granule's extent (a profile that names none)
+    with quiet_open(scene.bands[role].path) as ds:
         if ds.crs is None:
             return scene  # the grid refuses such a scene with its own error
         crs, bounds = ds.crs.to_wkt(), tuple(ds.bounds)
