@@ -1,13 +1,15 @@
 """Crash loop (reliability D #48): the server, an SQLite writer, is ``kill -9``'d at random moments while three
-phones sync field records at once, again and again. After every crash ``PRAGMA integrity_check`` is ok; in the end
-every record a phone got an acknowledgement for is stored, once, with its audit row, and each record in flight at a
-crash, sent again with the same client id after the restart, is stored once too. No answer is a 5xx or a refusal
-("database is locked" included).
+phones sync field records and photos at once, again and again. After every crash ``PRAGMA integrity_check`` is ok;
+in the end every record and photo a phone got an acknowledgement for is stored, once, with its audit row (each
+photo's blob whole under its hash); each record in flight at a crash, sent again with the same client id after the
+restart, is stored once too, and each photo upload a crash cut resumes at its persisted offset. No answer is a 5xx
+or a refusal ("database is locked" included).
 
 CI runs :data:`CRASHES` crashes; ``TUBAN_CRASH_LOOPS=1000`` runs the full case (about an hour on 2 cores)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import sqlite3
@@ -21,10 +23,11 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from tuban.store.models import AuditEntry, Review
+from tuban.field.testing import make_jpeg
+from tuban.store.models import AuditEntry, Photo, Review
 from tuban.web import WebSettings
 
-from .conftest import FieldWorld
+from .conftest import LAT, LON, FieldWorld
 from .server import ServerProcess, login
 
 CRASHES = int(os.environ.get("TUBAN_CRASH_LOOPS", "6"))
@@ -43,6 +46,9 @@ class _Phone:
         self.sent = 0
         self.resent: list[int] = []  # the answers to records sent again after a crash: 200 stored before it, 201 not
         self._again = False
+        self.photos: dict[str, tuple[int, str]] = {}  # client id → (photo id, sha-256) of acknowledged photos
+        self.photo: tuple[dict[str, Any], bytes] | None = None  # the photo being uploaded (meta, bytes)
+        self.photos_cut = 0  # crashes while a photo was being uploaded
 
     def _next(self) -> dict[str, Any]:
         if self.pending is None:
@@ -51,18 +57,44 @@ class _Phone:
                             "base": {"QDCS": p.qdcs}, "fields": {"QDCS": self.rng.choice(["停工", "施工", "完工"])}}
         return self.pending
 
+    def _upload(self, c: httpx.Client) -> None:
+        """Upload (or resume) the pending photo, starting one every third record; ``httpx.HTTPError`` when the
+        server dies meanwhile (the photo stays pending: its upload resumes at the persisted offset)."""
+        if self.photo is None:
+            if self.sent % 3:
+                return
+            data = make_jpeg(lon=LON + 0.0005, lat=LAT - 0.0002, seed=self.rng.randrange(1 << 30))
+            meta = {"client_id": str(uuid.uuid4()), "patch_id": self.world.patches[self.patch], "size": len(data),
+                    "kind": "overview", "sha256": hashlib.sha256(data).hexdigest(), "lon": LON + 0.0005,
+                    "lat": LAT - 0.0002, "accuracy_m": 5, "bearing": 10, "taken_at": "2024-09-01T10:00:00+08:00",
+                    "mock_location": False}
+            self.photo = (meta, data)
+        meta, data = self.photo
+        r = c.post("/api/field/uploads", json=meta, timeout=10)  # starts it, or finds it again after a crash
+        if r.status_code == 201 and not r.json()["complete"]:
+            off = int(r.headers["Upload-Offset"])
+            r = c.patch(f"/api/field/uploads/{r.json()['upload_id']}", content=data[off:], timeout=10,
+                        headers={"Upload-Offset": str(off), "Content-Type": "application/offset+octet-stream"})
+        if r.status_code not in (200, 201) or not r.json().get("complete"):
+            self.errors.append(f"photo {r.status_code}: {r.text[:200]}")
+            return
+        self.photos[meta["client_id"]] = (int(r.json()["photo_id"]), meta["sha256"])
+        self.photo = None
+
     def run(self, base: str, stop: threading.Event) -> None:
         try:
             c = login(base, "a_field")
         except httpx.HTTPError:
             return  # killed before the phone got in
         try:
-            while not stop.is_set():
+            while not stop.is_set() and not self.errors:
                 body = self._next()
                 try:
+                    self._upload(c)
                     r = c.post("/api/field/records", json=body, timeout=10)
                 except httpx.HTTPError:
                     self._again = True
+                    self.photos_cut += self.photo is not None
                     return  # the server died with the record in flight: it stays pending
                 self.sent += 1
                 if r.status_code not in (200, 201):
@@ -112,6 +144,8 @@ def test_sigkill_loop_keeps_every_acknowledged_record(fworld: FieldWorld, tmp_pa
     try:
         c = login(server.base, "a_field")
         for p in phones:
+            if p.photo is not None:
+                p._upload(c)  # resumes it
             if p.pending is not None:
                 r = c.post("/api/field/records", json=p.pending)
                 assert r.status_code in (200, 201), r.text
@@ -129,5 +163,12 @@ def test_sigkill_loop_keeps_every_acknowledged_record(fworld: FieldWorld, tmp_pa
         audits = s.scalar(select(func.count()).select_from(AuditEntry)
                           .where(AuditEntry.action == "field.record.create"))
         assert audits == len(rows)
-    print(f"{CRASHES} crashes, {len(rows)} records acknowledged and stored; {len(resent)} in flight at a crash, "
-          f"sent again: {resent.count(200)} had been stored before it, {resent.count(201)} had not")
+        photos = {cid: (pid, sha) for cid, pid, sha in s.execute(select(Photo.client_id, Photo.id, Photo.sha256))}
+        assert photos == {k: v for p in phones for k, v in p.photos.items()}  # every acknowledged photo, once
+        assert s.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "photo.create")) \
+            == len(photos)
+    for _, sha in photos.values():  # each blob whole, under its hash
+        assert hashlib.sha256((tmp_path / "blobs" / sha[:2] / sha[2:]).read_bytes()).hexdigest() == sha
+    print(f"{CRASHES} crashes, {len(rows)} records and {len(photos)} photos acknowledged and stored; {len(resent)} "
+          f"records in flight at a crash, sent again: {resent.count(200)} had been stored before it, "
+          f"{resent.count(201)} had not; {sum(p.photos_cut for p in phones)} photo uploads cut by a crash, resumed")
