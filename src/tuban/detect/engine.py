@@ -382,7 +382,7 @@ class _Dask(_StatsThenTiles):
 
     def run(self, job: kernel.Job, samples: Sequence[Window], tiles: Sequence[Window], threshold: float | None,
             progress: Progress | None = None, *, band: int = 0) -> tuple[kernel.Stats, list[dict[str, Any]]]:
-        self.restarts = restarts = 0
+        self.restarts = 0
         while True:
             try:
                 with self._watch():
@@ -397,16 +397,20 @@ class _Dask(_StatsThenTiles):
                                        "(nothing was written)") from None
                 if not self._lost(exc):
                     raise
-                where = f" at {self.address}" if self.address else ""
-                if self.address is None or restarts >= self.RESTARTS:
-                    again = f" (after {restarts} restarts)" if restarts else ""
-                    raise ClusterError(f"the Dask scheduler{where} was lost during the run{again}: nothing was "
+                if self.address is None or self.restarts >= self.RESTARTS:
+                    again = f" (after {self.restarts} restarts)" if self.restarts else ""
+                    raise ClusterError(f"the Dask scheduler{self._where} was lost during the run{again}: nothing was "
                                        "written", hint="restart the scheduler and its workers, then run again"
                                        ) from None
-                self.restarts = restarts = restarts + 1
+                self.restarts += 1
                 self._reconnect()
                 if progress:
-                    progress("restart (the Dask scheduler was lost; it answers again)", restarts, self.RESTARTS)
+                    progress("restart (the Dask scheduler was lost; it answers again)", self.restarts, self.RESTARTS)
+
+    @property
+    def _where(self) -> str:
+        """`` at tcp://…`` for messages about a ``--scheduler``; empty for a local cluster."""
+        return f" at {self.address}" if self.address else ""
 
     def _lost(self, exc: BaseException) -> bool:
         """Whether ``exc`` comes from losing the scheduler (the run's own errors come through as themselves)."""
@@ -435,8 +439,7 @@ class _Dask(_StatsThenTiles):
         try:
             self.client.wait_for_workers(1, timeout=NO_WORKERS_TIMEOUT)
         except TimeoutError:
-            where = f" at {self.address}" if self.address else ""
-            raise ClusterError(f"no Dask worker joined the scheduler{where} within {NO_WORKERS_TIMEOUT:g} s",
+            raise ClusterError(f"no Dask worker joined the scheduler{self._where} within {NO_WORKERS_TIMEOUT:g} s",
                                hint="start workers on the machines that should compute: dask worker "
                                     "tcp://HOST:PORT") from None
 
@@ -463,8 +466,7 @@ class _Dask(_StatsThenTiles):
                     continue
                 since = time.monotonic() if since is None else since
                 if time.monotonic() - since >= NO_WORKERS_TIMEOUT:
-                    where = f" at {self.address}" if self.address else ""
-                    self._stalled = (f"every Dask worker of the scheduler{where} was lost during the run and none "
+                    self._stalled = (f"every Dask worker of the scheduler{self._where} was lost during the run and none "
                                      f"joined again within {NO_WORKERS_TIMEOUT:g} s")
                     with suppress(Exception):
                         self.client.cancel(list(self._live))

@@ -134,8 +134,7 @@ def embed(data: bytes, path: str | None = None) -> str:
 
     from rasterio.io import MemoryFile
 
-    name = f"{hashlib.sha256(data).hexdigest()[:32]}.tif"
-    path = path or f"/vsimem/tuban-embedded/{name}"
+    path = path or f"/vsimem/tuban-embedded/{hashlib.sha256(data).hexdigest()[:32]}.tif"
     with _EMBEDDED_LOCK:
         if path not in _EMBEDDED:
             mem = MemoryFile(data, dirname="tuban-embedded", filename=PurePosixPath(path).name)
