@@ -23,6 +23,7 @@ matching builtin so callers that only know Python's exceptions still catch them:
     ├── StoreError (RuntimeError)               database problems
     │   ├── NotFoundError (LookupError)         missing, *or* not visible to this user
     │   ├── ConflictError                       stale version / duplicate id with other content
+    │   │   └── LeaseLostError                  a worker's detection job was claimed by another
     │   ├── IntegrityError                      a constraint the data would break
     │   └── MigrationError                      schema is not at the expected revision
     └── PermissionDeniedError (PermissionError)
@@ -44,6 +45,7 @@ __all__ = [
     "InputError",
     "InputNotFoundError",
     "IntegrityError",
+    "LeaseLostError",
     "LimitExceededError",
     "MigrationError",
     "MissingCRSError",
@@ -161,6 +163,13 @@ class NotFoundError(StoreError, LookupError):
 
 class ConflictError(StoreError):
     code = "conflict"
+
+
+class LeaseLostError(ConflictError):
+    """A worker no longer holds the lease of its detection job (it expired and another worker claimed the
+    job, or the job was cancelled): its result is thrown away, so the job is done once."""
+
+    code = "lease-lost"
 
 
 class IntegrityError(StoreError):

@@ -6,6 +6,8 @@ Layout::
       tuban.toml          settings (database url, limits, rules file …)
       tuban.sqlite        the embedded store (SQLite, WAL)
       blobs/ab/cdef…      content-addressed files (sha256) for photos and documents
+      imagery/            scenes detection jobs may read (files, band folders, SAFE folders, STAC items)
+      detections/         detection outputs (NAME.gpkg) a round can be created from
 
 The workspace is chosen by ``--workspace DIR``, else ``$TUBAN_WORKSPACE``, else the
 current directory. ``$TUBAN_DATABASE_URL`` (or ``database.url`` in the config) switches
@@ -25,11 +27,15 @@ import tomli_w
 from tuban.errors import ConfigError, WorkspaceNotFoundError
 from tuban.files import replacing
 
-__all__ = ["CONFIG_NAME", "Workspace", "init_workspace", "open_workspace", "resolve_workspace_dir"]
+__all__ = ["CONFIG_NAME", "DETECTION_DIR", "IMAGERY_DIR", "Workspace", "init_workspace", "open_workspace", "resolve_workspace_dir"]
 
 CONFIG_NAME = "tuban.toml"
 SQLITE_NAME = "tuban.sqlite"
 BLOB_DIR = "blobs"
+#: the folder of scenes a detection job (``tuban worker``) may read: a job names entries inside it, never a path
+IMAGERY_DIR = "imagery"
+#: the folder whose ``*.gpkg`` detection outputs the web app offers as new rounds (and detection jobs write to)
+DETECTION_DIR = "detections"
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "workspace": {"name": "tuban", "crs": "EPSG:4490"},
@@ -62,6 +68,14 @@ class Workspace:
     @property
     def blob_dir(self) -> Path:
         return self.root / BLOB_DIR
+
+    @property
+    def imagery_dir(self) -> Path:
+        return self.root / IMAGERY_DIR
+
+    @property
+    def detection_dir(self) -> Path:
+        return self.root / DETECTION_DIR
 
     @property
     def database_url(self) -> str:

@@ -141,11 +141,22 @@ def detection_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def app(world: World, detection_dir: Path) -> Any:
+def imagery_dir(tmp_path: Path) -> Path:
+    """The app's folder of scenes detection jobs may read: two placeholder files (a submission only checks that
+    the scenes it names exist; tests/web/test_detection_jobs.py adds real ones)."""
+    folder = tmp_path / "imagery"
+    folder.mkdir()
+    for name in ("before.tif", "after.tif"):
+        (folder / name).write_bytes(b"II*\0")
+    return folder
+
+
+@pytest.fixture
+def app(world: World, detection_dir: Path, imagery_dir: Path) -> Any:
     from tuban.web import WebSettings, create_app
 
     settings = WebSettings(database_url=world.store.url, secret_key=WebSettings.random_secret(),
-                           upgrade_on_start=False, detection_dir=detection_dir)
+                           upgrade_on_start=False, detection_dir=detection_dir, imagery_dir=imagery_dir)
     return create_app(settings, store=world.store)
 
 

@@ -28,6 +28,12 @@ CASES: dict[tuple[str, str], tuple[str, str, int, dict, dict | None]] = {
     ("POST", "/api/rounds/import"): ("p_admin", "a_admin", 403, {}, "upload"),
     ("POST", "/api/rounds/{round_id}/analyse"): ("p_admin", "a_admin", 403, {}, {"previous_round": None}),
     ("GET", "/api/detection-runs"): ("p_admin", "a_staff", 403, {}, None),
+    ("GET", "/api/imagery"): ("p_admin", "a_admin", 403, {}, None),
+    ("GET", "/api/detection-jobs"): ("p_admin", "a_staff", 403, {}, None),
+    ("GET", "/api/detection-jobs/{job_id}"): ("p_admin", "a_staff", 403, {}, None),
+    ("POST", "/api/detection-jobs"): ("p_admin", "a_admin", 403, {},
+                                      {"output": "persona-run", "before": "before.tif", "after": "after.tif"}),
+    ("POST", "/api/detection-jobs/{job_id}/cancel"): ("p_admin", "a_admin", 403, {}, None),
     ("GET", "/api/rounds/{round_id}/dashboard"): ("a_staff", "anonymous", 401, {}, None),
     ("POST", "/api/rounds/{round_id}/issue"): ("p_admin", "a_admin", 403, {}, {"due_date": "2024-11-30"}),
     ("GET", "/api/rounds/{round_id}/patches"): ("viewer", "anonymous", 401, {}, None),
@@ -108,6 +114,15 @@ def _prepare(world, method: str, path: str) -> dict:
         for q in ("A-1", "A-2", "A-3", "X-AB"):
             perform(store, p_admin, reporting.determine, world.patches[q], byd="合规",
                     based_on_version=world.version(q))
+    if "{job_id}" in path:
+        from tuban.store.models import DetectionJob
+
+        with store.transaction(actor="p_admin") as tx:
+            job = DetectionJob(state="queued", output="persona.gpkg", params={}, attempts=0, max_attempts=3,
+                               cancel_requested=False, created_by="p_admin")
+            tx.session.add(job)
+            tx.session.flush()
+            ids["job_id"] = job.id
     with store.session() as s:
         ids["task_id"] = s.scalar(select(Task.id).where(Task.division_code == "410811"))
         ids["case_id"] = s.scalar(select(Case.id))

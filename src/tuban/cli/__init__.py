@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "analyse",
     "demo",
     "serve",
+    "worker",
 )
 
 

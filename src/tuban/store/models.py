@@ -13,6 +13,7 @@ Tables::
                                                └─ cases ── case_events
     users ── role_assignments ── roles ── role_permissions
     codelists        audit (append-only: triggers refuse UPDATE/DELETE)
+    detection_jobs   (detections run by ``tuban worker`` under a lease)
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ __all__ = [
     "CodeListItem",
     "Comment",
     "Decision",
+    "DetectionJob",
     "Division",
     "Patch",
     "PatchDivision",
@@ -459,3 +461,31 @@ class AuditEntry(Base):
     division_code: Mapped[str | None] = mapped_column(String(12), index=True)
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class DetectionJob(Base):
+    """A detection run asked for through the server (检测任务), carried out by a ``tuban worker``.
+
+    ``state``: ``queued`` → ``running`` (held by ``lease_owner`` until ``lease_until``; a worker that stops
+    renewing it loses the job to the next claim) → ``done`` (``output`` written into the detection folder),
+    ``failed`` (``error``) or ``cancelled``. ``attempts`` counts claims; at ``max_attempts`` a lost lease
+    fails the job instead of queueing it again (:mod:`tuban.workflow.jobs`).
+    """
+
+    __tablename__ = "detection_jobs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    output: Mapped[str] = mapped_column(String(140))  # NAME.gpkg in the detection folder
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # before, after, method, mmu_ha …
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[dt.datetime | None] = mapped_column(TZ)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    progress: Mapped[str | None] = mapped_column(String(200))
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # patches, threshold, unobservable …
+    error: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(TZ, default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(TZ)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(TZ)

@@ -143,9 +143,9 @@ def create_app(settings: WebSettings, *, store: Any = None) -> FastAPI:
     static_dir = settings.static_dir or Path(__file__).with_name("static")
     app.mount("/static", StaticFiles(directory=static_dir), name="static")
 
-    from tuban.web.routes import api, auth, cases, intake, pages, tiles, users
+    from tuban.web.routes import api, auth, cases, intake, jobs, pages, tiles, users
 
-    for module in (auth, pages, api, intake, cases, users, tiles):
+    for module in (auth, pages, api, intake, jobs, cases, users, tiles):
         app.include_router(module.router)
     from tuban.fieldapp.router import router as field_router  # the field app (外业核查, PWA + sync API)
 

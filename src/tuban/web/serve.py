@@ -11,8 +11,6 @@ from tuban.web.settings import WebSettings
 __all__ = ["freeze_startup_objects", "serve", "settings_for_workspace"]
 
 SECRET_FILE = "web-secret.key"
-#: the workspace folder whose ``*.gpkg`` detection outputs the web app offers as new rounds
-DETECTION_DIR = "detections"
 
 
 def _workspace_secret(root: Path) -> str:
@@ -35,7 +33,8 @@ def settings_for_workspace(workspace: str | None) -> WebSettings:
     ws = open_workspace(workspace)
     env = dict(os.environ)
     env["TUBAN_SECRET_KEY"] = _workspace_secret(ws.root)
-    return WebSettings.from_env(ws.database_url, environ=env, detection_dir=ws.root / DETECTION_DIR)
+    return WebSettings.from_env(ws.database_url, environ=env, detection_dir=ws.detection_dir,
+                                imagery_dir=ws.imagery_dir)
 
 
 def freeze_startup_objects() -> int:

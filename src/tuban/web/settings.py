@@ -46,6 +46,9 @@ class WebSettings:
     detection_dir
         Folder of detection outputs (``tuban detect -o DIR/NAME.gpkg``) that a province
         analyst may create a round from; ``None``: none offered.
+    imagery_dir
+        Folder of scenes a detection job may read (``POST /api/detection-jobs`` names entries inside it);
+        ``None``: no detection jobs.
     max_import_features
         Most patches in a file uploaded (or a detection run picked) to create a round.
     """
@@ -66,6 +69,7 @@ class WebSettings:
     upgrade_on_start: bool = True
     static_dir: Path | None = field(default=None)
     detection_dir: Path | None = None
+    imagery_dir: Path | None = None
     max_import_features: int = 200_000
 
     def __post_init__(self) -> None:
@@ -84,12 +88,13 @@ class WebSettings:
 
     @classmethod
     def from_env(cls, database_url: str, *, environ: dict[str, str] | None = None,
-                 detection_dir: Path | None = None) -> WebSettings:
+                 detection_dir: Path | None = None, imagery_dir: Path | None = None) -> WebSettings:
         """Settings from ``TUBAN_SECRET_KEY``, ``TUBAN_BEHIND_TLS`` and ``TUBAN_LANG``."""
         env = os.environ if environ is None else environ
         return cls(
             database_url=database_url,
             detection_dir=detection_dir,
+            imagery_dir=imagery_dir,
             secret_key=env.get("TUBAN_SECRET_KEY", ""),
             behind_tls=env.get("TUBAN_BEHIND_TLS", "").lower() in ("1", "true", "yes"),
             default_lang=env.get("TUBAN_LANG", "zh") or "zh",

@@ -71,7 +71,7 @@ def detection_runs(folder: Path | None) -> list[dict[str, Any]]:
         return []
     runs = []
     for p in folder.glob("*.gpkg"):
-        if p.is_file() and _RUN_NAME.match(p.name):
+        if p.is_file() and _RUN_NAME.match(p.name) and not p.name.startswith("."):  # hidden: still being written
             st = p.stat()
             runs.append({"name": p.name, "bytes": st.st_size, "modified": st.st_mtime})
     return sorted(runs, key=lambda r: (-r["modified"], r["name"]))
@@ -81,7 +81,7 @@ def resolve_detection_run(folder: Path | None, name: str) -> Path:
     """The path of the detection output *name*: a plain file name inside *folder*, nothing else."""
     if folder is None:
         raise UsageError("this server has no detection folder", hint="start it with a workspace (tuban serve)")
-    if not _RUN_NAME.match(name or "") or Path(name).name != name:
+    if not _RUN_NAME.match(name or "") or Path(name).name != name or name.startswith("."):
         raise UsageError(f"{name!r} is not the name of a detection output (NAME.gpkg)")
     path = folder / name
     if not path.is_file():

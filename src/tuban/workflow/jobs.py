@@ -1,0 +1,476 @@
+"""Detection jobs (检测任务): detections asked for through the server and run by ``tuban worker`` under a lease.
+
+A province analyst names two scenes of the server's imagery folder and an output name
+(:func:`submit_job`); a worker process (:class:`Worker`, ``tuban worker``) claims the job, runs
+:func:`tuban.detect.engine.detect` and writes ``NAME.gpkg`` into the detection folder, where
+:func:`tuban.workflow.intake.create_round_from_file` picks it up as a new round.
+
+Failure handling (reliability.md #45):
+
+- A claim is a lease (``lease_until``) that the worker renews from a thread while it runs
+  (:func:`renew_lease`, every third of the lease). A worker that dies, or hangs, or whose machine
+  restarts stops renewing it; once it has run out, the next :func:`claim_job` takes the job again,
+  at most ``max_attempts`` times in all, after which the job fails with a message saying so.
+- The output is written under a hidden temporary name and renamed to ``NAME.gpkg`` inside the
+  transaction that marks the job done (:func:`finish_job`), and only while the worker still holds
+  the lease: no partial output is ever visible, a worker that lost its lease throws its result
+  away, and the job has exactly one ``detection_job.done`` audit row. Detection is deterministic,
+  so a job run again after a crash between the rename and the commit writes the same file.
+- A run the inputs make impossible (a missing band, dates that do not overlap: a
+  :class:`tuban.errors.TubanError`) fails at once; anything else (a lost Dask cluster, a bug) is
+  queued again while attempts remain.
+
+Every change of a job's state is one transaction with its audit row; renewing a lease (and the
+progress written with it) is not audited.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import socket
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+
+from tuban.errors import (
+    ClusterError,
+    ConflictError,
+    InputNotFoundError,
+    LeaseLostError,
+    NotFoundError,
+    PermissionDeniedError,
+    TubanError,
+    UnsafeInputError,
+    UsageError,
+)
+from tuban.store.models import DetectionJob, utcnow
+from tuban.store.store import Store, Transaction
+from tuban.workflow.access import Actor
+
+__all__ = [
+    "ACTIVE_STATES",
+    "JobClaim",
+    "Worker",
+    "cancel_job",
+    "claim_job",
+    "fail_job",
+    "finish_job",
+    "get_job",
+    "imagery_entries",
+    "list_jobs",
+    "renew_lease",
+    "resolve_imagery",
+    "submit_job",
+]
+
+VERB = "detect.run"
+ACTIVE_STATES = ("queued", "running")
+WORKER_ACTOR = "worker"
+#: a name in the imagery folder: up to four path parts of letters, digits, ``_ - . +`` and spaces, none hidden
+_PART = re.compile(r"^[\w\-.+ ]{1,128}$")
+_OUTPUT = re.compile(r"^[\w\-. ]{1,120}$")
+#: scene suffixes offered by :func:`imagery_entries` (folders are offered too: band folders, SAFE, Landsat)
+IMAGERY_SUFFIXES = (".tif", ".tiff", ".jp2", ".img", ".vrt", ".json", ".zip", ".hdr", ".dat")
+PARAM_KEYS = ("before", "after", "baseline", "sensor", "bands", "method", "mmu_ha", "threshold", "water")
+
+
+# -- names inside the imagery folder --------------------------------------------------------
+
+
+def resolve_imagery(folder: Path | None, name: str) -> Path:
+    """The path of the scene *name*: a relative path of plain parts inside *folder* (no ``..``, no hidden
+    part, no link out of it) that exists. Anything else is refused with the reason."""
+    if folder is None:
+        raise UsageError("this server has no imagery folder", hint="start it with a workspace (tuban serve)")
+    parts = (name or "").replace("\\", "/").split("/")
+    if not name or len(parts) > 4 or any(not _PART.match(p) or p.startswith(".") for p in parts):
+        raise UnsafeInputError(f"{name!r} is not the name of a scene in the imagery folder",
+                               hint="use a name GET /api/imagery lists (relative, no '..' or hidden parts)")
+    root = folder.resolve()
+    path = root.joinpath(*parts)
+    if not path.resolve().is_relative_to(root):
+        raise UnsafeInputError(f"{name!r} leads out of the imagery folder (a link?)",
+                               hint="copy the scene into the imagery folder")
+    if not path.exists():
+        raise InputNotFoundError(f"no scene {name!r} in the imagery folder", hint="GET /api/imagery lists them")
+    return path
+
+
+def imagery_entries(folder: Path | None) -> list[dict[str, Any]]:
+    """The scenes a job may name: files with a scene suffix and folders, in the imagery folder and one level
+    down (a province keeps a folder per date), sorted by name."""
+    if folder is None or not folder.is_dir():
+        return []
+    out = []
+    for level in (folder.iterdir(), *(d.iterdir() for d in sorted(folder.iterdir())
+                                      if d.is_dir() and not d.name.startswith(".")
+                                      and d.suffix.lower() not in (".safe",))):
+        for p in level:
+            if p.name.startswith(".") or not (p.is_dir() or p.suffix.lower() in IMAGERY_SUFFIXES):
+                continue
+            name = p.relative_to(folder).as_posix()
+            if all(_PART.match(part) for part in name.split("/")):
+                out.append({"name": name, "kind": "folder" if p.is_dir() else "file"})
+    return sorted(out, key=lambda e: e["name"])
+
+
+def _output_name(output: str) -> str:
+    stem = output[:-5] if output.lower().endswith(".gpkg") else output
+    if not _OUTPUT.match(stem or "") or stem.startswith("."):
+        raise UsageError(f"{output!r} is not an output name", hint="letters, digits, '_', '-', '.' and spaces, "
+                         "not starting with '.', at most 120 characters (.gpkg is added)")
+    return f"{stem}.gpkg"
+
+
+# -- the province's side: submit, list, cancel -----------------------------------------------
+
+
+def job_view(job: DetectionJob) -> dict[str, Any]:
+    """A job as the API shows it."""
+    def iso(v: dt.datetime | None) -> str | None:
+        return None if v is None else v.isoformat()
+
+    return {"id": job.id, "state": job.state, "output": job.output, "params": dict(job.params or {}),
+            "attempts": job.attempts, "max_attempts": job.max_attempts, "worker": job.lease_owner,
+            "lease_until": iso(job.lease_until), "cancel_requested": bool(job.cancel_requested),
+            "progress": job.progress, "result": job.result, "error": job.error, "created_by": job.created_by,
+            "created_at": iso(job.created_at), "started_at": iso(job.started_at),
+            "finished_at": iso(job.finished_at)}
+
+
+def _params(imagery_dir: Path | None, params: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(params) - set(PARAM_KEYS)
+    if unknown:
+        raise UsageError(f"unknown detection parameters: {', '.join(sorted(unknown))}",
+                         hint=f"known: {', '.join(PARAM_KEYS)}")
+    out: dict[str, Any] = {}
+    for key in ("before", "after", "baseline"):
+        if params.get(key) is None:
+            if key != "baseline":
+                raise UsageError(f"a detection job needs {key!r}: a scene of the imagery folder")
+            continue
+        resolve_imagery(imagery_dir, str(params[key]))
+        out[key] = str(params[key])
+    if params.get("method") is not None:
+        from tuban.raster.change import METHODS
+
+        if str(params["method"]) not in METHODS:
+            raise UsageError(f"unknown method {params['method']!r}", hint=f"one of {', '.join(sorted(METHODS))}")
+        out["method"] = str(params["method"])
+    if params.get("sensor") is not None:
+        from tuban.raster.profiles import PROFILES
+
+        if str(params["sensor"]) not in PROFILES:
+            raise UsageError(f"unknown sensor {params['sensor']!r}", hint=f"one of {', '.join(sorted(PROFILES))}")
+        out["sensor"] = str(params["sensor"])
+    if params.get("bands") is not None:
+        from tuban.raster.profiles import parse_band_roles
+
+        out["bands"] = list(parse_band_roles(str(params["bands"])) or ())
+    mmu = float(params.get("mmu_ha", 0.04))
+    if not 0 <= mmu <= 100:
+        raise UsageError(f"mmu_ha={mmu} is outside 0–100 ha")
+    out["mmu_ha"] = mmu
+    if params.get("threshold") is not None:
+        out["threshold"] = float(params["threshold"])
+    out["water"] = bool(params.get("water", False))
+    return out
+
+
+def submit_job(store: Store, actor: Actor, *, imagery_dir: Path | None, detection_dir: Path | None, output: str,
+               params: dict[str, Any], max_attempts: int = 3) -> dict[str, Any]:
+    """Queue a detection of ``params`` (``before``, ``after`` and optionally ``baseline``: scenes of the imagery
+    folder; ``sensor``, ``bands``, ``method``, ``mmu_ha``, ``threshold``, ``water``: as ``tuban detect``) into
+    ``output`` (``NAME[.gpkg]`` in the detection folder). One audited transaction."""
+    if not actor.allows(VERB):
+        raise PermissionDeniedError(f"{actor.username} may not run detections")
+    if detection_dir is None:
+        raise UsageError("this server has no detection folder", hint="start it with a workspace (tuban serve)")
+    if not 1 <= max_attempts <= 10:
+        raise UsageError(f"max_attempts={max_attempts} is outside 1–10")
+    name = _output_name(output)
+    clean = _params(imagery_dir, params)
+    if (detection_dir / name).exists():
+        raise ConflictError(f"the detection output {name!r} exists already", hint="choose another output name")
+    with store.transaction(actor=actor.username) as tx:
+        active = tx.session.scalars(select(DetectionJob.id).where(
+            DetectionJob.output == name, DetectionJob.state.in_(ACTIVE_STATES))).first()
+        if active is not None:
+            raise ConflictError(f"job {active} is writing {name!r} already", hint="choose another output name")
+        job = DetectionJob(state="queued", output=name, params=clean, attempts=0, max_attempts=max_attempts,
+                           cancel_requested=False, created_by=actor.username, created_at=utcnow())
+        tx.session.add(job)
+        tx.session.flush()
+        view = job_view(job)
+        tx.audit("detection_job.submit", "detection_job", job.id, after=view)
+    return view
+
+
+def list_jobs(store: Store, *, limit: int = 100) -> list[dict[str, Any]]:
+    """The newest jobs first."""
+    with store.session() as s:
+        jobs = s.scalars(select(DetectionJob).order_by(DetectionJob.id.desc()).limit(max(1, min(limit, 500))))
+        return [job_view(j) for j in jobs]
+
+
+def get_job(store: Store, job_id: int) -> dict[str, Any]:
+    with store.session() as s:
+        job = s.get(DetectionJob, job_id)
+        if job is None:
+            raise NotFoundError(f"no detection job {job_id}")
+        return job_view(job)
+
+
+def _locked(tx: Transaction, job_id: int) -> DetectionJob:
+    job = tx.session.get(DetectionJob, job_id, with_for_update=True)
+    if job is None:
+        raise NotFoundError(f"no detection job {job_id}")
+    return job
+
+
+def cancel_job(store: Store, actor: Actor, job_id: int) -> dict[str, Any]:
+    """Cancel a queued job at once; ask a running one's worker to stop (it does at its next progress step)."""
+    if not actor.allows(VERB):
+        raise PermissionDeniedError(f"{actor.username} may not run detections")
+    with store.transaction(actor=actor.username) as tx:
+        job = _locked(tx, job_id)
+        before = job_view(job)
+        if job.state == "queued":
+            job.state, job.finished_at = "cancelled", utcnow()
+        elif job.state == "running":
+            job.cancel_requested = True
+        else:
+            raise ConflictError(f"detection job {job_id} is {job.state} already")
+        tx.session.flush()
+        view = job_view(job)
+        tx.audit("detection_job.cancel", "detection_job", job.id, before=before, after=view)
+    return view
+
+
+# -- the worker's side: claim, renew, finish, fail --------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobClaim:
+    """A job a worker holds: its id, output name, parameters and which attempt this is."""
+
+    id: int
+    output: str
+    params: dict[str, Any]
+    attempt: int
+    max_attempts: int
+
+
+def claim_job(store: Store, owner: str, lease_s: float) -> JobClaim | None:
+    """Take the oldest queued job, or a running one whose lease ran out, for ``lease_s`` seconds; ``None``
+    when there is none. A job whose lease ran out after its last attempt fails instead (audited); a job
+    cancelled while its worker was gone ends cancelled."""
+    with store.transaction(actor=WORKER_ACTOR) as tx:
+        s = tx.session
+        while True:
+            now = utcnow()
+            q = (select(DetectionJob)
+                 .where(or_(DetectionJob.state == "queued",
+                            and_(DetectionJob.state == "running", DetectionJob.lease_until < now)))
+                 .order_by(DetectionJob.id).limit(1))
+            if store.dialect == "postgresql":  # SQLite's BEGIN IMMEDIATE already serialises the claims
+                q = q.with_for_update(skip_locked=True)
+            job = s.scalars(q).first()
+            if job is None:
+                return None
+            before = job_view(job)
+            lost = job.state == "running"
+            if job.cancel_requested or (lost and job.attempts >= job.max_attempts):
+                if job.cancel_requested:
+                    job.state, action = "cancelled", "detection_job.cancelled"
+                else:
+                    job.state, action = "failed", "detection_job.fail"
+                    job.error = (f"its worker ({job.lease_owner}) stopped renewing the lease, on each of the "
+                                 f"{job.attempts} attempts allowed")
+                job.finished_at, job.lease_owner, job.lease_until = now, None, None
+                s.flush()
+                tx.audit(action, "detection_job", job.id, before=before, after=job_view(job))
+                continue
+            job.attempts += 1
+            job.state, job.lease_owner = "running", owner
+            job.lease_until = now + dt.timedelta(seconds=lease_s)
+            job.started_at = job.started_at or now
+            job.progress = None
+            s.flush()
+            tx.audit("detection_job.claim", "detection_job", job.id, before=before,
+                     after={**job_view(job), "lease_lost_by": before["worker"] if lost else None})
+            return JobClaim(job.id, job.output, dict(job.params or {}), job.attempts, job.max_attempts)
+
+
+def renew_lease(store: Store, job_id: int, owner: str, lease_s: float, progress: str | None = None) -> str:
+    """Extend ``owner``'s lease (and record ``progress``): ``"ok"``, ``"cancel"`` (asked to stop) or ``"lost"``
+    (another worker holds the job, or it ended)."""
+    with store.transaction(actor=WORKER_ACTOR) as tx:
+        job = tx.session.get(DetectionJob, job_id, with_for_update=True)
+        if job is None or job.state != "running" or job.lease_owner != owner:
+            return "lost"
+        if job.cancel_requested:
+            return "cancel"
+        job.lease_until = utcnow() + dt.timedelta(seconds=lease_s)
+        if progress:
+            job.progress = progress[:200]
+        return "ok"
+
+
+def _held(tx: Transaction, job_id: int, owner: str) -> DetectionJob:
+    job = tx.session.get(DetectionJob, job_id, with_for_update=True)
+    if job is None or job.state != "running" or job.lease_owner != owner:
+        held = "ended" if job is None or job.state != "running" else f"held by {job.lease_owner}"
+        raise LeaseLostError(f"detection job {job_id} is no longer this worker's ({held})",
+                             hint="its result is dropped; the job is done by the worker that holds it")
+    return job
+
+
+def finish_job(store: Store, job_id: int, owner: str, written: Path, target: Path, result: dict[str, Any]) -> None:
+    """Publish ``written`` as ``target`` and mark the job done, in one transaction, while ``owner`` holds it
+    (else :class:`LeaseLostError`, and ``written`` is left to the caller)."""
+    with store.transaction(actor=WORKER_ACTOR) as tx:
+        job = _held(tx, job_id, owner)
+        before = job_view(job)
+        os.replace(written, target)  # a commit failing after this leaves the same file the next attempt writes
+        job.state, job.result, job.finished_at = "done", result, utcnow()
+        job.lease_until, job.progress, job.error = None, None, None
+        tx.session.flush()
+        tx.audit("detection_job.done", "detection_job", job.id, before=before, after=job_view(job))
+
+
+def fail_job(store: Store, job_id: int, owner: str, error: str, *, retry: bool, cancelled: bool = False) -> str:
+    """End ``owner``'s attempt: queued again (``retry`` and attempts left), failed, or ``cancelled``; returns the
+    new state (``"lost"`` when the worker no longer held the job: nothing changes)."""
+    with store.transaction(actor=WORKER_ACTOR) as tx:
+        try:
+            job = _held(tx, job_id, owner)
+        except LeaseLostError:
+            return "lost"
+        before = job_view(job)
+        if cancelled:
+            job.state, action = "cancelled", "detection_job.cancelled"
+        elif retry and job.attempts < job.max_attempts:
+            job.state, action = "queued", "detection_job.retry"
+        else:
+            job.state, action = "failed", "detection_job.fail"
+        job.error = None if cancelled else error[:2000]
+        job.lease_owner = job.lease_owner if job.state == "failed" else None
+        job.lease_until, job.progress = None, None
+        if job.state != "queued":
+            job.finished_at = utcnow()
+        tx.session.flush()
+        tx.audit(action, "detection_job", job.id, before=before, after=job_view(job))
+        return job.state
+
+
+# -- the worker -----------------------------------------------------------------------------
+
+
+class _StopError(Exception):
+    """Raised from the progress callback when the lease was lost or the job cancelled."""
+
+
+class _Lease(threading.Thread):
+    """Renews a job's lease every third of it and keeps the run's latest progress; ``outcome`` becomes
+    ``"lost"`` or ``"cancel"`` when the job is no longer this worker's to run."""
+
+    def __init__(self, store: Store, claim: JobClaim, owner: str, lease_s: float) -> None:
+        super().__init__(name=f"tuban-lease-{claim.id}", daemon=True)
+        self.store, self.claim, self.owner, self.lease_s = store, claim, owner, lease_s
+        self.progress: str | None = None
+        self.outcome = "ok"
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.lease_s / 3):
+            try:
+                self.outcome = renew_lease(self.store, self.claim.id, self.owner, self.lease_s, self.progress)
+            except TubanError:  # the database is unreachable for a moment: the lease may run out, and then
+                continue  # the next renewal says "lost"
+            if self.outcome != "ok":
+                return
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+
+
+class Worker:
+    """Runs detection jobs: ``run_once`` takes one (``None``: none waiting), ``run`` polls until ``stop`` is set.
+
+    ``workers``/``scheduler``: where each detection runs (``tuban detect``'s options: a local Dask cluster of
+    N processes, or an existing one); default serial in this process."""
+
+    def __init__(self, store: Store, *, imagery_dir: Path, detection_dir: Path, owner: str | None = None,
+                 lease_s: float = 60.0, workers: int | None = None, scheduler: str | None = None) -> None:
+        if lease_s < 1:
+            raise UsageError(f"a lease of {lease_s} s is too short", hint="at least 1 s; the default is 60")
+        self.store, self.imagery_dir, self.detection_dir = store, imagery_dir, detection_dir
+        self.owner = owner or f"{socket.gethostname()[:64]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease_s, self.workers, self.scheduler = float(lease_s), workers, scheduler
+
+    def run(self, *, poll_s: float = 5.0, stop: threading.Event | None = None) -> None:
+        stop = stop or threading.Event()
+        while not stop.is_set():
+            if self.run_once() is None:
+                stop.wait(poll_s)
+
+    def run_once(self) -> dict[str, Any] | None:
+        """Claim one job and run it; returns the job as it ended (``None``: no job waiting)."""
+        claim = claim_job(self.store, self.owner, self.lease_s)
+        if claim is None:
+            return None
+        lease = _Lease(self.store, claim, self.owner, self.lease_s)
+        lease.start()
+        parts = self.detection_dir / ".jobs"
+        parts.mkdir(parents=True, exist_ok=True)
+        for stale in [*parts.glob(f"{claim.id}-*"), *parts.glob(f".{claim.id}-*")]:  # of a worker that lost it
+            stale.unlink(missing_ok=True)
+        written = parts / f"{claim.id}-{uuid.uuid4().hex}.gpkg"  # hidden from the detection runs' listing
+        try:
+            try:
+                result = self._detect(claim, lease, written)
+            finally:
+                lease.stop()  # no renewal races the ending below
+            if lease.outcome == "ok":
+                finish_job(self.store, claim.id, self.owner, written, self.detection_dir / claim.output, result)
+        except _StopError:
+            if lease.outcome == "cancel":
+                fail_job(self.store, claim.id, self.owner, "cancelled", retry=False, cancelled=True)
+        except LeaseLostError:
+            pass  # another worker holds the job now: it publishes its own (identical) result
+        except Exception as exc:  # every failure ends the attempt, audited
+            retry = isinstance(exc, ClusterError) or not isinstance(exc, TubanError)
+            fail_job(self.store, claim.id, self.owner, f"{type(exc).__name__}: {exc}", retry=retry)
+        finally:
+            written.unlink(missing_ok=True)
+        return get_job(self.store, claim.id)
+
+    def _detect(self, claim: JobClaim, lease: _Lease, written: Path) -> dict[str, Any]:
+        from tuban.detect.engine import detect
+        from tuban.detect.output import write_patches
+
+        p = claim.params
+
+        def progress(label: str, i: int, n: int) -> None:
+            lease.progress = f"{label} {i}/{n}"
+            if lease.outcome != "ok":
+                raise _StopError(lease.outcome)
+
+        scenes = {k: str(resolve_imagery(self.imagery_dir, p[k])) for k in ("before", "after", "baseline") if p.get(k)}
+        res = detect(scenes["before"], scenes["after"], baseline=scenes.get("baseline"), sensor=p.get("sensor"),
+                     bands=tuple(p["bands"]) if p.get("bands") else None, method=p.get("method"),
+                     threshold=p.get("threshold"), mmu_ha=float(p.get("mmu_ha", 0.04)), water=bool(p.get("water")),
+                     workers=self.workers, scheduler=self.scheduler, progress=progress)
+        if lease.outcome != "ok":
+            raise _StopError(lease.outcome)
+        write_patches(res, written)
+        return {"patches": len(res.patches), "method": res.method, "threshold": float(res.threshold),
+                "unobservable_fraction": float(res.unobservable_fraction), "attempt": claim.attempt}
