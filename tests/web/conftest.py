@@ -143,7 +143,7 @@ def detection_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def imagery_dir(tmp_path: Path) -> Path:
     """The app's folder of scenes detection jobs may read: two placeholder files (a submission only checks that
-    the scenes it names exist; tests/web/test_detection_jobs.py adds real ones)."""
+    the scenes it names exist; tests/web/test_detection_job_api.py adds real ones)."""
     folder = tmp_path / "imagery"
     folder.mkdir()
     for name in ("before.tif", "after.tif"):
