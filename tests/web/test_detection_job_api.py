@@ -84,3 +84,47 @@ def test_a_worker_stops_a_cancelled_run(client_for, world, tiny_scene: Any, imag
     assert ended["error"] is None
     assert not (detection_dir / "c.gpkg").exists()
     assert list((detection_dir / ".jobs").iterdir()) == []
+
+
+def test_serve_with_worker_runs_the_queued_jobs(tiny_scene: Any, tmp_path: Path) -> None:
+    """``tuban serve --worker``: one process answers the web and runs the detection jobs (one machine)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from tuban.cli import main
+    from tuban.store import open_store
+    from tuban.workflow import jobs
+    from tuban.workflow.rounds import actor_for
+    from tuban.workspace import open_workspace
+
+    root = tmp_path / "ws"
+    assert main(["init", str(root)]) == 0
+    assert main(["db", "upgrade", "-w", str(root)]) == 0
+    ws = open_workspace(root)
+    for date in ("before", "after"):
+        shutil.copytree(getattr(tiny_scene, date), ws.imagery_dir / date)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "TUBAN_DATABASE_URL"}
+    server = subprocess.Popen([sys.executable, "-m", "tuban", "serve", "--worker", "--port", str(port), "-w", str(root)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with open_store(ws.database_url) as store:
+            uid = store.add_user("analyst", "password-analyst", roles=[("province_analyst", None)], actor="test")
+            job = jobs.submit_job(store, actor_for(store, uid), imagery_dir=ws.imagery_dir,
+                                  detection_dir=ws.detection_dir, output="served", params={"before": "before",
+                                                                                           "after": "after"})
+            deadline = time.monotonic() + 240
+            while (state := jobs.get_job(store, job["id"])["state"]) in jobs.ACTIVE_STATES:
+                assert server.poll() is None, "the server stopped"
+                assert time.monotonic() < deadline, "the served worker did not run the job"
+                time.sleep(0.2)
+            assert state == "done"
+            assert (ws.detection_dir / "served.gpkg").is_file()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

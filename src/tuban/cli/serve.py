@@ -12,6 +12,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_workspace_option(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument("--worker", action="store_true",
+                   help="also run the detection jobs queued on the web (a thread of this process; elsewhere "
+                        "`tuban worker` runs them)")
     p.set_defaults(func=run)
 
 
@@ -20,5 +23,5 @@ def run(args: argparse.Namespace) -> int:
 
     settings = settings_for_workspace(args.workspace)
     print(f"tuban web app on http://{args.host}:{args.port}/ (Ctrl-C to stop)")
-    serve(settings, host=args.host, port=args.port)
+    serve(settings, host=args.host, port=args.port, worker=args.worker)
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 from tuban.web.settings import WebSettings
 
@@ -54,12 +55,35 @@ def freeze_startup_objects() -> int:
     return gc.get_freeze_count()
 
 
-def serve(settings: WebSettings, *, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Run the app with uvicorn until interrupted (start-up objects frozen for the GC)."""
+def serve(settings: WebSettings, *, host: str = "127.0.0.1", port: int = 8000, worker: bool = False) -> None:
+    """Run the app with uvicorn until interrupted (start-up objects frozen for the GC).
+
+    ``worker``: run detection jobs too, on a thread of this process (:class:`tuban.workflow.jobs.Worker`,
+    serial detection): for one machine serving a few users; elsewhere ``tuban worker`` processes run them."""
+    import threading
+
     import uvicorn
 
     from tuban.web.app import create_app
 
     app = create_app(settings)
+    stop = threading.Event()
+    if worker:
+        threading.Thread(target=_run_worker, args=(settings, stop), name="tuban-detection-worker",
+                         daemon=True).start()
     freeze_startup_objects()
-    uvicorn.run(app, host=host, port=port, proxy_headers=settings.behind_tls, log_level="info")
+    try:
+        uvicorn.run(app, host=host, port=port, proxy_headers=settings.behind_tls, log_level="info")
+    finally:
+        stop.set()  # a job still running is taken by the next worker once its lease runs out
+
+
+def _run_worker(settings: WebSettings, stop: Any) -> None:
+    from tuban.errors import UsageError
+    from tuban.store import open_store
+    from tuban.workflow.jobs import Worker
+
+    if settings.imagery_dir is None or settings.detection_dir is None:
+        raise UsageError("a detection worker needs the workspace's imagery and detection folders")
+    with open_store(settings.database_url) as store:
+        Worker(store, imagery_dir=settings.imagery_dir, detection_dir=settings.detection_dir).run(stop=stop)

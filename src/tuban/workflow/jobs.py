@@ -448,10 +448,17 @@ class Worker:
             pass  # another worker holds the job now: it publishes its own (identical) result
         except Exception as exc:  # every failure ends the attempt, audited
             retry = isinstance(exc, ClusterError) or not isinstance(exc, TubanError)
-            fail_job(self.store, claim.id, self.owner, f"{type(exc).__name__}: {exc}", retry=retry)
+            fail_job(self.store, claim.id, self.owner, self._public(f"{type(exc).__name__}: {exc}"), retry=retry)
         finally:
             written.unlink(missing_ok=True)
         return get_job(self.store, claim.id)
+
+    def _public(self, message: str) -> str:
+        """``message`` without the server's folders: scenes by the names the job gave them."""
+        for folder in (self.imagery_dir, self.detection_dir):
+            for form in {str(folder.resolve()), str(folder)}:
+                message = message.replace(form + os.sep, "")
+        return message
 
     def _detect(self, claim: JobClaim, lease: _Lease, written: Path) -> dict[str, Any]:
         from tuban.detect.engine import detect

@@ -28,7 +28,16 @@ def home(request: Request) -> Response:
 def rounds_page(request: Request, actor: Annotated[Actor, require("round.read")]) -> Response:
     with request.app.state.store.session() as s:
         items = rounds.list_rounds(s, actor)
-    return _render(request, "rounds.html", {"rounds": items, "can_create": actor.allows("round.create")})
+    can_detect = actor.allows("detect.run") and request.app.state.settings.imagery_dir is not None
+    strings = {k: v for k, v in _messages(request).items() if k.startswith("jobs.")} if can_detect else {}
+    return _render(request, "rounds.html", {"rounds": items, "can_create": actor.allows("round.create"),
+                                            "can_detect": can_detect, "jobs_strings": script_json(strings)})
+
+
+def _messages(request: Request) -> dict[str, str]:
+    """The catalogue in the page's language (its cookie, else the server's default)."""
+    lang = request.cookies.get("tuban_lang") or request.app.state.settings.default_lang
+    return request.app.state.catalogue.for_lang(lang if lang in ("zh", "en") else "zh")
 
 
 @router.get("/rounds/{round_id}")
@@ -51,7 +60,7 @@ def review_page(request: Request, round_id: int, actor: Annotated[Actor, require
         extent = visible_extent(s, actor, round_id)
     cl = codelists()
     lang = request.cookies.get("tuban_lang") or request.app.state.settings.default_lang
-    messages = request.app.state.catalogue.for_lang(lang if lang in ("zh", "en") else "zh")
+    messages = _messages(request)
     can = {v: actor.perms.division_scope(v) != frozenset()
            for v in ("patch.edit", "patch.review", "patch.reject", "patch.determine", "round.accept", "case.manage",
                       "patch.split_merge")}

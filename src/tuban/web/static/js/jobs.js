@@ -1,0 +1,100 @@
+// Rounds page: detection jobs (检测任务). Queue one (POST /api/detection-jobs) from two scenes of the server's
+// imagery folder, follow their state and progress, cancel one. Strings come from the page's catalogue.
+(function () {
+  "use strict";
+  var S = JSON.parse(document.getElementById("jobs-strings").textContent);
+  var api = window.tubanApi;
+  var form = document.getElementById("job-submit"), out = document.getElementById("job-submit-result");
+  var body = document.querySelector("#detection-jobs tbody");
+  var timer = null;
+
+  function t(key, vars) {
+    var s = S[key] || key;
+    Object.keys(vars || {}).forEach(function (k) { s = s.replace("{" + k + "}", vars[k]); });
+    return s;
+  }
+  function cell(tr, text, cls) {
+    var td = document.createElement("td");
+    td.textContent = text == null ? "" : String(text);
+    if (cls) td.className = cls;
+    tr.appendChild(td);
+    return td;
+  }
+  function local(iso) {  // the browser's own time zone (the server keeps UTC)
+    if (!iso) return "";
+    var d = new Date(iso), p = function (n) { return (n < 10 ? "0" : "") + n; };
+    return d.getFullYear() + "-" + p(d.getMonth() + 1) + "-" + p(d.getDate()) + " " + p(d.getHours()) + ":" + p(d.getMinutes());
+  }
+  function detail(job) {
+    if (job.state === "done" && job.result) return job.result.patches + " " + t("jobs.patches");
+    if (job.state === "failed") return job.error || "";
+    if (job.state === "running") {
+      var s = t("jobs.attempt", { n: job.attempts }) + (job.progress ? " · " + job.progress : "");
+      return job.cancel_requested ? t("jobs.cancelling") + " · " + s : s;
+    }
+    return "";
+  }
+  function render(list) {
+    body.textContent = "";
+    if (!list.length) {
+      var tr = document.createElement("tr");
+      cell(tr, t("jobs.none")).colSpan = 7;
+      body.appendChild(tr);
+    }
+    list.forEach(function (job) {
+      var tr = document.createElement("tr");
+      tr.dataset.job = job.id;
+      tr.dataset.state = job.state;
+      cell(tr, job.id, "num");
+      cell(tr, job.output);
+      cell(tr, t("jobs.state." + job.state), "state state-" + job.state);
+      cell(tr, detail(job), "small");
+      cell(tr, job.created_by);
+      cell(tr, local(job.created_at));
+      var td = cell(tr, "");
+      if ((job.state === "queued" || job.state === "running") && !job.cancel_requested) {
+        var b = document.createElement("button");
+        b.type = "button";
+        b.className = "cancel-job";
+        b.textContent = t("jobs.cancel");
+        b.addEventListener("click", function () {
+          api.send("POST", "/api/detection-jobs/" + job.id + "/cancel").then(refresh, function (e) { out.textContent = e.message; });
+        });
+        td.appendChild(b);
+      }
+      body.appendChild(tr);
+    });
+    var active = list.some(function (j) { return j.state === "queued" || j.state === "running"; });
+    clearTimeout(timer);
+    if (active) timer = setTimeout(refresh, 3000);
+  }
+  function refresh() {
+    return api.get("/api/detection-jobs").then(render, function (e) { out.textContent = e.message; });
+  }
+  api.get("/api/imagery").then(function (list) {
+    if (!list.length) out.textContent = t("jobs.no_imagery");
+    document.querySelectorAll("#job-submit select.imagery").forEach(function (sel, i) {
+      list.forEach(function (e) {
+        var o = document.createElement("option");
+        o.value = e.name;
+        o.textContent = e.name + (e.kind === "folder" ? "/" : "");
+        sel.appendChild(o);
+      });
+      if (i === 1 && list.length > 1) sel.selectedIndex = 1;  // a different default for the after date
+    });
+  });
+  form.addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var job = { output: form.elements.output.value, before: form.elements.before.value,
+                after: form.elements.after.value, mmu_ha: parseFloat(form.elements.mmu_ha.value || "0.04") };
+    if (form.elements.baseline.value) job.baseline = form.elements.baseline.value;
+    out.textContent = "…";
+    api.send("POST", "/api/detection-jobs", job).then(function (created) {
+      out.textContent = "#" + created.id + " " + created.output + " · " + t("jobs.state." + created.state);
+      return refresh();
+    }, function (e) {
+      out.textContent = (e.status ? e.status + " " : "") + e.message + (e.problem && e.problem.hint ? " — " + e.problem.hint : "");
+    });
+  });
+  refresh();
+})();
