@@ -197,3 +197,37 @@ def test_workers_claiming_at_once_never_share_a_job(store: Any, personas: dict[s
     assert sorted(got) == sorted(ids)  # every job once
     for i in ids:
         assert _audit(store, i).count("detection_job.claim") == 1
+
+
+def test_a_worker_outlives_a_store_it_cannot_reach_and_a_stopped_worker_requeues(
+        store: Any, personas: dict[str, int], folders: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from tuban.errors import StoreError
+
+    imagery, detections = folders
+    worker = jobs.Worker(store, imagery_dir=imagery, detection_dir=detections, lease_s=30)
+    stop = threading.Event()
+    calls: list[int] = []
+
+    def flaky_run_once() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise StoreError("database error: server closed the connection")
+        stop.set()
+
+    monkeypatch.setattr(worker, "run_once", flaky_run_once)
+    worker.run(poll_s=0.01, stop=stop)
+    assert len(calls) == 2  # looked again after the failure
+    monkeypatch.undo()
+
+    job = _submit(store, personas, folders)
+
+    def interrupted(claim: Any, lease: Any, written: Path) -> dict[str, Any]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(worker, "_detect", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        worker.run_once()
+    back = jobs.get_job(store, job["id"])
+    assert back["state"] == "queued"  # at once, not when the lease would have run out
+    assert back["error"] == "its worker was stopped"
+    assert _audit(store, job["id"])[-1] == "detection_job.retry"

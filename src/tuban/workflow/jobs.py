@@ -27,6 +27,7 @@ progress written with it) is not audited.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import re
 import socket
@@ -69,6 +70,7 @@ __all__ = [
     "submit_job",
 ]
 
+_LOG = logging.getLogger(__name__)
 VERB = "detect.run"
 ACTIVE_STATES = ("queued", "running")
 WORKER_ACTOR = "worker"
@@ -102,9 +104,9 @@ def resolve_imagery(folder: Path | None, name: str) -> Path:
     return path
 
 
-def imagery_entries(folder: Path | None) -> list[dict[str, Any]]:
+def imagery_entries(folder: Path | None, *, limit: int = 5000) -> list[dict[str, Any]]:
     """The scenes a job may name: files with a scene suffix and folders, in the imagery folder and one level
-    down (a province keeps a folder per date), sorted by name."""
+    down (a province keeps a folder per date), sorted by name; at most ``limit``."""
     if folder is None or not folder.is_dir():
         return []
     out = []
@@ -117,7 +119,7 @@ def imagery_entries(folder: Path | None) -> list[dict[str, Any]]:
             name = p.relative_to(folder).as_posix()
             if all(_PART.match(part) for part in name.split("/")):
                 out.append({"name": name, "kind": "folder" if p.is_dir() else "file"})
-    return sorted(out, key=lambda e: e["name"])
+    return sorted(out, key=lambda e: e["name"])[:limit]
 
 
 def _output_name(output: str) -> str:
@@ -417,9 +419,15 @@ class Worker:
         self.lease_s, self.workers, self.scheduler = float(lease_s), workers, scheduler
 
     def run(self, *, poll_s: float = 5.0, stop: threading.Event | None = None) -> None:
+        """Run jobs until ``stop`` is set; a store that cannot be reached for a while is waited for (logged)."""
         stop = stop or threading.Event()
         while not stop.is_set():
-            if self.run_once() is None:
+            try:
+                ran = self.run_once()
+            except TubanError as exc:  # the database is down or locked for long: look again later
+                _LOG.warning("detection worker %s: %s", self.owner, exc)
+                ran = None
+            if ran is None:
                 stop.wait(poll_s)
 
     def run_once(self) -> dict[str, Any] | None:
@@ -446,6 +454,9 @@ class Worker:
                 fail_job(self.store, claim.id, self.owner, "cancelled", retry=False, cancelled=True)
         except LeaseLostError:
             pass  # another worker holds the job now: it publishes its own (identical) result
+        except KeyboardInterrupt:  # the worker is being stopped: the job goes back to the queue now, not at
+            fail_job(self.store, claim.id, self.owner, "its worker was stopped", retry=True)  # its lease's end
+            raise
         except Exception as exc:  # every failure ends the attempt, audited
             retry = isinstance(exc, ClusterError) or not isinstance(exc, TubanError)
             fail_job(self.store, claim.id, self.owner, self._public(f"{type(exc).__name__}: {exc}"), retry=retry)
