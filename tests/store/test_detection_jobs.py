@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -176,24 +177,17 @@ def test_cancelling_a_queued_and_a_running_job(store: Any, personas: dict[str, i
 def test_workers_claiming_at_once_never_share_a_job(store: Any, personas: dict[str, int],
                                                      folders: tuple[Path, Path]) -> None:
     ids = {_submit(store, personas, folders, output=f"run-{i}")["id"] for i in range(6)}
-    got: list[int] = []
-    errors: list[BaseException] = []
     start = threading.Barrier(4)
 
-    def claimer(k: int) -> None:
-        try:
-            start.wait()
-            while (c := jobs.claim_job(store, f"w{k}", lease_s=60)) is not None:
-                got.append(c.id)
-        except BaseException as exc:  # reported below
-            errors.append(exc)
+    def claim_all(k: int) -> list[int]:
+        start.wait()
+        mine = []
+        while (c := jobs.claim_job(store, f"w{k}", lease_s=60)) is not None:
+            mine.append(c.id)
+        return mine
 
-    threads = [threading.Thread(target=claimer, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    with ThreadPoolExecutor(4) as pool:  # a worker's error is raised here
+        got = [i for claimed in pool.map(claim_all, range(4)) for i in claimed]
     assert sorted(got) == sorted(ids)  # every job once
     for i in ids:
         assert _audit(store, i).count("detection_job.claim") == 1
@@ -231,3 +225,24 @@ def test_a_worker_outlives_a_store_it_cannot_reach_and_a_stopped_worker_requeues
     assert back["state"] == "queued"  # at once, not when the lease would have run out
     assert back["error"] == "its worker was stopped"
     assert _audit(store, job["id"])[-1] == "detection_job.retry"
+
+
+def test_one_active_job_per_output_even_when_two_submissions_race(store: Any, personas: dict[str, int],
+                                                                  folders: tuple[Path, Path]) -> None:
+    from tuban.errors import IntegrityError
+    from tuban.store.models import DetectionJob
+
+    first = _submit(store, personas, folders)
+
+    def insert_same_output() -> None:  # what a racing submission's insert does after its check passed
+        with store.transaction(actor="p_admin") as tx:
+            tx.session.add(DetectionJob(state="queued", output=first["output"], params={}, attempts=0,
+                                        max_attempts=3, cancel_requested=False, created_by="p_admin"))
+
+    with pytest.raises(IntegrityError):
+        insert_same_output()
+    assert jobs.claim_job(store, "w", lease_s=30) is not None
+    with pytest.raises(IntegrityError):  # running counts as active too
+        insert_same_output()
+    jobs.fail_job(store, first["id"], "w", "BandError: no nir", retry=False)
+    insert_same_output()  # a failed job's name may be used again

@@ -13,7 +13,10 @@ import shutil
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -274,49 +277,56 @@ def test_split_by_drawn_line_then_merge_in_the_browser(server) -> None:
 def test_detection_jobs_in_the_browser(server, imagery_dir: Path, detection_dir: Path) -> None:
     """A province admin queues a detection on the rounds page, in Chinese; the worker's failure and a
     cancellation show up in the table without reloading the page."""
-    from playwright.sync_api import sync_playwright
-
     from tuban.workflow.jobs import Worker
 
     base, world = server
     ARTIFACTS.mkdir(exist_ok=True)
+    with _chinese_page(base, "p_admin") as (page, errors):
+        assert "检测任务（自动提取）" in page.content()
+        page.wait_for_selector("#detection-jobs tbody tr")
+        assert page.inner_text("#detection-jobs tbody") == "暂无检测任务"
+        page.wait_for_function("() => document.querySelectorAll('#job-submit select[name=after] option').length == 2")
+        page.fill("#job-submit input[name=output]", "2025-自动")
+        page.select_option("#job-submit select[name=before]", "before.tif")
+        page.select_option("#job-submit select[name=after]", "after.tif")
+        page.click("#job-submit-button")
+        page.wait_for_selector("#detection-jobs tr[data-state=queued]")
+        row = page.locator("#detection-jobs tr[data-state=queued]")
+        assert "2025-自动.gpkg" in row.inner_text()
+        assert "排队中" in row.inner_text()
+        # the worker takes it: the placeholder files are no imagery, so the job fails with the reason
+        ended = Worker(world.store, imagery_dir=imagery_dir, detection_dir=detection_dir, lease_s=30).run_once()
+        assert ended is not None
+        assert ended["state"] == "failed"
+        assert "before.tif: not an image GDAL can read" in ended["error"]
+        assert str(imagery_dir) not in ended["error"]  # no server folders shown to users
+        page.wait_for_selector("#detection-jobs tr[data-state=failed]", timeout=10_000)
+        failed = page.locator("#detection-jobs tr[data-state=failed]").inner_text()
+        assert "失败" in failed
+        assert ended["error"].split(":")[0] in failed
+        # a second one, cancelled from its row
+        page.fill("#job-submit input[name=output]", "2025-second")
+        page.click("#job-submit-button")
+        page.wait_for_selector("#detection-jobs tr[data-state=queued] button.cancel-job")
+        page.click("#detection-jobs tr[data-state=queued] button.cancel-job")
+        page.wait_for_selector("#detection-jobs tr[data-state=cancelled]")
+        assert "已取消" in page.locator("#detection-jobs tr[data-state=cancelled]").inner_text()
+        page.locator("#detection-jobs-card").screenshot(path=str(ARTIFACTS / "web-detection-jobs.png"))
+        assert not errors, errors
+
+
+@contextmanager
+def _chinese_page(base: str, username: str, *, width: int = 1400, height: int = 1000) -> Iterator[tuple[Any, list[str]]]:
+    """A zh-CN page of headless Chromium logged in as ``username``, and the page errors it collects."""
+    from playwright.sync_api import sync_playwright
+
     errors: list[str] = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="zh-CN")
+            page = browser.new_page(viewport={"width": width, "height": height}, locale="zh-CN")
             page.on("pageerror", lambda exc: errors.append(str(exc)))
-            _login(page, base, "p_admin")
-            assert "检测任务（自动提取）" in page.content()
-            page.wait_for_selector("#detection-jobs tbody tr")
-            assert page.inner_text("#detection-jobs tbody") == "暂无检测任务"
-            page.wait_for_function("() => document.querySelectorAll('#job-submit select[name=after] option').length == 2")
-            page.fill("#job-submit input[name=output]", "2025-自动")
-            page.select_option("#job-submit select[name=before]", "before.tif")
-            page.select_option("#job-submit select[name=after]", "after.tif")
-            page.click("#job-submit-button")
-            page.wait_for_selector("#detection-jobs tr[data-state=queued]")
-            row = page.locator("#detection-jobs tr[data-state=queued]")
-            assert "2025-自动.gpkg" in row.inner_text()
-            assert "排队中" in row.inner_text()
-            # the worker takes it: the placeholder files are no imagery, so the job fails with the reason
-            ended = Worker(world.store, imagery_dir=imagery_dir, detection_dir=detection_dir, lease_s=30).run_once()
-            assert ended is not None
-            assert ended["state"] == "failed"
-            page.wait_for_selector("#detection-jobs tr[data-state=failed]", timeout=10_000)
-            failed = page.locator("#detection-jobs tr[data-state=failed]").inner_text()
-            assert "失败" in failed
-            assert ended["error"].split(":")[0] in failed
-            assert "before.tif: not an image GDAL can read" in ended["error"]
-            assert str(imagery_dir) not in ended["error"]  # no server folders shown to users
-            # a second one, cancelled from its row
-            page.fill("#job-submit input[name=output]", "2025-second")
-            page.click("#job-submit-button")
-            page.wait_for_selector("#detection-jobs tr[data-state=queued] button.cancel-job")
-            page.click("#detection-jobs tr[data-state=queued] button.cancel-job")
-            page.wait_for_selector("#detection-jobs tr[data-state=cancelled]")
-            assert "已取消" in page.locator("#detection-jobs tr[data-state=cancelled]").inner_text()
-            page.locator("#detection-jobs-card").screenshot(path=str(ARTIFACTS / "web-detection-jobs.png"))
-            assert not errors, errors
+            _login(page, base, username)
+            yield page, errors
         finally:
             browser.close()

@@ -35,6 +35,7 @@ from sqlalchemy import (
     UniqueConstraint,
     event,
     func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -473,6 +474,11 @@ class DetectionJob(Base):
     """
 
     __tablename__ = "detection_jobs"
+    __table_args__ = (  # one active job per output name (two submissions racing on PostgreSQL: one fails)
+        Index("uq_detection_jobs_active_output", "output", unique=True,
+              postgresql_where=text("state IN ('queued', 'running')"),
+              sqlite_where=text("state IN ('queued', 'running')")),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     state: Mapped[str] = mapped_column(String(16), default="queued", index=True)
     output: Mapped[str] = mapped_column(String(140))  # NAME.gpkg in the detection folder

@@ -43,6 +43,7 @@ from tuban.errors import (
     ClusterError,
     ConflictError,
     InputNotFoundError,
+    IntegrityError,
     LeaseLostError,
     NotFoundError,
     PermissionDeniedError,
@@ -200,17 +201,20 @@ def submit_job(store: Store, actor: Actor, *, imagery_dir: Path | None, detectio
     clean = _params(imagery_dir, params)
     if (detection_dir / name).exists():
         raise ConflictError(f"the detection output {name!r} exists already", hint="choose another output name")
-    with store.transaction(actor=actor.username) as tx:
-        active = tx.session.scalars(select(DetectionJob.id).where(
-            DetectionJob.output == name, DetectionJob.state.in_(ACTIVE_STATES))).first()
-        if active is not None:
-            raise ConflictError(f"job {active} is writing {name!r} already", hint="choose another output name")
-        job = DetectionJob(state="queued", output=name, params=clean, attempts=0, max_attempts=max_attempts,
-                           cancel_requested=False, created_by=actor.username, created_at=utcnow())
-        tx.session.add(job)
-        tx.session.flush()
-        view = job_view(job)
-        tx.audit("detection_job.submit", "detection_job", job.id, after=view)
+    try:
+        with store.transaction(actor=actor.username) as tx:
+            active = tx.session.scalars(select(DetectionJob.id).where(
+                DetectionJob.output == name, DetectionJob.state.in_(ACTIVE_STATES))).first()
+            if active is not None:
+                raise ConflictError(f"job {active} is writing {name!r} already", hint="choose another output name")
+            job = DetectionJob(state="queued", output=name, params=clean, attempts=0, max_attempts=max_attempts,
+                               cancel_requested=False, created_by=actor.username, created_at=utcnow())
+            tx.session.add(job)
+            tx.session.flush()
+            view = job_view(job)
+            tx.audit("detection_job.submit", "detection_job", job.id, after=view)
+    except IntegrityError as exc:  # a submission of the same output committed between the check and the insert
+        raise ConflictError(f"another job was queued for {name!r} just now", hint="choose another output name") from exc
     return view
 
 

@@ -38,8 +38,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_detection_jobs")),
     )
     op.create_index(op.f("ix_detection_jobs_state"), "detection_jobs", ["state"], unique=False)
+    active = sa.text("state IN ('queued', 'running')")
+    op.create_index("uq_detection_jobs_active_output", "detection_jobs", ["output"], unique=True,
+                    postgresql_where=active, sqlite_where=active)
 
 
 def downgrade() -> None:
+    op.drop_index("uq_detection_jobs_active_output", table_name="detection_jobs")
     op.drop_index(op.f("ix_detection_jobs_state"), table_name="detection_jobs")
     op.drop_table("detection_jobs")
