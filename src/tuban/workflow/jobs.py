@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import os
 import re
 import socket
@@ -494,5 +495,8 @@ class Worker:
         if lease.outcome != "ok":
             raise _StopError(lease.outcome)
         write_patches(res, written)
-        return {"patches": len(res.patches), "method": res.method, "threshold": float(res.threshold),
-                "unobservable_fraction": float(res.unobservable_fraction), "attempt": claim.attempt}
+        def number(v: float) -> float | None:  # JSON has no NaN (PostgreSQL refuses it)
+            return float(v) if math.isfinite(v) else None
+
+        return {"patches": len(res.patches), "method": res.method, "threshold": number(res.threshold),
+                "unobservable_fraction": number(res.unobservable_fraction), "attempt": claim.attempt}
