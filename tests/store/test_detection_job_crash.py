@@ -74,6 +74,7 @@ def test_the_job_of_a_killed_worker_is_finished_by_the_next(store: Any, personas
     assert held["attempts"] == 1
     assert not (ws.detection_dir / "crash.gpkg").exists()  # its result is written, hidden, and never published
     assert len(list((ws.detection_dir / ".jobs").glob(f"{job['id']}-*.gpkg"))) == 1
+    assert not list(ws.detection_dir.glob("crash.*"))
     assert jobs.claim_job(store, "early", lease_s=30) is None  # the dead worker's lease still holds
 
     _wait("the dead worker's lease to run out",
@@ -91,7 +92,8 @@ def test_the_job_of_a_killed_worker_is_finished_by_the_next(store: Any, personas
     assert [r.action for r in rows] == ["detection_job.submit", "detection_job.claim", "detection_job.claim",
                                         "detection_job.done"]
     assert rows[2].after["lease_lost_by"] == held["worker"]  # the second claim names the worker that lost it
-    assert sorted(p.name for p in ws.detection_dir.iterdir()) == [".jobs", "crash.gpkg"]
+    assert sorted(p.name for p in ws.detection_dir.iterdir()) == [".jobs", "crash.after.tif", "crash.before.tif",
+                                                                   "crash.gpkg"]
     assert list((ws.detection_dir / ".jobs").iterdir()) == []  # the dead worker's hidden file is gone too
 
     ref = detect(str(ws.imagery_dir / "before"), str(ws.imagery_dir / "after")).patches

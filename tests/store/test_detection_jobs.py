@@ -108,11 +108,11 @@ def test_a_lost_lease_passes_the_job_to_the_next_worker_and_the_job_is_done_once
     written_a.write_text("a")
     written_b.write_text("b")
     with pytest.raises(LeaseLostError, match="held by worker-b"):
-        jobs.finish_job(store, job["id"], "worker-a", written_a, detections / "run-1.gpkg", {"patches": 1})
+        jobs.finish_job(store, job["id"], "worker-a", [(written_a, detections / "run-1.gpkg")], {"patches": 1})
     assert not (detections / "run-1.gpkg").exists()
     assert written_a.exists()
     assert jobs.fail_job(store, job["id"], "worker-a", "late", retry=True) == "lost"  # and cannot requeue it
-    jobs.finish_job(store, job["id"], "worker-b", written_b, detections / "run-1.gpkg", {"patches": 2})
+    jobs.finish_job(store, job["id"], "worker-b", [(written_b, detections / "run-1.gpkg")], {"patches": 2})
     assert (detections / "run-1.gpkg").read_text() == "b"
     assert not written_b.exists()
     done = jobs.get_job(store, job["id"])
@@ -122,7 +122,7 @@ def test_a_lost_lease_passes_the_job_to_the_next_worker_and_the_job_is_done_once
     assert _audit(store, job["id"]) == ["detection_job.submit", "detection_job.claim", "detection_job.claim",
                                         "detection_job.done"]
     with pytest.raises(LeaseLostError, match="ended"):  # b again: done is final
-        jobs.finish_job(store, job["id"], "worker-b", written_a, detections / "run-1.gpkg", {})
+        jobs.finish_job(store, job["id"], "worker-b", [(written_a, detections / "run-1.gpkg")], {})
     assert jobs.claim_job(store, "worker-c", lease_s=30) is None
 
 

@@ -3,11 +3,26 @@ imagery folder, a worker runs it, and its output becomes a round (检测任务 �
 
 from __future__ import annotations
 
+import io
 import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from PIL import Image
+
 from tuban.workflow.jobs import Worker
+
+
+def _tile_over(scene: Any) -> Any:
+    """The web-mercator tile at zoom 15 over the middle of a synthetic scene."""
+    import morecantile
+    from pyproj import Transformer
+
+    a, _, c, _, e, f = tuple(scene.transform)[:6]
+    x, y = c + a * scene.width / 2, f + e * scene.height / 2
+    lon, lat = Transformer.from_crs(scene.crs, "EPSG:4326", always_xy=True).transform(x, y)
+    return morecantile.tms.get("WebMercatorQuad").tile(lon, lat, 15)
 
 
 def test_a_queued_detection_becomes_a_round(client_for, world, tiny_scene: Any, imagery_dir: Path,
@@ -36,13 +51,22 @@ def test_a_queued_detection_becomes_a_round(client_for, world, tiny_scene: Any, 
     assert [j["id"] for j in p_admin.get("/api/detection-jobs").json()] == [job["id"]]
     runs = p_admin.get("/api/detection-runs").json()
     assert [run["name"] for run in runs] == ["2024-auto.gpkg"]
-    assert sorted(p.name for p in detection_dir.iterdir()) == [".jobs", "2024-auto.gpkg"]
+    assert sorted(p.name for p in detection_dir.iterdir()) == [".jobs", "2024-auto.after.tif", "2024-auto.before.tif",
+                                                                "2024-auto.gpkg"]
     assert list((detection_dir / ".jobs").iterdir()) == []
 
     made = p_admin.post("/api/rounds/import", data={"name": "2024-auto", "run": "2024-auto.gpkg",
                                                      "analyse": "false"})
     assert made.status_code == 201, made.text
     assert made.json()["patches"] == ended["result"]["patches"]
+    # the round's review map shows the job's before/after imagery (true colour, on the run's grid)
+    tile = _tile_over(tiny_scene)
+    for date in ("before", "after"):
+        r = p_admin.get(f"/rounds/{made.json()['id']}/tiles/{date}/{tile.z}/{tile.x}/{tile.y}.png")
+        assert r.status_code == 200, r.text
+        img = np.asarray(Image.open(io.BytesIO(r.content)).convert("RGBA"))
+        assert (img[..., 3] > 0).mean() > 0.5  # mostly image, not the transparent tile of "no imagery"
+        assert img[..., :3][img[..., 3] > 0].std() > 5  # and not a flat colour
     # the output name is taken now
     again = p_admin.post("/api/detection-jobs", json={"output": "2024-auto", "before": "s2/before", "after": "s2/after"})
     assert again.status_code == 409

@@ -207,28 +207,13 @@ def _official(gdf: gpd.GeoDataFrame, fields: dict[str, Any]) -> gpd.GeoDataFrame
 
 def _quicklooks(scene: Any, out: Callable[[str], None] | None) -> dict[str, str]:
     """True-colour COGs (red, green, blue) of each date for the web app's imagery tiles."""
-    import rasterio
-    import rasterio.shutil
+    from tuban.raster.quicklook import true_colour
 
     paths: dict[str, str] = {}
     for date in ("before", "after", "baseline"):
-        try:
-            bands = [scene.band_path(date, b) for b in ("B04", "B03", "B02")]
-        except KeyError:
-            continue
-        target = scene.root / f"{date}_rgb.tif"
-        vrt = scene.root / f".{date}_rgb.tmp.tif"
-        with rasterio.open(bands[0]) as ref:
-            profile = {**ref.profile, "count": 3, "driver": "GTiff"}
-            with rasterio.open(vrt, "w", **profile) as dst:
-                for i, p in enumerate(bands, start=1):
-                    with rasterio.open(p) as src:
-                        dst.write(src.read(1), i)
-                        dst.set_band_description(i, ("red", "green", "blue")[i - 1])
-        rasterio.shutil.copy(vrt, target, driver="COG", COMPRESS="DEFLATE", PREDICTOR="2", BLOCKSIZE="512",
-                             OVERVIEW_RESAMPLING="AVERAGE")
-        vrt.unlink()
-        paths[date] = str(target.resolve())
+        folder = getattr(scene, date, None)
+        if folder is not None:
+            paths[date] = str(true_colour(folder, scene.root / f"{date}_rgb.tif").resolve())
     return paths
 
 

@@ -23,8 +23,8 @@ from tuban.errors import InputNotFoundError, TubanError, UsageError
 from tuban.workflow.access import Actor
 from tuban.workflow.service import perform
 
-__all__ = ["IntakeLimits", "analyse", "create_round_from_file", "detection_runs", "read_patch_file",
-           "resolve_detection_run"]
+__all__ = ["IntakeLimits", "analyse", "create_round_from_file", "detection_imagery", "detection_runs",
+           "read_patch_file", "resolve_detection_run"]
 
 #: file types a patch file may have (as :func:`tuban.io.read_vector` reads them)
 PATCH_FILE_SUFFIXES = (".zip", ".gpkg", ".geojson", ".json", ".kml")
@@ -90,6 +90,15 @@ def resolve_detection_run(folder: Path | None, name: str) -> Path:
     return path
 
 
+def detection_imagery(run: Path) -> dict[str, str]:
+    """The true-colour COGs a detection job wrote beside its output ``NAME.gpkg`` (``NAME.before.tif``,
+    ``NAME.after.tif``), for the review map of a round made from it; ``{}`` when it has none (a run of
+    ``tuban detect``)."""
+    stem = run.name[: -len(".gpkg")]
+    found = {d: run.with_name(f"{stem}.{d}.tif") for d in ("before", "after")}
+    return {d: str(p.resolve()) for d, p in found.items()} if all(p.is_file() for p in found.values()) else {}
+
+
 def analyse(store: Any, actor: Actor, round_name: str, *, previous_round: str | None = None) -> dict[str, Any]:
     """Run the store's compliance analysis on a round; returns its summary."""
     from tuban.store.analysis import analyse_round
@@ -105,8 +114,10 @@ def analyse(store: Any, actor: Actor, round_name: str, *, previous_round: str | 
 def create_round_from_file(store: Any, actor: Actor, name: str, path: str | Path, *, period: str | None = None,
                            previous_round: str | None = None, run_analysis: bool = True,
                            state: str = "issued", source: str | None = None,
-                           limits: IntakeLimits | None = None, crs: str | None = None) -> dict[str, Any]:
-    """Create round *name* with the patches of *path*, then (optionally) analyse it.
+                           limits: IntakeLimits | None = None, crs: str | None = None,
+                           imagery: dict[str, str] | None = None) -> dict[str, Any]:
+    """Create round *name* with the patches of *path*, then (optionally) analyse it; *imagery*: the round's
+    before/after COGs (a detection job's quicklooks, :func:`detection_imagery`).
 
     Returns ``{"id", "name", "patches", "analysis", "analysis_error"}``: ``analysis`` is
     the analysis summary, or ``None`` with the reason in ``analysis_error``.
@@ -120,7 +131,7 @@ def create_round_from_file(store: Any, actor: Actor, name: str, path: str | Path
     name = (name or "").strip()
     gdf = read_patch_file(path, limits=limits or IntakeLimits(), qdnm_prefix=name or "P", crs=crs)
     rnd, count = perform(store, actor, create_round_with_patches, name, gdf, period=period, source=source,
-                         state=state)
+                         state=state, imagery=imagery)
     store.refresh_statistics()  # a bulk load: the planner should see it before the first map view
     out: dict[str, Any] = {"id": rnd.id, "name": rnd.name, "patches": count, "analysis": None,
                            "analysis_error": None}

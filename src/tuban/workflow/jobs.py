@@ -339,13 +339,16 @@ def _held(tx: Transaction, job_id: int, owner: str) -> DetectionJob:
     return job
 
 
-def finish_job(store: Store, job_id: int, owner: str, written: Path, target: Path, result: dict[str, Any]) -> None:
-    """Publish ``written`` as ``target`` and mark the job done, in one transaction, while ``owner`` holds it
-    (else :class:`LeaseLostError`, and ``written`` is left to the caller)."""
+def finish_job(store: Store, job_id: int, owner: str, files: list[tuple[Path, Path]], result: dict[str, Any]
+               ) -> None:
+    """Publish each ``(written, target)`` of ``files`` (in order: the output last, so a listed output has its
+    imagery) and mark the job done, in one transaction, while ``owner`` holds it (else :class:`LeaseLostError`,
+    and the written files are left to the caller)."""
     with store.transaction(actor=WORKER_ACTOR) as tx:
         job = _held(tx, job_id, owner)
         before = job_view(job)
-        os.replace(written, target)  # a commit failing after this leaves the same file the next attempt writes
+        for written, target in files:  # a commit failing after this leaves what the next attempt writes again
+            os.replace(written, target)
         job.state, job.result, job.finished_at = "done", result, utcnow()
         job.lease_until, job.progress, job.error = None, None, None
         tx.session.flush()
@@ -447,13 +450,16 @@ class Worker:
         for stale in [*parts.glob(f"{claim.id}-*"), *parts.glob(f".{claim.id}-*")]:  # of a worker that lost it
             stale.unlink(missing_ok=True)
         written = parts / f"{claim.id}-{uuid.uuid4().hex}.gpkg"  # hidden from the detection runs' listing
+        stem = claim.output[: -len(".gpkg")]
+        files = [(written.with_suffix(f".{d}.tif"), self.detection_dir / f"{stem}.{d}.tif") for d in ("before", "after")]
+        files.append((written, self.detection_dir / claim.output))
         try:
             try:
                 result = self._detect(claim, lease, written)
             finally:
                 lease.stop()  # no renewal races the ending below
             if lease.outcome == "ok":
-                finish_job(self.store, claim.id, self.owner, written, self.detection_dir / claim.output, result)
+                finish_job(self.store, claim.id, self.owner, files, result)
         except _StopError:
             if lease.outcome == "cancel":
                 fail_job(self.store, claim.id, self.owner, "cancelled", retry=False, cancelled=True)
@@ -466,7 +472,8 @@ class Worker:
             retry = isinstance(exc, ClusterError) or not isinstance(exc, TubanError)
             fail_job(self.store, claim.id, self.owner, self._public(f"{type(exc).__name__}: {exc}"), retry=retry)
         finally:
-            written.unlink(missing_ok=True)
+            for part, _ in files:
+                part.unlink(missing_ok=True)
         return get_job(self.store, claim.id)
 
     def _public(self, message: str) -> str:
@@ -479,6 +486,7 @@ class Worker:
     def _detect(self, claim: JobClaim, lease: _Lease, written: Path) -> dict[str, Any]:
         from tuban.detect.engine import detect
         from tuban.detect.output import write_patches
+        from tuban.raster.quicklook import true_colour
 
         p = claim.params
 
@@ -495,8 +503,14 @@ class Worker:
         if lease.outcome != "ok":
             raise _StopError(lease.outcome)
         write_patches(res, written)
+        for date in ("before", "after"):  # the review map's imagery, on the run's grid (the dates line up)
+            lease.progress = f"imagery {date}"
+            true_colour(scenes[date], written.with_suffix(f".{date}.tif"), grid=res.grid)
+            if lease.outcome != "ok":
+                raise _StopError(lease.outcome)
         def number(v: float) -> float | None:  # JSON has no NaN (PostgreSQL refuses it)
             return float(v) if math.isfinite(v) else None
 
         return {"patches": len(res.patches), "method": res.method, "threshold": number(res.threshold),
-                "unobservable_fraction": number(res.unobservable_fraction), "attempt": claim.attempt}
+                "unobservable_fraction": number(res.unobservable_fraction), "attempt": claim.attempt,
+                "imagery": {d: f"{claim.output[: -len('.gpkg')]}.{d}.tif" for d in ("before", "after")}}

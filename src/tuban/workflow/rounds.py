@@ -42,15 +42,15 @@ def create_round(tx: Transaction, actor: Actor, name: str, *, period: str | None
 
 def create_round_with_patches(tx: Transaction, actor: Actor, name: str, patches: Any, *,
                               period: str | None = None, source: str | None = None,
-                              state: str = "issued") -> tuple[Round, int]:
+                              state: str = "issued", imagery: Mapping[str, str] | None = None) -> tuple[Round, int]:
     """A new round and its patches (a GeoDataFrame with official fields) in one transaction.
 
     *state* is ``issued`` for a province's patch file, ``detected`` for a detector's output
-    (candidates, issued later by :func:`issue_round`).
+    (candidates, issued later by :func:`issue_round`); *imagery*: the before/after COGs of its review map.
     """
     from tuban.store.importing import import_patches
 
-    rnd = create_round(tx, actor, name, period=period)
+    rnd = create_round(tx, actor, name, period=period, imagery=imagery)
     count = (import_patches(tx, patches, round_name=rnd.name, source=source, state=state)
              if patches is not None else 0)
     return rnd, count

@@ -75,7 +75,8 @@ def import_round(
     if run is not None:
         path = intake.resolve_detection_run(settings.detection_dir, run)
         return intake.create_round_from_file(store, actor, name, path, state="detected",
-                                             source=f"detection run {run}", **opts)
+                                             source=f"detection run {run}", imagery=intake.detection_imagery(path),
+                                             **opts)
     assert file is not None
     folder = Path(tempfile.mkdtemp(prefix="tuban-upload-"))
     try:
