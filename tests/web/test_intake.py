@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import geopandas as gpd
@@ -60,9 +61,14 @@ def test_detection_run_makes_detected_patches(client_for, world, detection_dir: 
     _divisions(world)
     _patches(2, qdnm=False).to_file(detection_dir / "jiaozuo-2025-05.gpkg", layer="patches", driver="GPKG")
     (detection_dir / "notes.txt").write_text("not a run")
+    # a run still being written (tuban detect's temporary name, renamed when whole) is neither offered nor taken
+    shutil.copyfile(detection_dir / "jiaozuo-2025-05.gpkg", detection_dir / ".jiaozuo-2025-06.tmp-0f3a.gpkg")
     p_admin = client_for("p_admin")
     runs = p_admin.get("/api/detection-runs").json()
     assert [x["name"] for x in runs] == ["jiaozuo-2025-05.gpkg"]
+    partial = p_admin.post("/api/rounds/import", data={"name": "2025-P", "run": ".jiaozuo-2025-06.tmp-0f3a.gpkg"})
+    assert partial.status_code == 422
+    assert "not the name of a detection output" in partial.json()["title"]
     r = p_admin.post("/api/rounds/import", data={"name": "2025-D", "run": "jiaozuo-2025-05.gpkg"})
     assert r.status_code == 201, r.text
     rid = r.json()["id"]
