@@ -16,6 +16,8 @@ def test_demo_end_to_end_tiny(tmp_path, capsys):
     assert "county_reviewer" in out
     assert "field_inspector" in out
     assert (ws / "tuban.sqlite").exists()
+    # the scene's dates are offered to detection jobs
+    assert sorted(p.name.split("_", 1)[1] for p in (ws / "imagery").iterdir()) == ["after", "baseline", "before"]
     from sqlalchemy import func, select
 
     from tuban.store import open_store
@@ -61,8 +63,9 @@ def test_serve_hook_uses_the_web_entry_point(tmp_path, monkeypatch):
 
     ws = init_workspace(tmp_path / "ws", name="demo")
     calls = []
-    monkeypatch.setattr(web_serve, "serve", lambda settings, *, host, port: calls.append((settings, host, port)))
+    monkeypatch.setattr(web_serve, "serve", lambda settings, *, host, port, worker: calls.append(
+        (settings, host, port, worker)))
     assert serve_hook(ws.root, port=8123) is True
-    settings, host, port = calls[0]
-    assert (host, port) == ("127.0.0.1", 8123)
+    settings, host, port, worker = calls[0]
+    assert (host, port, worker) == ("127.0.0.1", 8123, True)  # with a worker for the web's detection jobs
     assert str(ws.root) in settings.database_url

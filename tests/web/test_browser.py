@@ -277,6 +277,7 @@ def test_split_by_drawn_line_then_merge_in_the_browser(server) -> None:
 def test_detection_jobs_in_the_browser(server, imagery_dir: Path, detection_dir: Path) -> None:
     """A province admin queues a detection on the rounds page, in Chinese; the worker's failure and a
     cancellation show up in the table without reloading the page."""
+    from tuban.workflow import jobs
     from tuban.workflow.jobs import Worker
 
     base, world = server
@@ -311,6 +312,17 @@ def test_detection_jobs_in_the_browser(server, imagery_dir: Path, detection_dir:
         page.click("#detection-jobs tr[data-state=queued] button.cancel-job")
         page.wait_for_selector("#detection-jobs tr[data-state=cancelled]")
         assert "已取消" in page.locator("#detection-jobs tr[data-state=cancelled]").inner_text()
+        # a third one, done while the page is open: its output joins the round form's detection runs
+        page.fill("#job-submit input[name=output]", "2025-third")
+        page.click("#job-submit-button")
+        page.wait_for_selector("#detection-jobs tr[data-state=queued]")
+        claim = jobs.claim_job(world.store, "w", lease_s=30)
+        assert claim is not None
+        part = detection_dir / "third.part"
+        part.write_bytes(b"a detection output")
+        jobs.finish_job(world.store, claim.id, "w", [(part, detection_dir / "2025-third.gpkg")], {"patches": 7})
+        page.wait_for_selector("#detection-runs option[value='2025-third.gpkg']", state="attached", timeout=10_000)
+        assert "7 个图斑" in page.locator("#detection-jobs tr[data-state=done]").inner_text()
         page.locator("#detection-jobs-card").screenshot(path=str(ARTIFACTS / "web-detection-jobs.png"))
         assert not errors, errors
 

@@ -10,6 +10,7 @@ A module that is not installed is skipped with a note, never faked silently.
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -190,7 +191,11 @@ def run_demo(
     # -- store and accounts ----------------------------------------------------------
     t3 = time.perf_counter()
     imagery = _quicklooks(scene, out)
+    offered = _offer_scenes(scene, ws.imagery_dir)
     accounts = _load_store(ws, divisions, scopes, previous, patches, scene, notes, out, imagery)
+    if offered:
+        _say(out, f"      the scene's dates are in {ws.imagery_dir} ({', '.join(offered)}): a province account can "
+                  "queue a detection of them on the rounds page (检测任务), run by the server")
     timings["store"] = time.perf_counter() - t3
     timings["total"] = time.perf_counter() - t0
     return DemoResult(workspace=ws.root, scene=scene, patches=patches, accounts=accounts,
@@ -215,6 +220,30 @@ def _quicklooks(scene: Any, out: Callable[[str], None] | None) -> dict[str, str]
         if folder is not None:
             paths[date] = str(true_colour(folder, scene.root / f"{date}_rgb.tif").resolve())
     return paths
+
+
+def _offer_scenes(scene: Any, folder: Path) -> list[str]:
+    """The scene's band folders in the workspace's imagery folder (hard links where the file system allows,
+    else copies), named by date, for detection jobs queued on the web; returns their names."""
+    import shutil
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    names = []
+    dates = scene.metadata.get("dates", {})
+    for date in ("baseline", "before", "after"):
+        src = getattr(scene, date, None)
+        if src is None:
+            continue
+        name = f"{dates.get(date, date)}_{date}"
+        if not (folder / name).exists():
+            shutil.copytree(src, folder / name, copy_function=link)
+        names.append(name)
+    return names
 
 
 def _load_store(ws: Any, divisions: gpd.GeoDataFrame, scopes: gpd.GeoDataFrame, previous: gpd.GeoDataFrame,
@@ -365,5 +394,5 @@ def serve_hook(workspace: Path, *, host: str = "127.0.0.1", port: int = 8000) ->
     settings = make_settings(str(workspace))
     print(f"serving the review web app on http://{host}:{port}/ — log in with an account above (Ctrl+C to stop)",
           file=sys.stderr)
-    run(settings, host=host, port=port)
+    run(settings, host=host, port=port, worker=True)  # detection jobs queued on the web run in the server
     return True

@@ -64,9 +64,22 @@
       }
       body.appendChild(tr);
     });
+    offerRuns(list);
     var active = list.some(function (j) { return j.state === "queued" || j.state === "running"; });
     clearTimeout(timer);
     if (active) timer = setTimeout(refresh, 3000);
+  }
+  function offerRuns(list) {  // a job's output, once done, in the round form's list of detection runs
+    var runs = document.getElementById("detection-runs");
+    if (!runs) return;
+    list.forEach(function (job) {
+      var have = Array.prototype.some.call(runs.options, function (o) { return o.value === job.output; });
+      if (job.state !== "done" || have) return;
+      var o = document.createElement("option");
+      o.value = job.output;
+      o.textContent = job.output;
+      runs.appendChild(o);
+    });
   }
   function refresh() {
     return api.get("/api/detection-jobs").then(render, function (e) { out.textContent = e.message; });
