@@ -141,13 +141,16 @@ def detection_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def imagery_dir(tmp_path: Path) -> Path:
-    """The app's folder of scenes detection jobs may read: two placeholder files (a submission only checks that
-    the scenes it names exist; tests/web/test_detection_job_api.py adds real ones)."""
+def imagery_dir(tmp_path: Path, imagery: dict[str, Path]) -> Path:
+    """The app's imagery folder: two placeholder files (a detection job's submission only checks that the scenes
+    it names exist; tests/web/test_detection_job_api.py adds real ones) and the world's two COGs in ``round/``."""
+    import shutil
+
     folder = tmp_path / "imagery"
-    folder.mkdir()
+    (folder / "round").mkdir(parents=True)
     for name in ("before.tif", "after.tif"):
         (folder / name).write_bytes(b"II*\0")
+        shutil.copyfile(imagery[name.removesuffix(".tif")], folder / "round" / name)
     return folder
 
 

@@ -286,7 +286,7 @@ def test_detection_jobs_in_the_browser(server, imagery_dir: Path, detection_dir:
         assert "检测任务（自动提取）" in page.content()
         page.wait_for_selector("#detection-jobs tbody tr")
         assert page.inner_text("#detection-jobs tbody") == "暂无检测任务"
-        page.wait_for_function("() => document.querySelectorAll('#job-submit select[name=after] option').length == 2")
+        page.wait_for_function("() => document.querySelectorAll('#job-submit select[name=after] option').length >= 2")
         page.fill("#job-submit input[name=output]", "2025-自动")
         page.select_option("#job-submit select[name=before]", "before.tif")
         page.select_option("#job-submit select[name=after]", "after.tif")
@@ -342,3 +342,26 @@ def _chinese_page(base: str, username: str, *, width: int = 1400, height: int = 
             yield page, errors
         finally:
             browser.close()
+
+
+def test_round_imagery_set_on_the_dashboard(server) -> None:
+    """A province admin picks the round's review imagery among the imagery folder's files, in Chinese."""
+    base, world = server
+    ARTIFACTS.mkdir(exist_ok=True)
+    with _chinese_page(base, "p_admin") as (page, errors):
+        page.goto(f"{base}/rounds/{world.round_id}")
+        assert "复核影像（前后时相）" in page.content()
+        page.wait_for_function("() => document.querySelectorAll('#round-imagery select[name=after] option').length >= 4")
+        page.select_option("#round-imagery select[name=before]", "round/before.tif")
+        page.select_option("#round-imagery select[name=after]", "round/after.tif")
+        page.click("#round-imagery-submit")
+        page.wait_for_selector("#round-imagery-result:has-text('已设置')")
+        assert "round/before.tif · round/after.tif" in page.inner_text("#round-imagery-now")
+        page.locator("#round-imagery-card").screenshot(path=str(ARTIFACTS / "web-round-imagery.png"))
+        assert not errors, errors
+    with world.store.session() as s:
+        from tuban.store.models import Round
+
+        stored = s.get(Round, world.round_id).imagery
+    assert stored["before"].endswith("round/before.tif")
+    assert stored["after"].endswith("round/after.tif")

@@ -152,3 +152,41 @@ def test_serve_with_worker_runs_the_queued_jobs(tiny_scene: Any, tmp_path: Path)
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_round_gets_its_review_imagery_from_the_imagery_folder(client_for, world, imagery_dir: Path,
+                                                                tmp_path: Path) -> None:
+    p_admin = client_for("p_admin")
+    url = f"/api/rounds/{world.round_id}/imagery"
+    import rasterio
+
+    with rasterio.open(imagery_dir / "round" / "after.tif") as src:
+        profile, data = src.profile, src.read()
+    profile.update(count=2, driver="GTiff")
+    with rasterio.open(imagery_dir / "two.tif", "w", **profile) as dst:
+        dst.write(data[:2])
+    refused = {
+        "../tuban.sqlite": (422, "not the name of a scene"),
+        "round": (422, "is a folder"),
+        "before.tif": (422, "before.tif: not an image GDAL can read"),  # the placeholder
+        "two.tif": (422, "has 2 bands"),
+        "missing.tif": (404, "no scene"),
+    }
+    for name, (status, why) in refused.items():
+        r = p_admin.put(url, json={"before": name, "after": "round/after.tif"})
+        assert r.status_code == status, (name, r.text)
+        assert why in r.json()["title"], (name, r.json())
+        assert str(imagery_dir) not in r.text  # files named as the client named them
+    assert client_for("a_admin").put(url, json={"before": "round/before.tif", "after": "round/after.tif"}
+                                     ).status_code == 403
+    r = p_admin.put(url, json={"before": "round/before.tif", "after": "round/after.tif"})
+    assert r.status_code == 200, r.text
+    assert r.json()["imagery"] == {"before": "round/before.tif", "after": "round/after.tif"}
+    page = p_admin.get(f"/rounds/{world.round_id}")
+    assert "before.tif" in page.text
+    assert "round-imagery" in page.text
+    import morecantile
+
+    tile = morecantile.tms.get("WebMercatorQuad").tile(113.205, 35.205, 15)
+    assert p_admin.get(f"/rounds/{world.round_id}/tiles/after/{tile.z}/{tile.x}/{tile.y}.png").status_code == 200
+    assert "round-imagery" not in client_for("a_admin").get(f"/rounds/{world.round_id}").text  # county staff

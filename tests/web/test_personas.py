@@ -27,6 +27,7 @@ CASES: dict[tuple[str, str], tuple[str, str, int, dict, dict | None]] = {
     ("POST", "/api/rounds"): ("p_admin", "a_admin", 403, {}, {"name": "2025-1"}),
     ("POST", "/api/rounds/import"): ("p_admin", "a_admin", 403, {}, "upload"),
     ("POST", "/api/rounds/{round_id}/analyse"): ("p_admin", "a_admin", 403, {}, {"previous_round": None}),
+    ("PUT", "/api/rounds/{round_id}/imagery"): ("p_admin", "a_admin", 403, {}, "imagery"),
     ("GET", "/api/detection-runs"): ("p_admin", "a_staff", 403, {}, None),
     ("GET", "/api/imagery"): ("p_admin", "a_admin", 403, {}, None),
     ("GET", "/api/detection-jobs"): ("p_admin", "a_staff", 403, {}, None),
@@ -150,6 +151,8 @@ def _body(world, spec, pid: int):
         return "form"
     if spec == "upload":
         return "upload"
+    if spec == "imagery":  # the world's imagery, copied into the app's imagery folder (tests/web/conftest.py)
+        return {"before": "round/before.tif", "after": "round/after.tif"}
     body = dict(spec)
     if "fields" in body or body.keys() & {"reason", "byd", "project_id"} or body == {}:
         body.setdefault("based_on_version", world.version("A-1"))

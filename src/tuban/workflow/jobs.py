@@ -43,6 +43,7 @@ from sqlalchemy import and_, or_, select
 from tuban.errors import (
     ClusterError,
     ConflictError,
+    InputError,
     InputNotFoundError,
     IntegrityError,
     LeaseLostError,
@@ -66,6 +67,7 @@ __all__ = [
     "finish_job",
     "get_job",
     "imagery_entries",
+    "imagery_file",
     "list_jobs",
     "renew_lease",
     "resolve_imagery",
@@ -103,6 +105,30 @@ def resolve_imagery(folder: Path | None, name: str) -> Path:
                                hint="copy the scene into the imagery folder")
     if not path.exists():
         raise InputNotFoundError(f"no scene {name!r} in the imagery folder", hint="GET /api/imagery lists them")
+    return path
+
+
+def imagery_file(folder: Path | None, name: str) -> Path:
+    """The path of ``name`` in the imagery folder (:func:`resolve_imagery`) when it is one georeferenced raster
+    file with one band or three and more (a round's review imagery, shown by bands 1–3 as red, green, blue);
+    errors name the file as the client did, never by the server's path."""
+    from tuban.raster.scene import quiet_open
+
+    path = resolve_imagery(folder, name)
+    if not path.is_file():
+        raise UsageError(f"{name!r} is a folder, not an image file",
+                         hint="give a true-colour GeoTIFF/COG (a detection job writes one per date)")
+    try:
+        with quiet_open(path) as src:
+            count, crs = src.count, src.crs
+    except TubanError as exc:
+        exc.message = exc.message.replace(str(path), name)
+        raise
+    if crs is None:
+        raise InputError(f"{name!r} has no georeference (CRS)", hint="give a GeoTIFF/COG with its CRS")
+    if count == 2:
+        raise InputError(f"{name!r} has 2 bands: the map shows band 1 alone or bands 1–3 as red, green, blue",
+                         hint="give a single-band or a true-colour (red, green, blue) image")
     return path
 
 

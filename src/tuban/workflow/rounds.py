@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -160,7 +161,9 @@ def dashboard(session: Any, actor: Actor, round_id: int, *, today: dt.date | Non
     for (at,) in session.execute(q):
         progress[at.date().isoformat()] += 1
     return {
-        "round": {"id": rnd.id, "name": rnd.name, "period": rnd.period, "status": rnd.status},
+        "round": {"id": rnd.id, "name": rnd.name, "period": rnd.period, "status": rnd.status,
+                  # the review imagery's file names (never the server's folders)
+                  "imagery": {k: Path(v).name for k, v in (rnd.imagery or {}).items()}},
         "total": sum(by_state.values()),
         "by_state": by_state,
         "by_byd": by_byd,
@@ -172,7 +175,8 @@ def dashboard(session: Any, actor: Actor, round_id: int, *, today: dt.date | Non
 
 
 def set_imagery(tx: Transaction, actor: Actor, round_id: int, *, before: str | None, after: str | None) -> Round:
-    """Set the round's before/after COG paths (server-side paths: never taken from a web client)."""
+    """Set the round's before/after COG paths: server-side paths, from the server's own folders (a web client
+    names files of the imagery folder, resolved by :func:`tuban.workflow.jobs.imagery_file`)."""
     rnd = load_round(tx.session, actor, round_id, "round.create")
     if actor.perms.division_scope("round.create") is not None:
         from tuban.errors import PermissionDeniedError

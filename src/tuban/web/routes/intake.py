@@ -12,8 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tuban.errors import LimitExceededError, UsageError
 from tuban.web.deps import require
-from tuban.workflow import intake
+from tuban.workflow import intake, jobs, rounds
 from tuban.workflow.access import Actor, load_round
+from tuban.workflow.service import perform
 
 router = APIRouter(prefix="/api", tags=["api"])
 
@@ -85,6 +86,22 @@ def import_round(
                                              source=f"upload {Path(file.filename or '').name}"[:200], **opts)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+class ImageryBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    before: str = Field(min_length=1, max_length=520, description="an image file from GET /api/imagery")
+    after: str = Field(min_length=1, max_length=520)
+
+
+@router.put("/rounds/{round_id}/imagery", summary="Set the round's before/after review imagery (影像) from the "
+                                                 "server's imagery folder")
+def set_round_imagery(request: Request, round_id: int, body: ImageryBody,
+                      actor: Annotated[Actor, require("round.create")]) -> dict[str, Any]:
+    folder = request.app.state.settings.imagery_dir
+    before, after = jobs.imagery_file(folder, body.before), jobs.imagery_file(folder, body.after)
+    rnd = perform(request.app.state.store, actor, rounds.set_imagery, round_id, before=str(before), after=str(after))
+    return {"id": rnd.id, "imagery": {"before": body.before, "after": body.after}}
 
 
 @router.post("/rounds/{round_id}/analyse", summary="(Re)run the compliance analysis of a round")

@@ -44,7 +44,9 @@ def _messages(request: Request) -> dict[str, str]:
 def dashboard_page(request: Request, round_id: int, actor: Annotated[Actor, require("round.read")]) -> Response:
     with request.app.state.store.session() as s:
         data = rounds.dashboard(s, actor, round_id)
+    can_image = actor.perms.division_scope("round.create") is None and request.app.state.settings.imagery_dir is not None
     return _render(request, "dashboard.html", {"d": data, "can_issue": actor.perms.division_scope("task.issue") is None,
+                                               "can_set_imagery": can_image,
                                                "can_submit": bool(actor.perms.division_scope("round.submit") is None
                                                                   or actor.perms.division_scope("round.submit"))})
 
