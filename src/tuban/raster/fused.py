@@ -1060,3 +1060,12 @@ def warm() -> None:
         shadow_candidates(x, y, (3, 3), (2, 2))
     components(bu, au, st, st, use, lay, cell=4, scale_b=1e-3, scale_a=1e-3)
     components(bu, au, st, st, use, lay, cell=4, comp_stats=cs, scale_b=1e-3, scale_a=1e-3, prune=(0.5, 4))
+    # the patches' sums: a tile passes a crop of its score (not contiguous), others a whole array; 2.4 CPU-s to
+    # compile, paid by a run's first tile when it was left out here
+    lab = np.zeros((8, 8), np.int32)
+    lab[2:4, 2:5] = 1
+    score = np.ones((10, 10), np.float32)
+    for x, y in ((b, a), (bu, au)):
+        for sc in (score[1:9, 1:9], score[:8, :8].copy()):
+            piece_sums(lab, 2, sc, np.zeros((12, 12), bool), x, y, (3, 2), (3, 2), scale_b=1.0, scale_a=1.0,
+                       kind=0, offset=(2, 2), windows=[(2, 4, 2, 5)])
