@@ -323,6 +323,9 @@ def test_detection_jobs_in_the_browser(server, imagery_dir: Path, detection_dir:
         jobs.finish_job(world.store, claim.id, "w", [(part, detection_dir / "2025-third.gpkg")], {"patches": 7})
         page.wait_for_selector("#detection-runs option[value='2025-third.gpkg']", state="attached", timeout=10_000)
         assert "7 个图斑" in page.locator("#detection-jobs tr[data-state=done]").inner_text()
+        page.click("#detection-jobs tr[data-state=done] button.use-run")  # the round form, filled in
+        assert page.input_value("#detection-runs") == "2025-third.gpkg"
+        assert page.input_value("#round-import input[name=name]") == "2025-third"
         page.locator("#detection-jobs-card").screenshot(path=str(ARTIFACTS / "web-detection-jobs.png"))
         assert not errors, errors
 

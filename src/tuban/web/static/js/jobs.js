@@ -52,6 +52,14 @@
       cell(tr, job.created_by);
       cell(tr, local(job.created_at));
       var td = cell(tr, "");
+      if (job.state === "done" && document.getElementById("round-import")) {
+        var use = document.createElement("button");
+        use.type = "button";
+        use.className = "use-run";
+        use.textContent = t("jobs.use");
+        use.addEventListener("click", function () { useRun(job); });
+        td.appendChild(use);
+      }
       if ((job.state === "queued" || job.state === "running") && !job.cancel_requested) {
         var b = document.createElement("button");
         b.type = "button";
@@ -80,6 +88,13 @@
       o.textContent = job.output;
       runs.appendChild(o);
     });
+  }
+  function useRun(job) {  // the round form, filled in with this job's output
+    var roundForm = document.getElementById("round-import");
+    document.getElementById("detection-runs").value = job.output;
+    if (!roundForm.elements.name.value) roundForm.elements.name.value = job.output.replace(/\.gpkg$/, "");
+    roundForm.scrollIntoView({ block: "center" });
+    roundForm.elements.name.focus();
   }
   function refresh() {
     return api.get("/api/detection-jobs").then(render, function (e) { out.textContent = e.message; });
