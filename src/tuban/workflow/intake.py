@@ -24,7 +24,7 @@ from tuban.workflow.access import Actor
 from tuban.workflow.service import perform
 
 __all__ = ["IntakeLimits", "analyse", "create_round_from_file", "detection_imagery", "detection_runs",
-           "read_patch_file", "resolve_detection_run"]
+           "read_patch_file", "resolve_detection_run", "run_imagery"]
 
 #: file types a patch file may have (as :func:`tuban.io.read_vector` reads them)
 PATCH_FILE_SUFFIXES = (".zip", ".gpkg", ".geojson", ".json", ".kml")
@@ -90,12 +90,17 @@ def resolve_detection_run(folder: Path | None, name: str) -> Path:
     return path
 
 
-def detection_imagery(run: Path) -> dict[str, str]:
-    """The true-colour COGs a detection job wrote beside its output ``NAME.gpkg`` (``NAME.before.tif``,
-    ``NAME.after.tif``), for the review map of a round made from it; ``{}`` when it has none (a run of
-    ``tuban detect``)."""
+def run_imagery(run: Path) -> dict[str, Path]:
+    """Where the dates' true-colour COGs of a detection output ``NAME.gpkg`` go, beside it: ``NAME.before.tif``,
+    ``NAME.after.tif`` (a detection job writes them, :class:`tuban.workflow.jobs.Worker`)."""
     stem = run.name[: -len(".gpkg")]
-    found = {d: run.with_name(f"{stem}.{d}.tif") for d in ("before", "after")}
+    return {d: run.with_name(f"{stem}.{d}.tif") for d in ("before", "after")}
+
+
+def detection_imagery(run: Path) -> dict[str, str]:
+    """The true-colour COGs a detection job wrote beside its output (:func:`run_imagery`), for the review map
+    of a round made from it; ``{}`` when it has none (a run of ``tuban detect``)."""
+    found = run_imagery(run)
     return {d: str(p.resolve()) for d, p in found.items()} if all(p.is_file() for p in found.values()) else {}
 
 

@@ -56,6 +56,7 @@ from tuban.errors import (
 from tuban.store.models import DetectionJob, utcnow
 from tuban.store.store import Store, Transaction
 from tuban.workflow.access import Actor
+from tuban.workflow.intake import run_imagery
 
 __all__ = [
     "ACTIVE_STATES",
@@ -476,9 +477,8 @@ class Worker:
         for stale in [*parts.glob(f"{claim.id}-*"), *parts.glob(f".{claim.id}-*")]:  # of a worker that lost it
             stale.unlink(missing_ok=True)
         written = parts / f"{claim.id}-{uuid.uuid4().hex}.gpkg"  # hidden from the detection runs' listing
-        stem = claim.output[: -len(".gpkg")]
-        files = [(written.with_suffix(f".{d}.tif"), self.detection_dir / f"{stem}.{d}.tif") for d in ("before", "after")]
-        files.append((written, self.detection_dir / claim.output))
+        target = self.detection_dir / claim.output
+        files = [*zip(run_imagery(written).values(), run_imagery(target).values(), strict=True), (written, target)]
         try:
             try:
                 result = self._detect(claim, lease, written)
@@ -529,9 +529,9 @@ class Worker:
         if lease.outcome != "ok":
             raise _StopError(lease.outcome)
         write_patches(res, written)
-        for date in ("before", "after"):  # the review map's imagery, on the run's grid (the dates line up)
+        for date, path in run_imagery(written).items():  # the review map's imagery, on the run's grid (aligned)
             lease.progress = f"imagery {date}"
-            true_colour(scenes[date], written.with_suffix(f".{date}.tif"), grid=res.grid)
+            true_colour(scenes[date], path, grid=res.grid)
             if lease.outcome != "ok":
                 raise _StopError(lease.outcome)
         def number(v: float) -> float | None:  # JSON has no NaN (PostgreSQL refuses it)
@@ -539,4 +539,4 @@ class Worker:
 
         return {"patches": len(res.patches), "method": res.method, "threshold": number(res.threshold),
                 "unobservable_fraction": number(res.unobservable_fraction), "attempt": claim.attempt,
-                "imagery": {d: f"{claim.output[: -len('.gpkg')]}.{d}.tif" for d in ("before", "after")}}
+                "imagery": {d: p.name for d, p in run_imagery(Path(claim.output)).items()}}
