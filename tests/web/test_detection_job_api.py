@@ -190,3 +190,41 @@ def test_a_round_gets_its_review_imagery_from_the_imagery_folder(client_for, wor
     tile = morecantile.tms.get("WebMercatorQuad").tile(113.205, 35.205, 15)
     assert p_admin.get(f"/rounds/{world.round_id}/tiles/after/{tile.z}/{tile.x}/{tile.y}.png").status_code == 200
     assert "round-imagery" not in client_for("a_admin").get(f"/rounds/{world.round_id}").text  # county staff
+
+
+def test_an_imagery_job_makes_a_rounds_review_imagery_from_band_folders(client_for, world, tiny_scene: Any,
+                                                                        imagery_dir: Path, detection_dir: Path) -> None:
+    """复核影像任务: a round whose patches came from elsewhere gets before/after imagery made from the province's
+    Sentinel-2 band folders (no detection run), through the same queue and workers."""
+    for date in ("before", "after"):
+        shutil.copytree(getattr(tiny_scene, date), imagery_dir / "s2" / date)
+    p_admin = client_for("p_admin")
+    refused = p_admin.post("/api/imagery-jobs", json={"output": "x", "scene": "before.tif"})  # the placeholder
+    assert refused.status_code == 422, refused.text
+    assert str(imagery_dir) not in refused.text
+    assert client_for("a_admin").post("/api/imagery-jobs", json={"output": "x", "scene": "s2/after"}).status_code == 403
+    assert p_admin.post("/api/imagery-jobs", json={"output": "x", "scene": "s2/after", "mmu_ha": 1}).status_code == 422
+    queued = [p_admin.post("/api/imagery-jobs", json={"output": f"2024-{date}", "scene": f"s2/{date}"})
+              for date in ("before", "after")]
+    assert [r.status_code for r in queued] == [201, 201], [r.text for r in queued]
+    listed = p_admin.get("/api/detection-jobs").json()
+    assert [(j["kind"], j["output"], j["state"]) for j in listed] == [
+        ("imagery", "true-colour/2024-after.tif", "queued"), ("imagery", "true-colour/2024-before.tif", "queued")]
+    worker = Worker(world.store, imagery_dir=imagery_dir, detection_dir=detection_dir, lease_s=30)
+    for _ in queued:
+        ended = worker.run_once()
+        assert ended is not None
+        assert ended["state"] == "done", ended
+    assert worker.run_once() is None
+    names = {e["name"] for e in p_admin.get("/api/imagery").json()}
+    assert {"true-colour/2024-before.tif", "true-colour/2024-after.tif"} <= names
+    r = p_admin.put(f"/api/rounds/{world.round_id}/imagery",
+                    json={"before": "true-colour/2024-before.tif", "after": "true-colour/2024-after.tif"})
+    assert r.status_code == 200, r.text
+    # a round's tiles over the scene come from the new images (the world's round lies elsewhere: its tile
+    # there is the transparent "outside the image" one, so the check is the scene's own tile)
+    tile = _tile_over(tiny_scene)
+    img = np.asarray(Image.open(io.BytesIO(p_admin.get(
+        f"/rounds/{world.round_id}/tiles/after/{tile.z}/{tile.x}/{tile.y}.png").content)).convert("RGBA"))
+    assert (img[..., 3] > 0).mean() > 0.5
+    assert img[..., :3][img[..., 3] > 0].std() > 5

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,14 +19,17 @@ __all__ = ["true_colour"]
 ROLES = ("red", "green", "blue")
 
 
-def true_colour(scene: str | Path | Scene, target: str | Path, *, grid: Grid | None = None, rows: int = 512) -> Path:
+def true_colour(scene: str | Path | Scene, target: str | Path, *, grid: Grid | None = None, rows: int = 512,
+                progress: Callable[[str, int, int], None] | None = None) -> Path:
     """Write the scene's red, green and blue bands as a COG at ``target`` (bands 1–3, DEFLATE, 512² blocks,
     averaged overviews) and return its path.
 
     ``grid``: the pixel grid to write on (another date's, so both dates' tiles line up; a run's analysis grid);
     default the scene's finest band's. The values are the files' own (DN): uint16 where every band is an
     integer type of at most 16 bits, with 0 for pixels not observed (a real 0 becomes 1), else float32 with NaN.
-    Memory is bounded by ``rows`` rows of the grid; the file appears whole or not at all."""
+    Memory is bounded by ``rows`` rows of the grid; the file appears whole or not at all. ``progress``:
+    called with ``("rows", done, total)`` after each strip (an exception raised there stops the run, and
+    nothing is written)."""
     import rasterio
     import rasterio.shutil
 
@@ -66,6 +70,8 @@ def true_colour(scene: str | Path | Scene, target: str | Path, *, grid: Grid | N
                     out = data.astype(np.float32)
                     out[:, ~valid] = np.nan
                 dst.write(out, window=rasterio.windows.Window(0, r0, g.width, h))
+                if progress is not None:
+                    progress("rows", r0 + h, g.height)
         with replacing(target) as tmp:
             rasterio.shutil.copy(raw, tmp, driver="COG", COMPRESS="DEFLATE", PREDICTOR="2" if integer else "3",
                                  BLOCKSIZE="512", OVERVIEW_RESAMPLING="AVERAGE", BIGTIFF="IF_SAFER")

@@ -5,6 +5,11 @@ A province analyst names two scenes of the server's imagery folder and an output
 :func:`tuban.detect.engine.detect` and writes ``NAME.gpkg`` into the detection folder, where
 :func:`tuban.workflow.intake.create_round_from_file` picks it up as a new round.
 
+Imagery jobs (复核影像任务, :func:`submit_imagery_job`) go through the same queue, leases and workers: one scene
+of the imagery folder (a band folder, a ``.SAFE``, a Landsat folder, a multi-band file) becomes a true-colour
+COG, ``true-colour/NAME.tif`` in the imagery folder, which a round can then show as its before or after
+imagery (:func:`imagery_file`).
+
 Failure handling (reliability.md #45):
 
 - A claim is a lease (``lease_until``) that the worker renews from a thread while it runs
@@ -41,6 +46,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 
 from tuban.errors import (
+    BandError,
     ClusterError,
     ConflictError,
     InputError,
@@ -72,6 +78,7 @@ __all__ = [
     "list_jobs",
     "renew_lease",
     "resolve_imagery",
+    "submit_imagery_job",
     "submit_job",
 ]
 
@@ -85,6 +92,9 @@ _OUTPUT = re.compile(r"^[\w\-. ]{1,120}$")
 #: scene suffixes offered by :func:`imagery_entries` (folders are offered too: band folders, SAFE, Landsat)
 IMAGERY_SUFFIXES = (".tif", ".tiff", ".jp2", ".img", ".vrt", ".json", ".zip", ".hdr", ".dat")
 PARAM_KEYS = ("before", "after", "baseline", "sensor", "bands", "method", "mmu_ha", "threshold", "water")
+IMAGERY_PARAM_KEYS = ("scene", "sensor", "bands")
+#: the imagery folder's sub-folder imagery jobs write into (its files are offered as review imagery)
+TRUE_COLOUR_DIR = "true-colour"
 
 
 # -- names inside the imagery folder --------------------------------------------------------
@@ -118,7 +128,8 @@ def imagery_file(folder: Path | None, name: str) -> Path:
     path = resolve_imagery(folder, name)
     if not path.is_file():
         raise UsageError(f"{name!r} is a folder, not an image file",
-                         hint="give a true-colour GeoTIFF/COG (a detection job writes one per date)")
+                         hint="give a true-colour GeoTIFF/COG (a detection job writes one per date; an imagery "
+                              "job makes one from a scene)")
     try:
         with quiet_open(path) as src:
             count, crs = src.count, src.crs
@@ -151,12 +162,12 @@ def imagery_entries(folder: Path | None, *, limit: int = 5000) -> list[dict[str,
     return sorted(out, key=lambda e: e["name"])[:limit]
 
 
-def _output_name(output: str) -> str:
-    stem = output[:-5] if output.lower().endswith(".gpkg") else output
+def _output_name(output: str, suffix: str = ".gpkg") -> str:
+    stem = output[: -len(suffix)] if output.lower().endswith(suffix) else output
     if not _OUTPUT.match(stem or "") or stem.startswith("."):
         raise UsageError(f"{output!r} is not an output name", hint="letters, digits, '_', '-', '.' and spaces, "
-                         "not starting with '.', at most 120 characters (.gpkg is added)")
-    return f"{stem}.gpkg"
+                         f"not starting with '.', at most 120 characters ({suffix} is added)")
+    return f"{stem}{suffix}"
 
 
 # -- the province's side: submit, list, cancel -----------------------------------------------
@@ -167,12 +178,61 @@ def job_view(job: DetectionJob) -> dict[str, Any]:
     def iso(v: dt.datetime | None) -> str | None:
         return None if v is None else v.isoformat()
 
-    return {"id": job.id, "state": job.state, "output": job.output, "params": dict(job.params or {}),
+    return {"id": job.id, "kind": (job.params or {}).get("kind", "detect"), "state": job.state,
+            "output": job.output, "params": dict(job.params or {}),
             "attempts": job.attempts, "max_attempts": job.max_attempts, "worker": job.lease_owner,
             "lease_until": iso(job.lease_until), "cancel_requested": bool(job.cancel_requested),
             "progress": job.progress, "result": job.result, "error": job.error, "created_by": job.created_by,
             "created_at": iso(job.created_at), "started_at": iso(job.started_at),
             "finished_at": iso(job.finished_at)}
+
+
+def _sensor_bands(params: dict[str, Any], out: dict[str, Any]) -> None:
+    """``sensor`` (a profile name) and ``bands`` (roles in file order) of ``params``, checked, into ``out``."""
+    if params.get("sensor") is not None:
+        from tuban.raster.profiles import PROFILES
+
+        if str(params["sensor"]) not in PROFILES:
+            raise UsageError(f"unknown sensor {params['sensor']!r}", hint=f"one of {', '.join(sorted(PROFILES))}")
+        out["sensor"] = str(params["sensor"])
+    if params.get("bands") is not None:
+        from tuban.raster.profiles import parse_band_roles
+
+        out["bands"] = list(parse_band_roles(str(params["bands"])) or ())
+
+
+def _open_scene(imagery_dir: Path | None, name: str, params: dict[str, Any]):
+    """The scene *name* of the imagery folder opened with the job's ``sensor`` and ``bands``; errors name it as
+    the job did, never by the server's path."""
+    from tuban.raster.scene import open_scene
+
+    path = resolve_imagery(imagery_dir, name)
+    try:
+        return open_scene(path, sensor=params.get("sensor"),
+                          bands=tuple(params["bands"]) if params.get("bands") else None)
+    except TubanError as exc:
+        exc.message = exc.message.replace(str(path), name)
+        raise
+
+
+def _imagery_params(imagery_dir: Path | None, params: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(params) - set(IMAGERY_PARAM_KEYS)
+    if unknown:
+        raise UsageError(f"unknown imagery parameters: {', '.join(sorted(unknown))}",
+                         hint=f"known: {', '.join(IMAGERY_PARAM_KEYS)}")
+    if not params.get("scene"):
+        raise UsageError("an imagery job needs 'scene': a scene of the imagery folder")
+    out: dict[str, Any] = {"kind": "imagery", "scene": str(params["scene"])}
+    _sensor_bands(params, out)
+    # the scene is opened now (its metadata only): a scene without visible bands is refused at once
+    scene = _open_scene(imagery_dir, out["scene"], out)
+    from tuban.raster.quicklook import ROLES
+
+    missing = [r for r in ROLES if r not in scene.bands]
+    if missing:
+        raise BandError(f"scene {out['scene']!r} has no {', '.join(missing)} band for a true-colour image",
+                        hint="name its bands (bands: blue,green,red,… in file order) or its sensor")
+    return out
 
 
 def _params(imagery_dir: Path | None, params: dict[str, Any]) -> dict[str, Any]:
@@ -194,16 +254,7 @@ def _params(imagery_dir: Path | None, params: dict[str, Any]) -> dict[str, Any]:
         if str(params["method"]) not in METHODS:
             raise UsageError(f"unknown method {params['method']!r}", hint=f"one of {', '.join(sorted(METHODS))}")
         out["method"] = str(params["method"])
-    if params.get("sensor") is not None:
-        from tuban.raster.profiles import PROFILES
-
-        if str(params["sensor"]) not in PROFILES:
-            raise UsageError(f"unknown sensor {params['sensor']!r}", hint=f"one of {', '.join(sorted(PROFILES))}")
-        out["sensor"] = str(params["sensor"])
-    if params.get("bands") is not None:
-        from tuban.raster.profiles import parse_band_roles
-
-        out["bands"] = list(parse_band_roles(str(params["bands"])) or ())
+    _sensor_bands(params, out)
     mmu = float(params.get("mmu_ha", 0.04))
     if not 0 <= mmu <= 100:
         raise UsageError(f"mmu_ha={mmu} is outside 0–100 ha")
@@ -229,13 +280,37 @@ def submit_job(store: Store, actor: Actor, *, imagery_dir: Path | None, detectio
     clean = _params(imagery_dir, params)
     if (detection_dir / name).exists():
         raise ConflictError(f"the detection output {name!r} exists already", hint="choose another output name")
+    return _queue(store, actor, name, clean, max_attempts)
+
+
+def submit_imagery_job(store: Store, actor: Actor, *, imagery_dir: Path | None, output: str, params: dict[str, Any],
+                       max_attempts: int = 3) -> dict[str, Any]:
+    """Queue a true-colour image (复核影像) of ``params["scene"]`` (a scene of the imagery folder, opened with
+    ``sensor`` and ``bands`` when given) into ``true-colour/NAME.tif`` of the imagery folder (``output``:
+    ``NAME[.tif]``), for a round's before/after imagery. One audited transaction, as :func:`submit_job`."""
+    if not actor.allows(VERB):
+        raise PermissionDeniedError(f"{actor.username} may not run imagery jobs")
+    if imagery_dir is None:
+        raise UsageError("this server has no imagery folder", hint="start it with a workspace (tuban serve)")
+    if not 1 <= max_attempts <= 10:
+        raise UsageError(f"max_attempts={max_attempts} is outside 1–10")
+    name = f"{TRUE_COLOUR_DIR}/{_output_name(output, '.tif')}"
+    clean = _imagery_params(imagery_dir, params)
+    if (imagery_dir / name).exists():
+        raise ConflictError(f"the image {name!r} exists already", hint="choose another output name")
+    return _queue(store, actor, name, clean, max_attempts)
+
+
+def _queue(store: Store, actor: Actor, name: str, params: dict[str, Any], max_attempts: int) -> dict[str, Any]:
+    """Insert a queued job writing ``name``, with its audit row; :class:`ConflictError` when an active job
+    writes it already (the partial unique index settles two submissions racing)."""
     try:
         with store.transaction(actor=actor.username) as tx:
             active = tx.session.scalars(select(DetectionJob.id).where(
                 DetectionJob.output == name, DetectionJob.state.in_(ACTIVE_STATES))).first()
             if active is not None:
                 raise ConflictError(f"job {active} is writing {name!r} already", hint="choose another output name")
-            job = DetectionJob(state="queued", output=name, params=clean, attempts=0, max_attempts=max_attempts,
+            job = DetectionJob(state="queued", output=name, params=params, attempts=0, max_attempts=max_attempts,
                                cancel_requested=False, created_by=actor.username, created_at=utcnow())
             tx.session.add(job)
             tx.session.flush()
@@ -414,6 +489,17 @@ class _StopError(Exception):
     """Raised from the progress callback when the lease was lost or the job cancelled."""
 
 
+def _progress(lease: _Lease) -> Any:
+    """A run's progress callback: the latest step goes out with the next renewal; a lost or cancelled job
+    stops the run at its next step (:class:`_StopError`)."""
+    def progress(label: str, i: int, n: int) -> None:
+        lease.progress = f"{label} {i}/{n}"
+        if lease.outcome != "ok":
+            raise _StopError(lease.outcome)
+
+    return progress
+
+
 class _Lease(threading.Thread):
     """Renews a job's lease every third of it and keeps the run's latest progress; ``outcome`` becomes
     ``"lost"`` or ``"cancel"`` when the job is no longer this worker's to run."""
@@ -472,20 +558,24 @@ class Worker:
             return None
         lease = _Lease(self.store, claim, self.owner, self.lease_s)
         lease.start()
-        parts = self.detection_dir / ".jobs"
+        imagery = claim.params.get("kind") == "imagery"
+        target = (self.imagery_dir if imagery else self.detection_dir) / claim.output
+        parts = target.parent / ".jobs"  # hidden from the listings, on the target's file system (renames)
         parts.mkdir(parents=True, exist_ok=True)
         for stale in [*parts.glob(f"{claim.id}-*"), *parts.glob(f".{claim.id}-*")]:  # of a worker that lost it
             stale.unlink(missing_ok=True)
-        written = parts / f"{claim.id}-{uuid.uuid4().hex}.gpkg"  # hidden from the detection runs' listing
-        target = self.detection_dir / claim.output
-        files = [*zip(run_imagery(written).values(), run_imagery(target).values(), strict=True), (written, target)]
+        written = parts / f"{claim.id}-{uuid.uuid4().hex}{target.suffix}"
+        files = [(written, target)] if imagery else \
+            [*zip(run_imagery(written).values(), run_imagery(target).values(), strict=True), (written, target)]
         try:
             try:
-                result = self._detect(claim, lease, written)
+                result = (self._true_colour if imagery else self._detect)(claim, lease, written)
             finally:
                 lease.stop()  # no renewal races the ending below
             if lease.outcome == "ok":
                 finish_job(self.store, claim.id, self.owner, files, result)
+            elif lease.outcome == "cancel":  # asked after the run's last step: its result is not published
+                fail_job(self.store, claim.id, self.owner, "cancelled", retry=False, cancelled=True)
         except _StopError:
             if lease.outcome == "cancel":
                 fail_job(self.store, claim.id, self.owner, "cancelled", retry=False, cancelled=True)
@@ -509,17 +599,24 @@ class Worker:
                 message = message.replace(form + os.sep, "")
         return message
 
+    def _true_colour(self, claim: JobClaim, lease: _Lease, written: Path) -> dict[str, Any]:
+        import rasterio
+
+        from tuban.raster.quicklook import true_colour
+
+        scene = _open_scene(self.imagery_dir, claim.params["scene"], claim.params)
+        true_colour(scene, written, progress=_progress(lease))
+        with rasterio.open(written) as src:
+            return {"file": claim.output, "width": src.width, "height": src.height, "crs": src.crs.to_string(),
+                    "attempt": claim.attempt}
+
     def _detect(self, claim: JobClaim, lease: _Lease, written: Path) -> dict[str, Any]:
         from tuban.detect.engine import detect
         from tuban.detect.output import write_patches
         from tuban.raster.quicklook import true_colour
 
         p = claim.params
-
-        def progress(label: str, i: int, n: int) -> None:
-            lease.progress = f"{label} {i}/{n}"
-            if lease.outcome != "ok":
-                raise _StopError(lease.outcome)
+        progress = _progress(lease)
 
         scenes = {k: str(resolve_imagery(self.imagery_dir, p[k])) for k in ("before", "after", "baseline") if p.get(k)}
         res = detect(scenes["before"], scenes["after"], baseline=scenes.get("baseline"), sensor=p.get("sensor"),

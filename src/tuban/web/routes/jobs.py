@@ -1,4 +1,5 @@
-"""Detection jobs (检测任务): scenes of the server's imagery folder in, a detection output out (run by ``tuban worker``)."""
+"""Detection jobs (检测任务): scenes of the server's imagery folder in, a detection output out; imagery jobs
+(复核影像任务): a scene in, a true-colour image for the review map out. Both run by ``tuban worker``."""
 
 from __future__ import annotations
 
@@ -31,6 +32,17 @@ class JobBody(BaseModel):
     max_attempts: int = Field(default=3, ge=1, le=10)
 
 
+class ImageryJobBody(BaseModel):
+    """A scene of the imagery folder to make a true-colour image of (``true-colour/NAME.tif`` there)."""
+
+    model_config = ConfigDict(extra="forbid")
+    output: str = Field(min_length=1, max_length=124, description="NAME (.tif added) in the imagery folder's true-colour/")
+    scene: str = Field(min_length=1, max_length=520, description="a name from GET /api/imagery")
+    sensor: str | None = Field(default=None, max_length=32)
+    bands: str | None = Field(default=None, max_length=200, description="blue,green,red,nir,… in file order")
+    max_attempts: int = Field(default=3, ge=1, le=10)
+
+
 @router.get("/imagery", summary="Scenes in the server's imagery folder a detection job may name")
 def imagery(request: Request, actor: Annotated[Actor, require("detect.run")]) -> list[dict[str, Any]]:
     return jobs.imagery_entries(request.app.state.settings.imagery_dir)
@@ -45,7 +57,16 @@ def submit(request: Request, body: JobBody, actor: Annotated[Actor, require("det
                            max_attempts=body.max_attempts)
 
 
-@router.get("/detection-jobs", summary="Detection jobs, newest first")
+@router.post("/imagery-jobs", status_code=201,
+             summary="Queue a true-colour image of a scene for the review map (run by `tuban worker`)")
+def submit_imagery(request: Request, body: ImageryJobBody, actor: Annotated[Actor, require("detect.run")]
+                   ) -> dict[str, Any]:
+    params = body.model_dump(exclude={"output", "max_attempts"}, exclude_none=True)
+    return jobs.submit_imagery_job(request.app.state.store, actor, imagery_dir=request.app.state.settings.imagery_dir,
+                                   output=body.output, params=params, max_attempts=body.max_attempts)
+
+
+@router.get("/detection-jobs", summary="Detection and imagery jobs, newest first")
 def list_jobs(request: Request, actor: Annotated[Actor, require("detect.run")],
               limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[dict[str, Any]]:
     return jobs.list_jobs(request.app.state.store, limit=limit)
