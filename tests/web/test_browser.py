@@ -330,6 +330,43 @@ def test_detection_jobs_in_the_browser(server, imagery_dir: Path, detection_dir:
         assert not errors, errors
 
 
+def test_an_imagery_job_in_the_browser(server, imagery_dir: Path, detection_dir: Path) -> None:
+    """A province admin makes a true-colour review image of a scene on the rounds page (生成复核影像), in
+    Chinese: a refused scene says why, the job's row says what it made, and the image is offered at once."""
+    from tuban.workflow.jobs import Worker
+
+    base, world = server
+    ARTIFACTS.mkdir(exist_ok=True)
+    with _chinese_page(base, "p_admin") as (page, errors):
+        assert "生成复核影像（真彩色）" in page.content()
+        page.wait_for_selector("#imagery-job-submit select[name=scene] option[value='round/after.tif']",
+                               state="attached")
+        page.fill("#imagery-job-submit input[name=output]", "2025-后时相")
+        page.select_option("#imagery-job-submit select[name=scene]", "before.tif")  # a placeholder, no image
+        page.click("#imagery-job-button")
+        page.wait_for_function("() => document.getElementById('imagery-job-result').textContent.startsWith('422')")
+        assert "before.tif" in page.inner_text("#imagery-job-result")
+        assert str(imagery_dir) not in page.inner_text("#imagery-job-result")
+        page.select_option("#imagery-job-submit select[name=scene]", "round/after.tif")
+        page.click("#imagery-job-button")
+        page.wait_for_selector("#detection-jobs tr[data-kind=imagery][data-state=queued]")
+        row = page.locator("#detection-jobs tr[data-kind=imagery]")
+        assert "复核影像" in row.inner_text()
+        assert "true-colour/2025-后时相.tif" in row.inner_text()
+        ended = Worker(world.store, imagery_dir=imagery_dir, detection_dir=detection_dir, lease_s=30).run_once()
+        assert ended is not None
+        assert ended["state"] == "done", ended["error"]
+        page.wait_for_selector("#detection-jobs tr[data-kind=imagery][data-state=done]", timeout=10_000)
+        w, h = ended["result"]["width"], ended["result"]["height"]
+        assert f"真彩色影像 {w}×{h} 像元" in row.inner_text()
+        assert page.locator("#detection-jobs tr[data-kind=imagery] button.use-run").count() == 0
+        # the new image is a scene now: offered to both forms without a reload
+        for sel in ("#imagery-job-submit select[name=scene]", "#job-submit select[name=before]"):
+            assert page.locator(f"{sel} option[value='true-colour/2025-后时相.tif']").count() == 1
+        page.locator("#detection-jobs-card").screenshot(path=str(ARTIFACTS / "web-imagery-job.png"))
+        assert not errors, errors
+
+
 @contextmanager
 def _chinese_page(base: str, username: str, *, width: int = 1400, height: int = 1000) -> Iterator[tuple[Any, list[str]]]:
     """A zh-CN page of headless Chromium logged in as ``username``, and the page errors it collects."""

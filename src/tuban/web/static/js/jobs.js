@@ -1,10 +1,12 @@
 // Rounds page: detection jobs (检测任务). Queue one (POST /api/detection-jobs) from two scenes of the server's
-// imagery folder, follow their state and progress, cancel one. Strings come from the page's catalogue.
+// imagery folder, or a true-colour review image of one scene (POST /api/imagery-jobs, 复核影像); follow their
+// state and progress, cancel one. Strings come from the page's catalogue.
 (function () {
   "use strict";
   var S = JSON.parse(document.getElementById("jobs-strings").textContent);
   var api = window.tubanApi;
   var form = document.getElementById("job-submit"), out = document.getElementById("job-submit-result");
+  var imageForm = document.getElementById("imagery-job-submit"), imageOut = document.getElementById("imagery-job-result");
   var body = document.querySelector("#detection-jobs tbody");
   var timer = null;
 
@@ -20,12 +22,20 @@
     tr.appendChild(td);
     return td;
   }
+  function failed(where) {  // an API error as the page shows it: status, message and the fix
+    return function (e) {
+      where.textContent = (e.status ? e.status + " " : "") + e.message + (e.problem && e.problem.hint ? " — " + e.problem.hint : "");
+    };
+  }
   function local(iso) {  // the browser's own time zone (the server keeps UTC)
     if (!iso) return "";
     var d = new Date(iso), p = function (n) { return (n < 10 ? "0" : "") + n; };
     return d.getFullYear() + "-" + p(d.getMonth() + 1) + "-" + p(d.getDate()) + " " + p(d.getHours()) + ":" + p(d.getMinutes());
   }
   function detail(job) {
+    if (job.state === "done" && job.result && job.kind === "imagery") {
+      return t("jobs.image_done", { w: job.result.width, h: job.result.height });
+    }
     if (job.state === "done" && job.result) return job.result.patches + " " + t("jobs.patches");
     if (job.state === "failed") return job.error || "";
     if (job.state === "running") {
@@ -38,21 +48,23 @@
     body.textContent = "";
     if (!list.length) {
       var tr = document.createElement("tr");
-      cell(tr, t("jobs.none")).colSpan = 7;
+      cell(tr, t("jobs.none")).colSpan = 8;
       body.appendChild(tr);
     }
     list.forEach(function (job) {
       var tr = document.createElement("tr");
       tr.dataset.job = job.id;
       tr.dataset.state = job.state;
+      tr.dataset.kind = job.kind;
       cell(tr, job.id, "num");
+      cell(tr, t("jobs.kind." + job.kind));
       cell(tr, job.output);
       cell(tr, t("jobs.state." + job.state), "state state-" + job.state);
       cell(tr, detail(job), "small");
       cell(tr, job.created_by);
       cell(tr, local(job.created_at));
       var td = cell(tr, "");
-      if (job.state === "done" && document.getElementById("round-import")) {
+      if (job.state === "done" && job.kind !== "imagery" && document.getElementById("round-import")) {
         var use = document.createElement("button");
         use.type = "button";
         use.className = "use-run";
@@ -73,6 +85,7 @@
       body.appendChild(tr);
     });
     offerRuns(list);
+    offerImages(list);
     var active = list.some(function (j) { return j.state === "queued" || j.state === "running"; });
     clearTimeout(timer);
     if (active) timer = setTimeout(refresh, 3000);
@@ -82,11 +95,24 @@
     if (!runs) return;
     list.forEach(function (job) {
       var have = Array.prototype.some.call(runs.options, function (o) { return o.value === job.output; });
-      if (job.state !== "done" || have) return;
+      if (job.state !== "done" || job.kind === "imagery" || have) return;
       var o = document.createElement("option");
       o.value = job.output;
       o.textContent = job.output;
       runs.appendChild(o);
+    });
+  }
+  function addScene(sel, e) {  // once: the listing and a done imagery job may both offer a file
+    if (Array.prototype.some.call(sel.options, function (o) { return o.value === e.name; })) return;
+    var o = document.createElement("option");
+    o.value = e.name;
+    o.textContent = e.name + (e.kind === "folder" ? "/" : "");
+    sel.appendChild(o);
+  }
+  function offerImages(list) {  // an imagery job's image, once done, is a scene too
+    list.forEach(function (job) {
+      if (job.kind !== "imagery" || job.state !== "done") return;
+      document.querySelectorAll("select.imagery").forEach(function (sel) { addScene(sel, { name: job.output, kind: "file" }); });
     });
   }
   function useRun(job) {  // the round form, filled in with this job's output
@@ -102,14 +128,10 @@
   api.get("/api/imagery").then(function (list) {
     if (!list.length) out.textContent = t("jobs.no_imagery");
     document.querySelectorAll("#job-submit select.imagery").forEach(function (sel, i) {
-      list.forEach(function (e) {
-        var o = document.createElement("option");
-        o.value = e.name;
-        o.textContent = e.name + (e.kind === "folder" ? "/" : "");
-        sel.appendChild(o);
-      });
+      list.forEach(function (e) { addScene(sel, e); });
       if (i === 1 && list.length > 1) sel.selectedIndex = 1;  // a different default for the after date
     });
+    list.forEach(function (e) { addScene(imageForm.elements.scene, e); });
   });
   form.addEventListener("submit", function (ev) {
     ev.preventDefault();
@@ -120,9 +142,16 @@
     api.send("POST", "/api/detection-jobs", job).then(function (created) {
       out.textContent = "#" + created.id + " " + created.output + " · " + t("jobs.state." + created.state);
       return refresh();
-    }, function (e) {
-      out.textContent = (e.status ? e.status + " " : "") + e.message + (e.problem && e.problem.hint ? " — " + e.problem.hint : "");
-    });
+    }, failed(out));
+  });
+  imageForm.addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    imageOut.textContent = "…";
+    api.send("POST", "/api/imagery-jobs", { output: imageForm.elements.output.value, scene: imageForm.elements.scene.value })
+      .then(function (created) {
+        imageOut.textContent = "#" + created.id + " " + created.output + " · " + t("jobs.state." + created.state);
+        return refresh();
+      }, failed(imageOut));
   });
   refresh();
 })();
