@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     p.add_argument("--worker", action="store_true",
-                   help="also run the detection jobs queued on the web (a thread of this process; elsewhere "
+                   help="also run the detection and imagery jobs queued on the web (a thread of this process; elsewhere "
                         "`tuban worker` runs them)")
     p.set_defaults(func=run)
 

@@ -9,10 +9,11 @@ from tuban.cli import add_workspace_option
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("worker", help="run the detection jobs queued through the web app (检测任务)",
-                       description="Claim queued detection jobs of the workspace store one at a time, read their "
-                                   "scenes from the workspace's imagery/ folder and write NAME.gpkg into its "
-                                   "detections/ folder. A job whose worker stops renewing its lease (killed, "
+    p = sub.add_parser("worker", help="run the detection and imagery jobs queued through the web app (检测任务, 复核影像)",
+                       description="Claim queued jobs of the workspace store one at a time and read their scenes "
+                                   "from the workspace's imagery/ folder: a detection writes NAME.gpkg into its "
+                                   "detections/ folder, an imagery job a true-colour NAME.tif into "
+                                   "imagery/true-colour/. A job whose worker stops renewing its lease (killed, "
                                    "machine restarted) is taken by the next worker once the lease has run out.")
     add_workspace_option(p)
     p.add_argument("--once", action="store_true", help="run at most one job, then exit (0 also when none waited)")

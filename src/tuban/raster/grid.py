@@ -15,7 +15,7 @@ from tuban.errors import InputError, NoOverlapError, UsageError
 from tuban.raster.scene import BandRef, Scene
 
 __all__ = ["EdgeColumns", "Grid", "Window", "analysis_grid", "block_shape", "bytes_per_pixel", "close_datasets",
-           "coverage", "covering_window",
+           "coverage", "covering_window", "finest_grid",
            "give_back", "pooled_empty",
            "read_block"]
 
@@ -104,7 +104,7 @@ def analysis_grid(
     from rasterio.crs import CRS
     from rasterio.errors import CRSError
 
-    ref = _finest(before)
+    ref = finest_grid(before)
     try:
         dst_crs = CRS.from_user_input(crs).to_wkt() if crs else ref.crs
     except CRSError as exc:
@@ -115,7 +115,7 @@ def analysis_grid(
         raise UsageError(f"--crs {crs!r} is not a CRS PROJ knows: {failure}",
                          hint="an EPSG code such as EPSG:4547 (CGCS2000 / 3-degree Gauss-Kruger CM 114E) or EPSG:32650")
     b0 = _bounds_in(ref, dst_crs)
-    a0 = _bounds_in(_finest(after), dst_crs)
+    a0 = _bounds_in(finest_grid(after), dst_crs)
     both = _intersection(b0, a0)
     area_b, inter = _area(b0), _area(both)
     if inter <= 0:
@@ -136,7 +136,7 @@ def analysis_grid(
     return Grid(dst_crs, (res, 0.0, ix0, 0.0, -res, iy1), w, h)
 
 
-def _finest(scene: Scene) -> Grid:
+def finest_grid(scene: Scene) -> Grid:
     """The grid of ``scene``'s finest band."""
     return min((_band_grid(r) for r in scene.bands.values()), key=lambda g: g.res[0] * g.res[1])
 
@@ -154,7 +154,7 @@ def _area(b: Bounds) -> float:
 
 def coverage(scene: Scene, grid: Grid) -> float:
     """The share of ``grid``'s extent that ``scene``'s finest band covers (footprints as bounding boxes)."""
-    return _area(_intersection(_bounds_in(_finest(scene), grid.crs), grid.bounds)) / max(_area(grid.bounds), 1e-300)
+    return _area(_intersection(_bounds_in(finest_grid(scene), grid.crs), grid.bounds)) / max(_area(grid.bounds), 1e-300)
 
 
 def _same_grid(src, grid: Grid) -> bool:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from tuban.errors import BandError
-from tuban.raster.grid import Grid, Window, read_block
+from tuban.raster.grid import Grid, Window, finest_grid, read_block
 from tuban.raster.scene import Scene, open_scene
 
 __all__ = ["true_colour"]
@@ -34,14 +34,13 @@ def true_colour(scene: str | Path | Scene, target: str | Path, *, grid: Grid | N
     import rasterio.shutil
 
     from tuban.files import replacing
-    from tuban.raster.grid import _finest
 
     sc = scene if isinstance(scene, Scene) else open_scene(scene)
     missing = [r for r in ROLES if r not in sc.bands]
     if missing:
         raise BandError(f"scene {sc.name!r} has no {', '.join(missing)} band for a true-colour image",
                         hint="name the bands with --bands, or give a scene with visible bands")
-    g = grid or _finest(sc)
+    g = grid or finest_grid(sc)
     dtypes = set()
     for ref in (sc.bands[r] for r in ROLES):
         with rasterio.open(ref.path) as src:
