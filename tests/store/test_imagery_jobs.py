@@ -90,7 +90,9 @@ def test_a_worker_writes_the_true_colour_image_where_rounds_take_it(store: Any, 
         assert got.compression.name == "deflate"
         np.testing.assert_array_equal(got.read(), want.read())
     # offered as review imagery: listed, and taken for a round's before/after
-    assert {"name": "true-colour/after-rgb.tif", "kind": "file"} in jobs.imagery_entries(imagery)
+    offered = jobs.imagery_entries(imagery)
+    assert {"name": "true-colour/after-rgb.tif", "kind": "file"} in offered
+    assert "true-colour" not in {e["name"] for e in offered}  # the folder itself is no scene
     assert jobs.imagery_file(imagery, "true-colour/after-rgb.tif") == made
     assert _audit(store, job["id"]) == ["detection_job.submit", "detection_job.claim", "detection_job.done"]
     with pytest.raises(ConflictError, match="exists already"):

@@ -156,6 +156,8 @@ def imagery_entries(folder: Path | None, *, limit: int = 5000) -> list[dict[str,
         for p in level:
             if p.name.startswith(".") or not (p.is_dir() or p.suffix.lower() in IMAGERY_SUFFIXES):
                 continue
+            if p.is_dir() and p.parent == folder and p.name == TRUE_COLOUR_DIR:
+                continue  # the imagery jobs' folder is no scene (its images are offered one by one)
             name = p.relative_to(folder).as_posix()
             if all(_PART.match(part) for part in name.split("/")):
                 out.append({"name": name, "kind": "folder" if p.is_dir() else "file"})
