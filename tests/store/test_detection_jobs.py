@@ -246,3 +246,55 @@ def test_one_active_job_per_output_even_when_two_submissions_race(store: Any, pe
         insert_same_output()
     jobs.fail_job(store, first["id"], "w", "BandError: no nir", retry=False)
     insert_same_output()  # a failed job's name may be used again
+
+
+def test_the_worker_checks_the_submitter_and_the_job_again_before_running_it(
+        store: Any, personas: dict[str, int], folders: tuple[Path, Path], tmp_path: Path) -> None:
+    """reliability.md #9: a job runs only while its submitter may still run jobs (not deactivated, role not
+    taken away since), and only with an output and parameters a submission could have written: a row changed
+    in the database cannot lead the worker's writes out of its folders."""
+    from tuban.store.models import DetectionJob, RoleAssignment, User
+
+    imagery, detections = folders
+    worker = jobs.Worker(store, imagery_dir=imagery, detection_dir=detections, lease_s=30)
+
+    def run(job: dict[str, Any]) -> dict[str, Any]:
+        ended = worker.run_once()
+        assert ended is not None
+        assert ended["id"] == job["id"]
+        return ended
+
+    def change(fn: Any) -> None:  # as someone with the database's password would
+        with store.transaction(actor="dba") as tx:
+            fn(tx.session)
+
+    uid = personas["p_admin"]
+    job = _submit(store, personas, folders, output="deactivated")
+    change(lambda s: setattr(s.get(User, uid), "active", False))
+    ended = run(job)
+    assert ended["state"] == "failed"
+    assert ended["error"] == "its submitter p_admin is no longer an active user: the job was not run"
+    assert ended["attempts"] == 1  # not queued again
+    assert _audit(store, job["id"]) == ["detection_job.submit", "detection_job.claim", "detection_job.fail"]
+    change(lambda s: setattr(s.get(User, uid), "active", True))
+
+    job = _submit(store, personas, folders, output="demoted")
+    change(lambda s: [setattr(a, "role", "viewer") for a in s.scalars(select(RoleAssignment).where(
+        RoleAssignment.user_id == uid))])
+    ended = run(job)
+    assert ended["state"] == "failed"
+    assert "p_admin may no longer run detection or imagery jobs" in ended["error"]
+    change(lambda s: [setattr(a, "role", "province_admin") for a in s.scalars(select(RoleAssignment).where(
+        RoleAssignment.user_id == uid))])
+
+    outside = tmp_path / "escape.gpkg"
+    for tampered in ({"output": "../escape.gpkg"}, {"params": {"before": "2024/before", "after": "2024/after.tif",
+                                                                "command": "rm -rf /"}}):
+        job = _submit(store, personas, folders, output="tampered")
+        change(lambda s, t=tampered, i=job["id"]: [setattr(s.get(DetectionJob, i), k, v) for k, v in t.items()])
+        ended = run(job)
+        assert ended["state"] == "failed"
+        assert "not those of a submission" in ended["error"]
+    assert not outside.exists()
+    assert not (imagery / "true-colour").exists()
+    assert sorted(p.name for p in detections.iterdir()) == []  # nothing read or written for any of them

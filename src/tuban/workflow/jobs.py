@@ -369,13 +369,14 @@ def cancel_job(store: Store, actor: Actor, job_id: int) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class JobClaim:
-    """A job a worker holds: its id, output name, parameters and which attempt this is."""
+    """A job a worker holds: its id, output name, parameters, which attempt this is, and who queued it."""
 
     id: int
     output: str
     params: dict[str, Any]
     attempt: int
     max_attempts: int
+    created_by: str = ""
 
 
 def claim_job(store: Store, owner: str, lease_s: float) -> JobClaim | None:
@@ -416,7 +417,8 @@ def claim_job(store: Store, owner: str, lease_s: float) -> JobClaim | None:
             s.flush()
             tx.audit("detection_job.claim", "detection_job", job.id, before=before,
                      after={**job_view(job), "lease_lost_by": before["worker"] if lost else None})
-            return JobClaim(job.id, job.output, dict(job.params or {}), job.attempts, job.max_attempts)
+            return JobClaim(job.id, job.output, dict(job.params or {}), job.attempts, job.max_attempts,
+                            job.created_by)
 
 
 def renew_lease(store: Store, job_id: int, owner: str, lease_s: float, progress: str | None = None) -> str:
@@ -485,6 +487,32 @@ def fail_job(store: Store, job_id: int, owner: str, error: str, *, retry: bool, 
 
 
 # -- the worker -----------------------------------------------------------------------------
+
+
+def _refusal(store: Store, claim: JobClaim) -> str | None:
+    """Why a claimed job must not run (``None``: it may), checked again by the worker (reliability.md #9): its
+    submitter may still run jobs (active, with ``detect.run`` now, not only when they queued it), and its output
+    name and parameters are what a submission could have written (a row changed in the database since cannot
+    lead a worker's writes out of its folders)."""
+    from tuban.store.models import User
+
+    with store.session() as s:
+        uid = s.scalar(select(User.id).where(User.username == claim.created_by))
+    perms = store.permissions(uid) if uid is not None else None
+    if perms is None or not perms.active:
+        return f"its submitter {claim.created_by} is no longer an active user: the job was not run"
+    if not perms.allows(VERB):
+        return f"its submitter {claim.created_by} may no longer run detection or imagery jobs: the job was not run"
+    imagery = claim.params.get("kind") == "imagery"
+    known = {"kind", *IMAGERY_PARAM_KEYS} if imagery else set(PARAM_KEYS)
+    stem = claim.output.removeprefix(f"{TRUE_COLOUR_DIR}/") if imagery else claim.output
+    try:
+        expected = f"{TRUE_COLOUR_DIR}/{_output_name(stem, '.tif')}" if imagery else _output_name(stem)
+    except UsageError:
+        expected = None
+    if expected != claim.output or not set(claim.params) <= known:
+        return "the job's output or parameters are not those of a submission (changed in the database?): not run"
+    return None
 
 
 class _StopError(Exception):
@@ -558,6 +586,10 @@ class Worker:
         claim = claim_job(self.store, self.owner, self.lease_s)
         if claim is None:
             return None
+        refused = _refusal(self.store, claim)
+        if refused is not None:  # nothing is read or written for it
+            fail_job(self.store, claim.id, self.owner, refused, retry=False)
+            return get_job(self.store, claim.id)
         lease = _Lease(self.store, claim, self.owner, self.lease_s)
         lease.start()
         imagery = claim.params.get("kind") == "imagery"
