@@ -57,3 +57,36 @@ def test_another_grid_and_a_scene_without_visible_bands(tmp_path: Path) -> None:
     with pytest.raises(BandError, match="no red, green, blue band"):
         true_colour(nir_only, tmp_path / "x.tif")
     assert not (tmp_path / "x.tif").exists()
+
+
+def test_the_quicklook_command_writes_a_scene_on_its_own_or_the_other_dates_grid(tmp_path: Path, tiny_scene,
+                                                                               capsys: pytest.CaptureFixture) -> None:
+    """``tuban quicklook``: the offline twin of the web app's imagery jobs; ``--like`` puts the image on the other
+    date's grid; a scene without visible bands ends with one line and the error's exit code."""
+    from tuban.cli import main
+    from tuban.raster.grid import finest_grid
+    from tuban.raster.scene import open_scene
+
+    assert main(["quicklook", str(tiny_scene.after), "-o", str(tmp_path / "after.tif")]) == 0
+    assert "after.tif: true colour (red, green, blue)" in capsys.readouterr().out
+    own = finest_grid(open_scene(tiny_scene.after))
+    with rasterio.open(tmp_path / "after.tif") as q:
+        assert (q.count, q.width, q.height) == (3, own.width, own.height)
+        assert q.descriptions == ("red", "green", "blue")
+    # the other date on a coarser grid, shifted by half a pixel of the scene's
+    with rasterio.open(tmp_path / "other.tif", "w", driver="GTiff", width=100, height=100, count=3, dtype="uint16",
+                       crs=own.crs, transform=Affine(20, 0, own.affine[2] + 5, 0, -20, own.affine[5] - 5)) as dst:
+        dst.write(np.full((3, 100, 100), 500, np.uint16))
+    assert main(["quicklook", str(tiny_scene.after), "-o", str(tmp_path / "like.tif"), "--like",
+                 str(tmp_path / "other.tif"), "--sensor", "sentinel2"]) == 0
+    with rasterio.open(tmp_path / "like.tif") as q:
+        assert tuple(q.transform)[:6] == (20, 0, own.affine[2] + 5, 0, -20, own.affine[5] - 5)
+        assert (q.width, q.height) == (100, 100)
+        assert q.read(1)[:50, :50].std() > 0  # the scene's pixels, resampled onto that grid
+    nir = _stack(tmp_path / "nir.tif", np.ones((1, 8, 8), np.uint16), ("nir",))
+    code = main(["quicklook", str(nir), "-o", str(tmp_path / "x.tif")])
+    assert code == BandError.exit_code
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "no red, green, blue band" in err
+    assert not (tmp_path / "x.tif").exists()

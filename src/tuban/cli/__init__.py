@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "importing",
     "exporting",
     "detect",
+    "quicklook",
     "evaluate",
     "analyse",
     "demo",
