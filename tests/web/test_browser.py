@@ -274,11 +274,19 @@ def test_split_by_drawn_line_then_merge_in_the_browser(server) -> None:
         assert s.get(Patch, merged[0]).geometry.area > 0.99 * (maxx - minx) * (maxy - miny)
 
 
+def _run_one_job(world, imagery_dir: Path, detection_dir: Path) -> dict:
+    """What ``tuban worker --once`` does: the oldest queued job, run to its end (as the API shows it)."""
+    from tuban.workflow.jobs import Worker
+
+    ended = Worker(world.store, imagery_dir=imagery_dir, detection_dir=detection_dir, lease_s=30).run_once()
+    assert ended is not None
+    return ended
+
+
 def test_detection_jobs_in_the_browser(server, imagery_dir: Path, detection_dir: Path) -> None:
     """A province admin queues a detection on the rounds page, in Chinese; the worker's failure and a
     cancellation show up in the table without reloading the page."""
     from tuban.workflow import jobs
-    from tuban.workflow.jobs import Worker
 
     base, world = server
     ARTIFACTS.mkdir(exist_ok=True)
@@ -296,8 +304,7 @@ def test_detection_jobs_in_the_browser(server, imagery_dir: Path, detection_dir:
         assert "2025-自动.gpkg" in row.inner_text()
         assert "排队中" in row.inner_text()
         # the worker takes it: the placeholder files are no imagery, so the job fails with the reason
-        ended = Worker(world.store, imagery_dir=imagery_dir, detection_dir=detection_dir, lease_s=30).run_once()
-        assert ended is not None
+        ended = _run_one_job(world, imagery_dir, detection_dir)
         assert ended["state"] == "failed"
         assert "before.tif: not an image GDAL can read" in ended["error"]
         assert str(imagery_dir) not in ended["error"]  # no server folders shown to users
@@ -333,8 +340,6 @@ def test_detection_jobs_in_the_browser(server, imagery_dir: Path, detection_dir:
 def test_an_imagery_job_in_the_browser(server, imagery_dir: Path, detection_dir: Path) -> None:
     """A province admin makes a true-colour review image of a scene on the rounds page (生成复核影像), in
     Chinese: a refused scene says why, the job's row says what it made, and the image is offered at once."""
-    from tuban.workflow.jobs import Worker
-
     base, world = server
     ARTIFACTS.mkdir(exist_ok=True)
     with _chinese_page(base, "p_admin") as (page, errors):
@@ -353,8 +358,7 @@ def test_an_imagery_job_in_the_browser(server, imagery_dir: Path, detection_dir:
         row = page.locator("#detection-jobs tr[data-kind=imagery]")
         assert "复核影像" in row.inner_text()
         assert "true-colour/2025-后时相.tif" in row.inner_text()
-        ended = Worker(world.store, imagery_dir=imagery_dir, detection_dir=detection_dir, lease_s=30).run_once()
-        assert ended is not None
+        ended = _run_one_job(world, imagery_dir, detection_dir)
         assert ended["state"] == "done", ended["error"]
         page.wait_for_selector("#detection-jobs tr[data-kind=imagery][data-state=done]", timeout=10_000)
         w, h = ended["result"]["width"], ended["result"]["height"]

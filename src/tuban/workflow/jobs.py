@@ -272,15 +272,10 @@ def submit_job(store: Store, actor: Actor, *, imagery_dir: Path | None, detectio
     """Queue a detection of ``params`` (``before``, ``after`` and optionally ``baseline``: scenes of the imagery
     folder; ``sensor``, ``bands``, ``method``, ``mmu_ha``, ``threshold``, ``water``: as ``tuban detect``) into
     ``output`` (``NAME[.gpkg]`` in the detection folder). One audited transaction."""
-    if not actor.allows(VERB):
-        raise PermissionDeniedError(f"{actor.username} may not run detections")
-    if detection_dir is None:
-        raise UsageError("this server has no detection folder", hint="start it with a workspace (tuban serve)")
-    if not 1 <= max_attempts <= 10:
-        raise UsageError(f"max_attempts={max_attempts} is outside 1–10")
+    detections = _may_submit(actor, detection_dir, "detection", max_attempts)
     name = _output_name(output)
     clean = _params(imagery_dir, params)
-    if (detection_dir / name).exists():
+    if (detections / name).exists():
         raise ConflictError(f"the detection output {name!r} exists already", hint="choose another output name")
     return _queue(store, actor, name, clean, max_attempts)
 
@@ -290,17 +285,24 @@ def submit_imagery_job(store: Store, actor: Actor, *, imagery_dir: Path | None, 
     """Queue a true-colour image (复核影像) of ``params["scene"]`` (a scene of the imagery folder, opened with
     ``sensor`` and ``bands`` when given) into ``true-colour/NAME.tif`` of the imagery folder (``output``:
     ``NAME[.tif]``), for a round's before/after imagery. One audited transaction, as :func:`submit_job`."""
-    if not actor.allows(VERB):
-        raise PermissionDeniedError(f"{actor.username} may not run imagery jobs")
-    if imagery_dir is None:
-        raise UsageError("this server has no imagery folder", hint="start it with a workspace (tuban serve)")
-    if not 1 <= max_attempts <= 10:
-        raise UsageError(f"max_attempts={max_attempts} is outside 1–10")
+    imagery = _may_submit(actor, imagery_dir, "imagery", max_attempts)
     name = f"{TRUE_COLOUR_DIR}/{_output_name(output, '.tif')}"
-    clean = _imagery_params(imagery_dir, params)
-    if (imagery_dir / name).exists():
+    clean = _imagery_params(imagery, params)
+    if (imagery / name).exists():
         raise ConflictError(f"the image {name!r} exists already", hint="choose another output name")
     return _queue(store, actor, name, clean, max_attempts)
+
+
+def _may_submit(actor: Actor, folder: Path | None, kind: str, max_attempts: int) -> Path:
+    """The checks every submission starts with, before it looks at any file: the actor may run jobs, the server
+    has the folder the job writes into (returned), and the attempts are within bounds."""
+    if not actor.allows(VERB):
+        raise PermissionDeniedError(f"{actor.username} may not run {kind} jobs")
+    if folder is None:
+        raise UsageError(f"this server has no {kind} folder", hint="start it with a workspace (tuban serve)")
+    if not 1 <= max_attempts <= 10:
+        raise UsageError(f"max_attempts={max_attempts} is outside 1–10")
+    return folder
 
 
 def _queue(store: Store, actor: Actor, name: str, params: dict[str, Any], max_attempts: int) -> dict[str, Any]:
