@@ -298,3 +298,13 @@ def test_the_worker_checks_the_submitter_and_the_job_again_before_running_it(
     assert not outside.exists()
     assert not (imagery / "true-colour").exists()
     assert sorted(p.name for p in detections.iterdir()) == []  # nothing read or written for any of them
+
+
+def test_one_user_cannot_fill_the_queue(store: Any, personas: dict[str, int], folders: tuple[Path, Path],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jobs, "MAX_ACTIVE_PER_USER", 3)
+    queued = [_submit(store, personas, folders, output=f"run-{i}") for i in range(3)]
+    with pytest.raises(ConflictError, match="p_admin has 3 jobs queued or running already"):
+        _submit(store, personas, folders, output="run-3")
+    jobs.cancel_job(store, actor_for(store, personas["p_admin"]), queued[0]["id"])  # an ended job frees a place
+    assert _submit(store, personas, folders, output="run-3")["state"] == "queued"

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 
 from tuban.errors import (
     BandError,
@@ -85,6 +85,9 @@ __all__ = [
 _LOG = logging.getLogger(__name__)
 VERB = "detect.run"
 ACTIVE_STATES = ("queued", "running")
+#: queued or running jobs one user may have at once (one account cannot fill the workers' queue); a soft
+#: bound: two submissions racing may both pass it
+MAX_ACTIVE_PER_USER = 10
 WORKER_ACTOR = "worker"
 #: a name in the imagery folder: up to four path parts of letters, digits, ``_ - . +`` and spaces, none hidden
 _PART = re.compile(r"^[\w\-.+ ]{1,128}$")
@@ -314,6 +317,11 @@ def _queue(store: Store, actor: Actor, name: str, params: dict[str, Any], max_at
                 DetectionJob.output == name, DetectionJob.state.in_(ACTIVE_STATES))).first()
             if active is not None:
                 raise ConflictError(f"job {active} is writing {name!r} already", hint="choose another output name")
+            mine = tx.session.scalar(select(func.count()).select_from(DetectionJob).where(
+                DetectionJob.created_by == actor.username, DetectionJob.state.in_(ACTIVE_STATES))) or 0
+            if mine >= MAX_ACTIVE_PER_USER:
+                raise ConflictError(f"{actor.username} has {mine} jobs queued or running already (at most "
+                                    f"{MAX_ACTIVE_PER_USER} at once)", hint="wait for one to end, or cancel one")
             job = DetectionJob(state="queued", output=name, params=params, attempts=0, max_attempts=max_attempts,
                                cancel_requested=False, created_by=actor.username, created_at=utcnow())
             tx.session.add(job)
