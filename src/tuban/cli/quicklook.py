@@ -30,8 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from tuban.raster.scene import open_scene
 
     scene = open_scene(args.scene, sensor=args.sensor, bands=parse_band_roles(args.bands))
-    grid = finest_grid(open_scene(args.like)) if args.like else None
-    g = grid or finest_grid(scene)
+    g = finest_grid(open_scene(args.like) if args.like else scene)
     out = true_colour(scene, args.output, grid=g)
     print(f"{out}: true colour (red, green, blue), {g.width}×{g.height} px")
     return 0

@@ -175,6 +175,12 @@ def _output_name(output: str, suffix: str = ".gpkg") -> str:
     return f"{stem}{suffix}"
 
 
+def _job_output(output: str, *, imagery: bool) -> str:
+    """The output column of a job writing ``output``: ``NAME.gpkg`` in the detection folder, or an imagery job's
+    ``true-colour/NAME.tif`` in the imagery folder (what a submission stores and the worker checks again)."""
+    return f"{TRUE_COLOUR_DIR}/{_output_name(output, '.tif')}" if imagery else _output_name(output)
+
+
 # -- the province's side: submit, list, cancel -----------------------------------------------
 
 
@@ -276,7 +282,7 @@ def submit_job(store: Store, actor: Actor, *, imagery_dir: Path | None, detectio
     folder; ``sensor``, ``bands``, ``method``, ``mmu_ha``, ``threshold``, ``water``: as ``tuban detect``) into
     ``output`` (``NAME[.gpkg]`` in the detection folder). One audited transaction."""
     detections = _may_submit(actor, detection_dir, "detection", max_attempts)
-    name = _output_name(output)
+    name = _job_output(output, imagery=False)
     clean = _params(imagery_dir, params)
     if (detections / name).exists():
         raise ConflictError(f"the detection output {name!r} exists already", hint="choose another output name")
@@ -289,7 +295,7 @@ def submit_imagery_job(store: Store, actor: Actor, *, imagery_dir: Path | None, 
     ``sensor`` and ``bands`` when given) into ``true-colour/NAME.tif`` of the imagery folder (``output``:
     ``NAME[.tif]``), for a round's before/after imagery. One audited transaction, as :func:`submit_job`."""
     imagery = _may_submit(actor, imagery_dir, "imagery", max_attempts)
-    name = f"{TRUE_COLOUR_DIR}/{_output_name(output, '.tif')}"
+    name = _job_output(output, imagery=True)
     clean = _imagery_params(imagery, params)
     if (imagery / name).exists():
         raise ConflictError(f"the image {name!r} exists already", hint="choose another output name")
@@ -517,7 +523,7 @@ def _refusal(store: Store, claim: JobClaim) -> str | None:
     known = {"kind", *IMAGERY_PARAM_KEYS} if imagery else set(PARAM_KEYS)
     stem = claim.output.removeprefix(f"{TRUE_COLOUR_DIR}/") if imagery else claim.output
     try:
-        expected = f"{TRUE_COLOUR_DIR}/{_output_name(stem, '.tif')}" if imagery else _output_name(stem)
+        expected = _job_output(stem, imagery=imagery)
     except UsageError:
         expected = None
     if expected != claim.output or not set(claim.params) <= known:

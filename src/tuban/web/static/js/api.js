@@ -16,5 +16,9 @@
     if (!res.ok) { var err = new Error((data && data.title) || res.statusText); err.status = res.status; err.problem = data; throw err; }
     return data;
   }
-  window.tubanApi = { get: function (u) { return call("GET", u); }, send: call };
+  // an API error as a page shows it: status, message and the fix the server suggests
+  function describe(e) {
+    return (e.status ? e.status + " " : "") + e.message + (e.problem && e.problem.hint ? " — " + e.problem.hint : "");
+  }
+  window.tubanApi = { get: function (u) { return call("GET", u); }, send: call, describe: describe };
 })();

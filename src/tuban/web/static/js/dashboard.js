@@ -29,8 +29,6 @@
     window.tubanApi.send("PUT", "/api/rounds/" + form.dataset.round + "/imagery", body).then(function () {
       out.textContent = form.dataset.saved;
       document.getElementById("round-imagery-now").textContent = body.before + " · " + body.after;
-    }, function (e) {
-      out.textContent = (e.status ? e.status + " " : "") + e.message + (e.problem && e.problem.hint ? " — " + e.problem.hint : "");
-    });
+    }, function (e) { out.textContent = window.tubanApi.describe(e); });
   });
 })();

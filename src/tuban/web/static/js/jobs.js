@@ -22,10 +22,8 @@
     tr.appendChild(td);
     return td;
   }
-  function failed(where) {  // an API error as the page shows it: status, message and the fix
-    return function (e) {
-      where.textContent = (e.status ? e.status + " " : "") + e.message + (e.problem && e.problem.hint ? " — " + e.problem.hint : "");
-    };
+  function failed(where) {  // an API error, shown where the form says what happened
+    return function (e) { where.textContent = api.describe(e); };
   }
   function local(iso) {  // the browser's own time zone (the server keeps UTC)
     if (!iso) return "";
@@ -94,15 +92,10 @@
     var runs = document.getElementById("detection-runs");
     if (!runs) return;
     list.forEach(function (job) {
-      var have = Array.prototype.some.call(runs.options, function (o) { return o.value === job.output; });
-      if (job.state !== "done" || job.kind === "imagery" || have) return;
-      var o = document.createElement("option");
-      o.value = job.output;
-      o.textContent = job.output;
-      runs.appendChild(o);
+      if (job.state === "done" && job.kind !== "imagery") addOption(runs, { name: job.output, kind: "file" });
     });
   }
-  function addScene(sel, e) {  // once: the listing and a done imagery job may both offer a file
+  function addOption(sel, e) {  // once: the listing and a done job may both offer a file
     if (Array.prototype.some.call(sel.options, function (o) { return o.value === e.name; })) return;
     var o = document.createElement("option");
     o.value = e.name;
@@ -112,7 +105,7 @@
   function offerImages(list) {  // an imagery job's image, once done, is a scene too
     list.forEach(function (job) {
       if (job.kind !== "imagery" || job.state !== "done") return;
-      document.querySelectorAll("select.imagery").forEach(function (sel) { addScene(sel, { name: job.output, kind: "file" }); });
+      document.querySelectorAll("select.imagery").forEach(function (sel) { addOption(sel, { name: job.output, kind: "file" }); });
     });
   }
   function useRun(job) {  // the round form, filled in with this job's output
@@ -128,10 +121,10 @@
   api.get("/api/imagery").then(function (list) {
     if (!list.length) out.textContent = t("jobs.no_imagery");
     document.querySelectorAll("#job-submit select.imagery").forEach(function (sel, i) {
-      list.forEach(function (e) { addScene(sel, e); });
+      list.forEach(function (e) { addOption(sel, e); });
       if (i === 1 && list.length > 1) sel.selectedIndex = 1;  // a different default for the after date
     });
-    list.forEach(function (e) { addScene(imageForm.elements.scene, e); });
+    list.forEach(function (e) { addOption(imageForm.elements.scene, e); });
   });
   form.addEventListener("submit", function (ev) {
     ev.preventDefault();
