@@ -97,3 +97,59 @@ def test_roles_keep_their_own_buffers() -> None:
     assert _same_memory(pool.take((900,), np.uint8, "bands"), bands)
     pool.give(other)
     assert _same_memory(pool.zeros((250,), np.int32, "labels"), other)
+
+
+def test_small_pages_turns_numpy_huge_page_advice_off_and_restores_it():
+    """Nested and concurrent uses are counted: the advice is off while any is inside, then as it was."""
+    import threading
+
+    from numpy._core import multiarray
+
+    from tuban.raster.grid import small_pages
+
+    switch = multiarray._set_madvise_hugepage
+    before = switch(True)  # the switch returns the previous setting
+    try:
+        with small_pages():
+            assert switch(False) is False  # off inside (setting it again changes nothing)
+            with small_pages():
+                assert switch(False) is False
+            assert switch(False) is False  # the inner exit did not restore it
+            inside = threading.Event()
+            leave = threading.Event()
+
+            def other() -> None:
+                with small_pages():
+                    inside.set()
+                    leave.wait(10)
+
+            t = threading.Thread(target=other)
+            t.start()
+            inside.wait(10)
+        assert switch(False) is False  # the other thread is still inside
+        leave.set()
+        t.join()
+        assert switch(True) is True  # restored by the last to leave
+        switch(False)
+        with small_pages():
+            pass
+        assert switch(False) is False  # restores what was there, also when it was off
+    finally:
+        switch(before)
+
+
+def test_a_detection_restores_numpy_huge_page_advice(tmp_path):
+    from numpy._core import multiarray
+
+    from tuban.detect.engine import detect
+    from tuban.sim.fields import field_pair
+
+    switch = multiarray._set_madvise_hugepage
+    before = switch(True)
+    try:
+        before_tif, after_tif = field_pair(tmp_path, 512, site=True)
+        res = detect(before_tif, after_tif, tile_size=256)
+        assert len(res.patches) > 0  # the site
+        assert switch(True) is True
+    finally:
+        switch(before)

@@ -41,6 +41,7 @@ from tuban.raster.grid import (
     bytes_per_pixel,
     coverage,
     covering_window,
+    small_pages,
 )
 from tuban.raster.scene import Scene, open_scene, with_dn_offset, with_reflectance_scale
 
@@ -167,6 +168,7 @@ class _Serial:
         dates = self._dates
         assert dates is not None
         with ExitStack() as stack:
+            stack.enter_context(small_pages())  # the run's memory is touched once, then reused
             kept = {k: stack.enter_context(EdgeColumns(job.edges, 2 * job.halo, job.grid.height))
                     for k in dates} if job.edges else None
             halo = job.score_halo

@@ -28,7 +28,16 @@ from tuban.raster.change import (
     get_method,
     robust_stats,
 )
-from tuban.raster.grid import BufferPool, EdgeColumns, Grid, Window, give_back, pooled_empty, read_block
+from tuban.raster.grid import (
+    BufferPool,
+    EdgeColumns,
+    Grid,
+    Window,
+    give_back,
+    pooled_empty,
+    read_block,
+    small_pages,
+)
 from tuban.raster.indices import INDICES
 from tuban.raster.scene import Scene
 
@@ -806,11 +815,12 @@ def tile_pieces(job: Job, core: Window, stats: Stats, blk: Block | None = None,
     if blk is not None:
         return _tile_pieces(job, core, stats, blk, method, buffers)
     pool = _BUFFERS if buffers is None else buffers
-    read = _read(job, core, method, job.halo, _process_edges(job), pool)
-    try:
-        return _tile_pieces(job, core, stats, read, method, pool)
-    finally:
-        release(read, pool)  # read here: its arrays go back here too
+    with small_pages():  # a worker's tile buffers are touched once, then reused (grid.small_pages)
+        read = _read(job, core, method, job.halo, _process_edges(job), pool)
+        try:
+            return _tile_pieces(job, core, stats, read, method, pool)
+        finally:
+            release(read, pool)  # read here: its arrays go back here too
 
 
 def _tile_pieces(job: Job, core: Window, stats: Stats, blk: Block, method: ChangeMethod,

@@ -6,6 +6,8 @@ import math
 import os
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +19,7 @@ from tuban.raster.scene import BandRef, Scene
 __all__ = ["EdgeColumns", "Grid", "Window", "analysis_grid", "block_shape", "bytes_per_pixel", "close_datasets",
            "coverage", "covering_window", "finest_grid",
            "give_back", "pooled_empty",
-           "read_block"]
+           "read_block", "small_pages"]
 
 
 @dataclass(frozen=True)
@@ -398,6 +400,47 @@ class BufferPool:
         """Bytes of every buffer this pool made (in use or free)."""
         with self._lock:
             return sum(b.nbytes for b, _ in self._owned.values())
+
+
+_SMALL_PAGES_LOCK = threading.Lock()
+_SMALL_PAGES_USERS = 0
+_SMALL_PAGES_BEFORE: bool | None = None
+
+
+@contextmanager
+def small_pages() -> Iterator[None]:
+    """Within it, numpy does not ask the kernel for transparent huge pages for the arrays it allocates.
+
+    NumPy advises huge pages (``madvise(MADV_HUGEPAGE)``) for every array of 4 MB or more, and where the
+    system's THP mode is ``madvise`` (Debian's default) each first touch of such memory then zeroes a whole
+    2 MB page. A detection touches most of its memory once (the tile buffers, GDAL's block cache, which
+    share the heap with those arrays) and then reuses it, so it gains nothing from huge pages and pays their
+    zeroing: a 16k² serial run spent 1.1–1.4 s of system time with them and 0.7–0.85 s without, 2–3 % of
+    its wall clock (``docs/decisions/0002``). Process-wide (numpy's switch is global) and nested or
+    concurrent uses are counted: the first turns the advice off, the last restores what was there. Only a
+    hint: nothing computed depends on it, and without numpy's switch it does nothing.
+    """
+    global _SMALL_PAGES_USERS, _SMALL_PAGES_BEFORE
+    switch = _huge_page_switch()
+    with _SMALL_PAGES_LOCK:
+        if _SMALL_PAGES_USERS == 0 and switch is not None:
+            _SMALL_PAGES_BEFORE = bool(switch(False))
+        _SMALL_PAGES_USERS += 1
+    try:
+        yield
+    finally:
+        with _SMALL_PAGES_LOCK:
+            _SMALL_PAGES_USERS -= 1
+            if _SMALL_PAGES_USERS == 0 and switch is not None and _SMALL_PAGES_BEFORE is not None:
+                switch(_SMALL_PAGES_BEFORE)
+                _SMALL_PAGES_BEFORE = None
+
+
+def _huge_page_switch():
+    """numpy's ``_set_madvise_hugepage`` (it returns the previous setting), or ``None``."""
+    from numpy._core import multiarray
+
+    return getattr(multiarray, "_set_madvise_hugepage", None)
 
 
 def pooled_empty(shape: tuple[int, ...], dtype: type[np.generic] | np.dtype, buffers: BufferPool | None = None,
