@@ -137,3 +137,30 @@ class _Worker(jobs.Worker):
     def _true_colour(self, claim: Any, lease: Any, written: Path) -> dict[str, Any]:
         self.lease = lease
         return super()._true_colour(claim, lease, written)
+
+
+def test_a_folder_the_server_cannot_write_is_said_at_submission(store: Any, personas: dict[str, int], imagery: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """An imagery share mounted read-only: refused with the folder's role, not queued to fail in a worker.
+    (The tests run as root, whom file modes do not stop: ``os.access`` stands in for a read-only mount.)"""
+    from tuban.errors import ConfigError
+
+    real = jobs.os.access
+    denied: list[Path] = []
+
+    def access(path: Any, mode: int) -> bool:
+        if Path(path) == imagery and mode & jobs.os.W_OK:
+            denied.append(Path(path))
+            return False
+        return real(path, mode)
+
+    monkeypatch.setattr(jobs.os, "access", access)
+    with pytest.raises(ConfigError, match=r"cannot write into the imagery folder, so a job could not save "
+                                          r"'true-colour/after-rgb.tif'") as err:
+        _submit(store, personas, imagery)
+    assert str(imagery) not in str(err.value) and "write access" in (err.value.hint or "")
+    assert denied == [imagery]  # true-colour/ does not exist yet: the worker would create it in the folder
+    assert jobs.list_jobs(store) == []  # nothing queued
+    (imagery / "true-colour").mkdir()  # once it exists, that folder is what must be writable
+    job = _submit(store, personas, imagery)
+    assert job["state"] == "queued"

@@ -291,7 +291,7 @@ def test_detection_jobs_in_the_browser(server, imagery_dir: Path, detection_dir:
     base, world = server
     ARTIFACTS.mkdir(exist_ok=True)
     with _chinese_page(base, "p_admin") as (page, errors):
-        assert "检测任务（自动提取）" in page.content()
+        assert "后台任务（自动提取与复核影像）" in page.content()
         page.wait_for_selector("#detection-jobs tbody tr")
         assert page.inner_text("#detection-jobs tbody") == "暂无检测任务"
         page.wait_for_function("() => document.querySelectorAll('#job-submit select[name=after] option').length >= 2")

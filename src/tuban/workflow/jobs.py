@@ -48,6 +48,7 @@ from sqlalchemy import and_, func, or_, select
 from tuban.errors import (
     BandError,
     ClusterError,
+    ConfigError,
     ConflictError,
     InputError,
     InputNotFoundError,
@@ -286,6 +287,7 @@ def submit_job(store: Store, actor: Actor, *, imagery_dir: Path | None, detectio
     clean = _params(imagery_dir, params)
     if (detections / name).exists():
         raise ConflictError(f"the detection output {name!r} exists already", hint="choose another output name")
+    _writable(detections, name, "detection")
     return _queue(store, actor, name, clean, max_attempts)
 
 
@@ -299,7 +301,24 @@ def submit_imagery_job(store: Store, actor: Actor, *, imagery_dir: Path | None, 
     clean = _imagery_params(imagery, params)
     if (imagery / name).exists():
         raise ConflictError(f"the image {name!r} exists already", hint="choose another output name")
+    _writable(imagery, name, "imagery")
     return _queue(store, actor, name, clean, max_attempts)
+
+
+def _writable(folder: Path, name: str, kind: str) -> None:
+    """Refuse a job whose output could not be written: the folder it goes into (or the nearest one that exists
+    under ``folder``, which the worker would create it in) must be writable here. Checked at submission, so a
+    read-only folder (an imagery share mounted read-only) is said at once instead of by a failed job; the
+    message names the folder by its role, never by its server path."""
+    target = (folder / name).parent
+    while target != folder and not target.exists():
+        target = target.parent
+    if not os.access(target, os.W_OK | os.X_OK):
+        sub = target.relative_to(folder).as_posix()
+        where = f"the {kind} folder" + ("" if sub == "." else f" ({sub}/)")
+        raise ConfigError(f"the server cannot write into {where}, so a job could not save {name!r}",
+                          hint=f"give the server and tuban worker write access to {where}, or ask the "
+                               "server's administrator")
 
 
 def _may_submit(actor: Actor, folder: Path | None, kind: str, max_attempts: int) -> Path:
