@@ -158,7 +158,8 @@ def test_a_folder_the_server_cannot_write_is_said_at_submission(store: Any, pers
     with pytest.raises(ConfigError, match=r"cannot write into the imagery folder, so a job could not save "
                                           r"'true-colour/after-rgb.tif'") as err:
         _submit(store, personas, imagery)
-    assert str(imagery) not in str(err.value) and "write access" in (err.value.hint or "")
+    assert str(imagery) not in str(err.value)
+    assert "write access" in (err.value.hint or "")
     assert denied == [imagery]  # true-colour/ does not exist yet: the worker would create it in the folder
     assert jobs.list_jobs(store) == []  # nothing queued
     (imagery / "true-colour").mkdir()  # once it exists, that folder is what must be writable

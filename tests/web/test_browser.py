@@ -135,6 +135,21 @@ def test_review_in_the_browser(server) -> None:
             page.wait_for_selector("#history li:has-text('patch.office_review')")
             assert "内业已复核" in page.inner_text("#p-state")
             assert "内业核实" in page.inner_text("#history")
+            # a stale save: someone else saved the patch since it was opened here; the page shows both
+            # versions and the API's error as every page does (tubanApi.describe: status, message, fix)
+            token = next(c["value"] for c in page.context.cookies() if c["name"] == "tuban_csrf")
+            version = int(page.inner_text("#p-version"))
+            other = page.request.patch(f"{base}/api/patches/{pid}", headers={"X-CSRF-Token": token},
+                                       data={"based_on_version": version, "fields": {"MEMO": "另一窗口的备注"}})
+            assert other.status == 200, other.text()
+            page.locator("details:has(#fields-form) > summary").click()
+            page.fill("#fields-form input[name='MEMO']", "本窗口的备注")
+            page.click("#btn-save")
+            page.wait_for_selector("#conflict:not([hidden])")
+            err = page.inner_text("#err")
+            assert err.startswith(f"409 patch {pid} changed since you opened it"), err
+            assert err.endswith("— compare both versions, then save again based on the current one"), err
+            assert "另一窗口的备注" in page.inner_text("#conflict-current")
             page.wait_for_timeout(1500)  # let the map draw its tiles
             page.screenshot(path=str(ARTIFACTS / "web-review.png"))
             map_status = page.inner_text("#map-status")

@@ -6,7 +6,7 @@
       var body = { to: form.elements.to.value, note: form.elements.note.value };
       if (form.elements.deadline.value) body.deadline = form.elements.deadline.value;
       try { await window.tubanApi.send("POST", "/api/cases/" + form.dataset.case + "/advance", body); location.reload(); }
-      catch (e) { alert(e.message + (e.problem && e.problem.hint ? " (" + e.problem.hint + ")" : "")); }
+      catch (e) { alert(tubanApi.describe(e)); }
     });
   });
 })();

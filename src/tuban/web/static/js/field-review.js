@@ -135,7 +135,7 @@
       await api.send("POST", "/api/field/records/" + r.id + "/resolve", { choices: choices, based_on_version: version });
       var active = document.querySelector(".patch-item.active");
       if (active) active.click(); else load(current.id, true);  // the patch's fields and version changed
-    } catch (e) { msg.textContent = " " + (e.status || "") + " " + e.message + (e.problem && e.problem.hint ? " — " + e.problem.hint : ""); msg.className = "small error"; }
+    } catch (e) { msg.textContent = " " + tubanApi.describe(e); msg.className = "small error"; }
   }
 
   function renderPhotos(data) {

@@ -57,7 +57,7 @@
       text($("conflict-yours"), JSON.stringify(e.problem.submitted, null, 1));
       text($("conflict-current"), JSON.stringify(e.problem.current, null, 1));
     }
-    var el = $("err"); text(el, (e.status || "") + " " + e.message + (e.problem && e.problem.hint ? " — " + e.problem.hint : "")); el.hidden = false;
+    var el = $("err"); text(el, tubanApi.describe(e)); el.hidden = false;
   }
   function render(p) {
     state.patch = p;
