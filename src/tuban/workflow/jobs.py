@@ -306,15 +306,15 @@ def submit_imagery_job(store: Store, actor: Actor, *, imagery_dir: Path | None, 
 
 
 def _writable(folder: Path, name: str, kind: str) -> None:
-    """Refuse a job whose output could not be written: the folder it goes into (or the nearest one that exists
-    under ``folder``, which the worker would create it in) must be writable here. Checked at submission, so a
-    read-only folder (an imagery share mounted read-only) is said at once instead of by a failed job; the
-    message names the folder by its role, never by its server path."""
+    """Refuse a job whose output could not be written: the nearest folder on the output's path that exists (the
+    worker creates the rest) must be writable here. Checked at submission, so a read-only folder (an imagery
+    share mounted read-only) is said at once instead of by a failed job; the message names the folder by its
+    role, never by its server path."""
     target = (folder / name).parent
-    while target != folder and not target.exists():
+    while not target.exists() and target.parent != target:
         target = target.parent
     if not os.access(target, os.W_OK | os.X_OK):
-        sub = target.relative_to(folder).as_posix()
+        sub = target.relative_to(folder).as_posix() if target.is_relative_to(folder) else "."
         where = f"the {kind} folder" + ("" if sub == "." else f" ({sub}/)")
         raise ConfigError(f"the server cannot write into {where}, so a job could not save {name!r}",
                           hint=f"give the server and tuban worker write access to {where}, or ask the "
