@@ -1,4 +1,4 @@
-"""``tuban db upgrade`` and ``tuban db current``."""
+"""``tuban db upgrade``, ``tuban db current`` and ``tuban db grant-app``."""
 
 from __future__ import annotations
 
@@ -18,6 +18,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     cur = dbsub.add_parser("current", help="print the store's schema revision and the one this tuban needs")
     add_workspace_option(cur)
     cur.set_defaults(func=run_current)
+    grant = dbsub.add_parser(
+        "grant-app", help="PostgreSQL: give an existing login role what the web app and workers need, the audit "
+                          "log append-only (run as the tables' owner; again after upgrades is harmless)")
+    grant.add_argument("role", help="the login role the web app and workers connect as")
+    add_workspace_option(grant)
+    grant.set_defaults(func=run_grant_app)
 
 
 def run_upgrade(args: argparse.Namespace) -> int:
@@ -42,4 +48,18 @@ def run_current(args: argparse.Namespace) -> int:
         current, head = store.current_revision(), store.head_revision()
     state = "up to date" if current == head else "behind: run `tuban db upgrade`"
     print(f"current: {current or 'empty'}  head: {head}  ({state})")
+    return 0
+
+
+def run_grant_app(args: argparse.Namespace) -> int:
+    from tuban.store import open_store
+    from tuban.workspace import open_workspace
+
+    ws = open_workspace(args.workspace)
+    with open_store(ws.database_url) as store:
+        granted = store.grant_app_role(args.role)
+    for table, privs in granted.items():
+        print(f"{table}: {', '.join(privs)}")
+    print(f"role {args.role} may use the store; the audit log is append-only for it. Connect the web app and "
+          "workers as it (TUBAN_DATABASE_URL); keep the owner's URL for `tuban db upgrade`.")
     return 0

@@ -192,6 +192,59 @@ class Store:
                 out["PostGIS"] = "not installed"
             return out
 
+    def grant_app_role(self, role: str) -> dict[str, list[str]]:
+        """Give an existing PostgreSQL login role what the web app and workers need, and no more: read and
+        write every table but the audit log, which it may only read and append to (``UPDATE``, ``DELETE`` and
+        ``TRUNCATE`` of it refused by the server's privileges, beneath the append-only triggers that an owner
+        could drop); sequences; temporary tables (the analyses'); tables a later ``tuban db upgrade`` makes
+        (default privileges of the schema's owner, who must be this store's user). Idempotent. Returns the
+        privileges by table. The role must not own the tables nor be a superuser: privileges do not restrict
+        those. SQLite: :class:`UsageError` (one file: its file permissions are the only access control)."""
+        import re
+
+        from sqlalchemy import text
+
+        if self.dialect != "postgresql":
+            raise UsageError("database roles are a PostgreSQL feature; this store is a SQLite file",
+                             hint="protect the SQLite file with file permissions, or move to PostgreSQL")
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", role):
+            raise UsageError(f"{role!r} is not a role name tuban grants to",
+                             hint="use lower-case letters, digits and _ (at most 63), starting with a letter or _")
+        q = self.engine.dialect.identifier_preparer.quote
+        with self.engine.connect() as conn, conn.begin():
+            tables: dict[str, str] = {str(t): str(o) for t, o in conn.execute(text(
+                "SELECT tablename, tableowner FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename <> 'spatial_ref_sys' ORDER BY tablename"))}
+            if "audit" not in tables:
+                raise UsageError("the store has no schema yet", hint="run `tuban db upgrade` first")
+            row = conn.execute(text("SELECT rolsuper FROM pg_roles WHERE rolname = :r"), {"r": role}).first()
+            if row is None:
+                raise UsageError(f"PostgreSQL has no role {role!r}",
+                                 hint=f"create it first: CREATE ROLE {role} LOGIN PASSWORD '…'")
+            me = str(conn.execute(text("SELECT current_user")).scalar())
+            if row[0] or role == me or role in tables.values():
+                raise UsageError(f"role {role!r} owns the tables or is a superuser: privileges cannot restrict it",
+                                 hint="grant to a separate login role for the web app and workers")
+            r, db = q(role), q(str(conn.execute(text("SELECT current_database()")).scalar()))
+            granted: dict[str, list[str]] = {}
+            conn.exec_driver_sql(f"GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {r}")
+            conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA public TO {r}")
+            for table in tables:
+                if table == "audit":
+                    privs = ["SELECT", "INSERT"]
+                elif table == "alembic_version":
+                    privs = ["SELECT"]
+                else:
+                    privs = ["SELECT", "INSERT", "UPDATE", "DELETE"]
+                conn.exec_driver_sql(f"REVOKE ALL ON TABLE {q(table)} FROM {r}")
+                conn.exec_driver_sql(f"GRANT {', '.join(privs)} ON TABLE {q(table)} TO {r}")
+                granted[table] = privs
+            conn.exec_driver_sql(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {r}")
+            conn.exec_driver_sql(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE "
+                                 f"ON TABLES TO {r}")
+            conn.exec_driver_sql(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {r}")
+        return granted
+
     # -- transactions ---------------------------------------------------------------
 
     @contextmanager
