@@ -308,7 +308,7 @@ def test_detection_jobs_in_the_browser(server, imagery_dir: Path, detection_dir:
     with _chinese_page(base, "p_admin") as (page, errors):
         assert "后台任务（自动提取与复核影像）" in page.content()
         page.wait_for_selector("#detection-jobs tbody tr")
-        assert page.inner_text("#detection-jobs tbody") == "暂无检测任务"
+        assert page.inner_text("#detection-jobs tbody") == "暂无后台任务"
         page.wait_for_function("() => document.querySelectorAll('#job-submit select[name=after] option').length >= 2")
         page.fill("#job-submit input[name=output]", "2025-自动")
         page.select_option("#job-submit select[name=before]", "before.tif")
