@@ -308,3 +308,26 @@ def test_one_user_cannot_fill_the_queue(store: Any, personas: dict[str, int], fo
         _submit(store, personas, folders, output="run-3")
     jobs.cancel_job(store, actor_for(store, personas["p_admin"]), queued[0]["id"])  # an ended job frees a place
     assert _submit(store, personas, folders, output="run-3")["state"] == "queued"
+
+
+def test_workers_claim_the_highest_priority_first_then_the_oldest(store: Any, personas: dict[str, int],
+                                                                 folders: tuple[Path, Path]) -> None:
+    p_admin = actor_for(store, personas["p_admin"])
+    with pytest.raises(UsageError, match="priority=10 is outside 0–9"):
+        _submit(store, personas, folders, priority=10)
+    old = _submit(store, personas, folders, output="old")
+    assert old["priority"] == 0
+    newer = _submit(store, personas, folders, output="newer")
+    urgent = _submit(store, personas, folders, output="urgent", priority=9)
+    also = _submit(store, personas, folders, output="also-urgent", priority=9)
+    raised = jobs.set_priority(store, p_admin, newer["id"], 5)  # raised while it waits
+    assert raised["priority"] == 5
+    order = []
+    while (claim := jobs.claim_job(store, "w", lease_s=30)) is not None:
+        order.append(claim.id)
+    assert order == [urgent["id"], also["id"], newer["id"], old["id"]]
+    with pytest.raises(ConflictError, match="only a queued job's priority can change"):
+        jobs.set_priority(store, p_admin, old["id"], 9)
+    with pytest.raises(PermissionDeniedError):
+        jobs.set_priority(store, actor_for(store, personas["a_admin"]), old["id"], 1)
+    assert _audit(store, newer["id"]) == ["detection_job.submit", "detection_job.priority", "detection_job.claim"]

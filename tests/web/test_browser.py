@@ -355,6 +355,8 @@ def test_detection_jobs_in_the_browser(server, imagery_dir: Path, detection_dir:
 def test_an_imagery_job_in_the_browser(server, imagery_dir: Path, detection_dir: Path) -> None:
     """A province admin makes a true-colour review image of a scene on the rounds page (生成复核影像), in
     Chinese: a refused scene says why, the job's row says what it made, and the image is offered at once."""
+    from tuban.workflow import jobs
+
     base, world = server
     ARTIFACTS.mkdir(exist_ok=True)
     with _chinese_page(base, "p_admin") as (page, errors):
@@ -368,10 +370,12 @@ def test_an_imagery_job_in_the_browser(server, imagery_dir: Path, detection_dir:
         assert "before.tif" in page.inner_text("#imagery-job-result")
         assert str(imagery_dir) not in page.inner_text("#imagery-job-result")
         page.select_option("#imagery-job-submit select[name=scene]", "round/after.tif")
+        page.select_option("#imagery-job-submit select[name=priority]", label="紧急")  # before queued detections
         page.click("#imagery-job-button")
         page.wait_for_selector("#detection-jobs tr[data-kind=imagery][data-state=queued]")
         row = page.locator("#detection-jobs tr[data-kind=imagery]")
-        assert "复核影像" in row.inner_text()
+        assert "复核影像 · 紧急" in row.inner_text()
+        assert jobs.list_jobs(world.store)[0]["priority"] == 9
         assert "true-colour/2025-后时相.tif" in row.inner_text()
         ended = _run_one_job(world, imagery_dir, detection_dir)
         assert ended["state"] == "done", ended["error"]

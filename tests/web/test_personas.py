@@ -35,6 +35,7 @@ CASES: dict[tuple[str, str], tuple[str, str, int, dict, dict | None]] = {
     ("POST", "/api/detection-jobs"): ("p_admin", "a_admin", 403, {},
                                       {"output": "persona-run", "before": "before.tif", "after": "after.tif"}),
     ("POST", "/api/detection-jobs/{job_id}/cancel"): ("p_admin", "a_admin", 403, {}, None),
+    ("POST", "/api/detection-jobs/{job_id}/priority"): ("p_admin", "a_admin", 403, {}, {"priority": 5}),
     ("POST", "/api/imagery-jobs"): ("p_admin", "a_admin", 403, {}, {"output": "persona-image", "scene": "round/before.tif"}),
     ("GET", "/api/rounds/{round_id}/dashboard"): ("a_staff", "anonymous", 401, {}, None),
     ("POST", "/api/rounds/{round_id}/issue"): ("p_admin", "a_admin", 403, {}, {"due_date": "2024-11-30"}),

@@ -470,7 +470,8 @@ class DetectionJob(Base):
     ``state``: ``queued`` → ``running`` (held by ``lease_owner`` until ``lease_until``; a worker that stops
     renewing it loses the job to the next claim) → ``done`` (``output`` written into the detection folder),
     ``failed`` (``error``) or ``cancelled``. ``attempts`` counts claims; at ``max_attempts`` a lost lease
-    fails the job instead of queueing it again (:mod:`tuban.workflow.jobs`).
+    fails the job instead of queueing it again (:mod:`tuban.workflow.jobs`). Workers claim the queued job of
+    highest ``priority`` first (0 ordinary … 9 urgent), the oldest among equals.
     """
 
     __tablename__ = "detection_jobs"
@@ -485,6 +486,7 @@ class DetectionJob(Base):
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # before, after, method, mmu_ha …
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))  # higher first (0–9)
     lease_owner: Mapped[str | None] = mapped_column(String(128))
     lease_until: Mapped[dt.datetime | None] = mapped_column(TZ)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -86,6 +86,8 @@ __all__ = [
 _LOG = logging.getLogger(__name__)
 VERB = "detect.run"
 ACTIVE_STATES = ("queued", "running")
+#: job priorities: 0 ordinary … 9 urgent; a worker claims the highest first, the oldest among equals
+MAX_PRIORITY = 9
 #: queued or running jobs one user may have at once (one account cannot fill the workers' queue); a soft
 #: bound: two submissions racing may both pass it
 MAX_ACTIVE_PER_USER = 10
@@ -192,7 +194,8 @@ def job_view(job: DetectionJob) -> dict[str, Any]:
 
     return {"id": job.id, "kind": (job.params or {}).get("kind", "detect"), "state": job.state,
             "output": job.output, "params": dict(job.params or {}),
-            "attempts": job.attempts, "max_attempts": job.max_attempts, "worker": job.lease_owner,
+            "attempts": job.attempts, "max_attempts": job.max_attempts, "priority": job.priority or 0,
+            "worker": job.lease_owner,
             "lease_until": iso(job.lease_until), "cancel_requested": bool(job.cancel_requested),
             "progress": job.progress, "result": job.result, "error": job.error, "created_by": job.created_by,
             "created_at": iso(job.created_at), "started_at": iso(job.started_at),
@@ -278,31 +281,32 @@ def _params(imagery_dir: Path | None, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def submit_job(store: Store, actor: Actor, *, imagery_dir: Path | None, detection_dir: Path | None, output: str,
-               params: dict[str, Any], max_attempts: int = 3) -> dict[str, Any]:
+               params: dict[str, Any], max_attempts: int = 3, priority: int = 0) -> dict[str, Any]:
     """Queue a detection of ``params`` (``before``, ``after`` and optionally ``baseline``: scenes of the imagery
     folder; ``sensor``, ``bands``, ``method``, ``mmu_ha``, ``threshold``, ``water``: as ``tuban detect``) into
-    ``output`` (``NAME[.gpkg]`` in the detection folder). One audited transaction."""
-    detections = _may_submit(actor, detection_dir, "detection", max_attempts)
+    ``output`` (``NAME[.gpkg]`` in the detection folder), at ``priority`` (0–:data:`MAX_PRIORITY`). One audited
+    transaction."""
+    detections = _may_submit(actor, detection_dir, "detection", max_attempts, priority)
     name = _job_output(output, imagery=False)
     clean = _params(imagery_dir, params)
     if (detections / name).exists():
         raise ConflictError(f"the detection output {name!r} exists already", hint="choose another output name")
     _writable(detections, name, "detection")
-    return _queue(store, actor, name, clean, max_attempts)
+    return _queue(store, actor, name, clean, max_attempts, priority)
 
 
 def submit_imagery_job(store: Store, actor: Actor, *, imagery_dir: Path | None, output: str, params: dict[str, Any],
-                       max_attempts: int = 3) -> dict[str, Any]:
+                       max_attempts: int = 3, priority: int = 0) -> dict[str, Any]:
     """Queue a true-colour image (复核影像) of ``params["scene"]`` (a scene of the imagery folder, opened with
     ``sensor`` and ``bands`` when given) into ``true-colour/NAME.tif`` of the imagery folder (``output``:
     ``NAME[.tif]``), for a round's before/after imagery. One audited transaction, as :func:`submit_job`."""
-    imagery = _may_submit(actor, imagery_dir, "imagery", max_attempts)
+    imagery = _may_submit(actor, imagery_dir, "imagery", max_attempts, priority)
     name = _job_output(output, imagery=True)
     clean = _imagery_params(imagery, params)
     if (imagery / name).exists():
         raise ConflictError(f"the image {name!r} exists already", hint="choose another output name")
     _writable(imagery, name, "imagery")
-    return _queue(store, actor, name, clean, max_attempts)
+    return _queue(store, actor, name, clean, max_attempts, priority)
 
 
 def _writable(folder: Path, name: str, kind: str) -> None:
@@ -321,19 +325,26 @@ def _writable(folder: Path, name: str, kind: str) -> None:
                                "server's administrator")
 
 
-def _may_submit(actor: Actor, folder: Path | None, kind: str, max_attempts: int) -> Path:
+def _may_submit(actor: Actor, folder: Path | None, kind: str, max_attempts: int, priority: int = 0) -> Path:
     """The checks every submission starts with, before it looks at any file: the actor may run jobs, the server
-    has the folder the job writes into (returned), and the attempts are within bounds."""
+    has the folder the job writes into (returned), and the attempts and priority are within bounds."""
     if not actor.allows(VERB):
         raise PermissionDeniedError(f"{actor.username} may not run {kind} jobs")
     if folder is None:
         raise UsageError(f"this server has no {kind} folder", hint="start it with a workspace (tuban serve)")
     if not 1 <= max_attempts <= 10:
         raise UsageError(f"max_attempts={max_attempts} is outside 1–10")
+    _check_priority(priority)
     return folder
 
 
-def _queue(store: Store, actor: Actor, name: str, params: dict[str, Any], max_attempts: int) -> dict[str, Any]:
+def _check_priority(priority: int) -> None:
+    if not 0 <= priority <= MAX_PRIORITY:
+        raise UsageError(f"priority={priority} is outside 0–{MAX_PRIORITY}", hint="0 ordinary … 9 urgent")
+
+
+def _queue(store: Store, actor: Actor, name: str, params: dict[str, Any], max_attempts: int, priority: int = 0
+           ) -> dict[str, Any]:
     """Insert a queued job writing ``name``, with its audit row; :class:`ConflictError` when an active job
     writes it already (the partial unique index settles two submissions racing)."""
     try:
@@ -348,7 +359,8 @@ def _queue(store: Store, actor: Actor, name: str, params: dict[str, Any], max_at
                 raise ConflictError(f"{actor.username} has {mine} jobs queued or running already (at most "
                                     f"{MAX_ACTIVE_PER_USER} at once)", hint="wait for one to end, or cancel one")
             job = DetectionJob(state="queued", output=name, params=params, attempts=0, max_attempts=max_attempts,
-                               cancel_requested=False, created_by=actor.username, created_at=utcnow())
+                               priority=priority, cancel_requested=False, created_by=actor.username,
+                               created_at=utcnow())
             tx.session.add(job)
             tx.session.flush()
             view = job_view(job)
@@ -399,6 +411,23 @@ def cancel_job(store: Store, actor: Actor, job_id: int) -> dict[str, Any]:
     return view
 
 
+def set_priority(store: Store, actor: Actor, job_id: int, priority: int) -> dict[str, Any]:
+    """Change a queued job's priority (a running one has its worker already), audited."""
+    if not actor.allows(VERB):
+        raise PermissionDeniedError(f"{actor.username} may not run detections")
+    _check_priority(priority)
+    with store.transaction(actor=actor.username) as tx:
+        job = _locked(tx, job_id)
+        if job.state != "queued":
+            raise ConflictError(f"detection job {job_id} is {job.state}: only a queued job's priority can change")
+        before = job_view(job)
+        job.priority = priority
+        tx.session.flush()
+        view = job_view(job)
+        tx.audit("detection_job.priority", "detection_job", job.id, before=before, after=view)
+    return view
+
+
 # -- the worker's side: claim, renew, finish, fail --------------------------------------------
 
 
@@ -415,7 +444,7 @@ class JobClaim:
 
 
 def claim_job(store: Store, owner: str, lease_s: float) -> JobClaim | None:
-    """Take the oldest queued job, or a running one whose lease ran out, for ``lease_s`` seconds; ``None``
+    """Take the queued job of highest priority (the oldest among equals), or a running one whose lease ran out, for ``lease_s`` seconds; ``None``
     when there is none. A job whose lease ran out after its last attempt fails instead (audited); a job
     cancelled while its worker was gone ends cancelled."""
     with store.transaction(actor=WORKER_ACTOR) as tx:
@@ -425,7 +454,7 @@ def claim_job(store: Store, owner: str, lease_s: float) -> JobClaim | None:
             q = (select(DetectionJob)
                  .where(or_(DetectionJob.state == "queued",
                             and_(DetectionJob.state == "running", DetectionJob.lease_until < now)))
-                 .order_by(DetectionJob.id).limit(1))
+                 .order_by(DetectionJob.priority.desc(), DetectionJob.id).limit(1))
             if store.dialect == "postgresql":  # SQLite's BEGIN IMMEDIATE already serialises the claims
                 q = q.with_for_update(skip_locked=True)
             job = s.scalars(q).first()

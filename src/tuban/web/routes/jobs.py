@@ -30,6 +30,7 @@ class JobBody(BaseModel):
     threshold: float | None = None
     water: bool = False
     max_attempts: int = Field(default=3, ge=1, le=10)
+    priority: int = Field(default=0, ge=0, le=jobs.MAX_PRIORITY, description="0 ordinary … 9 urgent: claimed first")
 
 
 class ImageryJobBody(BaseModel):
@@ -41,6 +42,12 @@ class ImageryJobBody(BaseModel):
     sensor: str | None = Field(default=None, max_length=32)
     bands: str | None = Field(default=None, max_length=200, description="blue,green,red,nir,… in file order")
     max_attempts: int = Field(default=3, ge=1, le=10)
+    priority: int = Field(default=0, ge=0, le=jobs.MAX_PRIORITY, description="0 ordinary … 9 urgent: claimed first")
+
+
+class PriorityBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    priority: int = Field(ge=0, le=jobs.MAX_PRIORITY, description="0 ordinary … 9 urgent")
 
 
 @router.get("/imagery", summary="Scenes in the server's imagery folder a detection job may name")
@@ -51,19 +58,20 @@ def imagery(request: Request, actor: Annotated[Actor, require("detect.run")]) ->
 @router.post("/detection-jobs", status_code=201, summary="Queue a detection (run by `tuban worker`)")
 def submit(request: Request, body: JobBody, actor: Annotated[Actor, require("detect.run")]) -> dict[str, Any]:
     settings = request.app.state.settings
-    params = body.model_dump(exclude={"output", "max_attempts"}, exclude_none=True)
+    params = body.model_dump(exclude={"output", "max_attempts", "priority"}, exclude_none=True)
     return jobs.submit_job(request.app.state.store, actor, imagery_dir=settings.imagery_dir,
                            detection_dir=settings.detection_dir, output=body.output, params=params,
-                           max_attempts=body.max_attempts)
+                           max_attempts=body.max_attempts, priority=body.priority)
 
 
 @router.post("/imagery-jobs", status_code=201,
              summary="Queue a true-colour image of a scene for the review map (run by `tuban worker`)")
 def submit_imagery(request: Request, body: ImageryJobBody, actor: Annotated[Actor, require("detect.run")]
                    ) -> dict[str, Any]:
-    params = body.model_dump(exclude={"output", "max_attempts"}, exclude_none=True)
+    params = body.model_dump(exclude={"output", "max_attempts", "priority"}, exclude_none=True)
     return jobs.submit_imagery_job(request.app.state.store, actor, imagery_dir=request.app.state.settings.imagery_dir,
-                                   output=body.output, params=params, max_attempts=body.max_attempts)
+                                   output=body.output, params=params, max_attempts=body.max_attempts,
+                                   priority=body.priority)
 
 
 @router.get("/detection-jobs", summary="Detection and imagery jobs, newest first")
@@ -80,3 +88,9 @@ def get_job(request: Request, job_id: int, actor: Annotated[Actor, require("dete
 @router.post("/detection-jobs/{job_id}/cancel", summary="Cancel a queued job, or stop a running one")
 def cancel(request: Request, job_id: int, actor: Annotated[Actor, require("detect.run")]) -> dict[str, Any]:
     return jobs.cancel_job(request.app.state.store, actor, job_id)
+
+
+@router.post("/detection-jobs/{job_id}/priority", summary="Change a queued job's priority (0 ordinary … 9 urgent)")
+def set_priority(request: Request, job_id: int, body: PriorityBody, actor: Annotated[Actor, require("detect.run")]
+                 ) -> dict[str, Any]:
+    return jobs.set_priority(request.app.state.store, actor, job_id, body.priority)

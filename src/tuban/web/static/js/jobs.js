@@ -15,6 +15,8 @@
     Object.keys(vars || {}).forEach(function (k) { s = s.replace("{" + k + "}", vars[k]); });
     return s;
   }
+  // the form's names (优先, 紧急) for its levels, the number for others set through the API
+  function priority(p) { return S["jobs.priority." + p] || t("jobs.priority_n", { n: p }); }
   function cell(tr, text, cls) {
     var td = document.createElement("td");
     td.textContent = text == null ? "" : String(text);
@@ -55,7 +57,7 @@
       tr.dataset.state = job.state;
       tr.dataset.kind = job.kind;
       cell(tr, job.id, "num");
-      cell(tr, t("jobs.kind." + job.kind));
+      cell(tr, t("jobs.kind." + job.kind) + (job.priority ? " · " + priority(job.priority) : ""));
       cell(tr, job.output);
       cell(tr, t("jobs.state." + job.state), "state state-" + job.state);
       cell(tr, detail(job), "small");
@@ -129,7 +131,8 @@
   form.addEventListener("submit", function (ev) {
     ev.preventDefault();
     var job = { output: form.elements.output.value, before: form.elements.before.value,
-                after: form.elements.after.value, mmu_ha: parseFloat(form.elements.mmu_ha.value || "0.04") };
+                after: form.elements.after.value, mmu_ha: parseFloat(form.elements.mmu_ha.value || "0.04"),
+                priority: parseInt(form.elements.priority.value || "0", 10) };
     if (form.elements.baseline.value) job.baseline = form.elements.baseline.value;
     out.textContent = "…";
     api.send("POST", "/api/detection-jobs", job).then(function (created) {
@@ -140,7 +143,8 @@
   imageForm.addEventListener("submit", function (ev) {
     ev.preventDefault();
     imageOut.textContent = "…";
-    api.send("POST", "/api/imagery-jobs", { output: imageForm.elements.output.value, scene: imageForm.elements.scene.value })
+    api.send("POST", "/api/imagery-jobs", { output: imageForm.elements.output.value, scene: imageForm.elements.scene.value,
+                                            priority: parseInt(imageForm.elements.priority.value || "0", 10) })
       .then(function (created) {
         imageOut.textContent = "#" + created.id + " " + created.output + " · " + t("jobs.state." + created.state);
         return refresh();
