@@ -19,7 +19,7 @@ def test_db_and_user_commands(
     assert main(["db", "current", "-w", str(ws)]) == 0
     assert "up to date" in capsys.readouterr().out
     assert main(["db", "upgrade", "-w", str(ws)]) == 0
-    assert "database at revision 0004_detection_jobs" in capsys.readouterr().out
+    assert "database at revision 0005_job_priority" in capsys.readouterr().out
     monkeypatch.setattr("sys.stdin", io.StringIO("s3cret-password\n"))
     assert (
         main(
