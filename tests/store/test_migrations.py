@@ -92,3 +92,28 @@ def test_unsupported_url_is_a_config_error() -> None:
         open_store("mysql://x@localhost/db")
     with pytest.raises(ConfigError, match="needs a file path"):
         open_store("sqlite://")
+
+
+def test_jobs_queued_before_0005_keep_their_order_at_priority_0(store_url: str) -> None:
+    """A store at 0004 with queued jobs, upgraded: they get priority 0 and are claimed as before (oldest first),
+    after a job queued later at a higher priority."""
+    from tuban.workflow import jobs
+
+    with open_store(store_url) as store:
+        store.upgrade("0004_detection_jobs")
+        with store.engine.begin() as conn:
+            for name in ("first.gpkg", "second.gpkg"):
+                conn.execute(text("INSERT INTO detection_jobs (state, output, params, attempts, max_attempts, "
+                                  "cancel_requested, created_by, created_at) VALUES ('queued', :o, '{}', 0, 3, "
+                                  ":f, 'p_admin', CURRENT_TIMESTAMP)"), {"o": name, "f": False})
+        store.upgrade()
+        assert [j["priority"] for j in jobs.list_jobs(store)] == [0, 0]
+        with store.transaction(actor="test") as tx:
+            from tuban.store.models import DetectionJob
+
+            tx.session.add(DetectionJob(state="queued", output="late.gpkg", params={}, attempts=0, max_attempts=3,
+                                        priority=5, cancel_requested=False, created_by="p_admin"))
+        order = []
+        while (claim := jobs.claim_job(store, "w", lease_s=30)) is not None:
+            order.append(claim.output)
+        assert order == ["late.gpkg", "first.gpkg", "second.gpkg"]
