@@ -49,6 +49,7 @@ def _app_role(store: Any) -> None:
         url = make_url(store.engine.url).set(username=role, password=password).render_as_string(hide_password=False)
         with open_store(url) as app:
             app.check_revision()  # reads the schema's revision
+            app.upgrade()  # what `tuban serve` does at start: at head, nothing the role may not do
             uid = app.add_user("role-test", "password-role-test", roles=[("province_analyst", None)], actor="test")
             assert app.verify_user("role-test", "password-role-test") == uid
             with app.engine.connect() as conn:
