@@ -289,10 +289,8 @@ def submit_job(store: Store, actor: Actor, *, imagery_dir: Path | None, detectio
     detections = _may_submit(actor, detection_dir, "detection", max_attempts, priority)
     name = _job_output(output, imagery=False)
     clean = _params(imagery_dir, params)
-    if (detections / name).exists():
-        raise ConflictError(f"the detection output {name!r} exists already", hint="choose another output name")
-    _writable(detections, name, "detection")
-    return _queue(store, actor, name, clean, max_attempts, priority)
+    return _queue_new(store, actor, detections, name, "detection", "the detection output", clean, max_attempts,
+                      priority)
 
 
 def submit_imagery_job(store: Store, actor: Actor, *, imagery_dir: Path | None, output: str, params: dict[str, Any],
@@ -303,10 +301,17 @@ def submit_imagery_job(store: Store, actor: Actor, *, imagery_dir: Path | None, 
     imagery = _may_submit(actor, imagery_dir, "imagery", max_attempts, priority)
     name = _job_output(output, imagery=True)
     clean = _imagery_params(imagery, params)
-    if (imagery / name).exists():
-        raise ConflictError(f"the image {name!r} exists already", hint="choose another output name")
-    _writable(imagery, name, "imagery")
-    return _queue(store, actor, name, clean, max_attempts, priority)
+    return _queue_new(store, actor, imagery, name, "imagery", "the image", clean, max_attempts, priority)
+
+
+def _queue_new(store: Store, actor: Actor, folder: Path, name: str, kind: str, what: str, params: dict[str, Any],
+               max_attempts: int, priority: int) -> dict[str, Any]:
+    """The end of every submission: ``name`` (``what``, e.g. "the image") must not exist in ``folder`` yet and
+    must be writable there (:func:`_writable`); then the job is queued (:func:`_queue`)."""
+    if (folder / name).exists():
+        raise ConflictError(f"{what} {name!r} exists already", hint="choose another output name")
+    _writable(folder, name, kind)
+    return _queue(store, actor, name, params, max_attempts, priority)
 
 
 def _writable(folder: Path, name: str, kind: str) -> None:
@@ -325,7 +330,7 @@ def _writable(folder: Path, name: str, kind: str) -> None:
                                "server's administrator")
 
 
-def _may_submit(actor: Actor, folder: Path | None, kind: str, max_attempts: int, priority: int = 0) -> Path:
+def _may_submit(actor: Actor, folder: Path | None, kind: str, max_attempts: int, priority: int) -> Path:
     """The checks every submission starts with, before it looks at any file: the actor may run jobs, the server
     has the folder the job writes into (returned), and the attempts and priority are within bounds."""
     if not actor.allows(VERB):
@@ -343,7 +348,7 @@ def _check_priority(priority: int) -> None:
         raise UsageError(f"priority={priority} is outside 0–{MAX_PRIORITY}", hint="0 ordinary … 9 urgent")
 
 
-def _queue(store: Store, actor: Actor, name: str, params: dict[str, Any], max_attempts: int, priority: int = 0
+def _queue(store: Store, actor: Actor, name: str, params: dict[str, Any], max_attempts: int, priority: int
            ) -> dict[str, Any]:
     """Insert a queued job writing ``name``, with its audit row; :class:`ConflictError` when an active job
     writes it already (the partial unique index settles two submissions racing)."""
