@@ -15,10 +15,17 @@ from tuban.workflow.access import Actor
 router = APIRouter(prefix="/api", tags=["api"])
 
 
-class JobBody(BaseModel):
-    """What ``tuban detect`` takes, with scenes named inside the imagery folder."""
+class _Queued(BaseModel):
+    """What every submission takes besides its own parameters: attempts and priority."""
 
     model_config = ConfigDict(extra="forbid")
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    priority: int = Field(default=0, ge=0, le=jobs.MAX_PRIORITY, description="0 ordinary … 9 urgent: claimed first")
+
+
+class JobBody(_Queued):
+    """What ``tuban detect`` takes, with scenes named inside the imagery folder."""
+
     output: str = Field(min_length=1, max_length=125, description="NAME (.gpkg added) in the detection folder")
     before: str = Field(min_length=1, max_length=520, description="a name from GET /api/imagery")
     after: str = Field(min_length=1, max_length=520)
@@ -29,20 +36,15 @@ class JobBody(BaseModel):
     mmu_ha: float = Field(default=0.04, ge=0, le=100)
     threshold: float | None = None
     water: bool = False
-    max_attempts: int = Field(default=3, ge=1, le=10)
-    priority: int = Field(default=0, ge=0, le=jobs.MAX_PRIORITY, description="0 ordinary … 9 urgent: claimed first")
 
 
-class ImageryJobBody(BaseModel):
+class ImageryJobBody(_Queued):
     """A scene of the imagery folder to make a true-colour image of (``true-colour/NAME.tif`` there)."""
 
-    model_config = ConfigDict(extra="forbid")
     output: str = Field(min_length=1, max_length=124, description="NAME (.tif added) in the imagery folder's true-colour/")
     scene: str = Field(min_length=1, max_length=520, description="a name from GET /api/imagery")
     sensor: str | None = Field(default=None, max_length=32)
     bands: str | None = Field(default=None, max_length=200, description="blue,green,red,nir,… in file order")
-    max_attempts: int = Field(default=3, ge=1, le=10)
-    priority: int = Field(default=0, ge=0, le=jobs.MAX_PRIORITY, description="0 ordinary … 9 urgent: claimed first")
 
 
 class PriorityBody(BaseModel):
