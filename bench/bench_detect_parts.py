@@ -33,7 +33,7 @@ STAGES: tuple[tuple[str, str, str], ...] = (
     ("statistics", "tuban.detect.kernel", "scene_stats"),
     ("background rows", "tuban.detect.kernel", "with_background"),
     ("background rows/cell sums", "tuban.raster.fused", "_cell_sums"),
-    ("background rows/9×9 medians", "cv2", "medianBlur"),
+    ("background rows/9×9 medians", "tuban.raster.fused", "_median_rows_k"),
     ("background rows/box plan", "tuban.raster.fused", "_plan_boxes_k"),
     ("tile pieces", "tuban.detect.kernel", "tile_pieces"),
     ("tile pieces/score", "tuban.raster.fused", "_rows_k"),

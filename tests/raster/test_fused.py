@@ -117,3 +117,21 @@ def test_a_kernel_compiles_in_memory_when_the_cache_cannot_be_written(monkeypatc
     monkeypatch.setattr(k2, "_compile", cached_fails)
     assert k2(2, 3) == 5
     assert calls == [True, False]
+
+
+@pytest.mark.parametrize("size", [3, 5, 9, 11])
+def test_median_rows_equal_opencv_on_any_rows(size: int) -> None:
+    """The background's sliding-histogram median is OpenCV's ``medianBlur`` (edges replicated) row for row,
+    on arrays smaller than the window too, whatever rows are asked for and in whatever order."""
+    import cv2
+
+    rng = np.random.default_rng(size)
+    shapes = [(271, 271), (40, 7), (1, 1), (3, 50), (50, 2)]
+    for h, w in shapes:
+        for q in (rng.integers(0, 256, (h, w), dtype=np.uint8),  # every value, ties and extremes
+                  np.clip(128 + rng.normal(0, 4, (h, w)).cumsum(axis=1), 0, 255).astype(np.uint8),
+                  np.full((h, w), 255, np.uint8)):
+            rows = np.concatenate([np.arange(h), rng.integers(0, h, 5), [h - 1, 0]]).astype(np.int64)
+            out = np.full((rows.size, w), 7, np.uint8)
+            fused._median_rows_k(q, size, rows, out)
+            np.testing.assert_array_equal(out, cv2.medianBlur(q, size)[rows], err_msg=f"{h}×{w}")
