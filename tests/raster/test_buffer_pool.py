@@ -31,7 +31,28 @@ def test_a_buffer_given_back_serves_other_shapes_and_dtypes_of_its_class() -> No
     d = pool.take((100,), np.uint8)  # another class (128): not one of those
     assert not _same_memory(d, b)
     assert not _same_memory(d, c)
-    assert pool.nbytes == 64 + 64 + 128
+    assert pool.nbytes == 128  # the free buffers of the smaller class went: they serve nothing it cannot
+
+
+def test_a_larger_array_replaces_the_smaller_free_buffers_and_serves_smaller_ones_after() -> None:
+    """A scene's last tile column is wider: its arrays cross into the next size class. The pool then keeps
+    the larger buffer only (it holding both grew a 16k² run's peak by ~55 MB), and later narrower tiles take it."""
+    pool = BufferPool()
+    narrow = pool.take((2048, 2048), np.int32, "labels")  # exactly 16 MiB: class 2**24
+    pool.give(narrow)
+    wide = pool.take((2048, 2107), np.int32, "labels")  # 17 MB: class 2**25, the narrow one let go
+    assert pool.nbytes == 1 << 25
+    pool.give(wide)
+    again = pool.take((2048, 2048), np.int32, "labels")  # no free buffer of its class: the larger one
+    assert _same_memory(again, wide)
+    assert again.shape == (2048, 2048)
+    other = pool.take((2048, 1989), np.int32, "labels")  # the larger one is in use: a buffer of its own class
+    assert not _same_memory(other, wide)
+    assert pool.nbytes == (1 << 25) + (1 << 24)  # two in use at once
+    pool.give(again, other)
+    masks = pool.take((10, 10), np.uint8, "masks")  # another role: its own buffers, none of these
+    assert not _same_memory(masks, other)
+    assert pool.nbytes == (1 << 25) + (1 << 24) + 128
 
 
 def test_views_come_back_whole_and_foreign_arrays_are_ignored() -> None:

@@ -341,8 +341,9 @@ class BufferPool:
     one), so arrays of other shapes (the scene's last row and column, the bands' edges) reuse the same buffers.
     A buffer's pages count only once written, so the class's spare bytes cost no memory; roles keep a buffer
     that one use writes in full from serving, in turn, another that writes a little, which would leave every
-    buffer of the class written in full. The pool holds at most what was in use at once per role;
-    :meth:`clear` lets go of it all.
+    buffer of the class written in full. A request no free buffer of its class can serve takes the role's
+    free buffer of the next larger class; one that must allocate lets go of the role's free buffers of smaller
+    classes. The pool holds at most what was in use at once per role; :meth:`clear` lets go of it all.
     """
 
     def __init__(self) -> None:
@@ -360,9 +361,18 @@ class BufferPool:
         key = (role, max(n - 1, 1).bit_length())  # 2**class ≥ n
         with self._lock:
             free = self._free.get(key)
+            if not free:  # a free buffer of the role's next larger class holds it as well
+                larger = sorted(k for k, v in self._free.items() if v and k[0] == role and k[1] > key[1])
+                free = self._free[larger[0]] if larger else None
             if free:
                 buf = free.pop()
             else:
+                # a larger array than the role had (the scene's wider last tile column): the role's free
+                # buffers of smaller classes go, or the pool would hold both sizes, its peak growing with
+                # the order tiles come in rather than with what is in use at once
+                for k in [k for k in self._free if k[0] == role and k[1] < key[1]]:
+                    for b in self._free.pop(k):
+                        self._owned.pop(id(b), None)
                 buf = np.empty(1 << key[1], np.uint8)
                 self._owned[id(buf)] = (buf, key)
         return buf[:n].view(dt).reshape(shape)
@@ -474,6 +484,7 @@ class EdgeColumns:
     def __init__(self, edges: tuple[int, ...], width: int, height: int) -> None:
         self.edges, self.width, self.height = tuple(edges), int(width), int(height)
         self._held: dict[int, _Kept] = {}
+        self._buf: np.ndarray | None = None
         self._closed = False
         self._lock = threading.Lock()  # tile tasks on threads of one process may share it
 
@@ -485,6 +496,7 @@ class EdgeColumns:
             for h in self._held.values():
                 h.close()
             self._held.clear()
+            self._buf = None
 
     def __enter__(self) -> EdgeColumns:
         return self
@@ -518,8 +530,17 @@ class EdgeColumns:
             return 0
         for old in [x for x in self._held if x < e]:  # an earlier band's edge: never needed again
             self._held.pop(old).close()
-        out[:, :, :k] = held.rows(r0, r1)[:, :, self.width - k :].transpose(1, 0, 2)
+        out[:, :, :k] = held.rows(r0, r1, self._scratch(r1 - r0, held.row_shape, held.dtype)
+                                  )[:, :, self.width - k :].transpose(1, 0, 2)
         return k
+
+    def _scratch(self, n: int, row_shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """``n`` rows of one array kept for every copy in and out (under the lock): a fresh 2 MB array per
+        window, freed among longer-lived ones, grew a 32k² run's heap by ~9 MB."""
+        need = n * int(np.prod(row_shape)) * np.dtype(dtype).itemsize
+        if self._buf is None or self._buf.nbytes < need:
+            self._buf = np.empty(need, np.uint8)
+        return self._buf[:need].view(dtype).reshape(n, *row_shape)
 
     def keep(self, window: Window, data: np.ndarray) -> None:
         """Keep the ``width`` columns left of an edge the window ends at (every row of ``data``)."""
@@ -530,7 +551,9 @@ class EdgeColumns:
         end = window.col + window.width
         if self._closed or end not in self.edges or window.col > end - self.width:
             return
-        rows = np.ascontiguousarray(data[:, :, data.shape[2] - self.width :].transpose(1, 0, 2))
+        part = data[:, :, data.shape[2] - self.width :].transpose(1, 0, 2)
+        rows = self._scratch(part.shape[0], part.shape[1:], part.dtype)
+        np.copyto(rows, part)
         held = self._held.get(end)
         if held is None or held.row_shape != rows.shape[1:] or held.dtype != rows.dtype:
             if held is not None:
@@ -573,10 +596,11 @@ class _Kept:
             self.array[r0 : r0 + len(rows)] = rows
         self.kept[r0 : r0 + len(rows)] = True
 
-    def rows(self, r0: int, r1: int) -> np.ndarray:
+    def rows(self, r0: int, r1: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows ``r0`` … ``r1`` (into ``out`` when read from the file)."""
         if self.array is not None:
             return self.array[r0:r1]
-        out = np.empty((r1 - r0, *self.row_shape), self.dtype)
+        out = np.empty((r1 - r0, *self.row_shape), self.dtype) if out is None else out
         n = os.preadv(self.file.fileno(), [out.data], r0 * self.row_bytes)
         if n != out.nbytes:
             raise OSError(f"short read of kept edge columns ({n} of {out.nbytes} bytes)")
