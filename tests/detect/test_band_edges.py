@@ -85,6 +85,26 @@ def test_kept_columns_give_back_the_same_pixels(tmp_path, monkeypatch) -> None:
     assert all(k == 60 for k in took if k)
 
 
+@pytest.mark.parametrize("in_memory", [False, True])
+def test_kept_columns_copied_in_chunks_of_rows_give_back_the_same_pixels(monkeypatch, in_memory: bool) -> None:
+    """A window's rows go in and out through a scratch array of ``CHUNK`` rows (256 in a run): with 7, every
+    window here takes several, ending mid-chunk, and the pixels are still the files' (checked in _visit)."""
+    import tempfile
+
+    monkeypatch.setattr(EdgeColumns, "CHUNK", 7)
+    if in_memory:
+        def no_temp(*a, **k):
+            raise OSError("read-only file system")
+
+        monkeypatch.setattr(tempfile, "TemporaryFile", no_temp)
+    scene = _stack(np.random.default_rng(5), GRID.height, GRID.width)
+    with EdgeColumns(band_edges(GRID, 100, 2), 60, GRID.height) as kept:
+        took = _visit(kept, scene, _windows())
+        assert kept._buf is not None
+        assert kept._buf.nbytes <= 7 * 60 * scene.shape[0] * scene.itemsize  # 7 rows' worth, not a window's
+    assert sum(k > 0 for k in took) == 6
+
+
 def test_kept_columns_without_a_temporary_directory_stay_in_memory(monkeypatch) -> None:
     import tempfile
 

@@ -530,13 +530,18 @@ class EdgeColumns:
             return 0
         for old in [x for x in self._held if x < e]:  # an earlier band's edge: never needed again
             self._held.pop(old).close()
-        out[:, :, :k] = held.rows(r0, r1, self._scratch(r1 - r0, held.row_shape, held.dtype)
-                                  )[:, :, self.width - k :].transpose(1, 0, 2)
+        for a in range(r0, r1, self.CHUNK):
+            b = min(a + self.CHUNK, r1)
+            rows = held.rows(a, b, self._scratch(b - a, held.row_shape, held.dtype))
+            out[:, a - r0 : b - r0, :k] = rows[:, :, self.width - k :].transpose(1, 0, 2)
         return k
 
+    #: rows copied in and out at a time, through one scratch array (under the lock): a fresh array of a
+    #: window's rows (2 MB) per window, freed among longer-lived ones, grew a 32k² run's heap by ~9 MB, and
+    #: one kept for the run held 2 MB a date that an 8k² run (no band edges) does not
+    CHUNK = 256
+
     def _scratch(self, n: int, row_shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        """``n`` rows of one array kept for every copy in and out (under the lock): a fresh 2 MB array per
-        window, freed among longer-lived ones, grew a 32k² run's heap by ~9 MB."""
         need = n * int(np.prod(row_shape)) * np.dtype(dtype).itemsize
         if self._buf is None or self._buf.nbytes < need:
             self._buf = np.empty(need, np.uint8)
@@ -552,14 +557,15 @@ class EdgeColumns:
         if self._closed or end not in self.edges or window.col > end - self.width:
             return
         part = data[:, :, data.shape[2] - self.width :].transpose(1, 0, 2)
-        rows = self._scratch(part.shape[0], part.shape[1:], part.dtype)
-        np.copyto(rows, part)
         held = self._held.get(end)
-        if held is None or held.row_shape != rows.shape[1:] or held.dtype != rows.dtype:
+        if held is None or held.row_shape != part.shape[1:] or held.dtype != part.dtype:
             if held is not None:
                 held.close()
-            held = self._held[end] = _Kept(self.height, rows.shape[1:], rows.dtype)
-        held.put(window.row, rows)
+            held = self._held[end] = _Kept(self.height, part.shape[1:], part.dtype)
+        for a in range(0, part.shape[0], self.CHUNK):
+            rows = self._scratch(min(self.CHUNK, part.shape[0] - a), part.shape[1:], part.dtype)
+            np.copyto(rows, part[a : a + len(rows)])
+            held.put(window.row + a, rows)
 
 
 class _Kept:
