@@ -65,7 +65,7 @@ class Clock:
 
         def timed(*args: Any, **kwargs: Any) -> Any:
             stack = self._where.__dict__.setdefault("stack", [])
-            inside = (stack[-1] if stack else "")
+            inside = stack[-1] if stack else ""
             # counted only where it belongs: a child stage outside its parent (the statistics' own score) is not
             if parent and not (inside == parent or inside.startswith(parent + "/")):
                 return fn(*args, **kwargs)
@@ -101,8 +101,8 @@ def install(clock: Clock) -> Callable[[], None]:
     return restore
 
 
-def report(clock: Clock, wall: float, cpu: float) -> dict[str, float]:
-    """Print the stages of one run; returns the shares of the run's CPU the summary lines use."""
+def report(clock: Clock, wall: float, cpu: float) -> None:
+    """Print the stages of one run and the summary line of their shares of its CPU."""
     print(f"run: {wall:.2f} s wall, {cpu:.2f} CPU-s ({cpu / wall:.2f} cores busy)")
     top = 0.0
     for stage, _mod, _attr in STAGES:
@@ -120,7 +120,6 @@ def report(clock: Clock, wall: float, cpu: float) -> dict[str, float]:
     morph = share["tile pieces/opening and closing"] + share["tile pieces/labels"]
     print(f"  decoding (reads less validity) {100 * decode:.1f} % of the CPU, everything else {100 * (1 - decode):.1f} %;"
           f" morphology and labelling {100 * morph:.1f} %; vectorisation {100 * share['tile pieces/polygons']:.1f} %")
-    return share
 
 
 def main() -> int:

@@ -826,8 +826,9 @@ def background_rows(before: np.ndarray, after: np.ndarray, med_b: np.ndarray, in
     if rows.size == 0:
         return out, cells, gmax, rmap
     med = np.empty((rows.size, nw), np.uint8)
+    rows64 = rows.astype(np.int64, copy=False)
     for b in range(nb):
-        _median_rows_k(q[b], size, rows.astype(np.int64), med)  # cv2.medianBlur(q[b], size)[rows]
+        _median_rows_k(q[b], size, rows64, med)  # cv2.medianBlur(q[b], size)[rows]
         bg = med.astype(np.float32)
         bg *= np.float32(1 / q_step)
         bg -= np.float32(q_lim)

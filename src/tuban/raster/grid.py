@@ -484,7 +484,7 @@ class EdgeColumns:
     def __init__(self, edges: tuple[int, ...], width: int, height: int) -> None:
         self.edges, self.width, self.height = tuple(edges), int(width), int(height)
         self._held: dict[int, _Kept] = {}
-        self._buf: np.ndarray | None = None
+        self._scratch = BufferPool()  # the rows copied in and out, CHUNK at a time
         self._closed = False
         self._lock = threading.Lock()  # tile tasks on threads of one process may share it
 
@@ -496,7 +496,7 @@ class EdgeColumns:
             for h in self._held.values():
                 h.close()
             self._held.clear()
-            self._buf = None
+            self._scratch.clear()
 
     def __enter__(self) -> EdgeColumns:
         return self
@@ -532,20 +532,16 @@ class EdgeColumns:
             self._held.pop(old).close()
         for a in range(r0, r1, self.CHUNK):
             b = min(a + self.CHUNK, r1)
-            rows = held.rows(a, b, self._scratch(b - a, held.row_shape, held.dtype))
+            buf = self._scratch.take((b - a, *held.row_shape), held.dtype)
+            rows = held.rows(a, b, buf)  # buf itself, or (kept in memory) a view of the kept rows
             out[:, a - r0 : b - r0, :k] = rows[:, :, self.width - k :].transpose(1, 0, 2)
+            self._scratch.give(buf)
         return k
 
     #: rows copied in and out at a time, through one scratch array (under the lock): a fresh array of a
     #: window's rows (2 MB) per window, freed among longer-lived ones, grew a 32k² run's heap by ~9 MB, and
     #: one kept for the run held 2 MB a date that an 8k² run (no band edges) does not
     CHUNK = 256
-
-    def _scratch(self, n: int, row_shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        need = n * int(np.prod(row_shape)) * np.dtype(dtype).itemsize
-        if self._buf is None or self._buf.nbytes < need:
-            self._buf = np.empty(need, np.uint8)
-        return self._buf[:need].view(dtype).reshape(n, *row_shape)
 
     def keep(self, window: Window, data: np.ndarray) -> None:
         """Keep the ``width`` columns left of an edge the window ends at (every row of ``data``)."""
@@ -563,9 +559,10 @@ class EdgeColumns:
                 held.close()
             held = self._held[end] = _Kept(self.height, part.shape[1:], part.dtype)
         for a in range(0, part.shape[0], self.CHUNK):
-            rows = self._scratch(min(self.CHUNK, part.shape[0] - a), part.shape[1:], part.dtype)
+            rows = self._scratch.take(part[a : a + self.CHUNK].shape, part.dtype)
             np.copyto(rows, part[a : a + len(rows)])
             held.put(window.row + a, rows)
+            self._scratch.give(rows)
 
 
 class _Kept:
