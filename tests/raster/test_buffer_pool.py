@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import mmap
 import threading
+import weakref
 
 import numpy as np
 
-from tuban.raster.grid import BufferPool
+from tuban.raster.grid import OWN_MAPPING_BYTES, BufferPool
 
 
 def _same_memory(a: np.ndarray, b: np.ndarray) -> bool:
@@ -53,6 +55,49 @@ def test_a_larger_array_replaces_the_smaller_free_buffers_and_serves_smaller_one
     masks = pool.take((10, 10), np.uint8, "masks")  # another role: its own buffers, none of these
     assert not _same_memory(masks, other)
     assert pool.nbytes == (1 << 25) + (1 << 24) + 128
+
+
+def _heap() -> tuple[int, int] | None:
+    try:
+        with open("/proc/self/maps") as f:
+            lines = f.read().splitlines()
+    except OSError:  # not Linux
+        return None
+    for line in lines:
+        if line.endswith("[heap]"):
+            lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+            return lo, hi
+    return None
+
+
+def test_large_buffers_live_outside_the_heap_and_go_back_to_the_system_when_let_go() -> None:
+    """A role moving to a larger class lets its smaller buffer go: as a mapping of its own, its memory is
+    returned whole (in the heap it left a hole that grew a 32k² run's peak above an 8k² run's)."""
+    pool = BufferPool()
+    small = pool.take((100,), np.uint8, "x")  # below OWN_MAPPING_BYTES: an ordinary array
+    assert small.base is not None
+    assert small.base.base is None
+    narrow = pool.take((OWN_MAPPING_BYTES // 4,), np.float32, "labels")  # exactly 1 MiB
+    holder = narrow.base.base  # the memoryview over the mapping
+    assert isinstance(holder, memoryview)
+    assert isinstance(holder.obj, mmap.mmap)
+    mapping = weakref.ref(holder.obj)
+    heap = _heap()
+    if heap is not None:  # the buffer's address is not in the malloc heap
+        assert not heap[0] <= narrow.__array_interface__["data"][0] < heap[1]
+    narrow[:] = 1.5
+    pool.give(narrow[10:20])  # a view: the whole buffer goes back
+    again = pool.take((1000,), np.float32, "labels")  # no free buffer of its class: the role's larger one
+    assert _same_memory(again, narrow)
+    assert pool.nbytes == OWN_MAPPING_BYTES + 128
+    pool.give(again)
+    del narrow, holder, again
+    wide = pool.take((OWN_MAPPING_BYTES // 2,), np.float32, "labels")  # 2 MiB: the 1 MiB buffer is let go
+    assert mapping() is None  # unmapped: nothing of the pool or the caller holds it
+    assert pool.nbytes == 2 * OWN_MAPPING_BYTES + 128
+    wide[:] = 2.0
+    pool.give(wide)
+    assert float(pool.take((4,), np.float32, "labels")[0]) == 2.0  # the larger one serves smaller requests
 
 
 def test_views_come_back_whole_and_foreign_arrays_are_ignored() -> None:

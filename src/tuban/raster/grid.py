@@ -344,6 +344,8 @@ class BufferPool:
     buffer of the class written in full. A request no free buffer of its class can serve takes the role's
     free buffer of the next larger class; one that must allocate lets go of the role's free buffers of smaller
     classes. The pool holds at most what was in use at once per role; :meth:`clear` lets go of it all.
+    Buffers of :data:`OWN_MAPPING_BYTES` or more are memory mappings of their own (:func:`_anonymous`): one
+    let go returns its memory to the system whole, never a hole in the malloc heap.
     """
 
     def __init__(self) -> None:
@@ -373,7 +375,7 @@ class BufferPool:
                 for k in [k for k in self._free if k[0] == role and k[1] < key[1]]:
                     for b in self._free.pop(k):
                         self._owned.pop(id(b), None)
-                buf = np.empty(1 << key[1], np.uint8)
+                buf = _anonymous(1 << key[1])
                 self._owned[id(buf)] = (buf, key)
         return buf[:n].view(dt).reshape(shape)
 
@@ -391,10 +393,10 @@ class BufferPool:
             for a in arrays:
                 if a is None:
                     continue
-                buf = a if a.base is None else a.base  # numpy points a view's base at the owner
-                owned = self._owned.get(id(buf))
-                if owned is None or owned[0] is not buf:
+                owned = self._owned.get(id(_owner(a)))  # a view of one of ours: its buffer goes back whole
+                if owned is None or owned[0] is not _owner(a):
                     continue
+                buf = owned[0]
                 free = self._free.setdefault(owned[1], [])
                 if not any(f is buf for f in free):
                     free.append(buf)
@@ -410,6 +412,34 @@ class BufferPool:
         """Bytes of every buffer this pool made (in use or free)."""
         with self._lock:
             return sum(b.nbytes for b, _ in self._owned.values())
+
+
+def _owner(a: np.ndarray) -> np.ndarray:
+    """The array ``a`` is a view of (``a`` itself if none): numpy points a view's ``base`` at the first array
+    of its chain that owns its data or holds a buffer (``np.frombuffer``, whose ``base`` is that buffer)."""
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
+
+
+#: pool buffers of this many bytes or more are mappings of their own (:func:`_anonymous`)
+OWN_MAPPING_BYTES = 1 << 20
+
+
+def _anonymous(nbytes: int) -> np.ndarray:
+    """``nbytes`` of uint8 for :class:`BufferPool`: from large classes on, an anonymous memory mapping of
+    their own, outside the malloc heap.
+
+    In the heap, a buffer the pool lets go of (a role moving to a larger class: the tiles after a band's
+    edge, the scene's last row) left a hole among GDAL's long-lived cached blocks, which later and smaller
+    allocations only partly reused: a 32k² run's heap grew ~12 MB at its second band of tiles, a run on
+    an 8k² scene (no bands) never did. A mapping goes back to the system whole when its last view goes,
+    and its pages count only once written (as the heap's did). Small classes stay in the heap."""
+    if nbytes < OWN_MAPPING_BYTES:
+        return np.empty(nbytes, np.uint8)
+    import mmap
+
+    return np.frombuffer(mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE), np.uint8)  # private, as malloc's
 
 
 _SMALL_PAGES_LOCK = threading.Lock()
