@@ -321,16 +321,25 @@ def _assemble(job: Job, core: Window, method: ChangeMethod, win: Window, got: Ma
     raw: dict[str, _Scaled] = {}
     stack: dict[str, np.ndarray] = {}
     scales: dict[str, float] = {}
-    valid, cloudy, water = (pooled_empty(shape, np.bool_, buffers, "masks") for _ in range(3))
-    valid.fill(True)
+    # the first date's validity becomes the block's (its reader's buffer, written by nobody else): the other
+    # dates' are combined into it and go back, so a block being assembled holds one mask fewer
+    valid: np.ndarray | None = None
+    cloudy, water = (pooled_empty(shape, np.bool_, buffers, "masks") for _ in range(2))
     cloudy.fill(False)
     water.fill(job.water)
     for key in _dates(job):  # in date order, as before: the masks combine the same way
         d = got[key]
         if not isinstance(d, _DateRead):
             d = d.result()
-        valid &= d.valid
-        give_back(buffers, d.valid)
+        if valid is None and d.valid.shape == shape and d.valid.dtype == np.bool_ and d.valid.flags.writeable \
+                and d.valid.flags.c_contiguous:
+            valid = d.valid
+        else:
+            if valid is None:
+                valid = pooled_empty(shape, np.bool_, buffers, "masks")
+                valid.fill(True)
+            valid &= d.valid
+            give_back(buffers, d.valid)
         if d.cloudy is not None:
             cloudy |= d.cloudy
         if d.water is not None:
