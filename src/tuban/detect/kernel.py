@@ -352,6 +352,7 @@ def _assemble(job: Job, core: Window, method: ChangeMethod, win: Window, got: Ma
         swir = (rb["swir1"], ra["swir1"]) if "swir1" in rb and "swir1" in ra else None
         cloudy |= masks.shadow_mask_stack(raw["b"].data, raw["a"].data, (rb["nir"], ra["nir"]), swir,
                                           scale_b=float(raw["b"].scale), scale_a=float(raw["a"].scale))
+    assert valid is not None  # a job has two dates at least
     unobs = np.logical_not(valid, out=valid)  # ~valid | cloudy
     unobs |= cloudy
     use = np.logical_or(unobs, water, out=water)  # ~unobs & ~water, i.e. ~(unobs | water)
