@@ -322,11 +322,11 @@ def _assemble(job: Job, core: Window, method: ChangeMethod, win: Window, got: Ma
     stack: dict[str, np.ndarray] = {}
     scales: dict[str, float] = {}
     # the first date's validity becomes the block's (its reader's buffer, written by nobody else): the other
-    # dates' are combined into it and go back, so a block being assembled holds one mask fewer
+    # dates' are combined into it and go back; clouds and water get a mask only where some date has them. So
+    # a block being assembled holds two masks fewer, and a run without them fills and combines none
     valid: np.ndarray | None = None
-    cloudy, water = (pooled_empty(shape, np.bool_, buffers, "masks") for _ in range(2))
-    cloudy.fill(False)
-    water.fill(job.water)
+    cloudy: np.ndarray | None = None
+    water: np.ndarray | None = None
     for key in _dates(job):  # in date order, as before: the masks combine the same way
         d = got[key]
         if not isinstance(d, _DateRead):
@@ -336,13 +336,16 @@ def _assemble(job: Job, core: Window, method: ChangeMethod, win: Window, got: Ma
             valid = d.valid
         else:
             if valid is None:
-                valid = pooled_empty(shape, np.bool_, buffers, "masks")
-                valid.fill(True)
+                valid = _filled(shape, True, buffers)
             valid &= d.valid
             give_back(buffers, d.valid)
         if d.cloudy is not None:
+            if cloudy is None:
+                cloudy = _filled(shape, False, buffers)
             cloudy |= d.cloudy
         if d.water is not None:
+            if water is None:
+                water = _filled(shape, job.water, buffers)
             water &= d.water
         scales[key] = d.scale
         raw[key] = _Scaled(d.data, d.roles, d.scale)
@@ -350,15 +353,30 @@ def _assemble(job: Job, core: Window, method: ChangeMethod, win: Window, got: Ma
     if job.masks and job.before.scale is not None and "nir" in raw["b"] and "nir" in raw["a"]:
         rb, ra = raw["b"].roles, raw["a"].roles
         swir = (rb["swir1"], ra["swir1"]) if "swir1" in rb and "swir1" in ra else None
+        if cloudy is None:
+            cloudy = _filled(shape, False, buffers)
         cloudy |= masks.shadow_mask_stack(raw["b"].data, raw["a"].data, (rb["nir"], ra["nir"]), swir,
                                           scale_b=float(raw["b"].scale), scale_a=float(raw["a"].scale))
     assert valid is not None  # a job has two dates at least
     unobs = np.logical_not(valid, out=valid)  # ~valid | cloudy
-    unobs |= cloudy
-    use = np.logical_or(unobs, water, out=water)  # ~unobs & ~water, i.e. ~(unobs | water)
-    np.logical_not(use, out=use)
-    give_back(buffers, cloudy)
+    if cloudy is not None:
+        unobs |= cloudy
+        give_back(buffers, cloudy)
+    if water is None and job.water:  # no date's water known: every pixel counts as water, as before
+        water = _filled(shape, True, buffers)
+    if water is None:
+        use = np.logical_not(unobs, out=pooled_empty(shape, np.bool_, buffers, "masks"))
+    else:
+        use = np.logical_or(unobs, water, out=water)  # ~unobs & ~water, i.e. ~(unobs | water)
+        np.logical_not(use, out=use)
     return Block(raw, stack, use, unobs, win, core, scales)
+
+
+def _filled(shape: tuple[int, int], value: bool, buffers: BufferPool | None) -> np.ndarray:
+    """A block's mask of ``shape`` (from ``buffers``' masks), every pixel ``value``."""
+    out = pooled_empty(shape, np.bool_, buffers, "masks")
+    out.fill(value)
+    return out
 
 
 def _crop(arr: np.ndarray, core: Window, win: Window) -> np.ndarray:
