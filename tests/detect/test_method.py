@@ -518,3 +518,43 @@ def test_the_cva_baseline_runs_on_any_bands() -> None:
         "blue", "green", "red", "nir", "swir1", "swir2")
     with pytest.raises(BandError, match="needs band role"):
         get_method("cva", ("pan",))
+
+
+def test_water_on_both_dates_is_not_reported_when_asked(tmp_path) -> None:
+    """``water=True`` (``--mask-water``): a lake whose water turns turbid is water on both dates and gives no
+    patch; without it, it does (the change-vector method: the default one looks for vegetation turned bare,
+    which turbid water is not). The land sites are reported either way, and the water counts as observable
+    (it is excluded, not unseen)."""
+    from synth import RECTS, scene_arrays, write_stack
+
+    from tuban.detect.engine import detect
+
+    before, after, _ = scene_arrays(seed=7)
+    r0, r1, c0, c1 = RECTS[1]
+    lake = (slice(None), slice(r0 - 12, r1 + 12), slice(c0 - 12, c1 + 12))
+    clear = np.array([0.06, 0.05, 0.03, 0.02, 0.01, 0.01], np.float32)[:, None, None]
+    turbid = np.array([0.14, 0.20, 0.17, 0.035, 0.015, 0.012], np.float32)[:, None, None]  # not a shadow
+    # (a before NIR under half the after one would pass for a cloud shadow on the before date)[:, None, None]
+    before[lake] = clear
+    after[lake] = clear
+    after[:, r0:r1, c0:c1] = turbid
+    b = write_stack(tmp_path / "b.tif", before)
+    a = write_stack(tmp_path / "a.tif", after)
+    site = shapely.box(*_bounds_of(b, r0, r1, c0, c1))
+    land = [shapely.box(*_bounds_of(b, *r)) for i, r in enumerate(RECTS) if i != 1 and (r[1] - r[0]) * (r[3] - r[2]) > 100]
+    plain = detect(b, a, sensor="generic", reflectance_scale=1e-4, tile_size=128, method="cva")
+    masked = detect(b, a, sensor="generic", reflectance_scale=1e-4, tile_size=128, method="cva", water=True)
+    assert plain.patches.intersects(site).any()  # the turbid water is a change
+    assert not masked.patches.intersects(site).any()  # but water on both dates, so not a disturbance
+    for box in land:
+        assert plain.patches.intersects(box).any()
+        assert masked.patches.intersects(box).any()
+    assert masked.unobservable_fraction == plain.unobservable_fraction
+
+
+def _bounds_of(path, r0, r1, c0, c1):
+    import rasterio
+
+    with rasterio.open(path) as src:
+        a, _, c, _, e, f = tuple(src.transform)[:6]
+    return c + a * c0, f + e * r1, c + a * c1, f + e * r0
