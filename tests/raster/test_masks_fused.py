@@ -1,4 +1,4 @@
-"""Cloud and shadow masks of band stacks (one fused pass) equal the numpy masks of float32 bands."""
+"""Cloud, shadow and water masks of band stacks (one fused pass) equal the numpy masks of float32 bands."""
 
 from __future__ import annotations
 
@@ -72,3 +72,49 @@ def test_qa_flags_that_hide_the_ground() -> None:
     assert qa_cloud_mask(qa).tolist() == [False, False, False, True, True, True, True, True]
     scl = np.arange(12, dtype=np.uint8)
     assert np.flatnonzero(scl_cloud_mask(scl)).tolist() == [1, 3, 8, 9, 10, 11]
+
+
+def _water_stack(seed: int) -> np.ndarray:
+    """uint16 DN (green, nir, swir1) with open water, land, and pixels on NDWI's 0 and MNDWI's 0.2 (green =
+    nir; green = 1.5 × swir1), and zeros (NDWI's 0 ÷ 0)."""
+    rng = np.random.default_rng(seed)
+    h, w = 60, 70
+    d = rng.integers(0, 5000, (3, h, w)).astype(np.uint16)
+    d[1, :20] = d[0, :20]  # NDWI exactly 0
+    d[0, 20:40] = rng.integers(1, 3000, (20, w)) * 3  # MNDWI at 0.2, in integers
+    d[2, 20:40] = d[0, 20:40] // 3 * 2
+    d[1, 20:40] = d[0, 20:40] // 4  # and NDWI > 0 there
+    d[:, 40:45, :10] = 0
+    return d
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("as_float", [False, True])
+@pytest.mark.parametrize("swir", [False, True])
+def test_water_of_a_stack_equals_the_band_mask(seed: int, as_float: bool, swir: bool) -> None:
+    """``water_mask_stack`` (one pass over uint16 DN × scale or float32 reflectance) gives the pixels of
+    ``water_mask`` on the float32 reflectance the bands convert to, on the thresholds' edges too."""
+    d = _water_stack(seed)
+    scale = 2.75e-5
+    ref = d * np.float32(scale)
+    roles = {"green": 0, "nir": 1, **({"swir1": 2} if swir else {})}
+    want = masks.water_mask(ref[0], ref[1], ref[2] if swir else None)
+    stack, s = (ref, 1.0) if as_float else (d, scale)
+    got = masks.water_mask_stack(stack, roles, scale=s)
+    np.testing.assert_array_equal(got, want)
+    assert got.any()
+    assert not got.all()
+    out = np.ones(d.shape[1:], bool)
+    assert masks.water_mask_stack(stack, roles, scale=s, out=out) is out
+    np.testing.assert_array_equal(out, want)
+
+
+def test_water_of_a_stack_without_the_fused_kernels(monkeypatch) -> None:
+    d = _water_stack(3)
+    roles = {"green": 0, "nir": 1, "swir1": 2}
+    with_kernels = masks.water_mask_stack(d, roles, scale=1e-4)
+    monkeypatch.setattr(fused, "available", lambda: False)
+    np.testing.assert_array_equal(masks.water_mask_stack(d, roles, scale=1e-4), with_kernels)
+    out = np.zeros(d.shape[1:], bool)
+    np.testing.assert_array_equal(masks.water_mask_stack(d, roles, scale=1e-4, out=out), with_kernels)
+    np.testing.assert_array_equal(out, with_kernels)

@@ -213,8 +213,9 @@ def _read_date(job: Job, scene: Scene, method: ChangeMethod, win: Window, buffer
         # one pass over the stack (uint16 DN × scale, or reflectance): no float32 copies of the bands
         cloudy = masks.cloud_mask_stack(data, bands.roles, scale=scale)
     water = None
-    if job.water:
-        water = (masks.water_mask(bands["green"], bands["nir"], bands.get("swir1"))
+    if job.water:  # in one pass over the stack, into a mask buffer (given back once the block combines it)
+        water = (masks.water_mask_stack(data, bands.roles, scale=scale,
+                                        out=pooled_empty(ok.shape, np.bool_, buffers, "masks"))
                  if {"green", "nir"} <= set(bands) else np.zeros(ok.shape, bool))
     return _DateRead(data, roles, ok, cloudy, water, scale)
 
@@ -347,6 +348,7 @@ def _assemble(job: Job, core: Window, method: ChangeMethod, win: Window, got: Ma
             if water is None:
                 water = _filled(shape, job.water, buffers)
             water &= d.water
+            give_back(buffers, d.water)
         scales[key] = d.scale
         raw[key] = _Scaled(d.data, d.roles, d.scale)
         stack[key] = d.data[: len(method.roles)]

@@ -669,6 +669,21 @@ def _shadow_cand_py(before, after, nir_b, nir_a, swir_b, swir_a, sc_b, sc_a, dar
             ob[x] = 1 if cb else 0
 
 
+def _water_py(data, ig, inir, isw, sc, mndwi, out):
+    """Open water of :func:`tuban.raster.masks.water_mask` per pixel, in its float32 order: NDWI > 0 and, with
+    SWIR (``isw`` ≥ 0), MNDWI > ``mndwi``."""
+    h, w = data.shape[1], data.shape[2]
+    zero = np.float32(0)
+    for y in range(h):
+        rg, rn, rs, o = data[ig, y], data[inir, y], data[max(isw, 0), y], out[y]
+        for x in range(w):
+            g = _px(rg[x], sc)
+            ok = _nd(g, _px(rn[x], sc)) > zero
+            if isw >= 0:
+                ok = ok & (_nd(g, _px(rs[x], sc)) > mndwi)
+            o[x] = ok
+
+
 def _index_px(data, bands, sc, y, x, kind):
     """NDVI (``kind`` 0; ``bands`` nir, red) or VARI (1; green, red, blue) of one pixel, in the float32
     order of :data:`tuban.raster.indices.INDICES`."""
@@ -747,6 +762,7 @@ _u16_k = jit.Kernel(_u16_py, _HELPERS)
 _valid_u16_k = jit.Kernel(_valid_u16_py, _HELPERS)
 _cloud_cand_k = jit.Kernel(_cloud_cand_py, _HELPERS)
 _shadow_cand_k = jit.Kernel(_shadow_cand_py, _HELPERS)
+_water_k = jit.Kernel(_water_py, _HELPERS)
 
 
 # --------------------------------------------------------------------------------------------- wrappers
@@ -1079,6 +1095,18 @@ def shadow_candidates(before: np.ndarray, after: np.ndarray, nir: tuple[int, int
     return out_a, out_b
 
 
+def water(data: np.ndarray, green: int, nir: int, swir1: int | None = None, *, scale: float = 1.0,
+          out: np.ndarray | None = None) -> np.ndarray:
+    """Open water (bool) of a band stack (uint16 DN × ``scale``, or float32 reflectance with scale 1) in one
+    pass: the same pixels as :func:`tuban.raster.masks.water_mask` of the scaled bands, without their float32
+    copies. ``out``: a C-contiguous bool array of the stack's shape (h, w) to write into."""
+    data = _band_data(data)
+    if out is None:
+        out = np.empty(data.shape[1:], np.bool_)
+    _water_k(data, green, nir, -1 if swir1 is None else swir1, np.float32(scale), np.float32(0.2), out)
+    return out
+
+
 def warm() -> None:
     """Compile (or load from the cache) every kernel once in this process, on tiny inputs."""
     if not available():
@@ -1100,6 +1128,8 @@ def warm() -> None:
     bu, au = (np.rint(v * 1000).astype(np.uint16) for v in (b, a))  # the uint16 specialisations
     for x, y in ((b, a), (bu, au)):
         cloud_candidates(x, 0, 1, 2)
+        water(x, 1, 3)
+        water(x, 1, 3, 2)
         shadow_candidates(x, y, (3, 3))
         shadow_candidates(x, y, (3, 3), (2, 2))
     components(bu, au, st, st, use, lay, cell=4, scale_b=1e-3, scale_a=1e-3)

@@ -14,7 +14,7 @@ import numpy as np
 from tuban.raster.profiles import CLASSI_ROLES
 
 __all__ = ["cloud_flags", "cloud_mask", "cloud_mask_stack", "flag_cloud_mask", "qa_cloud_mask", "saturation_mask", "scl_cloud_mask", "shadow_mask", "shadow_mask_stack",
-           "water_mask"]
+           "water_mask", "water_mask_stack"]
 
 
 def _blobs(mask: np.ndarray, *, min_px: int, dilate: int) -> np.ndarray:
@@ -106,6 +106,27 @@ def water_mask(green: np.ndarray, nir: np.ndarray, swir1: np.ndarray | None = No
     if swir1 is not None:
         w &= normalized_difference(green, swir1) > 0.2
     return w
+
+
+def water_mask_stack(data: np.ndarray, roles: dict[str, int], *, scale: float = 1.0,
+                     out: np.ndarray | None = None) -> np.ndarray:
+    """:func:`water_mask` of a band stack (bands, h, w): uint16 DN × ``scale`` or float32 reflectance (scale
+    1); ``roles`` gives the index of ``green``, ``nir`` and, when there, ``swir1``. Same pixels, in one pass
+    without float32 copies of the bands when the fused kernels are available (into ``out``, a bool array of
+    (h, w), when given)."""
+    from tuban.raster import fused
+
+    ig, inir, isw = roles["green"], roles["nir"], roles.get("swir1")
+    if fused.available():
+        return fused.water(data, ig, inir, isw, scale=scale, out=out)
+    s = np.float32(scale)
+    g, n = ((data[i] * s) if data.dtype == np.uint16 else data[i] for i in (ig, inir))
+    sw = None if isw is None else (data[isw] * s if data.dtype == np.uint16 else data[isw])
+    w = water_mask(g, n, sw)
+    if out is None:
+        return w
+    np.copyto(out, w)
+    return out
 
 
 def saturation_mask(dn: np.ndarray, *, max_value: float) -> np.ndarray:
