@@ -432,9 +432,9 @@ def _anonymous(nbytes: int) -> np.ndarray:
 
     In the heap, a buffer the pool lets go of (a role moving to a larger class: the tiles after a band's
     edge, the scene's last row) left a hole among GDAL's long-lived cached blocks, which later and smaller
-    allocations only partly reused: a 32k² run's heap grew ~12 MB at its second band of tiles, a run on
-    an 8k² scene (no bands) never did. A mapping goes back to the system whole when its last view goes,
-    and its pages count only once written (as the heap's did). Small classes stay in the heap."""
+    allocations only partly reused: a 32k² run's heap grew ~12 MB at its second band of tiles and kept it.
+    A mapping goes back to the system whole when its last view goes, and its pages count only once written
+    (as the heap's did). Small classes stay in the heap."""
     if nbytes < OWN_MAPPING_BYTES:
         return np.empty(nbytes, np.uint8)
     import mmap
@@ -569,8 +569,8 @@ class EdgeColumns:
         return k
 
     #: rows copied in and out at a time, through one scratch array (under the lock): a fresh array of a
-    #: window's rows (2 MB) per window, freed among longer-lived ones, grew a 32k² run's heap by ~9 MB, and
-    #: one kept for the run held 2 MB a date that an 8k² run (no band edges) does not
+    #: window's rows (2 MB) per window, freed among longer-lived ones, grew a 32k² run's heap by ~9 MB; one
+    #: kept for the run held the tallest window's rows (2 MB a date), a chunk's are 0.2 MB
     CHUNK = 256
 
     def keep(self, window: Window, data: np.ndarray) -> None:
