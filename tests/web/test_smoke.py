@@ -29,7 +29,10 @@ def test_freeze_startup_objects_hides_long_lived_objects_from_the_gc() -> None:
 
     try:
         frozen = freeze_startup_objects()
-        assert frozen == gc.get_freeze_count()
+        after = gc.get_freeze_count()
         assert frozen > 10_000  # the imported libraries' objects
+        # what it returned is the permanent generation's count; a thread left by an earlier test of this
+        # process may free a frozen object meanwhile (CI once saw 1 210 852 against 1 210 850)
+        assert 0 <= frozen - after < frozen // 100
     finally:
         gc.unfreeze()
