@@ -558,3 +558,50 @@ def _bounds_of(path, r0, r1, c0, c1):
     with rasterio.open(path) as src:
         a, _, c, _, e, f = tuple(src.transform)[:6]
     return c + a * c0, f + e * r1, c + a * c1, f + e * r0
+
+
+@pytest.mark.parametrize("nodata", [None, 0])
+def test_8_bit_files_read_as_dn_give_the_float_reads_patches(tmp_path, monkeypatch, nodata) -> None:
+    """uint8 files on the grid (8-bit GF and RGB products) are read straight into the fused kernels' uint16
+    DN: the same patches and unobservable fraction as reading them as float32, 255 kept as a bright pixel
+    (not saturated, as the float32 reads have it) and the nodata 0 (when declared) masked."""
+    import rasterio
+    from affine import Affine
+    from synth import scene_arrays
+
+    from tuban.detect.engine import detect
+    from tuban.raster import grid
+
+    before, after, _ = scene_arrays(seed=11)
+    paths = []
+    for name, arr in (("b", before), ("a", after)):
+        rgb = np.clip(arr[[2, 1, 0]] * 900, 1, 255).astype(np.uint8)  # red, green, blue; bright soil at 255
+        rgb[:, :6, :] = 255  # a white roof along the top
+        if nodata is not None:
+            rgb[:, -5:, -40:] = nodata  # a corner outside the footprint
+        p = tmp_path / f"{name}.tif"
+        with rasterio.open(p, "w", driver="GTiff", width=rgb.shape[2], height=rgb.shape[1], count=3, dtype="uint8",
+                           crs="EPSG:32650", transform=Affine(2.0, 0, 500000.0, 0, -2.0, 3800000.0), nodata=nodata,
+                           tiled=True, blockxsize=64, blockysize=64) as dst:
+            dst.write(rgb)
+            for i, d in enumerate(("red", "green", "blue")):
+                dst.set_band_description(i + 1, d)
+        paths.append(p)
+    from tuban.raster import fused
+
+    calls = []
+    kernel_valid = fused.valid_u16
+    monkeypatch.setattr(fused, "valid_u16", lambda *a, **k: (calls.append(a[0].dtype), kernel_valid(*a, **k)))
+    direct = detect(*paths, tile_size=128)
+    assert calls  # read as DN
+    monkeypatch.setattr(grid, "_DN_TYPES", ("uint16",))  # uint8 read as float32, as before
+    calls.clear()
+    as_float = detect(*paths, tile_size=128)
+    assert not calls
+    assert direct.method == "rgb"
+    assert len(direct.patches) > 0
+    assert direct.unobservable_fraction == as_float.unobservable_fraction
+    assert (direct.unobservable_fraction > 0) == (nodata is not None)
+    assert direct.threshold == as_float.threshold
+    assert direct.patches.drop(columns="geometry").equals(as_float.patches.drop(columns="geometry"))
+    assert direct.patches.geometry.geom_equals_exact(as_float.patches.geometry, 0).all()

@@ -885,7 +885,8 @@ def _shift_dn(data: np.ndarray, offset: int) -> None:
 def _read_u16(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window, *, threads: str | int,
               mask_saturated: bool, buffers: BufferPool | None = None, edges: EdgeColumns | None = None
               ) -> tuple[np.ndarray, np.ndarray] | None:
-    """uint16 DN and validity, or ``None`` when some file is not uint16 on the grid (or no fused kernels).
+    """uint16 DN and validity, or ``None`` when some file is neither uint16 nor, on the grid, uint8 (or no fused
+    kernels).
 
     ``edges``: columns left of the window's band edge come from there when it holds them (the rest is
     decoded), and the columns left of an edge the window ends at are kept there (:class:`EdgeColumns`)."""
@@ -896,7 +897,10 @@ def _read_u16(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window, 
         return None
     paths = {scene.bands[r].path for r in roles}
     srcs = {p: _dataset(p, threads) for p in paths}
-    if not all(s.dtypes[0] == "uint16" and set(s.dtypes) == {"uint16"} for s in srcs.values()):
+    # uint8 files on the grid too (8-bit GF and RGB products): GDAL widens them as it copies a window out
+    # of its cache, and the kernels see the same DN they would as float32 (an 8k² RGB pair: 2.0 CPU-s
+    # against 3.1 read as float32, whose conversion and validity passes were numpy's)
+    if not all(len(set(s.dtypes)) == 1 and s.dtypes[0] in _DN_TYPES for s in srcs.values()):
         return None
     # files on the grid are read as they are; coarser ones on its pixel edges are interpolated
     # (:func:`_read_nested`), their invalid pixels written as nodata (or 65535, saturated) so that validity
@@ -908,7 +912,7 @@ def _read_u16(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window, 
             nests[p], offsets[p] = None, off
             continue
         nest = _nesting(s, grid)
-        if nest is None:
+        if nest is None or s.dtypes[0] != "uint16":
             return None
         nd, _ = _invalid_values(s, scene, mask_saturated)
         if nd is not None and float(nd).is_integer() and 0 <= nd <= 65535:
@@ -953,10 +957,15 @@ def _read_u16(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window, 
                 else:
                     out[slots, :, k:] = src.read(indexes, window=rw)
                     part = out[slots]
-            fused.valid_u16(part, valid, nodata=nodata, mask_max=mask_max)
+            # 8-bit products keep their 255s, as the float32 reads do (a white roof is not a saturated sensor)
+            fused.valid_u16(part, valid, nodata=nodata, mask_max=mask_max and src.dtypes[0] == "uint16")
     if edges is not None:
         edges.keep(window, out)
     return out, valid
+
+
+#: integer types read as DN into uint16 (:func:`_read_u16`)
+_DN_TYPES = ("uint8", "uint16")
 
 
 def _invalid_values(src, scene: Scene, mask_saturated: bool) -> tuple[float | None, bool]:
