@@ -605,3 +605,58 @@ def test_8_bit_files_read_as_dn_give_the_float_reads_patches(tmp_path, monkeypat
     assert direct.threshold == as_float.threshold
     assert direct.patches.drop(columns="geometry").equals(as_float.patches.drop(columns="geometry"))
     assert direct.patches.geometry.geom_equals_exact(as_float.patches.geometry, 0).all()
+
+
+@pytest.mark.parametrize(("nodata", "scaling"), [(None, {}), (-9999.0, {}),
+                                                 (-9999.0, {"reflectance_scale": 0.5, "dn_offset": 1})])
+def test_float32_files_read_into_place_give_the_float_reads_patches(tmp_path, monkeypatch, nodata, scaling) -> None:
+    """float32 files on the grid (reflectance products) are read straight into a pooled array, their validity
+    in one pass: the same patches and unobservable fraction as the general float32 reads; NaN, infinities
+    and the nodata (when declared) are unobservable, the scene's offset and scale applied once."""
+    import rasterio
+    from affine import Affine
+    from synth import scene_arrays
+
+    from tuban.detect.engine import detect
+    from tuban.raster import fused, grid
+
+    before, after, _ = scene_arrays(seed=13)
+    paths = []
+    for name, arr in (("b", before), ("a", after)):
+        arr = arr.copy()
+        arr[0, :4, :30] = np.nan
+        arr[3, 250:, :20] = np.inf
+        if scaling:
+            arr = arr * 2 + 1  # stored as reflectance / scale + offset
+        if nodata is not None:
+            arr[:, 100:104, 280:] = nodata
+        p = tmp_path / f"{name}.tif"
+        with rasterio.open(p, "w", driver="GTiff", width=arr.shape[2], height=arr.shape[1], count=arr.shape[0],
+                           dtype="float32", crs="EPSG:32650", transform=Affine(10.0, 0, 500000.0, 0, -10.0, 3800000.0),
+                           nodata=nodata, tiled=True, blockxsize=64, blockysize=64) as dst:
+            dst.write(arr.astype(np.float32))
+            for i, d in enumerate(("blue", "green", "red", "nir", "swir1", "swir2")):
+                dst.set_band_description(i + 1, d)
+        paths.append(p)
+    calls = []
+    kernel_valid = fused.valid_f32
+    monkeypatch.setattr(fused, "valid_f32", lambda *a, **k: (calls.append(1), kernel_valid(*a, **k)))
+    from tuban.detect import engine
+
+    monkeypatch.setattr(engine, "band_width", lambda *a, **k: 1)  # bands of one tile column: kept edge columns
+    taken = []
+    take = grid.EdgeColumns.take
+    monkeypatch.setattr(grid.EdgeColumns, "take", lambda self, *a: taken.append(take(self, *a)) or taken[-1])
+    direct = detect(*paths, tile_size=128, **scaling)
+    assert calls  # read into place
+    assert any(taken)  # columns kept at band edges came back raw, and were offset and scaled once
+    monkeypatch.setattr(grid, "_read_u16", lambda *a, **k: None)  # the general float32 reads
+    calls.clear()
+    general = detect(*paths, tile_size=128, **scaling)
+    assert not calls
+    assert len(direct.patches) >= 2
+    assert direct.unobservable_fraction > 0
+    assert direct.unobservable_fraction == general.unobservable_fraction
+    assert direct.threshold == general.threshold
+    assert direct.patches.drop(columns="geometry").equals(general.patches.drop(columns="geometry"))
+    assert direct.patches.geometry.geom_equals_exact(general.patches.geometry, 0).all()

@@ -26,7 +26,7 @@ import numpy as np
 from tuban import jit
 
 __all__ = ["FusedLayout", "available", "background", "cloud_candidates", "combine", "components", "piece_sums",
-           "prune_bound", "shadow_candidates", "valid_u16", "warm"]
+           "prune_bound", "shadow_candidates", "valid_f32", "valid_u16", "warm"]
 
 _EPS = np.float32(1e-6)
 
@@ -630,6 +630,26 @@ def _valid_u16_py(arr, valid, nodata, has_nodata, max_value, check_max):
             ok[x] = ok[x] & (bad[x] == 0)
 
 
+def _valid_f32_py(arr, valid, nodata, has_nodata):
+    """Clear ``valid`` where a band is nodata or not finite (float32 bands); branch-free inner loops."""
+    nb, h, w = arr.shape
+    bad = np.empty(w, np.uint8)
+    zero = np.float32(0)
+    for y in range(h):
+        bad[:] = 0
+        for k in range(nb):
+            src = arr[k, y]
+            if has_nodata:
+                for x in range(w):
+                    bad[x] |= np.uint8(src[x] == nodata)
+            for x in range(w):
+                v = src[x]
+                bad[x] |= np.uint8(v - v != zero)  # NaN and ±inf give NaN (and NaN != 0)
+        ok = valid[y]
+        for x in range(w):
+            ok[x] = ok[x] & (bad[x] == 0)
+
+
 def _cloud_cand_py(data, ib, ig, ir, sc, bright, white_max, out):
     """The spectral cloud test of :func:`tuban.raster.masks.cloud_mask` per pixel, in its float32 order."""
     h, w = data.shape[1], data.shape[2]
@@ -760,6 +780,7 @@ _combine_k = jit.Kernel(_combine_py, _HELPERS)
 _threshold_k = jit.Kernel(_threshold_py, _HELPERS)
 _u16_k = jit.Kernel(_u16_py, _HELPERS)
 _valid_u16_k = jit.Kernel(_valid_u16_py, _HELPERS)
+_valid_f32_k = jit.Kernel(_valid_f32_py, _HELPERS)
 _cloud_cand_k = jit.Kernel(_cloud_cand_py, _HELPERS)
 _shadow_cand_k = jit.Kernel(_shadow_cand_py, _HELPERS)
 _water_k = jit.Kernel(_water_py, _HELPERS)
@@ -1065,6 +1086,14 @@ def valid_u16(arr: np.ndarray, valid: np.ndarray, *, nodata: float | None, mask_
     _valid_u16_k(np.ascontiguousarray(arr), valid, np.uint16(nd), has_nd, np.uint16(65535), bool(mask_max))
 
 
+def valid_f32(arr: np.ndarray, valid: np.ndarray, *, nodata: float | None) -> None:
+    """Clear ``valid`` where a float32 band is ``nodata`` (compared in float32, as numpy does) or not finite."""
+    has_nd = nodata is not None and not np.isnan(nodata)
+    with np.errstate(over="ignore"):
+        nd = np.float32(nodata) if has_nd else np.float32(0)
+    _valid_f32_k(np.ascontiguousarray(arr), valid, nd, has_nd)
+
+
 def cloud_candidates(data: np.ndarray, blue: int, green: int, red: int, *, scale: float = 1.0,
                      brightness: float = 0.3, whiteness: float = 0.7) -> np.ndarray:
     """Cloud candidates (uint8 0/1) of a band stack (uint16 DN × ``scale``, or float32 reflectance with
@@ -1125,6 +1154,7 @@ def warm() -> None:
     convert_u16(np.ones((1, 2, 2), np.uint16), np.empty((1, 2, 2), np.float32), [0], np.ones((2, 2), bool),
                 nodata=0, mask_max=True, scale=1.0)
     valid_u16(np.ones((1, 2, 2), np.uint16), np.ones((2, 2), bool), nodata=0, mask_max=True)
+    valid_f32(np.ones((1, 2, 2), np.float32), np.ones((2, 2), bool), nodata=-9999.0)
     bu, au = (np.rint(v * 1000).astype(np.uint16) for v in (b, a))  # the uint16 specialisations
     for x, y in ((b, a), (bu, au)):
         cloud_candidates(x, 0, 1, 2)
