@@ -650,7 +650,7 @@ def test_float32_files_read_into_place_give_the_float_reads_patches(tmp_path, mo
     direct = detect(*paths, tile_size=128, **scaling)
     assert calls  # read into place
     assert any(taken)  # columns kept at band edges came back raw, and were offset and scaled once
-    monkeypatch.setattr(grid, "_read_u16", lambda *a, **k: None)  # the general float32 reads
+    monkeypatch.setattr(grid, "_read_in_place", lambda *a, **k: None)  # the general float32 reads
     calls.clear()
     general = detect(*paths, tile_size=128, **scaling)
     assert not calls

@@ -763,12 +763,14 @@ def read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window,
     mask_saturated
         integer pixels at the top of their data type (saturated) are not valid.
     keep_u16
-        when every file is uint16 on the grid itself (no resampling) and the fused kernels are available,
-        return the DN as uint16 unscaled (the caller multiplies by the scene's scale, in float32, as here):
-        no float32 copy is written. Otherwise float32 as usual; check ``data.dtype``.
+        when the fused kernels are available and every file is uint16 (on the grid, or coarser on its pixel
+        edges) or uint8 on the grid, return the DN as uint16 unscaled (the caller multiplies by the scene's
+        scale, in float32, as here): no float32 copy is written. When every file is float32 on the grid, they
+        are read into place (then offset and scaled as here). Otherwise float32 as usual; check
+        ``data.dtype``.
     buffers, edges
-        with ``keep_u16``: where the DN are read into (:class:`BufferPool`), and the columns kept at band
-        edges (:class:`EdgeColumns`, one reader's).
+        with ``keep_u16``, read into place: where the bands are read into (:class:`BufferPool`), and the
+        columns kept at band edges (:class:`EdgeColumns`, one reader's).
 
     Returns
     -------
@@ -801,8 +803,8 @@ def _read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window
 
     h, w = window.height, window.width
     if keep_u16:
-        u16 = _read_u16(scene, roles, grid, window, threads=threads, mask_saturated=mask_saturated,
-                        buffers=buffers, edges=edges)
+        u16 = _read_in_place(scene, roles, grid, window, threads=threads, mask_saturated=mask_saturated,
+                             buffers=buffers, edges=edges)
         if u16 is not None:
             if u16[0].dtype == np.float32:  # values as in the files: the scene's offset and scale, as below
                 if scaled and scene.dn_offset:
@@ -887,9 +889,9 @@ def _shift_dn(data: np.ndarray, offset: int) -> None:
     data -= np.uint16(offset)
 
 
-def _read_u16(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window, *, threads: str | int,
-              mask_saturated: bool, buffers: BufferPool | None = None, edges: EdgeColumns | None = None
-              ) -> tuple[np.ndarray, np.ndarray] | None:
+def _read_in_place(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window, *, threads: str | int,
+                   mask_saturated: bool, buffers: BufferPool | None = None, edges: EdgeColumns | None = None
+                   ) -> tuple[np.ndarray, np.ndarray] | None:
     """uint16 DN and validity, or ``None`` when some file is neither uint16 nor, on the grid, uint8 (or no fused
     kernels); float32 files on the grid give float32 values as they are in the files (the caller applies the
     scene's offset and scale).
@@ -978,7 +980,7 @@ def _read_u16(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window, 
     return out, valid
 
 
-#: integer types read as DN into uint16 (:func:`_read_u16`)
+#: integer types read as DN into uint16 (:func:`_read_in_place`)
 _DN_TYPES = ("uint8", "uint16")
 
 
