@@ -1,4 +1,5 @@
-"""Coarser bands on the grid's pixel edges (Sentinel-2's 20 m bands on the 10 m grid) are interpolated by
+"""Coarser bands on the grid's pixel edges (Sentinel-2's 20 m bands on the 10 m grid), and files shifted by a
+fraction of a pixel, are interpolated by
 ``raster.grid._read_nested`` instead of GDAL's warper: the same values, bit for bit, at ~1/10 of the time."""
 
 from __future__ import annotations
@@ -185,3 +186,56 @@ def test_a_source_starting_inside_the_grid_matches_the_warper_where_it_is_valid(
     assert ok[shift:, shift:].all()
     np.testing.assert_array_equal(ok, alpha)
     np.testing.assert_array_equal(ours[:, ok], gdal[:, ok])
+
+
+SHIFTS = [(0.37, 0.21), (0.5, 0.5), (-0.37, -0.81), (0.123, 0.0), (3.37, -2.6)]
+
+
+@pytest.mark.parametrize(("sx", "sy"), SHIFTS)
+def test_a_grid_shifted_by_a_fraction_of_a_pixel_reads_as_the_warper(tmp_path, sx, sy) -> None:
+    """Two dates of an orthorectified product, each on its own pixel grid: the same pixel size, shifted by a
+    fraction of a pixel. Bilinear between the four source pixels (in float64, rounded half up): the warper's
+    validity, and its values within 1 DN (its per-pixel transformer rounds a tie now and then the other
+    way); nearest: its values exactly."""
+    from tuban.raster.grid import _offset_on
+
+    arr = np.random.default_rng(5).integers(1, 65000, (1, 190, 250), dtype=np.uint16)
+    p = _write(tmp_path / "s.tif", arr, 10.0, origin=(500000.0 - 10.0 * sx, 3800000.0 + 10.0 * sy))
+    with rasterio.open(p) as src:
+        nest = _nesting(src, GRID)
+        assert nest is not None
+        assert nest.k == 1
+        assert (nest.dx, nest.dy) == pytest.approx((sx % 1, sy % 1), abs=1e-6)
+        assert _offset_on(src, GRID) is None  # not read as it is
+        window = Window(0, 0, GRID.height, GRID.width)
+        for resampling in (Resampling.bilinear, Resampling.nearest):
+            ours, ok = _read_nested(src, [1], window, nest, nodata=None, mask_max=False,
+                                    nearest=resampling == Resampling.nearest)
+            gdal, alpha = _warped(src, window, resampling)
+            np.testing.assert_array_equal(ok, alpha)
+            diff = np.abs(ours[0].astype(np.int64) - gdal[0])[ok]
+            assert diff.max() <= (1 if resampling == Resampling.bilinear else 0)
+            assert (diff == 0).mean() > 0.998
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "float32"])
+def test_the_fused_shift_equals_the_numpy_one(tmp_path, monkeypatch, dtype) -> None:
+    """The fused pass (``fused.shift_bilinear``) gives the numpy passes' numbers bit for bit, edges and
+    nodata included."""
+    from tuban.raster import grid
+
+    arr = np.random.default_rng(6).integers(1, 65000, (2, 60, 80)).astype(dtype)
+    arr[:, 10:13, 20:24] = 0
+    p = _write(tmp_path / "s.tif", arr, 10.0, nodata=0, origin=(500000.0 - 10.0 * 0.63, 3800000.0 + 10.0 * 0.29))
+    with rasterio.open(p) as src:
+        nest = _nesting(src, GRID)
+        for window in (Window(0, 0, 70, 90), Window(5, 7, 20, 30)):
+            fused_out, fused_ok = _read_nested(src, [1, 2], window, nest, nodata=0, mask_max=True)
+            with monkeypatch.context() as m:
+                m.setattr(grid, "_fused_ok", lambda: False)
+                numpy_out, numpy_ok = _read_nested(src, [1, 2], window, nest, nodata=0, mask_max=True)
+            np.testing.assert_array_equal(fused_ok, numpy_ok)
+            assert fused_out.dtype == numpy_out.dtype
+            np.testing.assert_array_equal(fused_out[:, fused_ok], numpy_out[:, numpy_ok])
+            # made of a nodata pixel (source rows 10–12, columns 20–23)
+            assert not fused_ok[10 - window.row : 13 - window.row, 20 - window.col : 24 - window.col].any()

@@ -26,7 +26,8 @@ import numpy as np
 from tuban import jit
 
 __all__ = ["FusedLayout", "available", "background", "cloud_candidates", "combine", "components", "piece_sums",
-           "prune_bound", "shadow_candidates", "valid_f32", "valid_u16", "warm"]
+           "prune_bound", "shadow_candidates", "shift_bilinear", "valid_f32", "valid_u16", "warm",
+           "water"]
 
 _EPS = np.float32(1e-6)
 
@@ -704,6 +705,31 @@ def _water_py(data, ig, inir, isw, sc, mndwi, out):
             o[x] = ok
 
 
+def _shift_bilinear_py(src, r0, c0, wy, wx, integer, out):
+    """``out[b, y, x]``: ``src`` (bands, rows, columns; its edges already repeated) between rows ``r0 + y``,
+    ``+ 1`` and columns ``c0 + x``, ``+ 1``, the next ones weighing ``wy`` and ``wx``: columns first, then rows,
+    in float64, as :func:`tuban.raster.grid._along` computes them (a weight of 0 takes the pixel as it is);
+    ``integer``: rounded half up."""
+    nb, h, w = out.shape
+    one = 1.0
+    for b in range(nb):
+        for y in range(h):
+            s0, s1, o = src[b, r0 + y], src[b, r0 + y + (wy != 0.0)], out[b, y]  # no row past the edge at 0
+            for x in range(w):
+                c = c0 + x
+                if wx == 0.0:
+                    h0 = np.float64(s0[c])
+                    h1 = np.float64(s1[c])
+                else:
+                    h0 = np.float64(s0[c]) * (one - wx) + np.float64(s0[c + 1]) * wx
+                    h1 = np.float64(s1[c]) * (one - wx) + np.float64(s1[c + 1]) * wx
+                v = h0 if wy == 0.0 else h0 * (one - wy) + h1 * wy
+                if integer:
+                    o[x] = np.floor(v + 0.5)
+                else:
+                    o[x] = v
+
+
 def _index_px(data, bands, sc, y, x, kind):
     """NDVI (``kind`` 0; ``bands`` nir, red) or VARI (1; green, red, blue) of one pixel, in the float32
     order of :data:`tuban.raster.indices.INDICES`."""
@@ -784,6 +810,7 @@ _valid_f32_k = jit.Kernel(_valid_f32_py, _HELPERS)
 _cloud_cand_k = jit.Kernel(_cloud_cand_py, _HELPERS)
 _shadow_cand_k = jit.Kernel(_shadow_cand_py, _HELPERS)
 _water_k = jit.Kernel(_water_py, _HELPERS)
+_shift_bilinear_k = jit.Kernel(_shift_bilinear_py, _HELPERS)
 
 
 # --------------------------------------------------------------------------------------------- wrappers
@@ -1136,6 +1163,17 @@ def water(data: np.ndarray, green: int, nir: int, swir1: int | None = None, *, s
     return out
 
 
+def shift_bilinear(src: np.ndarray, r0: int, c0: int, wy: float, wx: float, shape: tuple[int, int]) -> np.ndarray:
+    """``src`` (bands, rows, columns, edges repeated) resampled bilinearly onto a grid shifted by a fraction of
+    a pixel: output pixel (y, x) between source rows ``r0 + y``, ``r0 + y + 1`` and columns ``c0 + x``,
+    ``c0 + x + 1``, the second ones weighing ``wy``, ``wx`` (0 ≤ w < 1). Integers come back in their type,
+    rounded half up; floats as float32."""
+    integer = np.issubdtype(src.dtype, np.integer)
+    out = np.empty((src.shape[0], *shape), src.dtype if integer else np.float32)
+    _shift_bilinear_k(np.ascontiguousarray(src), int(r0), int(c0), float(wy), float(wx), bool(integer), out)
+    return out
+
+
 def warm() -> None:
     """Compile (or load from the cache) every kernel once in this process, on tiny inputs."""
     if not available():
@@ -1155,6 +1193,8 @@ def warm() -> None:
                 nodata=0, mask_max=True, scale=1.0)
     valid_u16(np.ones((1, 2, 2), np.uint16), np.ones((2, 2), bool), nodata=0, mask_max=True)
     valid_f32(np.ones((1, 2, 2), np.float32), np.ones((2, 2), bool), nodata=-9999.0)
+    for v in (np.ones((1, 3, 3), np.uint16), np.ones((1, 3, 3), np.float32)):  # dates on shifted pixel grids
+        shift_bilinear(v, 0, 0, 0.25, 0.5, (2, 2))
     bu, au = (np.rint(v * 1000).astype(np.uint16) for v in (b, a))  # the uint16 specialisations
     for x, y in ((b, a), (bu, au)):
         cloud_candidates(x, 0, 1, 2)

@@ -176,7 +176,7 @@ def _offset_on(src, grid: Grid) -> tuple[int, int] | None:
     if _same_grid(src, grid):
         return 0, 0
     nest = _nesting(src, grid)
-    if nest is None or nest.k != 1 or nest.row < 0 or nest.col < 0:
+    if nest is None or nest.k != 1 or nest.dx or nest.dy or nest.row < 0 or nest.col < 0:
         return None
     if nest.row + grid.height > src.height or nest.col + grid.width > src.width:
         return None
@@ -202,11 +202,15 @@ def covering_window(grid: Grid, bounds: tuple[float, float, float, float], *, ma
 class _Nest:
     """A source whose pixels are ``k`` × ``k`` pixels of the grid, in the same CRS, north-up, with the grid's
     pixel (0, 0) ``col`` and ``row`` grid pixels from the source's top-left corner (Sentinel-2's 20 m bands
-    on a 10 m grid: k = 2; a file on the grid itself, or a crop of it: k = 1)."""
+    on a 10 m grid: k = 2; a file on the grid itself, or a crop of it: k = 1). With k = 1 the grid may also
+    be shifted by a fraction of a pixel, ``dx`` and ``dy`` (0 ≤ d < 1) more (two dates of an orthorectified
+    product, each on its own pixel grid)."""
 
     k: int
     col: int
     row: int
+    dx: float = 0.0
+    dy: float = 0.0
 
 
 def _nesting(src, grid: Grid) -> _Nest | None:
@@ -222,18 +226,31 @@ def _nesting(src, grid: Grid) -> _Nest | None:
     if k < 1 or not math.isclose(a_s, k * a, rel_tol=1e-9) or not math.isclose(e_s, k * e, rel_tol=1e-9):
         return None
     ox, oy = (c - c_s) / a, (f - f_s) / e
-    if abs(ox - round(ox)) > 1e-6 or abs(oy - round(oy)) > 1e-6:
+    if abs(ox - round(ox)) <= 1e-6 and abs(oy - round(oy)) <= 1e-6:
+        return _Nest(k, round(ox), round(oy))
+    if k != 1:
         return None
-    return _Nest(k, round(ox), round(oy))
+    # the same pixel size, shifted by a fraction of a pixel: bilinear between the four source pixels around
+    # each grid pixel's centre (a whole-pixel part within 1e-6 of a pixel counts as whole)
+    col, row = math.floor(ox + 1e-6), math.floor(oy + 1e-6)
+    dx, dy = max(ox - col, 0.0), max(oy - row, 0.0)
+    return _Nest(1, col, row, dx if dx > 1e-6 else 0.0, dy if dy > 1e-6 else 0.0)
 
 
-def _phases(start: int, n: int, off: int, k: int, nearest: bool) -> list[tuple[int, int, int, float]]:
+def _phases(start: int, n: int, off: int, k: int, nearest: bool, frac: float = 0.0
+            ) -> list[tuple[int, int, int, float]]:
     """Along one axis of a window of ``n`` grid pixels from ``start``: for each residue of the grid pixel
     modulo ``k``, ``(first output, count, source pixel, weight)``: its outputs ``first, first + k, …`` lie
     between source pixels ``i, i + 1, …`` and the next ones, the next one weighing ``weight`` (bilinear:
-    the centres at ``(x + 0.5) / k - 0.5`` source pixels; ``nearest`` or k = 1: the source pixel alone)."""
-    out = []
+    the centres at ``(x + 0.5) / k - 0.5`` source pixels; ``nearest`` or k = 1: the source pixel alone).
+    ``frac`` (k = 1): the grid is shifted that fraction of a pixel more: its centres lie ``frac`` past the
+    source's (bilinear: weight ``frac``; ``nearest``: the pixel holding the centre)."""
     x0 = start + off  # grid pixels from the source's edge
+    if k == 1 and frac:
+        if nearest:
+            return [(0, n, x0 + (frac >= 0.5), 0.0)]
+        return [(0, n, x0, frac)]
+    out = []
     for r in range(k):
         j0 = (r - x0) % k
         if j0 >= n:
@@ -268,9 +285,10 @@ def _along(src: np.ndarray, phases: list[tuple[int, int, int, float]], n: int, k
             dst[...] = first
         elif src.dtype == np.bool_:
             np.logical_and(first, part(src, a + 1, a + 1 + cnt), out=dst)
-        else:  # in float32: exact for k = 2 (weights ¼ and ¾ of integers below 2¹⁶)
-            np.multiply(first, np.float32(1 - wgt), out=dst)
-            dst += part(src, a + 1, a + 1 + cnt) * np.float32(wgt)
+        else:  # in float32: exact for k = 2 (weights ¼ and ¾ of integers below 2¹⁶); float64 for other weights
+            t = src.dtype.type
+            np.multiply(first, t(1 - wgt), out=dst)
+            dst += part(src, a + 1, a + 1 + cnt) * t(wgt)
     return out
 
 
@@ -288,8 +306,8 @@ def _read_nested(src, indexes: list[int], window: Window, nest: _Nest, *, nodata
     from rasterio.windows import Window as RWindow
 
     k, h, w = nest.k, window.height, window.width
-    rows = _phases(window.row, h, nest.row, k, nearest)
-    cols = _phases(window.col, w, nest.col, k, nearest)
+    rows = _phases(window.row, h, nest.row, k, nearest, nest.dy)
+    cols = _phases(window.col, w, nest.col, k, nearest, nest.dx)
     # the source pixels the window needs (before clamping): [lo, hi] along each axis
     lo_r = min(i for _, _, i, _ in rows)
     hi_r = max(i + c - 1 + (wt > 0) for _, c, i, wt in rows)
@@ -313,19 +331,27 @@ def _read_nested(src, indexes: list[int], window: Window, nest: _Nest, *, nodata
     if any(p for pair in pad for p in pair):  # source edges repeated
         s = np.pad(s, pad, mode="edge")
         src_ok = np.pad(src_ok, pad[1:], mode="edge")
-    x_r = np.arange(window.row, window.row + h) + nest.row
-    x_c = np.arange(window.col, window.col + w) + nest.col
+    # a grid pixel whose centre lies in the source (centres in grid pixels from the source's edge)
+    x_r = np.arange(window.row, window.row + h) + (nest.row + nest.dy + 0.5)
+    x_c = np.arange(window.col, window.col + w) + (nest.col + nest.dx + 0.5)
     ok = ((x_r >= 0) & (x_r < src.height * k))[:, None] & ((x_c >= 0) & (x_c < src.width * k))[None, :]
     if not src_ok.all():
         ok &= _along(_along(src_ok, cols, w, k, lo_c, -1), rows, h, k, lo_r, -2)
-    if nearest or k == 1:
+    if nearest or (k == 1 and not (nest.dx or nest.dy)):
         return _along(_along(s, cols, w, k, lo_c, -1), rows, h, k, lo_r, -2), ok
-    out = _along(_along(s.astype(np.float32), cols, w, k, lo_c, -1), rows, h, k, lo_r, -2)
+    if k == 1 and _fused_ok():  # a fraction of a pixel: one fused pass, the same numbers as below
+        from tuban.raster import fused
+
+        (_, _, i_r, w_r), (_, _, i_c, w_c) = rows[0], cols[0]
+        return fused.shift_bilinear(s, i_r - lo_r, i_c - lo_c, w_r, w_c, (h, w)), ok
+    # float32 is exact for k = 2; a fraction of a pixel takes float64 (GDAL's warper computes in double)
+    calc = np.float32 if k > 1 else np.float64
+    out = _along(_along(s.astype(calc), cols, w, k, lo_c, -1), rows, h, k, lo_r, -2)
     if integer:
-        out += np.float32(0.5)
+        out += out.dtype.type(0.5)
         np.floor(out, out=out)
         return out.astype(s.dtype), ok
-    return out, ok
+    return out.astype(np.float32, copy=False), ok
 
 
 class BufferPool:
