@@ -215,7 +215,8 @@ class _Nest:
 
 def _nesting(src, grid: Grid) -> _Nest | None:
     """How ``src``'s pixel grid nests the analysis grid (:class:`_Nest`), or ``None`` (another CRS, a rotation,
-    a resolution that is not an integer multiple of the grid's, pixel edges off the grid's)."""
+    a resolution that is not an integer multiple of the grid's, a coarser one with pixel edges off the grid's).
+    At the grid's own pixel size the edges may be off by a fraction of a pixel (``dx``, ``dy``)."""
     if src.width < 1 or src.crs is None or src.crs.to_wkt() != grid.crs:
         return None
     a_s, b_s, c_s, d_s, e_s, f_s = tuple(src.transform)[:6]
@@ -299,7 +300,9 @@ def _read_nested(src, indexes: list[int], window: Window, nest: _Nest, *, nodata
     Bilinear between the source pixels around each grid pixel's centre (``nearest``: the source pixel holding
     it), source edges repeated, integers rounded half up: what GDAL's warper gives (the same values, bit for
     bit, for a uint16 20 m band on a 10 m grid: ``tests/raster/test_nested_read.py``), without its per-pixel
-    transformer (the warper took 55 ms for a 1142² window of a 20 m band and its mask). A grid pixel is valid
+    transformer (the warper took 55 ms for a 1142² window of a 20 m band and its mask). A grid shifted by a
+    fraction of a pixel (k = 1, ``dx``, ``dy``) is interpolated in float64: the warper's values within 1 DN
+    (it rounds a tie the other way now and then), in one fused pass when numba is there. A grid pixel is valid
     when every source pixel it is made of is (not nodata, not saturated when ``mask_max``) and its centre lies
     in the source. Returns ``(data, valid)``: data in the source's dtype, (bands, h, w); values at invalid
     pixels are undefined."""
