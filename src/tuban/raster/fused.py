@@ -611,7 +611,9 @@ def _u16_py(arr, out, slots, valid, nodata, has_nodata, max_value, check_max, sc
             ok[x] = ok[x] and bad[x] == 0
 
 
-def _valid_u16_py(arr, valid, nodata, has_nodata, max_value, check_max):
+def _valid_py(arr, valid, nodata, has_nodata, max_value, check_max, check_finite):
+    """Clear ``valid`` where a band is ``nodata``, at ``max_value`` or above (``check_max``: saturated DN) or
+    not finite (``check_finite``: float bands; NaN and ±inf give v − v = NaN, which is not 0)."""
     # branch-free inner loops (the flags are tested once per row and band): they vectorise; a per-pixel
     # ``ok and not (… or …)`` did not (2.2 ms for a 4-band 1142² window, against ~0.4)
     nb, h, w = arr.shape
@@ -626,26 +628,9 @@ def _valid_u16_py(arr, valid, nodata, has_nodata, max_value, check_max):
             if check_max:
                 for x in range(w):
                     bad[x] |= np.uint8(src[x] >= max_value)
-        ok = valid[y]
-        for x in range(w):
-            ok[x] = ok[x] & (bad[x] == 0)
-
-
-def _valid_f32_py(arr, valid, nodata, has_nodata):
-    """Clear ``valid`` where a band is nodata or not finite (float32 bands); branch-free inner loops."""
-    nb, h, w = arr.shape
-    bad = np.empty(w, np.uint8)
-    zero = np.float32(0)
-    for y in range(h):
-        bad[:] = 0
-        for k in range(nb):
-            src = arr[k, y]
-            if has_nodata:
+            if check_finite:
                 for x in range(w):
-                    bad[x] |= np.uint8(src[x] == nodata)
-            for x in range(w):
-                v = src[x]
-                bad[x] |= np.uint8(v - v != zero)  # NaN and ±inf give NaN (and NaN != 0)
+                    bad[x] |= np.uint8(src[x] - src[x] != 0)
         ok = valid[y]
         for x in range(w):
             ok[x] = ok[x] & (bad[x] == 0)
@@ -805,8 +790,7 @@ _median_rows_k = jit.Kernel(_median_rows_py, _HELPERS)
 _combine_k = jit.Kernel(_combine_py, _HELPERS)
 _threshold_k = jit.Kernel(_threshold_py, _HELPERS)
 _u16_k = jit.Kernel(_u16_py, _HELPERS)
-_valid_u16_k = jit.Kernel(_valid_u16_py, _HELPERS)
-_valid_f32_k = jit.Kernel(_valid_f32_py, _HELPERS)
+_valid_k = jit.Kernel(_valid_py, _HELPERS)
 _cloud_cand_k = jit.Kernel(_cloud_cand_py, _HELPERS)
 _shadow_cand_k = jit.Kernel(_shadow_cand_py, _HELPERS)
 _water_k = jit.Kernel(_water_py, _HELPERS)
@@ -1110,7 +1094,7 @@ def valid_u16(arr: np.ndarray, valid: np.ndarray, *, nodata: float | None, mask_
     """Clear ``valid`` at nodata / saturated pixels of uint16 bands, without converting them."""
     nd = 0 if nodata is None or not float(nodata).is_integer() or not 0 <= nodata <= 65535 else int(nodata)
     has_nd = nodata is not None and float(nodata) == nd
-    _valid_u16_k(np.ascontiguousarray(arr), valid, np.uint16(nd), has_nd, np.uint16(65535), bool(mask_max))
+    _valid_k(np.ascontiguousarray(arr), valid, np.uint16(nd), has_nd, np.uint16(65535), bool(mask_max), False)
 
 
 def valid_f32(arr: np.ndarray, valid: np.ndarray, *, nodata: float | None) -> None:
@@ -1118,7 +1102,7 @@ def valid_f32(arr: np.ndarray, valid: np.ndarray, *, nodata: float | None) -> No
     has_nd = nodata is not None and not np.isnan(nodata)
     with np.errstate(over="ignore"):
         nd = np.float32(nodata) if has_nd else np.float32(0)
-    _valid_f32_k(np.ascontiguousarray(arr), valid, nd, has_nd)
+    _valid_k(np.ascontiguousarray(arr), valid, nd, has_nd, np.float32(0), False, True)
 
 
 def cloud_candidates(data: np.ndarray, blue: int, green: int, red: int, *, scale: float = 1.0,
