@@ -25,8 +25,8 @@ import numpy as np
 
 from tuban import jit
 
-__all__ = ["FusedLayout", "available", "background", "cloud_candidates", "combine", "components", "piece_sums",
-           "prune_bound", "shadow_candidates", "shift_bilinear", "valid_f32", "valid_u16", "warm",
+__all__ = ["FusedLayout", "available", "background", "bilinear", "cloud_candidates", "combine", "components", "piece_sums",
+           "prune_bound", "shadow_candidates", "valid_f32", "valid_u16", "warm",
            "water"]
 
 _EPS = np.float32(1e-6)
@@ -62,7 +62,7 @@ class FusedLayout:
 
 # helpers called from the kernels: compiled into them (and cached with them)
 _HELPERS = jit.Helpers(globals(), inline=("_nd", "_px", "_index_px", "_any_label", "_bg_rows"),
-                       called=("_prep_row", "_rows_box", "_cell_flags", "_extent_py", "_plan_boxes", "_hbg_rows"))
+                       called=("_bilinear_row", "_prep_row", "_rows_box", "_cell_flags", "_extent_py", "_plan_boxes", "_hbg_rows"))
 
 
 def available() -> bool:
@@ -690,29 +690,58 @@ def _water_py(data, ig, inir, isw, sc, mndwi, out):
             o[x] = ok
 
 
-def _shift_bilinear_py(src, r0, c0, wy, wx, integer, out):
-    """``out[b, y, x]``: ``src`` (bands, rows, columns; its edges already repeated) between rows ``r0 + y``,
-    ``+ 1`` and columns ``c0 + x``, ``+ 1``, the next ones weighing ``wy`` and ``wx``: columns first, then rows,
-    in float64, as :func:`tuban.raster.grid._along` computes them (a weight of 0 takes the pixel as it is);
-    ``integer``: rounded half up."""
+def _bilinear_row(row, ic, wc, cols_weighted, out, wide):
+    """One source row interpolated along its columns into ``out`` (float64 or float32, ``wide``): ``a·(1 − w)
+    + b·w`` of columns ``ic[x]`` and ``ic[x] + 1``; ``cols_weighted`` false: every weight is 0, the pixels as
+    they are."""
+    if not cols_weighted:
+        for x in range(out.shape[0]):
+            out[x] = row[ic[x]]
+    elif wide:
+        for x in range(out.shape[0]):
+            c, fx = ic[x], wc[x]
+            out[x] = np.float64(row[c]) * (1.0 - fx) + np.float64(row[c + 1]) * fx
+    else:
+        for x in range(out.shape[0]):
+            c, fx = ic[x], wc[x]
+            out[x] = np.float32(row[c]) * np.float32(1.0 - fx) + np.float32(row[c + 1]) * np.float32(fx)
+
+
+def _bilinear_py(src, ir, wr, ic, wc, wide, integer, out, ha, hb):
+    """``out[b, y, x]``: ``src`` (bands, rows, columns; its edges already repeated) between rows ``ir[y]``,
+    ``ir[y] + 1`` and columns ``ic[x]``, ``ic[x] + 1``, the second ones weighing ``wr[y]`` and ``wc[x]``:
+    columns first (each source row once, into ``ha`` / ``hb``), then rows, each ``a·(1 − w) + b·w`` (a weight
+    of 0 takes the pixel as it is), in float64 (``wide``: ``ha``, ``hb`` float64) or float32, as
+    :func:`tuban.raster.grid._along` computes them; ``integer``: rounded half up."""
     nb, h, w = out.shape
-    one = 1.0
+    cols_weighted = False
+    for x in range(w):
+        if wc[x] != 0.0:
+            cols_weighted = True
+    half = ha.dtype.type(0.5)
     for b in range(nb):
+        ra, rb = -1, -1  # the source rows ha and hb hold
         for y in range(h):
-            s0, s1, o = src[b, r0 + y], src[b, r0 + y + (wy != 0.0)], out[b, y]  # no row past the edge at 0
+            r, fy = ir[y], wr[y]
+            if r != ra:
+                if r == rb:  # the row below becomes the row above
+                    ha, hb = hb, ha
+                    ra, rb = rb, -1
+                else:
+                    _bilinear_row(src[b, r], ic, wc, cols_weighted, ha, wide)
+                    ra = r
+            o = out[b, y]
+            if fy == 0.0:
+                for x in range(w):
+                    o[x] = np.floor(ha[x] + half) if integer else ha[x]
+                continue
+            if rb != r + 1:
+                _bilinear_row(src[b, r + 1], ic, wc, cols_weighted, hb, wide)
+                rb = r + 1
+            gy, my = ha.dtype.type(fy), ha.dtype.type(1.0 - fy)
             for x in range(w):
-                c = c0 + x
-                if wx == 0.0:
-                    h0 = np.float64(s0[c])
-                    h1 = np.float64(s1[c])
-                else:
-                    h0 = np.float64(s0[c]) * (one - wx) + np.float64(s0[c + 1]) * wx
-                    h1 = np.float64(s1[c]) * (one - wx) + np.float64(s1[c + 1]) * wx
-                v = h0 if wy == 0.0 else h0 * (one - wy) + h1 * wy
-                if integer:
-                    o[x] = np.floor(v + 0.5)
-                else:
-                    o[x] = v
+                v = ha[x] * my + hb[x] * gy
+                o[x] = np.floor(v + half) if integer else v
 
 
 def _index_px(data, bands, sc, y, x, kind):
@@ -794,7 +823,7 @@ _valid_k = jit.Kernel(_valid_py, _HELPERS)
 _cloud_cand_k = jit.Kernel(_cloud_cand_py, _HELPERS)
 _shadow_cand_k = jit.Kernel(_shadow_cand_py, _HELPERS)
 _water_k = jit.Kernel(_water_py, _HELPERS)
-_shift_bilinear_k = jit.Kernel(_shift_bilinear_py, _HELPERS)
+_bilinear_k = jit.Kernel(_bilinear_py, _HELPERS)
 
 
 # --------------------------------------------------------------------------------------------- wrappers
@@ -1147,14 +1176,17 @@ def water(data: np.ndarray, green: int, nir: int, swir1: int | None = None, *, s
     return out
 
 
-def shift_bilinear(src: np.ndarray, r0: int, c0: int, wy: float, wx: float, shape: tuple[int, int]) -> np.ndarray:
-    """``src`` (bands, rows, columns, edges repeated) resampled bilinearly onto a grid shifted by a fraction of
-    a pixel: output pixel (y, x) between source rows ``r0 + y``, ``r0 + y + 1`` and columns ``c0 + x``,
-    ``c0 + x + 1``, the second ones weighing ``wy``, ``wx`` (0 ≤ w < 1). Integers come back in their type,
-    rounded half up; floats as float32."""
+def bilinear(src: np.ndarray, rows: tuple[np.ndarray, np.ndarray], cols: tuple[np.ndarray, np.ndarray], *,
+             wide: bool) -> np.ndarray:
+    """``src`` (bands, rows, columns; edges repeated) resampled bilinearly in one pass: output row y between
+    source rows ``rows[0][y]`` and the next, the next weighing ``rows[1][y]`` (0 ≤ w < 1), and likewise the
+    columns; computed in float64 (``wide``) or float32, as :func:`tuban.raster.grid._along`'s passes do, so
+    the same numbers. Integers come back in their type, rounded half up; floats as float32."""
     integer = np.issubdtype(src.dtype, np.integer)
-    out = np.empty((src.shape[0], *shape), src.dtype if integer else np.float32)
-    _shift_bilinear_k(np.ascontiguousarray(src), int(r0), int(c0), float(wy), float(wx), bool(integer), out)
+    out = np.empty((src.shape[0], len(rows[0]), len(cols[0])), src.dtype if integer else np.float32)
+    calc = np.float64 if wide else np.float32
+    ha, hb = np.empty(len(cols[0]), calc), np.empty(len(cols[0]), calc)
+    _bilinear_k(np.ascontiguousarray(src), rows[0], rows[1], cols[0], cols[1], bool(wide), bool(integer), out, ha, hb)
     return out
 
 
@@ -1177,8 +1209,10 @@ def warm() -> None:
                 nodata=0, mask_max=True, scale=1.0)
     valid_u16(np.ones((1, 2, 2), np.uint16), np.ones((2, 2), bool), nodata=0, mask_max=True)
     valid_f32(np.ones((1, 2, 2), np.float32), np.ones((2, 2), bool), nodata=-9999.0)
-    for v in (np.ones((1, 3, 3), np.uint16), np.ones((1, 3, 3), np.float32)):  # dates on shifted pixel grids
-        shift_bilinear(v, 0, 0, 0.25, 0.5, (2, 2))
+    idx, wts = np.zeros(2, np.int64), np.array([0.25, 0.75])  # coarser bands, dates on shifted pixel grids
+    for v in (np.ones((1, 3, 3), np.uint16), np.ones((1, 3, 3), np.float32)):
+        for wide in (False, True):
+            bilinear(v, (idx, wts), (idx, wts), wide=wide)
     bu, au = (np.rint(v * 1000).astype(np.uint16) for v in (b, a))  # the uint16 specialisations
     for x, y in ((b, a), (bu, au)):
         cloud_candidates(x, 0, 1, 2)

@@ -293,6 +293,16 @@ def _along(src: np.ndarray, phases: list[tuple[int, int, int, float]], n: int, k
     return out
 
 
+def _taps(phases: list[tuple[int, int, int, float]], n: int, k: int, lo: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per output pixel along one axis, the first source pixel (from ``lo``) and the next one's weight, as
+    :func:`_along` takes them from ``phases``."""
+    idx, wts = np.empty(n, np.int64), np.empty(n, np.float64)
+    for j0, cnt, i0, wgt in phases:
+        idx[j0::k] = np.arange(i0 - lo, i0 - lo + cnt)
+        wts[j0::k] = wgt
+    return idx, wts
+
+
 def _read_nested(src, indexes: list[int], window: Window, nest: _Nest, *, nodata: float | None, mask_max: bool,
                  nearest: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Bands ``indexes`` of ``src`` on ``window`` of the grid it nests (:func:`_nesting`), and their validity.
@@ -342,13 +352,12 @@ def _read_nested(src, indexes: list[int], window: Window, nest: _Nest, *, nodata
         ok &= _along(_along(src_ok, cols, w, k, lo_c, -1), rows, h, k, lo_r, -2)
     if nearest or (k == 1 and not (nest.dx or nest.dy)):
         return _along(_along(s, cols, w, k, lo_c, -1), rows, h, k, lo_r, -2), ok
-    if k == 1 and _fused_ok():  # a fraction of a pixel: one fused pass, the same numbers as below
-        from tuban.raster import fused
-
-        (_, _, i_r, w_r), (_, _, i_c, w_c) = rows[0], cols[0]
-        return fused.shift_bilinear(s, i_r - lo_r, i_c - lo_c, w_r, w_c, (h, w)), ok
     # float32 is exact for k = 2; a fraction of a pixel takes float64 (GDAL's warper computes in double)
     calc = np.float32 if k > 1 else np.float64
+    if _fused_ok():  # one fused pass, the same numbers as the two below
+        from tuban.raster import fused
+
+        return fused.bilinear(s, _taps(rows, h, k, lo_r), _taps(cols, w, k, lo_c), wide=calc is np.float64), ok
     out = _along(_along(s.astype(calc), cols, w, k, lo_c, -1), rows, h, k, lo_r, -2)
     if integer:
         out += out.dtype.type(0.5)
