@@ -660,3 +660,46 @@ def test_float32_files_read_into_place_give_the_float_reads_patches(tmp_path, mo
     assert direct.threshold == general.threshold
     assert direct.patches.drop(columns="geometry").equals(general.patches.drop(columns="geometry"))
     assert direct.patches.geometry.geom_equals_exact(general.patches.geometry, 0).all()
+
+
+@pytest.mark.parametrize("nodata", [None, -9999])
+def test_int16_files_read_into_place_give_the_float_reads_patches(tmp_path, monkeypatch, nodata) -> None:
+    """int16 files on the grid are widened to float32 as they are read into place: the same patches and
+    unobservable fraction as the general float32 reads, 32767 masked as saturated (unless it is the nodata)
+    and the nodata (when declared) too."""
+    import rasterio
+    from affine import Affine
+    from synth import scene_arrays
+
+    from tuban.detect.engine import detect
+    from tuban.raster import fused, grid
+
+    before, after, _ = scene_arrays(seed=17)
+    paths = []
+    for name, arr in (("b", before), ("a", after)):
+        dn = np.clip(arr * 10000, -5000, 32766).astype(np.int16)
+        dn[:, :3, :50] = 32767  # saturated
+        if nodata is not None:
+            dn[:, 200:204, 250:] = nodata
+        p = tmp_path / f"{name}.tif"
+        with rasterio.open(p, "w", driver="GTiff", width=dn.shape[2], height=dn.shape[1], count=dn.shape[0],
+                           dtype="int16", crs="EPSG:32650", transform=Affine(10.0, 0, 500000.0, 0, -10.0, 3800000.0),
+                           nodata=nodata, tiled=True, blockxsize=64, blockysize=64) as dst:
+            dst.write(dn)
+            for i, d in enumerate(("blue", "green", "red", "nir", "swir1", "swir2")):
+                dst.set_band_description(i + 1, d)
+        paths.append(p)
+    calls = []
+    kernel_valid = fused.valid_f32
+    monkeypatch.setattr(fused, "valid_f32", lambda *a, **k: (calls.append(k.get("max_value")), kernel_valid(*a, **k)))
+    direct = detect(*paths, tile_size=128, reflectance_scale=1e-4)
+    assert calls
+    assert set(calls) == {32767.0}  # saturation tested
+    monkeypatch.setattr(grid, "_read_in_place", lambda *a, **k: None)  # the general float32 reads
+    general = detect(*paths, tile_size=128, reflectance_scale=1e-4)
+    assert len(direct.patches) >= 2
+    assert direct.unobservable_fraction > 0
+    assert direct.unobservable_fraction == general.unobservable_fraction
+    assert direct.threshold == general.threshold
+    assert direct.patches.drop(columns="geometry").equals(general.patches.drop(columns="geometry"))
+    assert direct.patches.geometry.geom_equals_exact(general.patches.geometry, 0).all()

@@ -1126,12 +1126,14 @@ def valid_u16(arr: np.ndarray, valid: np.ndarray, *, nodata: float | None, mask_
     _valid_k(np.ascontiguousarray(arr), valid, np.uint16(nd), has_nd, np.uint16(65535), bool(mask_max), False)
 
 
-def valid_f32(arr: np.ndarray, valid: np.ndarray, *, nodata: float | None) -> None:
-    """Clear ``valid`` where a float32 band is ``nodata`` (compared in float32, as numpy does) or not finite."""
+def valid_f32(arr: np.ndarray, valid: np.ndarray, *, nodata: float | None, max_value: float | None = None) -> None:
+    """Clear ``valid`` where a float32 band is ``nodata`` (compared in float32, as numpy does), not finite, or
+    at ``max_value`` or above when given (integers read as float32: their type's top, saturated)."""
     has_nd = nodata is not None and not np.isnan(nodata)
     with np.errstate(over="ignore"):
         nd = np.float32(nodata) if has_nd else np.float32(0)
-    _valid_k(np.ascontiguousarray(arr), valid, nd, has_nd, np.float32(0), False, True)
+    top = np.float32(0 if max_value is None else max_value)
+    _valid_k(np.ascontiguousarray(arr), valid, nd, has_nd, top, max_value is not None, True)
 
 
 def cloud_candidates(data: np.ndarray, blue: int, green: int, red: int, *, scale: float = 1.0,
