@@ -803,8 +803,8 @@ def read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window,
     keep_u16
         when the fused kernels are available and every file is uint16 (on the grid, or coarser on its pixel
         edges) or uint8 on the grid, return the DN as uint16 unscaled (the caller multiplies by the scene's
-        scale, in float32, as here): no float32 copy is written. When every file is float32 on the grid, they
-        are read into place (then offset and scaled as here). Otherwise float32 as usual; check
+        scale, in float32, as here): no float32 copy is written. When every file is float32 or int16 on the
+        grid, they are read into place as float32 (then offset and scaled as here). Otherwise float32 as usual; check
         ``data.dtype``.
     buffers, edges
         with ``keep_u16``, read into place: where the bands are read into (:class:`BufferPool`), and the
@@ -931,8 +931,8 @@ def _read_in_place(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Win
                    mask_saturated: bool, buffers: BufferPool | None = None, edges: EdgeColumns | None = None
                    ) -> tuple[np.ndarray, np.ndarray] | None:
     """uint16 DN and validity, or ``None`` when some file is neither uint16 nor, on the grid, uint8 (or no fused
-    kernels); float32 files on the grid give float32 values as they are in the files (the caller applies the
-    scene's offset and scale).
+    kernels); float32 and int16 files on the grid give float32 values as they are in the files (the caller
+    applies the scene's offset and scale).
 
     ``edges``: columns left of the window's band edge come from there when it holds them (the rest is
     decoded), and the columns left of an edge the window ends at are kept there (:class:`EdgeColumns`)."""
