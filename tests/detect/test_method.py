@@ -560,13 +560,34 @@ def _bounds_of(path, r0, r1, c0, c1):
     return c + a * c0, f + e * r1, c + a * c1, f + e * r0
 
 
+def _write_tiled(path, arr: np.ndarray, *, nodata, roles=("blue", "green", "red", "nir", "swir1", "swir2"),
+                 res: float = 10.0):
+    """``arr`` (bands, h, w) as a tiled GeoTIFF of its dtype, bands described by ``roles``."""
+    import rasterio
+    from affine import Affine
+
+    with rasterio.open(path, "w", driver="GTiff", width=arr.shape[2], height=arr.shape[1], count=arr.shape[0],
+                       dtype=arr.dtype.name, crs="EPSG:32650", transform=Affine(res, 0, 500000.0, 0, -res, 3800000.0),
+                       nodata=nodata, tiled=True, blockxsize=64, blockysize=64) as dst:
+        dst.write(arr)
+        for i, d in enumerate(roles):
+            dst.set_band_description(i + 1, d)
+    return path
+
+
+def _assert_same_run(direct, general) -> None:
+    """Two runs of one pair through two read paths: the same threshold, unobservable fraction and patches."""
+    assert direct.unobservable_fraction == general.unobservable_fraction
+    assert direct.threshold == general.threshold
+    assert direct.patches.drop(columns="geometry").equals(general.patches.drop(columns="geometry"))
+    assert direct.patches.geometry.geom_equals_exact(general.patches.geometry, 0).all()
+
+
 @pytest.mark.parametrize("nodata", [None, 0])
 def test_8_bit_files_read_as_dn_give_the_float_reads_patches(tmp_path, monkeypatch, nodata) -> None:
     """uint8 files on the grid (8-bit GF and RGB products) are read straight into the fused kernels' uint16
     DN: the same patches and unobservable fraction as reading them as float32, 255 kept as a bright pixel
     (not saturated, as the float32 reads have it) and the nodata 0 (when declared) masked."""
-    import rasterio
-    from affine import Affine
     from synth import scene_arrays
 
     from tuban.detect.engine import detect
@@ -579,14 +600,8 @@ def test_8_bit_files_read_as_dn_give_the_float_reads_patches(tmp_path, monkeypat
         rgb[:, :6, :] = 255  # a white roof along the top
         if nodata is not None:
             rgb[:, -5:, -40:] = nodata  # a corner outside the footprint
-        p = tmp_path / f"{name}.tif"
-        with rasterio.open(p, "w", driver="GTiff", width=rgb.shape[2], height=rgb.shape[1], count=3, dtype="uint8",
-                           crs="EPSG:32650", transform=Affine(2.0, 0, 500000.0, 0, -2.0, 3800000.0), nodata=nodata,
-                           tiled=True, blockxsize=64, blockysize=64) as dst:
-            dst.write(rgb)
-            for i, d in enumerate(("red", "green", "blue")):
-                dst.set_band_description(i + 1, d)
-        paths.append(p)
+        paths.append(_write_tiled(tmp_path / f"{name}.tif", rgb, nodata=nodata, roles=("red", "green", "blue"),
+                                  res=2.0))
     from tuban.raster import fused
 
     calls = []
@@ -600,11 +615,8 @@ def test_8_bit_files_read_as_dn_give_the_float_reads_patches(tmp_path, monkeypat
     assert not calls
     assert direct.method == "rgb"
     assert len(direct.patches) > 0
-    assert direct.unobservable_fraction == as_float.unobservable_fraction
     assert (direct.unobservable_fraction > 0) == (nodata is not None)
-    assert direct.threshold == as_float.threshold
-    assert direct.patches.drop(columns="geometry").equals(as_float.patches.drop(columns="geometry"))
-    assert direct.patches.geometry.geom_equals_exact(as_float.patches.geometry, 0).all()
+    _assert_same_run(direct, as_float)
 
 
 @pytest.mark.parametrize(("nodata", "scaling"), [(None, {}), (-9999.0, {}),
@@ -613,8 +625,6 @@ def test_float32_files_read_into_place_give_the_float_reads_patches(tmp_path, mo
     """float32 files on the grid (reflectance products) are read straight into a pooled array, their validity
     in one pass: the same patches and unobservable fraction as the general float32 reads; NaN, infinities
     and the nodata (when declared) are unobservable, the scene's offset and scale applied once."""
-    import rasterio
-    from affine import Affine
     from synth import scene_arrays
 
     from tuban.detect.engine import detect
@@ -630,14 +640,7 @@ def test_float32_files_read_into_place_give_the_float_reads_patches(tmp_path, mo
             arr = arr * 2 + 1  # stored as reflectance / scale + offset
         if nodata is not None:
             arr[:, 100:104, 280:] = nodata
-        p = tmp_path / f"{name}.tif"
-        with rasterio.open(p, "w", driver="GTiff", width=arr.shape[2], height=arr.shape[1], count=arr.shape[0],
-                           dtype="float32", crs="EPSG:32650", transform=Affine(10.0, 0, 500000.0, 0, -10.0, 3800000.0),
-                           nodata=nodata, tiled=True, blockxsize=64, blockysize=64) as dst:
-            dst.write(arr.astype(np.float32))
-            for i, d in enumerate(("blue", "green", "red", "nir", "swir1", "swir2")):
-                dst.set_band_description(i + 1, d)
-        paths.append(p)
+        paths.append(_write_tiled(tmp_path / f"{name}.tif", arr.astype(np.float32), nodata=nodata))
     calls = []
     kernel_valid = fused.valid_f32
     monkeypatch.setattr(fused, "valid_f32", lambda *a, **k: (calls.append(1), kernel_valid(*a, **k)))
@@ -656,10 +659,7 @@ def test_float32_files_read_into_place_give_the_float_reads_patches(tmp_path, mo
     assert not calls
     assert len(direct.patches) >= 2
     assert direct.unobservable_fraction > 0
-    assert direct.unobservable_fraction == general.unobservable_fraction
-    assert direct.threshold == general.threshold
-    assert direct.patches.drop(columns="geometry").equals(general.patches.drop(columns="geometry"))
-    assert direct.patches.geometry.geom_equals_exact(general.patches.geometry, 0).all()
+    _assert_same_run(direct, general)
 
 
 @pytest.mark.parametrize("nodata", [None, -9999])
@@ -667,8 +667,6 @@ def test_int16_files_read_into_place_give_the_float_reads_patches(tmp_path, monk
     """int16 files on the grid are widened to float32 as they are read into place: the same patches and
     unobservable fraction as the general float32 reads, 32767 masked as saturated (unless it is the nodata)
     and the nodata (when declared) too."""
-    import rasterio
-    from affine import Affine
     from synth import scene_arrays
 
     from tuban.detect.engine import detect
@@ -681,14 +679,7 @@ def test_int16_files_read_into_place_give_the_float_reads_patches(tmp_path, monk
         dn[:, :3, :50] = 32767  # saturated
         if nodata is not None:
             dn[:, 200:204, 250:] = nodata
-        p = tmp_path / f"{name}.tif"
-        with rasterio.open(p, "w", driver="GTiff", width=dn.shape[2], height=dn.shape[1], count=dn.shape[0],
-                           dtype="int16", crs="EPSG:32650", transform=Affine(10.0, 0, 500000.0, 0, -10.0, 3800000.0),
-                           nodata=nodata, tiled=True, blockxsize=64, blockysize=64) as dst:
-            dst.write(dn)
-            for i, d in enumerate(("blue", "green", "red", "nir", "swir1", "swir2")):
-                dst.set_band_description(i + 1, d)
-        paths.append(p)
+        paths.append(_write_tiled(tmp_path / f"{name}.tif", dn, nodata=nodata))
     calls = []
     kernel_valid = fused.valid_f32
     monkeypatch.setattr(fused, "valid_f32", lambda *a, **k: (calls.append(k.get("max_value")), kernel_valid(*a, **k)))
@@ -699,7 +690,4 @@ def test_int16_files_read_into_place_give_the_float_reads_patches(tmp_path, monk
     general = detect(*paths, tile_size=128, reflectance_scale=1e-4)
     assert len(direct.patches) >= 2
     assert direct.unobservable_fraction > 0
-    assert direct.unobservable_fraction == general.unobservable_fraction
-    assert direct.threshold == general.threshold
-    assert direct.patches.drop(columns="geometry").equals(general.patches.drop(columns="geometry"))
-    assert direct.patches.geometry.geom_equals_exact(general.patches.geometry, 0).all()
+    _assert_same_run(direct, general)
