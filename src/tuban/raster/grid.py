@@ -431,10 +431,10 @@ class BufferPool:
             for a in arrays:
                 if a is None:
                     continue
-                owned = self._owned.get(id(_owner(a)))  # a view of one of ours: its buffer goes back whole
-                if owned is None or owned[0] is not _owner(a):
+                buf = _owner(a)  # a view of one of ours: its buffer goes back whole
+                owned = self._owned.get(id(buf))
+                if owned is None or owned[0] is not buf:
                     continue
-                buf = owned[0]
                 free = self._free.setdefault(owned[1], [])
                 if not any(f is buf for f in free):
                     free.append(buf)
@@ -841,17 +841,18 @@ def _read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window
 
     h, w = window.height, window.width
     if keep_u16:
-        u16 = _read_in_place(scene, roles, grid, window, threads=threads, mask_saturated=mask_saturated,
-                             buffers=buffers, edges=edges)
-        if u16 is not None:
-            if u16[0].dtype == np.float32:  # values as in the files: the scene's offset and scale, as below
+        placed = _read_in_place(scene, roles, grid, window, threads=threads, mask_saturated=mask_saturated,
+                                buffers=buffers, edges=edges)
+        if placed is not None:
+            data = placed[0]
+            if data.dtype == np.float32:  # values as in the files: the scene's offset and scale, as below
                 if scaled and scene.dn_offset:
-                    u16[0][...] -= np.float32(scene.dn_offset)
+                    data -= np.float32(scene.dn_offset)
                 if scaled and scene.scale is not None and float(scene.scale) != 1.0:
-                    u16[0][...] *= np.float32(scene.scale)
+                    data *= np.float32(scene.scale)
             elif scaled and scene.dn_offset:
-                _shift_dn(u16[0], scene.dn_offset)
-            return u16
+                _shift_dn(data, scene.dn_offset)
+            return placed
     out = np.empty((len(roles), h, w), np.float32)
     valid = np.ones((h, w), bool)
     rw = RWindow(window.col, window.row, w, h)
@@ -903,11 +904,10 @@ def _read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window
                         arr = vrt.read(indexes, window=rw)
                         ok = np.all(arr != nodata, axis=0) if not np.isnan(nodata) else np.ones((h, w), bool)
             if np.issubdtype(arr.dtype, np.integer):
-                if mask_saturated and arr.dtype.itemsize >= 2 and (nodata is None
-                                                                   or nodata != np.iinfo(arr.dtype).max):
+                if (top := _saturated_at(arr.dtype, nodata, mask_saturated)) is not None:
                     from tuban.raster.masks import saturation_mask
 
-                    ok &= ~saturation_mask(arr, max_value=np.iinfo(arr.dtype).max)
+                    ok &= ~saturation_mask(arr, max_value=top)
             else:
                 ok &= np.all(np.isfinite(arr), axis=0)
             out[slots] = arr
@@ -992,13 +992,14 @@ def _read_in_place(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Win
     with rasterio.Env(**opts):
         for path, slots in by_path.items():
             src = srcs[path]
-            nodata, mask_max = _invalid_values(src, scene, mask_saturated)
+            nodata, _ = _invalid_values(src, scene, mask_saturated)
+            top = _saturated_at(src.dtypes[0], nodata, mask_saturated)
             indexes = [scene.bands[roles[i]].index for i in slots]
             contiguous = slots == list(range(slots[0], slots[0] + len(slots)))
             nested = nests[path]
             if nested is not None:
                 arr, ok = _read_nested(src, indexes, Window(window.row, window.col + k, h, w - k), nested[0],
-                                       nodata=nodata, mask_max=mask_max)
+                                       nodata=nodata, mask_max=top is not None)
                 arr[:, ~ok] = nested[1]
                 out[slots, :, k:] = arr
                 part = out[slots[0] : slots[0] + len(slots)] if contiguous else out[slots]
@@ -1011,13 +1012,11 @@ def _read_in_place(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Win
                 else:
                     out[slots, :, k:] = src.read(indexes, window=rw)
                     part = out[slots]
-            if dtype is np.float32:  # not nodata, and finite (or, int16, not saturated), as the float32 reads test
-                top = None
-                if src.dtypes[0] == "int16" and mask_saturated and nodata != 32767:
-                    top = 32767.0
-                fused.valid_f32(part, valid, nodata=nodata, max_value=top)
-            else:  # 8-bit products keep their 255s, as the float32 reads do (a white roof is not saturated)
-                fused.valid_u16(part, valid, nodata=nodata, mask_max=mask_max and src.dtypes[0] == "uint16")
+            # not nodata, not saturated, and (float32) finite, as the float32 reads test them
+            if dtype is np.float32:
+                fused.valid_f32(part, valid, nodata=nodata, max_value=None if top is None else float(top))
+            else:
+                fused.valid_u16(part, valid, nodata=nodata, mask_max=top is not None)
     if edges is not None:
         edges.keep(window, out)
     return out, valid
@@ -1027,6 +1026,17 @@ def _read_in_place(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Win
 _DN_TYPES = ("uint8", "uint16")
 #: types read into float32 in place when on the grid (int16 widened by GDAL as it copies out of its cache)
 _FLOAT_READ_TYPES = ("float32", "int16")
+
+
+def _saturated_at(dtype, nodata: float | None, mask_saturated: bool) -> int | None:
+    """The value from which a file's pixels count as saturated (its integer type's top), or ``None``: not
+    asked for, not an integer type of 2 bytes or more (8-bit products keep their 255s: a white roof is not a
+    saturated sensor), or the top is the file's nodata."""
+    dt = np.dtype(dtype)
+    if not mask_saturated or not np.issubdtype(dt, np.integer) or dt.itemsize < 2:
+        return None
+    top = int(np.iinfo(dt).max)
+    return None if nodata is not None and nodata == top else top
 
 
 def _invalid_values(src, scene: Scene, mask_saturated: bool) -> tuple[float | None, bool]:
