@@ -17,6 +17,12 @@ __all__ = ["cloud_flags", "cloud_mask", "cloud_mask_stack", "flag_cloud_mask", "
            "water_mask", "water_mask_stack"]
 
 
+def _band(data: np.ndarray, i: int, scale: float) -> np.ndarray:
+    """Band ``i`` of a stack as float32 reflectance: uint16 DN × ``scale`` (in float32, as the reads give it),
+    other stacks as they are."""
+    return data[i] * np.float32(scale) if data.dtype == np.uint16 else data[i]
+
+
 def _blobs(mask: np.ndarray, *, min_px: int, dilate: int) -> np.ndarray:
     import cv2
 
@@ -73,8 +79,7 @@ def cloud_mask_stack(data: np.ndarray, roles: dict[str, int], *, scale: float = 
     if fused.available():
         return _blobs(fused.cloud_candidates(data, ib, ig, ir, scale=scale, brightness=brightness),
                       min_px=min_px, dilate=dilate)
-    s = np.float32(scale)
-    b, g, r = ((data[i] * s) if data.dtype == np.uint16 else data[i] for i in (ib, ig, ir))
+    b, g, r = (_band(data, i, scale) for i in (ib, ig, ir))
     return cloud_mask(b, g, r, min_px=min_px, dilate=dilate, brightness=brightness)
 
 
@@ -90,11 +95,8 @@ def shadow_mask_stack(before: np.ndarray, after: np.ndarray, nir: tuple[int, int
         ca, cb = fused.shadow_candidates(before, after, nir, swir, scale_b=scale_b, scale_a=scale_a, dark=dark)
         return _blobs(ca, min_px=min_px, dilate=dilate) | _blobs(cb, min_px=min_px, dilate=dilate)
 
-    def band(d: np.ndarray, i: int, s: float) -> np.ndarray:
-        return d[i] * np.float32(s) if d.dtype == np.uint16 else d[i]
-
-    sb, sa = (band(before, swir[0], scale_b), band(after, swir[1], scale_a)) if swir is not None else (None, None)
-    return shadow_mask(band(before, nir[0], scale_b), band(after, nir[1], scale_a), sb, sa, dark=dark,
+    sb, sa = (_band(before, swir[0], scale_b), _band(after, swir[1], scale_a)) if swir is not None else (None, None)
+    return shadow_mask(_band(before, nir[0], scale_b), _band(after, nir[1], scale_a), sb, sa, dark=dark,
                        min_px=min_px, dilate=dilate)
 
 
@@ -119,10 +121,7 @@ def water_mask_stack(data: np.ndarray, roles: dict[str, int], *, scale: float = 
     ig, inir, isw = roles["green"], roles["nir"], roles.get("swir1")
     if fused.available():
         return fused.water(data, ig, inir, isw, scale=scale, out=out)
-    s = np.float32(scale)
-    g, n = ((data[i] * s) if data.dtype == np.uint16 else data[i] for i in (ig, inir))
-    sw = None if isw is None else (data[isw] * s if data.dtype == np.uint16 else data[isw])
-    w = water_mask(g, n, sw)
+    w = water_mask(_band(data, ig, scale), _band(data, inir, scale), None if isw is None else _band(data, isw, scale))
     if out is None:
         return w
     np.copyto(out, w)
