@@ -100,6 +100,43 @@ def test_large_buffers_live_outside_the_heap_and_go_back_to_the_system_when_let_
     assert float(pool.take((4,), np.float32, "labels")[0]) == 2.0  # the larger one serves smaller requests
 
 
+def test_a_sparse_buffer_gives_its_written_pages_back_and_keeps_its_mapping() -> None:
+    """Written in a different part by each use (a tile's labels, around its changes), a buffer would keep
+    the union of those parts written: a longer run, more pages. Taken ``sparse``, its pages go back to the
+    system when it is given back (read again, they are zeros), and the mapping itself is reused."""
+    pool = BufferPool()
+    n = 4 * OWN_MAPPING_BYTES
+    a = pool.take((n,), np.uint8, "labels", sparse=True)
+    a[: n // 2] = 7
+    assert _resident_pages(a) >= n // 2 // mmap.PAGESIZE
+    pool.give(a)
+    assert _resident_pages(a) == 0
+    b = pool.take((n,), np.uint8, "labels")  # the same buffer, now dense
+    assert _same_memory(a, b)
+    assert not b.any()
+    b[:] = 3
+    pool.give(b)  # dense: it keeps what it holds
+    assert _resident_pages(b) == n // mmap.PAGESIZE
+    assert (pool.take((n,), np.uint8, "labels") == 3).all()
+    small = pool.take((100,), np.uint8, "small", sparse=True)  # in the heap: nothing to give back, kept
+    small[:] = 5
+    pool.give(small)
+    assert (pool.take((100,), np.uint8, "small") == 5).all()
+
+
+def _resident_pages(a: np.ndarray) -> int:
+    """How many pages of ``a`` (page-aligned, as the pool's mappings are) are in memory (``mincore``)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    addr = a.__array_interface__["data"][0]
+    assert addr % mmap.PAGESIZE == 0
+    pages = -(-a.nbytes // mmap.PAGESIZE)
+    vec = (ctypes.c_ubyte * pages)()
+    assert libc.mincore(ctypes.c_void_p(addr), ctypes.c_size_t(a.nbytes), vec) == 0
+    return sum(v & 1 for v in vec)
+
+
 def test_views_come_back_whole_and_foreign_arrays_are_ignored() -> None:
     pool = BufferPool()
     a = pool.take((8, 8), np.int32)

@@ -19,6 +19,7 @@ One entry point for eager and lazy runs: ``detect(..., compute=False)`` builds a
 from __future__ import annotations
 
 import math
+import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack, contextmanager, suppress
@@ -176,12 +177,21 @@ class _Serial:
                                      halo=halo) for w in samples]
             order = visit_order(tiles, band)
             pool = BufferPool()  # a tile's arrays come back together; the next tiles take them
+            # blocks assembled and not yet released: the one computed and the next. The assembling thread
+            # waits for a slot, so how many blocks hold their masks and background rows at once does not
+            # depend on how far the reads ran ahead of the kernels (a 32k² run met three more often than an
+            # 8k² one, and its pool kept the extra buffers); the date threads still read ahead
+            slots = threading.Semaphore(PREFETCH)
+
+            def assemble(*args: Any, **kw: Any) -> kernel.Block:
+                slots.acquire()
+                return kernel.assemble_tile(*args, **kw)
 
             def ahead_of(k: int, stats: kernel.Stats | None = None):
                 # each date's thread has the next tiles queued, so it never waits for a tile to be assembled;
                 # once the statistics are known the assembling thread also computes the tile's background
                 # rows, which takes ~1/5 of the kernels' work off their thread (3 threads share 2 cores)
-                return reader.submit(kernel.assemble_tile, job, tiles[k],
+                return reader.submit(assemble, job, tiles[k],
                                      kernel.submit_tile(job, tiles[k], dates, pool, edges=kept), stats=stats,
                                      buffers=pool)
 
@@ -195,12 +205,15 @@ class _Serial:
             del blocks
             futures.clear()  # they hold the sample blocks (~50 MB) as their results
             spill = stack.enter_context(_Spill())
+            # on the way out (an error included), no assembly waits for a slot that will never come back
+            stack.callback(slots.release, PREFETCH + 1)
             for i, k in enumerate(order):
                 blk = ahead.popleft().result()
                 if i + PREFETCH < len(order):
                     ahead.append(ahead_of(order[i + PREFETCH], stats))
                 spill.put(k, kernel.tile_pieces(job, tiles[k], stats, blk, pool))
                 kernel.release(blk, pool)  # the pieces hold no pixel of the block
+                slots.release()
                 del blk
                 if progress:
                     progress("tiles", i + 1, len(tiles))

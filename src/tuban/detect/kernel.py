@@ -323,15 +323,12 @@ def _assemble(job: Job, core: Window, method: ChangeMethod, win: Window, got: Ma
     stack: dict[str, np.ndarray] = {}
     scales: dict[str, float] = {}
     # the first date's validity becomes the block's (its reader's buffer, written by nobody else): the other
-    # dates' are combined into it and go back; clouds and water get a mask only where some date has them. So
-    # a block being assembled holds two masks fewer, and a run without them fills and combines none
+    # dates' are combined into it and go back before any other mask is taken; clouds get a mask only where
+    # some date has them, and that mask becomes the block's usable pixels. So a block being assembled holds
+    # two masks at most (with water, its dates' too), and a run without clouds fills and combines none
+    reads = [d if isinstance(d, _DateRead) else d.result() for d in (got[key] for key in _dates(job))]
     valid: np.ndarray | None = None
-    cloudy: np.ndarray | None = None
-    water: np.ndarray | None = None
-    for key in _dates(job):  # in date order, as before: the masks combine the same way
-        d = got[key]
-        if not isinstance(d, _DateRead):
-            d = d.result()
+    for d in reads:  # in date order, as before: the masks combine the same way
         if valid is None and d.valid.shape == shape and d.valid.dtype == np.bool_ and d.valid.flags.writeable \
                 and d.valid.flags.c_contiguous:
             valid = d.valid
@@ -340,6 +337,9 @@ def _assemble(job: Job, core: Window, method: ChangeMethod, win: Window, got: Ma
                 valid = _filled(shape, True, buffers)
             valid &= d.valid
             give_back(buffers, d.valid)
+    cloudy: np.ndarray | None = None
+    water: np.ndarray | None = None
+    for key, d in zip(_dates(job), reads, strict=True):
         if d.cloudy is not None:
             if cloudy is None:
                 cloudy = _filled(shape, False, buffers)
@@ -363,12 +363,13 @@ def _assemble(job: Job, core: Window, method: ChangeMethod, win: Window, got: Ma
     unobs = np.logical_not(valid, out=valid)  # ~valid | cloudy
     if cloudy is not None:
         unobs |= cloudy
-        give_back(buffers, cloudy)
     if water is None and job.water:  # no date's water known: every pixel counts as water, as before
         water = _filled(shape, True, buffers)
-    if water is None:
-        use = np.logical_not(unobs, out=pooled_empty(shape, np.bool_, buffers, "masks"))
+    if water is None:  # the clouds' mask (else a new one) holds the usable pixels
+        use = np.logical_not(unobs, out=cloudy if cloudy is not None else pooled_empty(shape, np.bool_, buffers,
+                                                                                        "masks"))
     else:
+        give_back(buffers, cloudy)
         use = np.logical_or(unobs, water, out=water)  # ~unobs & ~water, i.e. ~(unobs | water)
         np.logical_not(use, out=use)
     return Block(raw, stack, use, unobs, win, core, scales)
@@ -592,18 +593,22 @@ def _score_box(blk: Block, margin: int) -> tuple[int, int, int, int]:
 
 def _tile_score_mask(job: Job, blk: Block, method: ChangeMethod, stats: Stats, buffers: BufferPool | None = None
                      ) -> tuple[np.ndarray, np.ndarray]:
-    """The smoothed score and the cleaned change mask of a tile's core (mask 0 off ``use``).
+    """The smoothed score and the cleaned change mask (uint8, C-contiguous) of a tile's core, the mask 0 off
+    ``use``.
 
     Fused kernels: the per-pixel work (score, Gaussian, threshold, opening/closing) runs only on the core
     plus :func:`score_margin` (the full halo is context for the background cells): the same core, bit
     for bit, as computing the whole block (``tests/detect/test_score_box.py``). ``buffers``: where those
-    arrays come from (the caller gives back what is returned, crops of them, and the score and mask's
-    spares are given back here)."""
+    arrays come from, all of the score's role (the caller gives back the two arrays returned; the unsmoothed
+    score goes back here). The mask and the opening's spare take the unsmoothed score's buffer once the
+    smoothing is done (its pages are written already), so a tile's computation takes no mask of the blocks'
+    role: how many of those are written at once depends on the blocks in flight only, not on when a tile's
+    kernels run relative to the reads (a 32k² run met one more of them than an 8k² one)."""
     if not _fused(method):
         score = _combine(_components(job, blk, method, stats), blk, method, stats)
         mask = change_mask(score, stats.threshold)
         mask[~blk.use] = 0
-        return _crop(score, blk.core, blk.win), _crop(mask, blk.core, blk.win)
+        return _crop(score, blk.core, blk.win), np.ascontiguousarray(_crop(mask, blk.core, blk.win))
     box = _tile_box(blk, method)
     use = blk.use[box[0] : box[1], box[2] : box[3]]
     shape = (box[1] - box[0], box[3] - box[2])
@@ -613,14 +618,17 @@ def _tile_score_mask(job: Job, blk: Block, method: ChangeMethod, stats: Stats, b
     dst = pooled_empty(shape, np.float32, buffers, "score") if method.smooth > 0 else None
     whole = done == [(0, shape[0], 0, shape[1])]
     score = _smooth(raw, method, dst) if whole else _smooth_boxes(raw, method, done, dst)
-    mask = fused.threshold(score, stats.threshold, use, out=pooled_empty(shape, np.uint8, buffers, "masks"),
-                           boxes=None if whole else done)
-    spare = buffers.take(shape, np.uint8, "masks") if buffers is not None else None
-    mask = _clean(mask, spare)
+    if score is not raw:
+        give_back(buffers, raw)
+    pair = pooled_empty((2, *shape), np.uint8, buffers, "score")  # the mask, the opening's spare
+    mask = fused.threshold(score, stats.threshold, use, out=pair[0], boxes=None if whole else done)
+    mask = _clean(mask, pair[1])
     np.bitwise_and(mask, use.view(np.uint8), out=mask)
-    give_back(buffers, spare, raw if score is not raw else None)
     sub = Window(blk.win.row + box[0], blk.win.col + box[2], box[1] - box[0], box[3] - box[2])
-    return _crop(score, blk.core, sub), _crop(mask, blk.core, sub)
+    core = _crop(mask, blk.core, sub)
+    m = pair[1].reshape(-1)[: core.size].reshape(core.shape)  # the core's mask, contiguous, in the spare
+    np.copyto(m, core)
+    return _crop(score, blk.core, sub), m
 
 
 def _samples(blocks: list[Block]) -> list[np.ndarray]:
@@ -771,13 +779,11 @@ def _label(m: np.ndarray, runs: list[tuple[int, int, int, int]], buffers: Buffer
     fraction of it (labelling the whole 1024² tile took 1.6 ms)."""
     import cv2
 
-    lab = buffers.take(m.shape, np.int32, "labels") if buffers is not None else np.empty(m.shape, np.int32)
-    # zeroed only where labels are read: the frame (the seams' rows and columns) and each run grown by one
-    # pixel (the pieces' sums read the labels' 3×3 neighbourhood; runs lie > gap rows apart). The rest, most
-    # of a tile, is never read: clearing it wrote 16.8 MB a 2048 tile, memory bandwidth the workers share
-    h, w = m.shape
-    lab[[0, h - 1]] = 0
-    lab[:, [0, w - 1]] = 0
+    lab = pooled_empty(m.shape, np.int32, buffers, "labels", sparse=True)
+    # written and read only in each run grown by one pixel (the pieces' sums read the labels' 3×3
+    # neighbourhood; runs lie > gap rows apart; the seams are read in the runs, :func:`_seams`). The rest, most
+    # of a tile, is never touched: clearing it wrote 16.8 MB a 2048 tile, memory bandwidth the workers share;
+    # its frame alone (a column at each end of every row) wrote most of the buffer's pages
     for r0, r1, c0, c1 in runs:
         lab[max(r0 - 1, 0) : r1 + 1, max(c0 - 1, 0) : c1 + 1] = 0
     n = 1
@@ -790,6 +796,26 @@ def _label(m: np.ndarray, runs: list[tuple[int, int, int, int]], buffers: Buffer
             n += k - 1
         give_back(buffers, spare)
     return n, lab
+
+
+def _seams(lab: np.ndarray, n_lab: int, runs: list[tuple[int, int, int, int]], core: Window, grid: Grid
+           ) -> np.ndarray:
+    """Which labels (of ``n_lab``) touch a side of the core that another tile continues: read in the
+    ``runs`` (:func:`_label` writes nothing else)."""
+    h, w = lab.shape
+    seam = np.zeros(n_lab, bool)
+    top, left = core.row > 0, core.col > 0
+    bottom, right = core.row + core.height < grid.height, core.col + core.width < grid.width
+    for r0, r1, c0, c1 in runs:
+        if top and r0 == 0:
+            seam[lab[0, c0:c1]] = True
+        if bottom and r1 == h:
+            seam[lab[h - 1, c0:c1]] = True
+        if left and c0 == 0:
+            seam[lab[r0:r1, 0]] = True
+        if right and c1 == w:
+            seam[lab[r0:r1, w - 1]] = True
+    return seam
 
 
 def submit_tile(job: Job, core: Window, readers: Mapping[str, Any], buffers: BufferPool | None = None, *,
@@ -855,10 +881,7 @@ def tile_pieces(job: Job, core: Window, stats: Stats, blk: Block | None = None,
 
 def _tile_pieces(job: Job, core: Window, stats: Stats, blk: Block, method: ChangeMethod,
                  buffers: BufferPool | None) -> dict[str, object]:
-    score, mask = _tile_score_mask(job, blk, method, stats, buffers)
-    m = pooled_empty(mask.shape, np.uint8, buffers, "masks")  # the core's mask, contiguous
-    np.copyto(m, mask)
-    give_back(buffers, mask)
+    score, m = _tile_score_mask(job, blk, method, stats, buffers)
     try:
         return _pieces(job, core, blk, score, m, buffers)
     finally:
@@ -882,17 +905,8 @@ def _pieces(job: Job, core: Window, blk: Block, score: np.ndarray, m: np.ndarray
             sums = _piece_sums_fused(blk, core, lab, n_lab, score, runs, idx_name)
         else:
             sums = _piece_sums_numpy(blk, core, lab, n_lab, score, runs, idx_name)
-        g = job.grid
-        seam = np.zeros(n_lab, bool)
-        if core.row > 0:
-            seam[np.unique(lab[0])] = True
-        if core.col > 0:
-            seam[np.unique(lab[:, 0])] = True
-        if core.row + core.height < g.height:
-            seam[np.unique(lab[-1])] = True
-        if core.col + core.width < g.width:
-            seam[np.unique(lab[:, -1])] = True
-        geoms, labels = _polygons(lab, runs, g.window_transform(core), buffers)
+        seam = _seams(lab, n_lab, runs, core, job.grid)
+        geoms, labels = _polygons(lab, runs, job.grid.window_transform(core), buffers)
     finally:
         give_back(buffers, lab)
     sums, seam = sums[labels], seam[labels]

@@ -1106,7 +1106,8 @@ def threshold(score: np.ndarray, thr: float, use: np.ndarray, out: np.ndarray | 
     ``boxes`` (y0, y1, x0, x1), only there (0 elsewhere: the score is not read there)."""
     out = np.empty(score.shape, np.uint8) if out is None else out
     bx = np.array([(0, score.shape[0], 0, score.shape[1])] if boxes is None else boxes, np.int64).reshape(-1, 4)
-    _threshold_k(_f32(score), np.float32(thr), np.ascontiguousarray(use, np.bool_), out, bx)
+    # a view of the block's mask (a tile's box) is read in place: a contiguous copy was a fresh array a tile
+    _threshold_k(_f32(score), np.float32(thr), use if use.dtype == np.bool_ else use.astype(np.bool_), out, bx)
     return out
 
 

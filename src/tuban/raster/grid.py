@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import mmap
 import os
 import re
 import threading
@@ -389,13 +390,20 @@ class BufferPool:
     def __init__(self) -> None:
         import threading
 
-        self._owned: dict[int, tuple[np.ndarray, tuple[str, int]]] = {}  # id → buffer, its (role, class)
+        # id → buffer, its (role, class), whether its last use was sparse
+        self._owned: dict[int, tuple[np.ndarray, tuple[str, int], bool]] = {}
         self._free: dict[tuple[str, int], list[np.ndarray]] = {}  # by role and class (log2 of the size)
         self._lock = threading.Lock()
 
-    def take(self, shape: tuple[int, ...], dtype: type[np.generic] | np.dtype, role: str = "") -> np.ndarray:
+    def take(self, shape: tuple[int, ...], dtype: type[np.generic] | np.dtype, role: str = "", *,
+             sparse: bool = False) -> np.ndarray:
         """An array of ``shape`` and ``dtype`` with undefined contents (as ``np.empty``), C-contiguous, from
-        the buffers of ``role``."""
+        the buffers of ``role``.
+
+        ``sparse``: the caller writes only a part of the array, which differs from use to use (a tile's
+        labels, around its changes). Its pages then go back to the system when it is given back (a buffer
+        of its own mapping: :data:`OWN_MAPPING_BYTES`), so what stays written is one use's part, not what
+        every use wrote in turn: kept, that union grew with the number of tiles, i.e. with the scene."""
         dt = np.dtype(dtype)
         n = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
         key = (role, max(n - 1, 1).bit_length())  # 2**class ≥ n
@@ -406,6 +414,7 @@ class BufferPool:
                 free = self._free[larger[0]] if larger else None
             if free:
                 buf = free.pop()
+                held = self._owned[id(buf)][1]
             else:
                 # a larger array than the role had (the scene's wider last tile column): the role's free
                 # buffers of smaller classes go, or the pool would hold both sizes, its peak growing with
@@ -413,8 +422,8 @@ class BufferPool:
                 for k in [k for k in self._free if k[0] == role and k[1] < key[1]]:
                     for b in self._free.pop(k):
                         self._owned.pop(id(b), None)
-                buf = _anonymous(1 << key[1])
-                self._owned[id(buf)] = (buf, key)
+                buf, held = _anonymous(1 << key[1]), key
+            self._owned[id(buf)] = (buf, held, sparse)
         return buf[:n].view(dt).reshape(shape)
 
     def zeros(self, shape: tuple[int, ...], dtype: type[np.generic] | np.dtype, role: str = "") -> np.ndarray:
@@ -437,6 +446,8 @@ class BufferPool:
                     continue
                 free = self._free.setdefault(owned[1], [])
                 if not any(f is buf for f in free):
+                    if owned[2] and (m := _mapping(buf)) is not None:  # sparse: its written pages go
+                        m.madvise(mmap.MADV_DONTNEED)
                     free.append(buf)
 
     def clear(self) -> None:
@@ -449,7 +460,7 @@ class BufferPool:
     def nbytes(self) -> int:
         """Bytes of every buffer this pool made (in use or free)."""
         with self._lock:
-            return sum(b.nbytes for b, _ in self._owned.values())
+            return sum(b.nbytes for b, _, _ in self._owned.values())
 
 
 def _owner(a: np.ndarray) -> np.ndarray:
@@ -458,6 +469,12 @@ def _owner(a: np.ndarray) -> np.ndarray:
     while isinstance(a.base, np.ndarray):
         a = a.base
     return a
+
+
+def _mapping(buf: np.ndarray) -> mmap.mmap | None:
+    """The memory mapping a buffer of :func:`_anonymous` lies in (``None``: a buffer in the heap)."""
+    view = buf.base
+    return view.obj if isinstance(view, memoryview) and isinstance(view.obj, mmap.mmap) else None
 
 
 #: pool buffers of this many bytes or more are mappings of their own (:func:`_anonymous`)
@@ -475,8 +492,6 @@ def _anonymous(nbytes: int) -> np.ndarray:
     (as the heap's did). Small classes stay in the heap."""
     if nbytes < OWN_MAPPING_BYTES:
         return np.empty(nbytes, np.uint8)
-    import mmap
-
     return np.frombuffer(mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE), np.uint8)  # private, as malloc's
 
 
@@ -522,9 +537,10 @@ def _huge_page_switch():
 
 
 def pooled_empty(shape: tuple[int, ...], dtype: type[np.generic] | np.dtype, buffers: BufferPool | None = None,
-                 role: str = "") -> np.ndarray:
-    """``np.empty(shape, dtype)``, from ``buffers`` (their ``role``'s buffers) when given."""
-    return buffers.take(shape, dtype, role) if buffers is not None else np.empty(shape, dtype)
+                 role: str = "", *, sparse: bool = False) -> np.ndarray:
+    """``np.empty(shape, dtype)``, from ``buffers`` (their ``role``'s buffers, :meth:`BufferPool.take`) when
+    given."""
+    return buffers.take(shape, dtype, role, sparse=sparse) if buffers is not None else np.empty(shape, dtype)
 
 
 def give_back(buffers: BufferPool | None, *arrays: np.ndarray | None) -> None:

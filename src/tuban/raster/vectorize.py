@@ -240,13 +240,13 @@ def label_polygons(lab: np.ndarray, windows: Sequence[tuple[int, int, int, int]]
     wins[:, :2] = np.clip(wins[:, :2], 0, h)
     wins[:, 2:] = np.clip(wins[:, 2:], 0, w)
     n_px = sum(int(np.count_nonzero(lab[r0:r1, c0:c1])) for r0, r1, c0, c1 in wins) if len(wins) else 0
-    seen = pooled_empty((h, w), np.uint8, buffers, "vectorise")
+    seen = pooled_empty((h, w), np.uint8, buffers, "vectorise", sparse=True)
     for r0, r1, c0, c1 in wins:  # only the windows' pixels are read (the tile's rest: a memset saved)
         seen[r0:r1, c0:c1] = 0
     # empty: only what the trace writes is touched; ≤ 4 edges and ≤ 1 ring per labelled pixel. From a pool,
     # sized for a tile of labels: each array then keeps one size class, whatever the tile holds
     cap = h * w if buffers is not None else n_px
-    work = [seen, *(pooled_empty((k * cap + extra,), np.int64, buffers, "vectorise") for k, extra in
+    work = [seen, *(pooled_empty((k * cap + extra,), np.int64, buffers, "vectorise", sparse=True) for k, extra in
                     ((5, 0), (5, 0), (1, 1), (1, 0), (1, 0), (4, 2), (4, 2), (2, 1), (2, 1), (2, 1)))]
     # xs, ys; r_start, r_label, r_area; cx, cy; sx, sy, sp (≤ 2 saddle corners per pixel)
     trace = _trace_k if jit.available() else _trace_py
