@@ -848,12 +848,17 @@ def _background_extent(q: np.ndarray, size: int, q_step: float, q_lim: float) ->
 
     k = np.ones((size + 2, size + 2), np.uint8)
     acc = np.zeros(q.shape[1:], np.float64)
+    hi, lo = np.empty_like(acc), np.empty_like(acc)  # in place: the same numbers, no array per step
     for b in range(q.shape[0]):
-        hi = cv2.dilate(q[b], k, borderType=cv2.BORDER_REPLICATE).astype(np.float64) / q_step - q_lim
-        lo = cv2.erode(q[b], k, borderType=cv2.BORDER_REPLICATE).astype(np.float64) / q_step - q_lim
-        m = np.maximum(np.abs(hi), np.abs(lo))
-        acc += m * m
-    return np.sqrt(acc)
+        for v, op in ((hi, cv2.dilate), (lo, cv2.erode)):
+            np.copyto(v, op(q[b], k, borderType=cv2.BORDER_REPLICATE))
+            v /= q_step
+            v -= q_lim
+            np.abs(v, out=v)
+        np.maximum(hi, lo, out=hi)
+        hi *= hi
+        acc += hi
+    return np.sqrt(acc, out=acc)
 
 
 def background_rows(before: np.ndarray, after: np.ndarray, med_b: np.ndarray, inv_b: np.ndarray,
@@ -885,8 +890,14 @@ def background_rows(before: np.ndarray, after: np.ndarray, med_b: np.ndarray, in
     _cell_sums(before, after, np.float32(scale_b), np.float32(scale_a), med_b, inv_b, med_a, inv_a, use, cell, pr, pc,
                sums, count, cells)
     ok = count > 0.25 * cell * cell
-    means = np.where(ok, sums / np.maximum(count, 1), 0.0).astype(np.float32)
-    q = np.clip(np.rint((means + np.float32(q_lim)) * np.float32(q_step)), 0, 255).astype(np.uint8)
+    # the cells' means, quantised: in place, the same numbers (a tile's transient arrays, in the heap among
+    # GDAL's cached blocks, left holes there)
+    sums /= np.maximum(count, 1, out=count)
+    sums[:, ~ok] = 0.0
+    means = sums.astype(np.float32)
+    means += np.float32(q_lim)
+    means *= np.float32(q_step)
+    q = np.clip(np.rint(means, out=means), 0, 255, out=means).astype(np.uint8)
     gmax = _background_extent(q, size, q_step, q_lim)
     need = np.ones(nh, np.uint8)
     if plan is not None and plan[0] >= 0:
