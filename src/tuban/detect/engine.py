@@ -42,6 +42,7 @@ from tuban.raster.grid import (
     bytes_per_pixel,
     coverage,
     covering_window,
+    largest_block_bytes,
     small_pages,
 )
 from tuban.raster.scene import Scene, open_scene, with_dn_offset, with_reflectance_scale
@@ -116,6 +117,31 @@ def _one_malloc_arena() -> None:
         pass
 
 
+def _mmap_above(block_bytes: int) -> None:
+    """glibc only: allocations larger than one of GDAL's cached blocks (``block_bytes``, at least 128 KiB,
+    at most 32 MiB) get memory mappings of their own (``M_MMAP_THRESHOLD``).
+
+    glibc's threshold otherwise rises to the largest mapped allocation freed (up to 32 MiB): after a run's
+    first transient arrays of 0.5–2.3 MB (a tile's background cells, Gaussian parts) are freed, the next ones
+    come from the heap, among GDAL's long-lived cache blocks, and leave holes there whose number depends on
+    how the threads interleave. A serial run's peak varied by 10–70 MB from one run to the next, more than
+    a 32k² run's differed from an 8k² run's. Fixed just above a block, the blocks (of one size) reuse each
+    other's room in the heap, and larger arrays go back to the system whole when freed (a dozen a 2048
+    tile). Process-wide, and it stays (glibc turns its moving threshold off); the last run's blocks set it.
+    Elsewhere (not glibc, not Linux) nothing happens."""
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux") or block_bytes <= 0:
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-3, int(min(max(block_bytes + 4096, 128 << 10), 32 << 20)))  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
 #: tiles read ahead of the one being computed in a serial run. With one, the date readers idled whenever they
 #: finished before the kernels (16k², 2 cores: 13.3–15.0 s wall); with two, 11.6–12.0 s (three: the same)
 PREFETCH = 2
@@ -136,6 +162,7 @@ class _Serial:
 
         if self._reader is None:
             _one_malloc_arena()
+            _mmap_above(job.block_bytes)
             self._reader = ThreadPoolExecutor(1, thread_name_prefix="tuban-read")
             self._dates = {k: ThreadPoolExecutor(1, thread_name_prefix=f"tuban-read-{k}") for k in kernel.date_keys(job)}
         return self._reader
@@ -823,7 +850,7 @@ def plan(
         near = covering_window(grid, aoi.bounds, margin=job.halo)
         tiles = [t for t in tiles if t.row < near.row + near.height and near.row < t.row + t.height
                  and t.col < near.col + near.width and near.col < t.col + t.width]
-    job = replace(job, edges=edges)
+    job = replace(job, edges=edges, block_bytes=max(largest_block_bytes(s) for s in dates))
     return Plan(job, tuple(samples), tuple(tiles), threshold, aoi, band)
 
 

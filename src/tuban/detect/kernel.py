@@ -91,6 +91,8 @@ class Job:
     #: columns where the bands of tiles meet (:func:`tuban.detect.tiles.band_edges`): a process reading tiles
     #: itself (a Dask worker, a thread) keeps the columns there for the next band (:func:`_process_edges`)
     edges: tuple[int, ...] = ()
+    #: bytes of the largest block of one band among the dates' files (a block of GDAL's cache; 0: unknown)
+    block_bytes: int = 0
 
     def change_method(self) -> ChangeMethod:
         avail = set(self.before.roles) & set(self.after.roles)

@@ -787,6 +787,19 @@ def block_shape(scene: Scene, grid: Grid) -> tuple[int, int] | None:
     return (bh, bw) if all(r % bh == 0 and c % bw == 0 for r, c in coarse) else None
 
 
+def largest_block_bytes(scene: Scene) -> int:
+    """Bytes of the largest internal block of one band among ``scene``'s files: what one block of GDAL's
+    cache holds."""
+    import rasterio
+
+    out = 0
+    for path in {b.path for b in scene.bands.values()}:
+        with rasterio.open(path) as src:
+            out = max(out, *(int(r) * int(c) * np.dtype(d).itemsize for (r, c), d in zip(src.block_shapes, src.dtypes,
+                                                                                        strict=True)))
+    return out
+
+
 def bytes_per_pixel(scene: Scene) -> int:
     """Bytes per pixel of every file of ``scene`` together (all bands: GDAL caches every band of a
     pixel-interleaved block it decodes)."""
