@@ -839,16 +839,19 @@ def _band_data(v) -> np.ndarray:
     return np.ascontiguousarray(v) if v.dtype == np.uint16 else _f32(v)
 
 
-def _background_extent(q: np.ndarray, size: int, q_step: float, q_lim: float) -> np.ndarray:
+def _background_extent(q: np.ndarray, size: int, q_step: float, q_lim: float, buffers=None) -> np.ndarray:
     """Per cell, a bound on the length over bands of the background of any pixel in it (float64): a 9×9
     median lies between its window's extremes, and a pixel's background interpolates the cells around its
     own (3×3), so the extremes over (size + 2)² cells (OpenCV's dilation and erosion, replicated borders
     as the median's)."""
     import cv2
 
+    from tuban.raster.grid import give_back, pooled_empty
+
     k = np.ones((size + 2, size + 2), np.uint8)
     acc = np.zeros(q.shape[1:], np.float64)
-    hi, lo = np.empty_like(acc), np.empty_like(acc)  # in place: the same numbers, no array per step
+    # in place: the same numbers, no array per step (the two working arrays from ``buffers``' cells)
+    hi, lo = (pooled_empty(acc.shape, np.float64, buffers, "cells") for _ in range(2))
     for b in range(q.shape[0]):
         for v, op in ((hi, cv2.dilate), (lo, cv2.erode)):
             np.copyto(v, op(q[b], k, borderType=cv2.BORDER_REPLICATE))
@@ -858,6 +861,7 @@ def _background_extent(q: np.ndarray, size: int, q_step: float, q_lim: float) ->
         np.maximum(hi, lo, out=hi)
         hi *= hi
         acc += hi
+    give_back(buffers, hi, lo)
     return np.sqrt(acc, out=acc)
 
 
@@ -879,13 +883,17 @@ def background_rows(before: np.ndarray, after: np.ndarray, med_b: np.ndarray, in
     whole); ``None``: every row."""
     import cv2
 
-    from tuban.raster.grid import pooled_empty
+    from tuban.raster.grid import give_back, pooled_empty
 
     nb, h, w = before.shape
     pr, pc = row % cell, col % cell
     nh, nw = -(-(h + pr) // cell), -(-(w + pc) // cell)
-    sums = np.zeros((nb, nh, nw), np.float64)
-    count = np.zeros((nh, nw), np.float64)
+    # the cell sums and their means, a tile's transient arrays: from ``buffers``' cells (0.5–2.3 MB each,
+    # mapped and faulted in afresh every tile otherwise)
+    sums = pooled_empty((nb, nh, nw), np.float64, buffers, "cells")
+    count = pooled_empty((nh, nw), np.float64, buffers, "cells")
+    sums.fill(0)
+    count.fill(0)
     cells = np.empty((nh, nw), np.float32)
     _cell_sums(before, after, np.float32(scale_b), np.float32(scale_a), med_b, inv_b, med_a, inv_a, use, cell, pr, pc,
                sums, count, cells)
@@ -894,11 +902,14 @@ def background_rows(before: np.ndarray, after: np.ndarray, med_b: np.ndarray, in
     # GDAL's cached blocks, left holes there)
     sums /= np.maximum(count, 1, out=count)
     sums[:, ~ok] = 0.0
-    means = sums.astype(np.float32)
+    means = pooled_empty(sums.shape, np.float32, buffers, "cells")
+    np.copyto(means, sums)
+    give_back(buffers, sums, count)
     means += np.float32(q_lim)
     means *= np.float32(q_step)
     q = np.clip(np.rint(means, out=means), 0, 255, out=means).astype(np.uint8)
-    gmax = _background_extent(q, size, q_step, q_lim)
+    give_back(buffers, means)
+    gmax = _background_extent(q, size, q_step, q_lim, buffers)
     need = np.ones(nh, np.uint8)
     if plan is not None and plan[0] >= 0:
         sb, sa = np.float32(scale_b), np.float32(scale_a)
