@@ -39,10 +39,9 @@ from tuban.raster.grid import (
     Window,
     analysis_grid,
     block_shape,
-    bytes_per_pixel,
+    cached_bytes,
     coverage,
     covering_window,
-    largest_block_bytes,
     small_pages,
 )
 from tuban.raster.scene import Scene, open_scene, with_dn_offset, with_reflectance_scale
@@ -104,6 +103,12 @@ def _one_malloc_arena() -> None:
     if _ARENAS_LIMITED:
         return
     _ARENAS_LIMITED = True
+    _mallopt(-8, 1)  # M_ARENA_MAX
+
+
+def _mallopt(param: int, value: int) -> None:
+    """glibc's ``mallopt(param, value)`` for the whole process; elsewhere (not Linux, or not glibc: musl has
+    no mallopt) nothing happens and the allocator keeps its defaults."""
     import ctypes
     import ctypes.util
     import sys
@@ -112,8 +117,8 @@ def _one_malloc_arena() -> None:
         return
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(-8, 1)  # M_ARENA_MAX
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt): keep the allocator's defaults
+        libc.mallopt(param, value)
+    except (OSError, AttributeError):
         pass
 
 
@@ -129,17 +134,8 @@ def _mmap_above(block_bytes: int) -> None:
     other's room in the heap, and larger arrays go back to the system whole when freed (a dozen a 2048
     tile). Process-wide, and it stays (glibc turns its moving threshold off); the last run's blocks set it.
     Elsewhere (not glibc, not Linux) nothing happens."""
-    import ctypes
-    import ctypes.util
-    import sys
-
-    if not sys.platform.startswith("linux") or block_bytes <= 0:
-        return
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(-3, int(min(max(block_bytes + 4096, 128 << 10), 32 << 20)))  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        pass
+    if block_bytes > 0:
+        _mallopt(-3, int(min(max(block_bytes + 4096, 128 << 10), 32 << 20)))  # M_MMAP_THRESHOLD
 
 
 #: tiles read ahead of the one being computed in a serial run. With one, the date readers idled whenever they
@@ -839,7 +835,8 @@ def plan(
         blk = None
     samples = sample_windows(grid, max_pixels=sample_pixels, block=blk)
     dates = [s for s in (b, a, z) if s is not None]
-    band = band_width(tile_size, job.halo, blk, sum(bytes_per_pixel(s) for s in dates), GDAL_CACHE_BYTES)
+    cached = [cached_bytes(s) for s in dates]  # (bytes per pixel, largest block) of each date's files
+    band = band_width(tile_size, job.halo, blk, sum(c[0] for c in cached), GDAL_CACHE_BYTES)
     edges = band_edges(grid, tile_size, band) if job.halo < tile_size else ()
     tiles = tile_windows(grid, tile_size, shift=job.halo if edges else 0)
     if aoi is not None:
@@ -850,7 +847,7 @@ def plan(
         near = covering_window(grid, aoi.bounds, margin=job.halo)
         tiles = [t for t in tiles if t.row < near.row + near.height and near.row < t.row + t.height
                  and t.col < near.col + near.width and near.col < t.col + t.width]
-    job = replace(job, edges=edges, block_bytes=max(largest_block_bytes(s) for s in dates))
+    job = replace(job, edges=edges, block_bytes=max(c[1] for c in cached))
     return Plan(job, tuple(samples), tuple(tiles), threshold, aoi, band)
 
 

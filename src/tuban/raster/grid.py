@@ -17,7 +17,7 @@ import numpy as np
 from tuban.errors import InputError, NoOverlapError, UsageError
 from tuban.raster.scene import BandRef, Scene
 
-__all__ = ["EdgeColumns", "Grid", "Window", "analysis_grid", "block_shape", "bytes_per_pixel", "close_datasets",
+__all__ = ["EdgeColumns", "Grid", "Window", "analysis_grid", "block_shape", "cached_bytes", "close_datasets",
            "coverage", "covering_window", "finest_grid",
            "give_back", "pooled_empty",
            "read_block", "small_pages"]
@@ -787,29 +787,19 @@ def block_shape(scene: Scene, grid: Grid) -> tuple[int, int] | None:
     return (bh, bw) if all(r % bh == 0 and c % bw == 0 for r, c in coarse) else None
 
 
-def largest_block_bytes(scene: Scene) -> int:
-    """Bytes of the largest internal block of one band among ``scene``'s files: what one block of GDAL's
-    cache holds."""
+def cached_bytes(scene: Scene) -> tuple[int, int]:
+    """What ``scene``'s files put in GDAL's block cache, from one opening of each: bytes per pixel of every
+    file together (all bands: GDAL caches every band of a pixel-interleaved block it decodes), and bytes of
+    the largest block of one band (what one cached block holds)."""
     import rasterio
 
-    out = 0
+    per_pixel = largest = 0
     for path in {b.path for b in scene.bands.values()}:
         with rasterio.open(path) as src:
-            out = max(out, *(int(r) * int(c) * np.dtype(d).itemsize for (r, c), d in zip(src.block_shapes, src.dtypes,
-                                                                                        strict=True)))
-    return out
-
-
-def bytes_per_pixel(scene: Scene) -> int:
-    """Bytes per pixel of every file of ``scene`` together (all bands: GDAL caches every band of a
-    pixel-interleaved block it decodes)."""
-    import rasterio
-
-    total = 0
-    for path in {b.path for b in scene.bands.values()}:
-        with rasterio.open(path) as src:
-            total += sum(np.dtype(d).itemsize for d in src.dtypes)
-    return total
+            sizes = [np.dtype(d).itemsize for d in src.dtypes]
+            per_pixel += sum(sizes)
+            largest = max(largest, *(int(r) * int(c) * n for (r, c), n in zip(src.block_shapes, sizes, strict=True)))
+    return per_pixel, largest
 
 
 def read_block(scene: Scene, roles: tuple[str, ...], grid: Grid, window: Window, *, threads: str | int = 1,
